@@ -1,0 +1,46 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 8501
+
+.PHONY: run test test-fast e2e-deps default-model bench clean-cache
+
+# Runtime environment: re-installed whenever requirements.txt changes.
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+# Test extras on top of the runtime pins.
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## Open the app on the built-in dataset (generated on first open, ~30 s).
+run: $(VENV)/.runtime
+	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
+
+## Install what the browser tests need (Debian chromium) when it is missing.
+e2e-deps:
+	@bash .ci/ensure-chromium
+
+## Every test: lib unit tests, page tests (AppTest) and browser end-to-end tests.
+test: $(VENV)/.dev e2e-deps
+	$(PY) -m pytest
+
+## Unit and page tests only (no browser).
+test-fast: $(VENV)/.dev
+	$(PY) -m pytest -m "not e2e"
+
+## Retrain the default model shipped in models/default (built-in dataset).
+default-model: $(VENV)/.runtime
+	$(PY) -m lib.train --dataset builtin --model bcresnet --epochs 12 --run-id default --out models --force
+
+## Benchmarks (data, not tests): writes docs/benchmarks.md.
+bench: $(VENV)/.runtime
+	$(PY) bench/engine.py --out docs/benchmarks.md
+
+clean-cache:
+	rm -rf data/cache

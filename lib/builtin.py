@@ -1,0 +1,307 @@
+"""The built-in offline dataset, "Synthetic Speech Commands": keywords spoken by eSpeak NG on this machine.
+
+Every clip is a word said by one synthetic *speaker* (an English accent + an eSpeak voice variant + that
+speaker's own rate, pitch and pitch range), with per-clip jitter, an intonation (statement, question,
+exclamation), a random place in the clip, a random level and background noise at a random SNR. Each clip's
+``group`` is its speaker, so splits can keep voices apart.
+
+The set is written once to ``<cache_dir>/<key>/`` as 16 kHz mono WAV files plus ``manifest.csv``
+(path, label, group) and ``spec.json``; a second request with the same :class:`BuiltinSpec` reuses it.
+The folder is written under a temporary name and renamed when complete, so a crash never leaves half a set.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from lib import espeak
+
+__all__ = ["SPEECH_COMMANDS_WORDS", "UNKNOWN_WORDS", "UNKNOWN_LABEL", "SILENCE_LABEL", "BuiltinSpec",
+           "generate_builtin", "builtin_folder"]
+
+SPEECH_COMMANDS_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+# The Speech Commands v2 auxiliary words: the `_unknown_` class says these.
+UNKNOWN_WORDS = ("bed", "bird", "cat", "dog", "eight", "five", "four", "happy", "house", "marvin", "nine", "one",
+                 "seven", "sheila", "six", "three", "tree", "two", "wow", "zero", "backward", "forward", "follow",
+                 "learn", "visual")
+UNKNOWN_LABEL = "_unknown_"
+SILENCE_LABEL = "_silence_"
+_INTONATION = ("", ".", "?", "!")  # eSpeak reads the punctuation as statement / question / exclamation
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class BuiltinSpec:
+    """Everything that determines the built-in set; the same spec gives the same clips, bit for bit.
+
+    Attributes:
+        words: the keywords, one class each (any language ``voices`` speak).
+        clips_per_word: clips for each word (and for `_unknown_` / `_silence_` when included).
+        include_unknown: add an `_unknown_` class of other words (:data:`UNKNOWN_WORDS`).
+        include_silence: add a `_silence_` class of background noise only.
+        n_speakers: synthetic speakers (voice groups); each says every word several times.
+        voices: eSpeak language voices (accents) speakers are drawn from.
+        sample_rate: output sample rate in Hz.
+        clip_seconds: clip length; words are placed at a random offset inside it.
+        snr_db_range: background noise SNR range in dB, drawn uniformly per clip.
+        noise_probability: fraction of clips that get background noise.
+        seed: the random seed.
+    """
+
+    words: tuple[str, ...] = SPEECH_COMMANDS_WORDS
+    clips_per_word: int = 300
+    include_unknown: bool = False
+    include_silence: bool = False
+    n_speakers: int = 120
+    voices: tuple[str, ...] = espeak.english_voices
+    sample_rate: int = 16000
+    clip_seconds: float = 1.0
+    snr_db_range: tuple[float, float] = (10.0, 40.0)
+    noise_probability: float = 0.8
+    seed: int = 0
+    version: int = field(default=1, repr=False)  # bump when the recipe changes, so old caches are not reused
+
+    def __post_init__(self) -> None:
+        words = tuple(w.strip() for w in self.words if w.strip())
+        object.__setattr__(self, "words", words)
+        object.__setattr__(self, "voices", tuple(self.voices))
+        object.__setattr__(self, "snr_db_range", tuple(float(x) for x in self.snr_db_range))
+        if not words:
+            raise ValueError("words is empty: give at least one word to synthesize")
+        if len(set(w.lower() for w in words)) != len(words):
+            raise ValueError(f"words has duplicates: {list(words)}")
+        if len(words) + self.include_unknown + self.include_silence < 2:
+            raise ValueError("a classifier needs at least two classes: add a word or the _unknown_/_silence_ class")
+        if self.clips_per_word < 1:
+            raise ValueError(f"clips_per_word must be at least 1, got {self.clips_per_word}")
+        if self.n_speakers < 1:
+            raise ValueError(f"n_speakers must be at least 1, got {self.n_speakers}")
+        if self.clip_seconds <= 0.2:
+            raise ValueError(f"clip_seconds must be more than 0.2 s, got {self.clip_seconds}")
+        if not self.voices:
+            raise ValueError("voices is empty: give at least one eSpeak voice, e.g. 'en-us'")
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names in label order: the words, then `_unknown_` and `_silence_` when included."""
+        return list(self.words) + [UNKNOWN_LABEL] * self.include_unknown + [SILENCE_LABEL] * self.include_silence
+
+    @property
+    def n_clips(self) -> int:
+        return len(self.class_names) * self.clips_per_word
+
+    def key(self) -> str:
+        """A short hash naming this spec's cache folder."""
+        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class _Speaker:
+    voice: str
+    variant: str
+    rate: int
+    pitch: int
+    pitch_range: int
+
+    @property
+    def group(self) -> str:
+        return f"{self.voice}+{self.variant}"
+
+
+def _speakers(spec: BuiltinSpec, rng: np.random.Generator) -> list[_Speaker]:
+    """Distinct (accent, variant) identities, each with its own speaking rate, pitch and range."""
+    variants = espeak.list_variants()
+    identities = [(v, x) for v in spec.voices for x in variants]
+    chosen = rng.choice(len(identities), size=min(spec.n_speakers, len(identities)), replace=False)
+    return [_Speaker(*identities[i], rate=int(rng.integers(120, 230)), pitch=int(rng.integers(20, 80)),
+                     pitch_range=int(rng.integers(20, 90))) for i in chosen]
+
+
+def _trim_silence(waveform: np.ndarray, threshold: float = 0.01) -> np.ndarray:
+    """Cut leading/trailing samples quieter than ``threshold`` of the peak. ``(time,)`` -> ``(time',)``."""
+    loud = np.flatnonzero(np.abs(waveform) > threshold * max(np.abs(waveform).max(), 1e-8))
+    return waveform[loud[0]:loud[-1] + 1] if loud.size else waveform
+
+
+def _colored_noise(rng: np.random.Generator, n_samples: int) -> np.ndarray:
+    """White, pink or brown noise with unit RMS, shaped in the frequency domain. ``(n_samples,)``."""
+    exponent = rng.choice([0.0, 1.0, 2.0])  # power spectrum ~ 1/f^exponent
+    spectrum = np.fft.rfft(rng.standard_normal(n_samples))
+    f = np.arange(spectrum.size, dtype=np.float64)
+    f[0] = 1.0
+    noise = np.fft.irfft(spectrum / f ** (exponent / 2), n=n_samples)
+    return noise / (np.sqrt(np.mean(noise ** 2)) + 1e-12)
+
+
+@dataclass(frozen=True)
+class _ClipJob:
+    """Everything needed to render one clip, drawn in the parent so workers only apply it."""
+
+    path: str
+    text: str | None          # None: silence (background noise only)
+    speaker: _Speaker | None
+    seed: int
+
+
+def _render_clip(spec: BuiltinSpec, job: _ClipJob) -> np.ndarray:
+    """One clip ``(n_samples,)`` float32: ``job.text`` said by ``job.speaker``, placed at random and noised."""
+    rng = np.random.default_rng(job.seed)
+    n_samples = round(spec.sample_rate * spec.clip_seconds)
+    clip = np.zeros(n_samples, dtype=np.float64)
+    speaker = job.speaker
+    if job.text is not None and speaker is not None:
+        speech, rate = espeak.synthesize(
+            job.text + _INTONATION[rng.integers(len(_INTONATION))], voice=speaker.voice, variant=speaker.variant,
+            rate=int(speaker.rate * rng.uniform(0.85, 1.15)),
+            pitch=int(np.clip(speaker.pitch + rng.integers(-8, 9), 0, 99)),
+            pitch_range=int(np.clip(speaker.pitch_range + rng.integers(-15, 16), 0, 100)), seed=job.seed % 2**31)
+        speech = _trim_silence(speech)
+        if rate != spec.sample_rate and speech.size:
+            g = math.gcd(rate, spec.sample_rate)
+            speech = resample_poly(speech, spec.sample_rate // g, rate // g)
+        if speech.size > n_samples:  # too long for the clip: keep the middle
+            start = (speech.size - n_samples) // 2
+            speech = speech[start:start + n_samples]
+        offset = int(rng.integers(0, n_samples - speech.size + 1))
+        clip[offset:offset + speech.size] = speech / (np.abs(speech).max() + 1e-8) * rng.uniform(0.2, 0.95)
+    signal_power = np.mean(clip ** 2)
+    if job.text is None:  # silence: background noise only, at a random level
+        clip += _colored_noise(rng, n_samples) * 10 ** (rng.uniform(-60, -20) / 20)
+    elif rng.random() < spec.noise_probability:
+        snr_db = rng.uniform(*spec.snr_db_range)
+        clip += _colored_noise(rng, n_samples) * np.sqrt(signal_power / 10 ** (snr_db / 10))
+    return np.clip(clip, -1.0, 1.0).astype(np.float32)
+
+
+def _render_jobs(spec: BuiltinSpec, jobs: list[_ClipJob], folder: Path) -> None:
+    """Render ``jobs`` into ``folder``. Meant for a fresh process (see :func:`generate_builtin`)."""
+    for job in jobs:
+        sf.write(folder / job.path, _render_clip(spec, job), spec.sample_rate, subtype="PCM_16")
+
+
+def _job_file(spec: BuiltinSpec, jobs: list[_ClipJob], path: Path) -> Path:
+    path.write_text(json.dumps({"spec": asdict(spec), "jobs": [asdict(j) for j in jobs]}))
+    return path
+
+
+def _main(job_file: str, folder: str) -> None:
+    """``python -m lib.builtin JOBS.json FOLDER``: render one class's clips (the worker process)."""
+    payload = json.loads(Path(job_file).read_text())
+    spec = BuiltinSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in payload["spec"].items()})
+    jobs = [_ClipJob(j["path"], j["text"], _Speaker(**j["speaker"]) if j["speaker"] else None, j["seed"])
+            for j in payload["jobs"]]
+    _render_jobs(spec, jobs, Path(folder))
+
+
+def _plan(spec: BuiltinSpec) -> dict[str, list[_ClipJob]]:
+    """Draw every clip's word, speaker and seed, class by class (deterministic in ``spec.seed``)."""
+    rng = np.random.default_rng(spec.seed)
+    speakers = _speakers(spec, rng)
+    plan = {}
+    for label in spec.class_names:
+        jobs = []
+        for i in range(spec.clips_per_word):
+            speaker = None if label == SILENCE_LABEL else speakers[int(rng.integers(len(speakers)))]
+            text = (None if label == SILENCE_LABEL else
+                    UNKNOWN_WORDS[int(rng.integers(len(UNKNOWN_WORDS)))] if label == UNKNOWN_LABEL else label)
+            jobs.append(_ClipJob(f"{label}/{label}_{i:04d}.wav", text, speaker, int(rng.integers(2**62))))
+        plan[label] = jobs
+    return plan
+
+
+def _run_workers(spec: BuiltinSpec, plan: dict[str, list[_ClipJob]], staging: Path,
+                 progress: ProgressCallback | None) -> None:
+    """Render each class in its own fresh worker process, as many at once as there are cores.
+
+    eSpeak keeps hidden state between utterances, so the same call twice in one process can differ; a fresh
+    process per class makes the output depend only on the spec, whatever the number of cores.
+    """
+    pending = [_job_file(spec, jobs, staging / f".jobs-{i}.json") for i, jobs in enumerate(plan.values())]
+    running: list[subprocess.Popen] = []
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    try:
+        while pending or running:
+            while pending and len(running) < max(1, os.cpu_count() or 1):
+                running.append(subprocess.Popen([sys.executable, "-m", "lib.builtin", str(pending.pop(0)),
+                                                 str(staging)], env=env, stderr=subprocess.PIPE))
+            time.sleep(0.1)
+            for process in [p for p in running if p.poll() is not None]:
+                running.remove(process)
+                if process.returncode != 0:
+                    raise RuntimeError(f"built-in dataset worker failed: {process.stderr.read().decode()[-2000:]}")
+            if progress:
+                progress(sum(1 for _ in staging.glob("*/*.wav")), spec.n_clips)
+    finally:
+        for process in running:
+            process.kill()
+        for job_file in staging.glob(".jobs-*.json"):
+            job_file.unlink()
+
+
+def builtin_folder(spec: BuiltinSpec, cache_dir: str | Path) -> Path:
+    """The folder the set for ``spec`` lives in (it may not exist yet)."""
+    return Path(cache_dir) / f"speech-commands-synth-{spec.key()}"
+
+
+def generate_builtin(spec: BuiltinSpec = BuiltinSpec(), cache_dir: str | Path = "data/builtin",
+                     progress: ProgressCallback | None = None) -> Path:
+    """Synthesize the set described by ``spec`` into ``cache_dir`` (or reuse it) and return its manifest path.
+
+    Args:
+        spec: what to generate.
+        cache_dir: parent folder of the cached sets.
+        progress: called as ``progress(done, total)`` while clips are made.
+
+    Returns:
+        Path of ``manifest.csv`` (columns path, label, group; paths relative to its folder).
+    """
+    folder = builtin_folder(spec, cache_dir)
+    manifest = folder / "manifest.csv"
+    if manifest.is_file():
+        if progress:
+            progress(spec.n_clips, spec.n_clips)
+        return manifest
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        plan = _plan(spec)
+        for label in plan:
+            (staging / label).mkdir()
+        _run_workers(spec, plan, staging, progress)
+        rows = [(job.path, label, job.speaker.group if job.speaker else f"noise{i % spec.n_speakers:03d}")
+                for label, jobs in plan.items() for i, job in enumerate(jobs)]
+        with open(staging / "manifest.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["path", "label", "group"])
+            writer.writerows(rows)
+        (staging / "spec.json").write_text(json.dumps(asdict(spec), indent=2))
+        try:
+            os.replace(staging, folder)
+        except OSError:  # another process finished the same set first: keep theirs
+            if not manifest.is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+if __name__ == "__main__":
+    _main(*sys.argv[1:3])

@@ -1,0 +1,315 @@
+"""Datasets: one abstraction for the built-in set, a folder of class sub-folders and a CSV manifest.
+
+Every file is decoded once (with ``soundfile``) into memory; files that fail to decode are skipped and
+listed in :attr:`AudioDataset.failed`. :meth:`AudioDataset.to_tensor` turns the clips into one fixed-size
+batch ``(n_clips, 1, n_samples)`` at the feature sample rate, so an epoch never decodes again.
+
+Splits are stratified by class, deterministic by seed and keep every group (voice, speaker, recording) inside
+one split; a dataset with its own folds can be split by holding one out.
+"""
+
+from __future__ import annotations
+
+import csv
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from lib.audio import AudioDecodeError, load_audio, pad_or_trim, resample, to_mono
+
+__all__ = ["AUDIO_EXTENSIONS", "DatasetError", "AudioDataset", "Split", "load_folder", "load_csv", "load_builtin",
+           "split_dataset", "fold_split"]
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+ProgressCallback = Callable[[int, int], None]
+
+
+class DatasetError(ValueError):
+    """A dataset cannot be opened: the message says what is wrong and what to do."""
+
+
+@dataclass
+class AudioDataset:
+    """Decoded clips with their labels.
+
+    Attributes:
+        name: a human name ("Synthetic Speech Commands", a folder name, a CSV name).
+        source: where it came from, as a dict that can rebuild it (``{"kind": "folder", "path": ...}``).
+        class_names: class names; ``labels`` index into them.
+        paths: each clip's file path, as a string.
+        labels: ``(n_clips,)`` int64 class indices.
+        groups: each clip's group (speaker, voice, recording); the path when the dataset has none.
+        waveforms: each clip decoded, float32 ``(channels, time)`` at its own sample rate.
+        sample_rates: each clip's sample rate in Hz.
+        folds: each clip's official fold, or None when the dataset has no folds.
+        failed: ``(path, reason)`` for every file that could not be decoded.
+    """
+
+    name: str
+    source: dict
+    class_names: list[str]
+    paths: list[str]
+    labels: np.ndarray
+    groups: list[str]
+    waveforms: list[torch.Tensor]
+    sample_rates: list[int]
+    folds: list[int] | None = None
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def durations(self) -> np.ndarray:
+        """``(n_clips,)`` clip durations in seconds."""
+        return np.array([w.shape[-1] / sr for w, sr in zip(self.waveforms, self.sample_rates)], dtype=np.float64)
+
+    @property
+    def channels(self) -> np.ndarray:
+        """``(n_clips,)`` channel counts."""
+        return np.array([w.shape[0] for w in self.waveforms], dtype=np.int64)
+
+    def class_counts(self) -> dict[str, int]:
+        """Clips per class, in class order."""
+        counts = np.bincount(self.labels, minlength=self.n_classes)
+        return {name: int(c) for name, c in zip(self.class_names, counts)}
+
+    def clip(self, index: int, sample_rate: int | None = None) -> tuple[torch.Tensor, int]:
+        """One clip ``(channels, time)`` and its sample rate (resampled to ``sample_rate`` when given)."""
+        waveform, rate = self.waveforms[index], self.sample_rates[index]
+        if sample_rate is not None and sample_rate != rate:
+            return resample(waveform, rate, sample_rate), sample_rate
+        return waveform, rate
+
+    def to_tensor(self, sample_rate: int, n_samples: int, indices: np.ndarray | None = None) -> torch.Tensor:
+        """Clips as one batch: mono, resampled to ``sample_rate``, centre padded or trimmed to ``n_samples``.
+
+        Args:
+            sample_rate: target sample rate in Hz.
+            n_samples: target length in samples.
+            indices: which clips (default: all).
+
+        Returns:
+            ``(n_selected, 1, n_samples)`` float32.
+        """
+        indices = np.arange(len(self)) if indices is None else np.asarray(indices)
+        out = torch.zeros(len(indices), 1, n_samples)
+        for row, i in enumerate(indices):
+            waveform, _ = self.clip(int(i), sample_rate)
+            out[row] = pad_or_trim(to_mono(waveform), n_samples, mode="center")
+        return out
+
+    def subset(self, indices: np.ndarray) -> "AudioDataset":
+        """A dataset of the clips at ``indices`` (same classes)."""
+        idx = [int(i) for i in indices]
+        return AudioDataset(self.name, self.source, list(self.class_names), [self.paths[i] for i in idx],
+                            self.labels[idx], [self.groups[i] for i in idx], [self.waveforms[i] for i in idx],
+                            [self.sample_rates[i] for i in idx],
+                            None if self.folds is None else [self.folds[i] for i in idx], list(self.failed))
+
+
+def _decode_all(entries: list[tuple[str, str, str, int | None]], progress: ProgressCallback | None):
+    """Decode ``(path, label, group, fold)`` entries in threads; returns the decoded ones and the failures."""
+    def decode(path: str):
+        try:
+            waveform, rate = load_audio(path)
+            return waveform, rate, None
+        except AudioDecodeError as error:
+            return None, None, str(error)
+
+    decoded, failed = [], []
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for n, (entry, (waveform, rate, error)) in enumerate(zip(entries, pool.map(decode, [e[0] for e in entries]))):
+            if error is None:
+                decoded.append((*entry, waveform, rate))
+            else:
+                failed.append((entry[0], error))
+            if progress and ((n + 1) % 100 == 0 or n + 1 == len(entries)):
+                progress(n + 1, len(entries))
+    return decoded, failed
+
+
+def _build(name: str, source: dict, entries, progress, class_names: list[str] | None = None) -> AudioDataset:
+    decoded, failed = _decode_all(entries, progress)
+    if not decoded:
+        reasons = "; ".join(f"{Path(p).name}: {r}" for p, r in failed[:3])
+        raise DatasetError(f"none of the {len(entries)} audio files in {name!r} could be decoded ({reasons})")
+    class_names = class_names or sorted({e[1] for e in decoded})
+    index = {c: i for i, c in enumerate(class_names)}
+    has_folds = any(e[3] is not None for e in decoded)
+    return AudioDataset(
+        name=name, source=source, class_names=class_names, paths=[e[0] for e in decoded],
+        labels=np.array([index[e[1]] for e in decoded], dtype=np.int64), groups=[e[2] for e in decoded],
+        waveforms=[e[4] for e in decoded], sample_rates=[e[5] for e in decoded],
+        folds=[e[3] for e in decoded] if has_folds else None, failed=failed)
+
+
+def load_folder(root: str | Path, progress: ProgressCallback | None = None) -> AudioDataset:
+    """A folder with one sub-folder per class (``root/<label>/*.wav``); labels come from folder names.
+
+    Each file is its own group. Raises :class:`DatasetError` when the folder is missing or holds no audio.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"folder not found: {root}. Give a folder with one sub-folder per class.")
+    entries = [(str(p), sub.name, str(p), None)
+               for sub in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+               for p in sorted(sub.rglob("*")) if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()]
+    if not entries:
+        raise DatasetError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in the class sub-folders of {root}. "
+                           "Put each class's clips in a sub-folder named after the class.")
+    return _build(root.name, {"kind": "folder", "path": str(root)}, entries, progress)
+
+
+def load_csv(csv_path: str | Path, root: str | Path | None = None,
+             progress: ProgressCallback | None = None) -> AudioDataset:
+    """A CSV manifest with columns ``path`` and ``label`` and optional ``group`` and ``fold``.
+
+    Relative paths are resolved against ``root`` (default: the CSV's folder). Missing files are listed in
+    ``failed``. Raises :class:`DatasetError` for a missing file, missing columns or no usable rows.
+    """
+    csv_path = Path(csv_path).expanduser()
+    if not csv_path.is_file():
+        raise DatasetError(f"CSV manifest not found: {csv_path}")
+    base = Path(root).expanduser() if root else csv_path.parent
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DatasetError(f"{csv_path.name} is not a readable CSV file ({error})") from error
+    columns = set(rows[0].keys()) if rows else set()
+    missing = {"path", "label"} - columns
+    if missing:
+        raise DatasetError(f"{csv_path.name} lacks the column(s) {', '.join(sorted(missing))}; "
+                           f"it has {', '.join(sorted(c for c in columns if c)) or 'none'}. "
+                           "A manifest needs 'path' and 'label' (and may have 'group' and 'fold').")
+    entries, failed = [], []
+    for n, row in enumerate(rows, start=2):
+        path, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
+        if not path or not label:
+            failed.append((f"{csv_path.name} line {n}", "empty path or label"))
+            continue
+        full = Path(path) if Path(path).is_absolute() else base / path
+        if not full.is_file():
+            failed.append((str(full), "file not found"))
+            continue
+        fold = (row.get("fold") or "").strip()
+        try:
+            fold_value = int(fold) if fold else None
+        except ValueError:
+            raise DatasetError(f"{csv_path.name} line {n}: fold must be a whole number, got {fold!r}") from None
+        entries.append((str(full), label, (row.get("group") or "").strip() or str(full), fold_value))
+    if not entries:
+        raise DatasetError(f"no usable rows in {csv_path.name}: {len(failed)} row(s) point to missing files "
+                           f"(paths are relative to {base}).")
+    dataset = _build(csv_path.stem, {"kind": "csv", "path": str(csv_path), "root": str(base)}, entries, progress)
+    dataset.failed = failed + dataset.failed
+    return dataset
+
+
+def load_builtin(spec=None, cache_dir: str | Path = "data/builtin",
+                 progress: ProgressCallback | None = None) -> AudioDataset:
+    """The built-in Synthetic Speech Commands set: generated on first use (see :mod:`lib.builtin`), then decoded.
+
+    ``progress(done, total)`` reports generation, then decoding.
+    """
+    from dataclasses import asdict
+
+    from lib.builtin import BuiltinSpec, generate_builtin
+
+    spec = spec or BuiltinSpec()
+    manifest = generate_builtin(spec, cache_dir, progress)
+    dataset = load_csv(manifest, progress=progress)
+    dataset.name = "Synthetic Speech Commands"
+    dataset.source = {"kind": "builtin", "spec": asdict(spec), "cache_dir": str(cache_dir)}
+    # Keep the spec's class order (words as given), not alphabetical.
+    order = {c: i for i, c in enumerate(spec.class_names)}
+    remap = np.array([order[c] for c in dataset.class_names])
+    dataset.labels = remap[dataset.labels]
+    dataset.class_names = spec.class_names
+    return dataset
+
+
+@dataclass(frozen=True)
+class Split:
+    """Index arrays into a dataset: ``train``, ``validation`` and ``test`` (each ``(n,)`` int64, sorted)."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
+
+
+def _group_holdout(labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A boolean mask selecting about ``fraction`` of the clips, whole groups only, classes balanced.
+
+    Groups are visited in a seeded random order and taken while they bring the held-out class counts closer
+    to ``fraction`` of each class's total (a greedy stratified group split).
+    """
+    n_classes = int(labels.max()) + 1
+    unique, inverse = np.unique(groups, return_inverse=True)
+    per_group = np.zeros((len(unique), n_classes))
+    np.add.at(per_group, (inverse, labels), 1)
+    target = fraction * per_group.sum(axis=0)
+    taken = np.zeros(n_classes)
+    chosen = np.zeros(len(unique), dtype=bool)
+    for g in np.random.default_rng(seed).permutation(len(unique)):
+        after = taken + per_group[g]
+        # Take the group if it lowers the total shortfall and overshoots no class by more than one group's share.
+        if np.abs(target - after).sum() < np.abs(target - taken).sum():
+            chosen[g] = True
+            taken = after
+    return chosen[inverse]
+
+
+def split_dataset(labels: np.ndarray, groups: list[str] | np.ndarray | None = None, validation: float = 0.15,
+                  test: float = 0.15, seed: int = 0) -> Split:
+    """Stratified, grouped, seeded train/validation/test split.
+
+    Args:
+        labels: ``(n_clips,)`` class indices.
+        groups: ``(n_clips,)`` group names; clips of one group always land in the same split (None: every clip
+            is its own group).
+        validation: fraction for validation.
+        test: fraction for test.
+        seed: the same seed gives the same split.
+
+    Returns:
+        A :class:`Split`.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if not 0 <= validation < 1 or not 0 <= test < 1 or validation + test >= 1:
+        raise ValueError(f"validation ({validation}) and test ({test}) fractions must be in [0, 1) and sum below 1")
+    groups = np.arange(len(labels)).astype(str) if groups is None else np.asarray(groups, dtype=str)
+    remaining = np.arange(len(labels))
+    held = {}
+    for name, fraction, offset in (("test", test, 1), ("validation", validation / (1 - test), 2)):
+        mask = (_group_holdout(labels[remaining], groups[remaining], fraction, seed * 1000 + offset)
+                if fraction > 0 else np.zeros(len(remaining), dtype=bool))
+        held[name] = remaining[mask]
+        remaining = remaining[~mask]
+    return Split(train=np.sort(remaining), validation=np.sort(held["validation"]), test=np.sort(held["test"]))
+
+
+def fold_split(folds: list[int], test_fold: int, validation_fold: int | None = None) -> Split:
+    """Split by a dataset's own folds: ``test_fold`` held out for test, ``validation_fold`` (default: the next
+    fold, cyclically) for validation, the rest for training. Folds are never mixed."""
+    folds_arr = np.asarray(folds)
+    ordered = sorted(set(folds_arr.tolist()))
+    if test_fold not in ordered:
+        raise ValueError(f"fold {test_fold} is not in this dataset; its folds are {ordered}")
+    if validation_fold is None:
+        validation_fold = ordered[(ordered.index(test_fold) + 1) % len(ordered)]
+    idx = np.arange(len(folds_arr))
+    return Split(train=idx[(folds_arr != test_fold) & (folds_arr != validation_fold)],
+                 validation=idx[folds_arr == validation_fold], test=idx[folds_arr == test_fold])

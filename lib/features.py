@@ -1,0 +1,424 @@
+"""Log-spectrogram features (mel, MFCC, linear), their plotting axes, and vectorised SpecAugment.
+
+Everything is pure PyTorch/torchaudio and runs on any device. A :class:`FeatureConfig` is frozen and
+hashable, so it can key caches and be stored next to a trained model as JSON.
+
+Choices fixed for every config:
+    * STFT with ``center=True``, ``pad_mode="reflect"`` and a periodic Hann window of ``win_length``
+      (zero-padded to ``n_fft`` and centred in it, as ``torch.stft`` does).
+    * Mel filters on the HTK mel scale (``2595 * log10(1 + f / 700)``) with ``norm=None`` (triangles of
+      peak 1), so :func:`frequency_axis` can give each filter's centre exactly and a tone's energy is not
+      rescaled by the filter's width.
+    * dB conversion with ``top_db`` clamping computed per example (each clip is clamped to its own
+      maximum minus ``top_db``), so a quiet clip's features do not depend on louder clips in its batch.
+
+Example:
+    >>> config = FeatureConfig(kind="mel", n_mels=40)
+    >>> features = extract(torch.randn(8, 2, 16000), config)  # (batch, channels, time)
+    >>> features.shape == (8, *config.feature_shape)  # (batch, 1, n_mels, frames)
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+import torchaudio
+from torch import Tensor, nn
+
+__all__ = [
+    "FeatureConfig", "FeatureExtractor", "extract",
+    "frequency_axis", "frequency_axis_label", "time_axis", "frame_grid",
+    "draw_spec_masks", "apply_spec_masks", "spec_augment", "SpecAugment",
+]
+
+KINDS = ("mel", "mfcc", "linear")
+NORMALIZATIONS = ("none", "per_clip", "per_bin")
+_EPS = 1e-5  # added to the standard deviation in normalisation (a silent clip has std 0)
+
+
+def _hz_to_mel(hz: float) -> float:
+    """HTK mel scale."""
+    return 2595.0 * math.log10(1.0 + hz / 700.0)
+
+
+def _mel_to_hz(mel: Tensor) -> Tensor:
+    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How a clip becomes a feature image. Frozen, hashable, validated on construction.
+
+    Attributes:
+        sample_rate: Sample rate of the waveforms, Hz.
+        clip_seconds: Clip length the model sees, seconds (sets ``n_samples`` and ``n_frames``).
+        kind: ``"mel"`` (log-mel), ``"mfcc"`` (DCT of the log-mel) or ``"linear"`` (log-power STFT).
+        n_fft: FFT size; ``n_fft // 2 + 1`` linear frequency bins.
+        win_length: Hann window length in samples; ``None`` means ``n_fft``.
+        hop_length: Samples between frames.
+        n_mels: Mel filters (mel and mfcc).
+        f_min: Lowest mel filter edge, Hz.
+        f_max: Highest mel filter edge, Hz; ``None`` means ``sample_rate / 2``.
+        power: Exponent of the magnitude (2: power, dB = 10 log10; otherwise dB = 20 log10).
+        top_db: Dynamic range kept below each clip's maximum, dB; ``None`` keeps everything.
+        n_mfcc: MFCC coefficients kept (mfcc only), at most ``n_mels``.
+        normalization: ``"none"``; ``"per_clip"`` (subtract the mean and divide by the standard deviation
+            over all bins and frames of each clip); ``"per_bin"`` (CMVN: each bin over time, per clip).
+
+    Raises:
+        ValueError: On any invalid field; the message names the field and the bad value.
+    """
+
+    sample_rate: int = 16000
+    clip_seconds: float = 1.0
+    kind: str = "mel"
+    n_fft: int = 512
+    win_length: int | None = 400
+    hop_length: int = 160
+    n_mels: int = 40
+    f_min: float = 20.0
+    f_max: float | None = None
+    power: float = 2.0
+    top_db: float | None = 80.0
+    n_mfcc: int = 40
+    normalization: str = "per_clip"
+
+    def __post_init__(self) -> None:
+        def fail(name: str, requirement: str) -> None:
+            raise ValueError(f"FeatureConfig.{name} must be {requirement}, got {getattr(self, name)!r}")
+
+        for name in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "n_mfcc"):
+            value = getattr(self, name)
+            if value is None and name == "win_length":
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                fail(name, "a positive int" + (" or None" if name == "win_length" else ""))
+        for name in ("clip_seconds", "f_min", "f_max", "power", "top_db"):
+            value = getattr(self, name)
+            if value is None and name in ("f_max", "top_db"):
+                continue
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                fail(name, "a finite number" + (" or None" if name in ("f_max", "top_db") else ""))
+        for name, choices in (("kind", KINDS), ("normalization", NORMALIZATIONS)):
+            if getattr(self, name) not in choices:
+                fail(name, f"one of {choices}")
+        if self.clip_seconds <= 0:
+            fail("clip_seconds", "> 0")
+        if self.n_samples <= self.n_fft // 2:
+            fail("clip_seconds", f"long enough for reflect padding ({self.n_fft // 2 + 1} samples or more)")
+        if self.win_length is not None and self.win_length > self.n_fft:
+            fail("win_length", f"<= n_fft ({self.n_fft})")
+        if self.power <= 0:
+            fail("power", "> 0")
+        if self.top_db is not None and self.top_db <= 0:
+            fail("top_db", "> 0 or None")
+        if self.f_min < 0:
+            fail("f_min", ">= 0")
+        if self.f_max is not None and self.f_max > self.sample_rate / 2:
+            fail("f_max", f"<= sample_rate / 2 ({self.sample_rate / 2})")
+        if self.f_min >= self.effective_f_max:
+            fail("f_min", f"< f_max ({self.effective_f_max})")
+        if self.kind in ("mel", "mfcc"):
+            n_freqs = self.n_fft // 2 + 1
+            if self.n_mels > n_freqs:
+                fail("n_mels", f"<= n_fft // 2 + 1 ({n_freqs})")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torchaudio warns about empty filters; we raise instead
+                filters = torchaudio.functional.melscale_fbanks(
+                    n_freqs, float(self.f_min), float(self.effective_f_max), self.n_mels, self.sample_rate,
+                    norm=None, mel_scale="htk")
+            if bool((filters.amax(dim=0) == 0).any()):
+                fail("n_mels", f"small enough that no mel filter is empty for n_fft={self.n_fft} between "
+                               f"f_min={self.f_min} and f_max={self.effective_f_max} Hz")
+        if self.kind == "mfcc" and self.n_mfcc > self.n_mels:
+            fail("n_mfcc", f"<= n_mels ({self.n_mels})")
+
+    # -- serialisation ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a plain dict (JSON-ready)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FeatureConfig:
+        """Builds a config from a dict; missing keys take defaults.
+
+        Raises:
+            ValueError: If ``d`` has keys that are not fields, or a value is invalid.
+        """
+        if not isinstance(d, Mapping):
+            raise ValueError(f"FeatureConfig.from_dict needs a mapping, got {type(d).__name__}")
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"FeatureConfig.from_dict: unknown keys {unknown}")
+        return cls(**d)
+
+    def to_json(self) -> str:
+        """The config as a JSON object string."""
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, s: str) -> FeatureConfig:
+        """Inverse of :meth:`to_json`."""
+        return cls.from_dict(json.loads(s))
+
+    def replace(self, **changes: Any) -> FeatureConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    # -- derived sizes ---------------------------------------------------------------------------
+    @property
+    def n_samples(self) -> int:
+        """Samples in one clip: ``round(sample_rate * clip_seconds)``."""
+        return round(self.sample_rate * self.clip_seconds)
+
+    @property
+    def effective_win_length(self) -> int:
+        """``win_length``, or ``n_fft`` when it is None."""
+        return self.n_fft if self.win_length is None else self.win_length
+
+    @property
+    def effective_f_max(self) -> float:
+        """``f_max``, or ``sample_rate / 2`` when it is None."""
+        return self.sample_rate / 2 if self.f_max is None else float(self.f_max)
+
+    @property
+    def n_bins(self) -> int:
+        """Feature rows: ``n_mels`` (mel), ``n_mfcc`` (mfcc) or ``n_fft // 2 + 1`` (linear)."""
+        return {"mel": self.n_mels, "mfcc": self.n_mfcc, "linear": self.n_fft // 2 + 1}[self.kind]
+
+    def frames_for(self, n_samples: int) -> int:
+        """STFT frames for ``n_samples`` samples with ``center=True`` (``n_samples // hop_length + 1``
+        for an even ``n_fft``)."""
+        return (n_samples + 2 * (self.n_fft // 2) - self.n_fft) // self.hop_length + 1
+
+    @property
+    def n_frames(self) -> int:
+        """Feature columns for one clip of ``n_samples``."""
+        return self.frames_for(self.n_samples)
+
+    @property
+    def feature_shape(self) -> tuple[int, int, int]:
+        """Shape of one example's features: ``(1, n_bins, n_frames)``."""
+        return (1, self.n_bins, self.n_frames)
+
+
+class FeatureExtractor(nn.Module):
+    """Waveforms to normalised log-spectrogram images, as configured by a :class:`FeatureConfig`.
+
+    Has no trainable parameters; its buffers (window, filters, DCT) follow ``.to(device)``.
+    MFCC is torchaudio's ``MFCC`` (DCT-II, ortho) on the log-mel, with its dB step replaced by this
+    config's ``top_db``/``power`` (torchaudio fixes ``("power", top_db=80)``).
+
+    Attributes:
+        config (FeatureConfig): The configuration it was built with.
+    """
+
+    def __init__(self, config: FeatureConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        stft = dict(n_fft=c.n_fft, win_length=c.effective_win_length, hop_length=c.hop_length, power=c.power,
+                    center=True, pad_mode="reflect", window_fn=torch.hann_window)
+        mel = dict(stft, sample_rate=c.sample_rate, n_mels=c.n_mels, f_min=float(c.f_min),
+                   f_max=c.effective_f_max, norm=None, mel_scale="htk")
+        self.to_db = torchaudio.transforms.AmplitudeToDB("power" if c.power == 2 else "magnitude", c.top_db)
+        if c.kind == "mel":
+            self.transform = torchaudio.transforms.MelSpectrogram(**mel)
+        elif c.kind == "linear":
+            self.transform = torchaudio.transforms.Spectrogram(**stft)
+        else:
+            mel.pop("sample_rate")
+            self.transform = torchaudio.transforms.MFCC(c.sample_rate, c.n_mfcc, norm="ortho", melkwargs=mel)
+            self.transform.amplitude_to_DB = self.to_db
+
+    def forward(self, waveform: Tensor) -> Tensor:
+        """Featurises a batch.
+
+        Args:
+            waveform (Tensor): ``(batch, channels, time)``, also ``(channels, time)`` or ``(time,)``;
+                float samples in [-1, 1], on the module's device. Channels are averaged to mono.
+
+        Returns:
+            Tensor: ``(batch, 1, n_bins, frames)`` float32, ``frames = config.frames_for(time)``.
+        """
+        if waveform.dim() == 1:
+            waveform = waveform[None, None]
+        elif waveform.dim() == 2:
+            waveform = waveform[None]
+        elif waveform.dim() != 3:
+            raise ValueError(f"waveform must be (batch, channels, time), (channels, time) or (time,), "
+                             f"got shape {tuple(waveform.shape)}")
+        x = waveform.float().mean(dim=1, keepdim=True)   # (batch, 1, time)
+        x = self.transform(x)                            # (batch, 1, bins, frames): 4-D, so top_db is per example
+        if self.config.kind != "mfcc":
+            x = self.to_db(x)
+        if self.config.normalization == "per_clip":
+            x = (x - x.mean(dim=(-2, -1), keepdim=True)) / (x.std(dim=(-2, -1), keepdim=True, correction=0) + _EPS)
+        elif self.config.normalization == "per_bin":
+            x = (x - x.mean(dim=-1, keepdim=True)) / (x.std(dim=-1, keepdim=True, correction=0) + _EPS)
+        return x
+
+
+@lru_cache(maxsize=32)
+def _cached_extractor(config: FeatureConfig, device: str) -> FeatureExtractor:
+    return FeatureExtractor(config).to(device).eval()
+
+
+def extract(waveform: Tensor, config: FeatureConfig) -> Tensor:
+    """Functional :class:`FeatureExtractor` (one cached extractor per config and device).
+
+    Args:
+        waveform (Tensor): ``(batch, channels, time)``, ``(channels, time)`` or ``(time,)``.
+        config (FeatureConfig): Feature settings.
+
+    Returns:
+        Tensor: ``(batch, 1, n_bins, frames)`` float32 on ``waveform``'s device.
+    """
+    return _cached_extractor(config, str(waveform.device))(waveform)
+
+
+# -- plotting axes -------------------------------------------------------------------------------
+def frequency_axis(config: FeatureConfig) -> np.ndarray:
+    """The value of each feature row, for a plot's y axis.
+
+    Returns:
+        np.ndarray: ``(n_bins,)``: bin frequencies in Hz (linear, 0 to sample_rate/2), mel filter centres
+        in Hz (mel: the HTK mel scale between f_min and f_max) or coefficient indices 0..n_mfcc-1 (mfcc).
+    """
+    if config.kind == "linear":
+        return torch.linspace(0, config.sample_rate / 2, config.n_bins, dtype=torch.float64).numpy()
+    if config.kind == "mfcc":
+        return np.arange(config.n_mfcc)
+    mels = torch.linspace(_hz_to_mel(float(config.f_min)), _hz_to_mel(config.effective_f_max),
+                          config.n_mels + 2, dtype=torch.float64)
+    return _mel_to_hz(mels[1:-1]).numpy()
+
+
+def frequency_axis_label(config: FeatureConfig) -> str:
+    """The y-axis title matching :func:`frequency_axis`."""
+    return {"linear": "Frequency (Hz)", "mel": "Mel bin centre (Hz)", "mfcc": "MFCC coefficient"}[config.kind]
+
+
+def time_axis(config: FeatureConfig, n_frames: int) -> np.ndarray:
+    """Frame centres in seconds, ``(n_frames,)``: ``frame_index * hop_length / sample_rate``."""
+    return np.arange(n_frames) * config.hop_length / config.sample_rate
+
+
+def frame_grid(config: FeatureConfig, n_samples: int | None = None) -> list[tuple[float, float]]:
+    """Window span of each frame over the waveform, for drawing the frame grid.
+
+    With ``center=True`` frame ``i``'s window covers ``i * hop_length - win_length / 2`` to
+    ``+ win_length``, clipped to the signal ``[0, n_samples / sample_rate]``.
+
+    Args:
+        config (FeatureConfig): Feature settings.
+        n_samples (int | None): Waveform length; ``None`` means ``config.n_samples``.
+
+    Returns:
+        list[tuple[float, float]]: ``(start_sec, end_sec)`` for each of ``config.frames_for(n_samples)`` frames.
+    """
+    n_samples = config.n_samples if n_samples is None else n_samples
+    sr, half, end = config.sample_rate, config.effective_win_length / 2, n_samples / config.sample_rate
+    centres = np.arange(config.frames_for(n_samples)) * config.hop_length
+    return [(max(0.0, (c - half) / sr), min(end, (c + half) / sr)) for c in centres.tolist()]
+
+
+# -- SpecAugment ---------------------------------------------------------------------------------
+def _bands(batch_size: int, size: int, param: int, n_masks: int, generator: torch.Generator | None) -> Tensor:
+    """``(batch, size)`` bool: the union of ``n_masks`` random bands of width in [0, param] per example."""
+    width = torch.randint(0, min(param, size) + 1, (batch_size, n_masks), generator=generator)
+    start = (torch.rand(batch_size, n_masks, generator=generator) * (size - width + 1)).floor().long()
+    index = torch.arange(size)                                      # (size,)
+    inside = (index >= start[..., None]) & (index < (start + width)[..., None])  # (batch, n_masks, size)
+    return inside.any(dim=1)
+
+
+def draw_spec_masks(batch_size: int, n_bins: int, n_frames: int, freq_mask_param: int, n_freq_masks: int,
+                    time_mask_param: int, n_time_masks: int, generator: torch.Generator | None = None,
+                    device: torch.device | str | None = None) -> Tensor:
+    """Draws SpecAugment masks, independently for each example (vectorised, no loop over the batch).
+
+    Each of the ``n_freq_masks`` (``n_time_masks``) masks has width uniform in ``[0, param]`` (capped at
+    the axis size) and start uniform in ``[0, size - width]``. Drawn on the CPU with ``generator``
+    (generators are device-bound), then moved to ``device``.
+
+    Returns:
+        Tensor: ``(batch, 1, n_bins, n_frames)`` bool, True = masked.
+    """
+    _check_mask_params(freq_mask_param, n_freq_masks, time_mask_param, n_time_masks)
+    freq = _bands(batch_size, n_bins, freq_mask_param, n_freq_masks, generator)     # (batch, bins)
+    time = _bands(batch_size, n_frames, time_mask_param, n_time_masks, generator)   # (batch, frames)
+    return (freq[:, None, :, None] | time[:, None, None, :]).to(device)
+
+
+def apply_spec_masks(features: Tensor, mask: Tensor, value: float | None = None) -> Tensor:
+    """Fills masked cells.
+
+    Args:
+        features (Tensor): ``(batch, 1, bins, frames)``.
+        mask (Tensor): bool, broadcastable to ``features`` (True = masked).
+        value (float | None): Fill value; ``None`` means each example's mean (about 0 after per-clip
+            normalisation).
+
+    Returns:
+        Tensor: ``(batch, 1, bins, frames)``, a new tensor.
+    """
+    fill = (features.mean(dim=(1, 2, 3), keepdim=True) if value is None
+            else torch.as_tensor(value, dtype=features.dtype, device=features.device))
+    return torch.where(mask.to(features.device), fill, features)
+
+
+def spec_augment(features: Tensor, freq_mask_param: int = 8, n_freq_masks: int = 2, time_mask_param: int = 10,
+                 n_time_masks: int = 2, generator: torch.Generator | None = None) -> Tensor:
+    """Draws and applies SpecAugment masks (fill: each example's mean).
+
+    Args:
+        features (Tensor): ``(batch, 1, bins, frames)``.
+
+    Returns:
+        Tensor: ``(batch, 1, bins, frames)``.
+    """
+    batch, _, bins, frames = features.shape
+    mask = draw_spec_masks(batch, bins, frames, freq_mask_param, n_freq_masks, time_mask_param, n_time_masks,
+                           generator=generator, device=features.device)
+    return apply_spec_masks(features, mask)
+
+
+def _check_mask_params(*values: int) -> None:
+    names = ("freq_mask_param", "n_freq_masks", "time_mask_param", "n_time_masks")
+    for name, value in zip(names, values):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"SpecAugment {name} must be an int >= 0, got {value!r}")
+
+
+class SpecAugment(nn.Module):
+    """:func:`spec_augment` as a module holding its parameters.
+
+    It masks whenever called, in training and in eval mode alike: the caller decides when to augment
+    (e.g. only in the training loop).
+    """
+
+    def __init__(self, freq_mask_param: int = 8, n_freq_masks: int = 2, time_mask_param: int = 10,
+                 n_time_masks: int = 2) -> None:
+        super().__init__()
+        _check_mask_params(freq_mask_param, n_freq_masks, time_mask_param, n_time_masks)
+        self.freq_mask_param, self.n_freq_masks = freq_mask_param, n_freq_masks
+        self.time_mask_param, self.n_time_masks = time_mask_param, n_time_masks
+
+    def forward(self, features: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Args: features (Tensor): ``(batch, 1, bins, frames)``. Returns: the same shape, masked."""
+        return spec_augment(features, self.freq_mask_param, self.n_freq_masks, self.time_mask_param,
+                            self.n_time_masks, generator=generator)
+
+    def extra_repr(self) -> str:
+        return (f"freq_mask_param={self.freq_mask_param}, n_freq_masks={self.n_freq_masks}, "
+                f"time_mask_param={self.time_mask_param}, n_time_masks={self.n_time_masks}")

@@ -1,0 +1,482 @@
+"""Audio classifiers over log-mel spectrograms, and a registry to build them by name.
+
+Every model takes features shaped ``(batch, 1, n_bins, n_frames)`` (e.g. 40 log-mel bins x 101 frames
+for one second at 16 kHz with hop 160) and returns logits shaped ``(batch, n_classes)``. Each is built
+for a given ``(n_bins, n_frames)`` and works for any ``n_bins >= 16`` and ``n_frames >= 8``; all of
+them also accept clips of another length than the one they were built for.
+
+Models:
+    tutorial_cnn: four strided Conv-ReLU-BN blocks, the network of the classic sound-classification
+        tutorial (Ketan Doshi, "Audio Deep Learning Made Simple", AudioClassifier).
+    bcresnet: BC-ResNet (Kim et al. 2021, "Broadcasted Residual Learning for Efficient Keyword
+        Spotting"), with sub-spectral normalisation.
+    crnn: three Conv-BN-ReLU-MaxPool blocks, then a bidirectional GRU over time, mean+max pooled.
+    kws_transformer: a small Keyword Transformer (KWT, Berg et al. 2021) over 2-frame, full-height
+        spectrogram patches.
+
+Example:
+    >>> model = build_model("bcresnet", n_classes=12, n_bins=40, n_frames=101)
+    >>> model(torch.randn(8, 1, 40, 101)).shape
+    torch.Size([8, 12])
+
+Run ``python -m lib.models`` to print parameter counts and CPU timings for every model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = [
+    "ModelSpec",
+    "MODELS",
+    "register",
+    "build_model",
+    "count_parameters",
+    "model_summaries",
+    "TutorialCNN",
+    "BCResNet",
+    "CRNN",
+    "KWSTransformer",
+]
+
+# -----------------------------------------------------------------------------
+# Registry
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model the workbench can build.
+
+    Attributes:
+        name: Registry key, e.g. ``"bcresnet"``.
+        description: One line for the UI.
+        builder: Called as ``builder(n_classes=..., n_bins=..., n_frames=..., **kwargs)``.
+    """
+
+    name: str
+    description: str
+    builder: Callable[..., nn.Module]
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register(name: str, description: str) -> Callable:
+    """Class (or function) decorator that adds a model builder to ``MODELS``.
+
+    Args:
+        name: Registry key; must be new.
+        description: One-line description shown in the UI.
+
+    Returns:
+        A decorator that registers its argument and returns it unchanged.
+    """
+
+    def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in MODELS:
+            raise ValueError(f"model {name!r} is already registered")
+        MODELS[name] = ModelSpec(name=name, description=description, builder=builder)
+        return builder
+
+    return decorator
+
+
+def build_model(name: str, n_classes: int, n_bins: int, n_frames: int, **kwargs) -> nn.Module:
+    """Builds a registered model for inputs of shape ``(batch, 1, n_bins, n_frames)``.
+
+    Args:
+        name: A key of ``MODELS``.
+        n_classes: Number of output logits.
+        n_bins: Feature height (mel bins).
+        n_frames: Feature width (frames) the model is built for; other lengths are accepted too.
+        **kwargs: Model-specific options (e.g. ``tau`` for ``bcresnet``).
+
+    Returns:
+        The model, in training mode.
+
+    Raises:
+        ValueError: If ``name`` is not registered.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; available models: {', '.join(sorted(MODELS))}")
+    return MODELS[name].builder(n_classes=n_classes, n_bins=n_bins, n_frames=n_frames, **kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Returns the number of trainable parameters of ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def model_summaries(n_classes: int = 10, n_bins: int = 40, n_frames: int = 101) -> list[dict]:
+    """Describes every registered model, for the UI.
+
+    Args:
+        n_classes: Classes to build each model with (parameter counts depend on it slightly).
+        n_bins: Feature height to build with.
+        n_frames: Feature width to build with.
+
+    Returns:
+        One ``{"name", "description", "parameters"}`` dict per model, in registration order.
+    """
+    return [
+        {
+            "name": spec.name,
+            "description": spec.description,
+            "parameters": count_parameters(build_model(spec.name, n_classes, n_bins, n_frames)),
+        }
+        for spec in MODELS.values()
+    ]
+
+
+# -----------------------------------------------------------------------------
+# tutorial_cnn
+
+
+@register("tutorial_cnn", "Classic tutorial CNN: 4 strided Conv-ReLU-BN blocks (8-64 ch), global average pool, linear")
+class TutorialCNN(nn.Module):
+    """The AudioClassifier of Ketan Doshi's "Audio Deep Learning Made Simple" tutorial.
+
+    Four blocks of Conv2d -> ReLU -> BatchNorm2d with 8, 16, 32 and 64 channels, each halving both axes
+    (first 5x5, then 3x3), then global average pooling and one linear layer. The tutorial feeds a
+    2-channel spectrogram; here the input has one channel.
+
+    Args:
+        n_classes: Number of output logits.
+        n_bins: Feature height (unused: the global pool makes the model shape-agnostic).
+        n_frames: Feature width (unused).
+    """
+
+    def __init__(self, n_classes: int, n_bins: int = 40, n_frames: int = 101):
+        super().__init__()
+        self.n_classes, self.n_bins, self.n_frames = n_classes, n_bins, n_frames
+        layers = []
+        channels = [1, 8, 16, 32, 64]
+        for i in range(4):
+            kernel, padding = (5, 2) if i == 0 else (3, 1)
+            conv = nn.Conv2d(channels[i], channels[i + 1], kernel, stride=2, padding=padding)
+            nn.init.kaiming_normal_(conv.weight, a=0.1)
+            nn.init.zeros_(conv.bias)
+            layers += [conv, nn.ReLU(), nn.BatchNorm2d(channels[i + 1])]
+        self.conv = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(64, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)  # (B, 64, F/16, T/16)
+        x = self.pool(x).flatten(1)  # (B, 64)
+        return self.head(x)  # (B, n_classes)
+
+
+# -----------------------------------------------------------------------------
+# bcresnet
+
+
+class SubSpectralNorm(nn.Module):
+    """Sub-spectral normalisation: BatchNorm with separate statistics for each of ``S`` frequency bands.
+
+    Args:
+        channels: Number of channels C.
+        sub_bands: Number of equal frequency bands S; the frequency size must be divisible by it.
+            ``S = 1`` is plain ``BatchNorm2d``.
+    """
+
+    def __init__(self, channels: int, sub_bands: int):
+        super().__init__()
+        self.sub_bands = sub_bands
+        self.bn = nn.BatchNorm2d(channels * sub_bands)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, Fq, T = x.shape  # (B, C, F, T)
+        S = self.sub_bands
+        if Fq % S:
+            raise ValueError(f"SubSpectralNorm with {S} sub-bands got {Fq} frequency rows; build the model for this n_bins")
+        x = self.bn(x.reshape(B, C * S, Fq // S, T))  # (B, C*S, F/S, T)
+        return x.reshape(B, C, Fq, T)  # (B, C, F, T)
+
+
+class BCResBlock(nn.Module):
+    """A broadcasted residual block (normal block, or transition block when channels change).
+
+    The 2-D part f2 is a frequency-wise depthwise conv and sub-spectral norm. Its output is averaged
+    over frequency, and the 1-D part f1 (temporal depthwise conv, BN, SiLU, pointwise conv, channel
+    dropout) runs on that single row; the result is broadcast back over frequency and added.
+    A normal block also adds its input (identity shortcut); a transition block first changes the
+    channel count with a pointwise conv (and may stride over frequency), so it has no identity shortcut.
+
+    Args:
+        in_ch: Input channels.
+        out_ch: Output channels; a transition block when different from ``in_ch`` or strided.
+        sub_bands: Sub-bands of the sub-spectral norm (divides the frequency size of the output).
+        freq_stride: Stride of the frequency depthwise conv (1 or 2).
+        dilation: Dilation of the temporal depthwise conv.
+        dropout: Channel dropout on the f1 branch.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, sub_bands: int, freq_stride: int = 1, dilation: int = 1, dropout: float = 0.1):
+        super().__init__()
+        self.transition = in_ch != out_ch or freq_stride != 1
+        if self.transition:
+            self.expand = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU())
+        # f2: frequency-wise depthwise conv + sub-spectral norm
+        self.freq_conv = nn.Conv2d(out_ch, out_ch, (3, 1), stride=(freq_stride, 1), padding=(1, 0), groups=out_ch, bias=False)
+        self.ssn = SubSpectralNorm(out_ch, sub_bands)
+        # f1: temporal depthwise conv on the frequency-averaged map
+        self.temp_conv = nn.Conv2d(out_ch, out_ch, (1, 3), padding=(0, dilation), dilation=(1, dilation), groups=out_ch, bias=False)
+        self.bn = nn.BatchNorm2d(out_ch)
+        self.pointwise = nn.Conv2d(out_ch, out_ch, 1, bias=False)
+        self.drop = nn.Dropout2d(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x  # (B, C, F, T)
+        if self.transition:
+            x = self.expand(x)  # (B, C', F, T)
+        x = self.ssn(self.freq_conv(x))  # (B, C', F', T)   F' = F / freq_stride
+        y = x.mean(dim=2, keepdim=True)  # (B, C', 1, T)
+        y = F.silu(self.bn(self.temp_conv(y)))  # (B, C', 1, T)
+        y = self.drop(self.pointwise(y))  # (B, C', 1, T)
+        out = x + y  # (B, C', F', T) broadcast over frequency
+        if not self.transition:
+            out = out + identity
+        return F.relu(out)
+
+
+@register("bcresnet", "BC-ResNet (Kim et al. 2021): broadcasted residual blocks, tiny and accurate keyword spotter")
+class BCResNet(nn.Module):
+    """BC-ResNet-tau (Kim et al. 2021, "Broadcasted Residual Learning for Efficient Keyword Spotting").
+
+    Layout (channels for width ``tau``; F = frequency rows, T = frames, T is never strided):
+
+        conv 5x5 stride (2, 1), 16*tau -> BN -> ReLU                     F/2
+        stage 1: 2 blocks,  8*tau, dilation 1                            F/2
+        stage 2: 2 blocks, 12*tau, freq stride 2, dilation 2             F/4
+        stage 3: 4 blocks, 16*tau, freq stride 2, dilation 4             F/8
+        stage 4: 4 blocks, 20*tau, dilation 8                            F/8
+        depthwise conv 5x5 -> pointwise 32*tau -> BN -> ReLU -> mean over F and T -> 1x1 to classes
+
+    Departures from the paper, so that any ``n_bins`` works: the last depthwise conv is padded over
+    frequency and followed by a mean over frequency (the paper's unpadded 5x5 conv reduces exactly 5 rows
+    to 1), and each stage's sub-spectral norm uses the largest number of sub-bands <= 5 that divides its
+    frequency size (5 for 40 bins, as in the paper; 4 for 64 or 128 bins; 1 = plain BatchNorm). The
+    model therefore expects the ``n_bins`` it was built for; any number of frames works.
+
+    Parameters (10 classes): tau=1 ~9k, tau=2 ~27k, tau=3 ~55k, tau=6 ~190k.
+
+    Args:
+        n_classes: Number of output logits.
+        n_bins: Feature height the model is built for.
+        n_frames: Feature width (unused: the model is length-agnostic).
+        tau: Width multiplier (the paper's BC-ResNet-1 ... -8).
+        sub_bands: Sub-spectral norm bands (an upper bound; see above). 1 means plain BatchNorm.
+        dropout: Channel dropout inside the blocks.
+    """
+
+    def __init__(self, n_classes: int, n_bins: int = 40, n_frames: int = 101, tau: float = 2, sub_bands: int = 5, dropout: float = 0.1):
+        super().__init__()
+        self.n_classes, self.n_bins, self.n_frames, self.tau = n_classes, n_bins, n_frames, tau
+        c = [round(k * tau) for k in (16, 8, 12, 16, 20, 32)]
+        blocks, freq_strides, dilations = (2, 2, 4, 4), (1, 2, 2, 1), (1, 2, 4, 8)
+
+        self.head = nn.Sequential(nn.Conv2d(1, c[0], 5, stride=(2, 1), padding=2, bias=False), nn.BatchNorm2d(c[0]), nn.ReLU())
+        rows = (n_bins + 1) // 2  # frequency rows after the head
+        stages = []
+        for i in range(4):
+            rows = (rows - 1) // freq_strides[i] + 1
+            S = max(s for s in range(1, sub_bands + 1) if rows % s == 0)
+            for j in range(blocks[i]):
+                in_ch = c[i] if j == 0 else c[i + 1]
+                stride = freq_strides[i] if j == 0 else 1
+                stages.append(BCResBlock(in_ch, c[i + 1], S, stride, dilations[i], dropout))
+        self.blocks = nn.Sequential(*stages)
+        self.classifier = nn.Sequential(
+            nn.Conv2d(c[4], c[4], 5, padding=2, groups=c[4], bias=False),
+            nn.Conv2d(c[4], c[5], 1, bias=False),
+            nn.BatchNorm2d(c[5]),
+            nn.ReLU(),
+        )
+        self.out = nn.Conv2d(c[5], n_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(x)  # (B, 16t, F/2, T)
+        x = self.blocks(x)  # (B, 20t, F/8, T)
+        x = self.classifier(x)  # (B, 32t, F/8, T)
+        x = x.mean(dim=(2, 3), keepdim=True)  # (B, 32t, 1, 1)
+        return self.out(x).flatten(1)  # (B, n_classes)
+
+
+# -----------------------------------------------------------------------------
+# crnn
+
+
+@register("crnn", "CRNN: 3 Conv-BN-ReLU-MaxPool blocks, bidirectional GRU (64) over time, mean+max pooling")
+class CRNN(nn.Module):
+    """Convolutional recurrent network.
+
+    Three Conv3x3-BN-ReLU-MaxPool blocks (16, 32, 64 channels) pool frequency by 8 and time by 2; the
+    frequency axis is then average-pooled to ``freq_rows`` rows and flattened into the features of each
+    frame, a bidirectional GRU runs over the frames, and its outputs are mean- and max-pooled over time
+    and classified by one linear layer.
+
+    Args:
+        n_classes: Number of output logits.
+        n_bins: Feature height (unused: the adaptive frequency pool makes the model height-agnostic).
+        n_frames: Feature width (unused).
+        hidden: GRU hidden size per direction.
+        freq_rows: Frequency rows kept per frame before the GRU.
+        dropout: Dropout before the final linear layer.
+    """
+
+    def __init__(self, n_classes: int, n_bins: int = 40, n_frames: int = 101, hidden: int = 64, freq_rows: int = 4, dropout: float = 0.2):
+        super().__init__()
+        self.n_classes, self.n_bins, self.n_frames = n_classes, n_bins, n_frames
+        channels, pools = [1, 16, 32, 64], [(2, 2), (2, 1), (2, 1)]
+        layers = []
+        for i, pool in enumerate(pools):
+            layers += [
+                nn.Conv2d(channels[i], channels[i + 1], 3, padding=1, bias=False),
+                nn.BatchNorm2d(channels[i + 1]),
+                nn.ReLU(),
+                nn.MaxPool2d(pool, ceil_mode=True),
+            ]
+        self.conv = nn.Sequential(*layers)
+        self.freq_pool = nn.AdaptiveAvgPool2d((freq_rows, None))
+        self.gru = nn.GRU(channels[-1] * freq_rows, hidden, batch_first=True, bidirectional=True)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(4 * hidden, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)  # (B, 64, F/8, T/2)
+        x = self.freq_pool(x)  # (B, 64, R, T')
+        B, C, R, T = x.shape
+        x = x.permute(0, 3, 1, 2).reshape(B, T, C * R)  # (B, T', 64*R)
+        x, _ = self.gru(x)  # (B, T', 2H)
+        x = torch.cat([x.mean(dim=1), x.amax(dim=1)], dim=1)  # (B, 4H)
+        return self.head(self.drop(x))  # (B, n_classes)
+
+
+# -----------------------------------------------------------------------------
+# kws_transformer
+
+
+@register("kws_transformer", "Keyword Transformer: 4-layer pre-norm encoder (d=64, 4 heads) over 2-frame spectrogram patches")
+class KWSTransformer(nn.Module):
+    """A small Keyword Transformer (KWT, Berg et al. 2021) without class token.
+
+    The spectrogram is cut into full-height patches of ``patch_frames`` frames (padded at the end to a
+    whole number of patches), each projected to ``d_model`` and layer-normalised, plus a learned
+    position embedding that is linearly interpolated when the number of patches differs from the one
+    the model was built for. A pre-norm ``nn.TransformerEncoder`` follows; the tokens are mean-pooled,
+    normalised and classified by one linear layer.
+
+    Args:
+        n_classes: Number of output logits.
+        n_bins: Feature height the model is built for (patches span all bins).
+        n_frames: Feature width the model is built for (sets the size of the position table).
+        d_model: Token width.
+        n_heads: Attention heads.
+        n_layers: Encoder layers.
+        ff_mult: Feed-forward width as a multiple of ``d_model``.
+        patch_frames: Frames per patch.
+        dropout: Dropout inside the encoder.
+    """
+
+    def __init__(
+        self,
+        n_classes: int,
+        n_bins: int = 40,
+        n_frames: int = 101,
+        d_model: int = 64,
+        n_heads: int = 4,
+        n_layers: int = 4,
+        ff_mult: int = 4,
+        patch_frames: int = 2,
+        dropout: float = 0.1,
+    ):
+        super().__init__()
+        self.n_classes, self.n_bins, self.n_frames, self.patch_frames = n_classes, n_bins, n_frames, patch_frames
+        self.patch_embed = nn.Conv2d(1, d_model, (n_bins, patch_frames), stride=(n_bins, patch_frames))
+        self.embed_norm = nn.LayerNorm(d_model)
+        n_patches = -(-n_frames // patch_frames)
+        self.pos_embed = nn.Parameter(torch.zeros(1, n_patches, d_model))
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        layer = nn.TransformerEncoderLayer(
+            d_model, n_heads, dim_feedforward=ff_mult * d_model, dropout=dropout,
+            activation="gelu", batch_first=True, norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(layer, n_layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False)
+        self.head = nn.Linear(d_model, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (0, -x.shape[-1] % self.patch_frames))  # (B, 1, F, T) T padded to a multiple of the patch
+        x = self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, N, D)
+        pos = self.pos_embed  # (1, N0, D)
+        if pos.shape[1] != x.shape[1]:
+            pos = F.interpolate(pos.transpose(1, 2), size=x.shape[1], mode="linear", align_corners=False).transpose(1, 2)
+        x = self.embed_norm(x) + pos  # (B, N, D)
+        x = self.encoder(x)  # (B, N, D)
+        return self.head(x.mean(dim=1))  # (B, n_classes)
+
+
+# -----------------------------------------------------------------------------
+# CPU benchmark: python -m lib.models
+
+
+def benchmark(n_classes: int = 10, n_bins: int = 40, n_frames: int = 101, batch: int = 64, runs: int = 50) -> list[dict]:
+    """Times every registered model on the CPU with torch's default thread count.
+
+    Args:
+        n_classes: Classes to build each model with.
+        n_bins: Feature height.
+        n_frames: Feature width.
+        batch: Batch size of the training step timing.
+        runs: Runs of single-clip inference.
+
+    Returns:
+        One dict per model: ``name``, ``parameters``, ``train_step_ms`` (median forward+backward of a
+        batch) and ``infer_p50_ms`` (median eval-mode, no-grad forward of one clip).
+    """
+    import time
+
+    rows = []
+    for name in MODELS:
+        torch.manual_seed(0)
+        model = build_model(name, n_classes, n_bins, n_frames)
+        x, y = torch.randn(batch, 1, n_bins, n_frames), torch.randint(0, n_classes, (batch,))
+        model.train()
+        times = []
+        for i in range(8):
+            t0 = time.perf_counter()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            model.zero_grad(set_to_none=True)
+            if i >= 2:  # warm-up
+                times.append(time.perf_counter() - t0)
+        train_ms = 1000 * sorted(times)[len(times) // 2]
+        model.eval()
+        clip = torch.randn(1, 1, n_bins, n_frames)
+        times = []
+        with torch.no_grad():
+            for _ in range(5):
+                model(clip)
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                model(clip)
+                times.append(time.perf_counter() - t0)
+        rows.append({
+            "name": name,
+            "parameters": count_parameters(model),
+            "train_step_ms": train_ms,
+            "infer_p50_ms": 1000 * sorted(times)[len(times) // 2],
+        })
+    return rows
+
+
+if __name__ == "__main__":
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, input (1, 40, 101)")
+    print(f"{'model':<16} {'params':>8} {'fwd+bwd b64 ms':>15} {'infer b1 p50 ms':>16}")
+    for row in benchmark():
+        print(f"{row['name']:<16} {row['parameters']:>8,} {row['train_step_ms']:>15.1f} {row['infer_p50_ms']:>16.2f}")

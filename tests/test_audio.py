@@ -1,0 +1,380 @@
+"""Unit tests for lib.audio (fast, CPU only)."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from lib import audio
+from lib.audio import AudioDecodeError
+
+SR = 16000
+
+
+def tone(freq: float = 440.0, sample_rate: int = SR, seconds: float = 0.5, amplitude: float = 0.5) -> torch.Tensor:
+    t = torch.arange(int(sample_rate * seconds)) / sample_rate
+    return amplitude * torch.sin(2 * math.pi * freq * t)
+
+
+def stereo_clip() -> torch.Tensor:
+    return torch.stack([tone(440.0), tone(660.0, amplitude=0.25)])  # (2, time)
+
+
+def encode(waveform: torch.Tensor, fmt: str, sample_rate: int = SR) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, waveform.T.numpy(), sample_rate, format=fmt)
+    return buffer.getvalue()
+
+
+def can_write(fmt: str) -> bool:
+    try:
+        encode(tone()[None], fmt)
+        return True
+    except Exception:
+        return False
+
+
+# ------------------------------------------------------------------------------------------------ I/O
+
+# Lossless formats must round-trip to within 16-bit quantisation; lossy ones only keep shape and rate.
+FORMATS = [("WAV", "wav", 1e-4), ("FLAC", "flac", 1e-4), ("OGG", "ogg", None),
+           pytest.param("MP3", "mp3", None, marks=pytest.mark.skipif(not can_write("MP3"), reason="no MP3 encoder"))]
+
+
+@pytest.mark.parametrize("fmt, suffix, atol", FORMATS)
+@pytest.mark.parametrize("how", ["path", "str", "bytes", "bytearray", "bytesio"])
+def test_load_round_trip(tmp_path, fmt, suffix, atol, how):
+    clip = stereo_clip()
+    data = encode(clip, fmt)
+    path = tmp_path / f"clip.{suffix}"
+    path.write_bytes(data)
+    source = {"path": path, "str": str(path), "bytes": data, "bytearray": bytearray(data),
+              "bytesio": io.BytesIO(data)}[how]
+    waveform, sample_rate = audio.load_audio(source)
+    assert sample_rate == SR
+    assert waveform.dtype == torch.float32
+    assert waveform.ndim == 2 and waveform.shape[0] == 2
+    if atol is not None:
+        assert waveform.shape == clip.shape
+        torch.testing.assert_close(waveform, clip, atol=atol, rtol=0)
+    else:  # lossy codecs may add a little priming/padding
+        assert abs(waveform.shape[1] - clip.shape[1]) < 0.1 * SR
+
+
+def test_load_bytesio_after_read_position_moved():
+    buffer = io.BytesIO(encode(tone()[None], "WAV"))
+    buffer.read()  # e.g. a Streamlit rerun after a previous decode
+    waveform, _ = audio.load_audio(buffer)
+    assert waveform.shape == (1, tone().numel())
+
+
+def test_save_wav_round_trip_path_and_file_object(tmp_path):
+    clip = stereo_clip()
+    path = tmp_path / "new" / "folder" / "out.wav"
+    audio.save_wav(path, clip, SR)
+    assert path.is_file()
+    assert [p.name for p in path.parent.iterdir()] == ["out.wav"]  # no temp file left behind
+    waveform, sample_rate = audio.load_audio(path)
+    assert sample_rate == SR
+    torch.testing.assert_close(waveform, clip, atol=1e-4, rtol=0)
+
+    buffer = io.BytesIO()
+    audio.save_wav(buffer, tone(), SR, subtype="FLOAT")
+    waveform, _ = audio.load_audio(buffer.getvalue())
+    assert waveform.shape == (1, tone().numel())
+    torch.testing.assert_close(waveform[0], tone())
+
+
+def test_save_wav_clips_pcm_and_wav_bytes():
+    loud = torch.tensor([[2.0, -3.0, 0.5]])
+    data = audio.wav_bytes(loud, SR)
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    waveform, _ = audio.load_audio(data)
+    torch.testing.assert_close(waveform, torch.tensor([[1.0, -1.0, 0.5]]), atol=1e-4, rtol=0)
+
+
+def test_save_wav_rejects_bad_shape():
+    with pytest.raises(ValueError):
+        audio.wav_bytes(torch.zeros(1, 2, 10), SR)
+
+
+def _assert_decode_error(source, *words):
+    with pytest.raises(AudioDecodeError) as info:
+        audio.load_audio(source)
+    message = str(info.value)
+    for fmt in audio.ACCEPTED_FORMATS:
+        assert fmt in message
+    for word in words:
+        assert word in message
+    return message
+
+
+def test_decode_errors(tmp_path):
+    wav = encode(tone()[None], "WAV")
+    truncated = tmp_path / "truncated.wav"
+    truncated.write_bytes(wav[:30])
+    _assert_decode_error(truncated, "truncated.wav")
+
+    noise = tmp_path / "noise.wav"
+    noise.write_bytes(np.random.default_rng(0).bytes(4096))
+    _assert_decode_error(noise, "noise.wav")
+
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    _assert_decode_error(empty, "empty")
+    _assert_decode_error(b"", "empty")
+
+    text = tmp_path / "notes.wav"
+    text.write_text("these are not the samples you are looking for\n" * 20)
+    _assert_decode_error(text, "notes.wav")
+    _assert_decode_error(io.BytesIO(text.read_bytes()))
+
+    _assert_decode_error(tmp_path / "missing.wav", "file not found")
+
+
+def test_zero_length_audio_is_an_error():
+    _assert_decode_error(encode(torch.zeros(1, 0), "WAV"), "no samples")
+
+
+def test_decode_error_is_value_error():
+    assert issubclass(AudioDecodeError, ValueError)
+    assert audio.ACCEPTED_FORMATS == ("WAV", "FLAC", "OGG", "MP3")
+
+
+def test_duration_seconds():
+    assert audio.duration_seconds(torch.zeros(2, 8000), SR) == 0.5
+
+
+# ------------------------------------------------------------------------------------ channels / rate
+
+
+def test_to_mono_and_to_channels_shapes():
+    clip = stereo_clip()
+    mono = audio.to_mono(clip)
+    assert mono.shape == (1, clip.shape[1])
+    torch.testing.assert_close(mono[0], clip.mean(0))
+    assert audio.to_mono(torch.zeros(4, 3, 10)).shape == (4, 1, 10)
+
+    two = audio.to_channels(mono, 2)
+    assert two.shape == (2, clip.shape[1])
+    torch.testing.assert_close(two[0], two[1])
+    assert audio.to_channels(clip, 2) is clip
+    torch.testing.assert_close(audio.to_channels(clip, 1), mono)
+    assert audio.to_channels(torch.zeros(4, 3, 10), 2).shape == (4, 2, 10)
+    assert audio.to_channels(torch.zeros(4, 1, 10), 5).shape == (4, 5, 10)
+
+
+def test_resample_keeps_frequency():
+    clip = tone(440.0, sample_rate=44100, seconds=1.0)[None]
+    out = audio.resample(clip, 44100, 16000)
+    assert out.shape == (1, 16000)
+    assert out.dtype == torch.float32
+    spectrum = torch.fft.rfft(out[0]).abs()
+    peak_hz = spectrum.argmax().item() * 16000 / out.shape[-1]
+    assert abs(peak_hz - 440.0) <= 1.0
+    assert audio.resample(clip, 44100, 44100) is clip
+
+
+# ---------------------------------------------------------------------------------------- pad / trim
+
+
+@pytest.mark.parametrize("mode", ["left", "center", "random"])
+@pytest.mark.parametrize("shape", [(100,), (2, 100), (3, 2, 100)])
+@pytest.mark.parametrize("n_samples", [40, 100, 157])
+def test_pad_or_trim_lengths(mode, shape, n_samples):
+    waveform = torch.randn(shape)
+    out = audio.pad_or_trim(waveform, n_samples, mode=mode, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (*shape[:-1], n_samples)
+    assert out.dtype == waveform.dtype
+
+
+def test_pad_or_trim_left_and_center_content():
+    x = torch.arange(1.0, 11.0)  # 1..10
+    torch.testing.assert_close(audio.pad_or_trim(x, 4, "left"), torch.tensor([1.0, 2, 3, 4]))
+    torch.testing.assert_close(audio.pad_or_trim(x, 4, "center"), torch.tensor([4.0, 5, 6, 7]))
+    torch.testing.assert_close(audio.pad_or_trim(x[:3], 6, "left"), torch.tensor([1.0, 2, 3, 0, 0, 0]))
+    torch.testing.assert_close(audio.pad_or_trim(x[:3], 6, "center"), torch.tensor([0.0, 1, 2, 3, 0, 0]))
+
+
+def _offsets(out: torch.Tensor, trimming: bool) -> list[int]:
+    """Per-example offsets of cropped/placed rows whose samples were 1-based indices (1, 2, 3, ...)."""
+    rows = out[:, 0]
+    return [int(row[0]) - 1 if trimming else int(row.nonzero()[0]) for row in rows]
+
+
+@pytest.mark.parametrize("n_samples, trimming", [(50, True), (400, False)])
+def test_pad_or_trim_random_per_example(n_samples, trimming):
+    batch = torch.arange(1.0, 201.0).expand(16, 2, 200)  # 16 identical examples
+    out = audio.pad_or_trim(batch, n_samples, "random", generator=torch.Generator().manual_seed(1))
+    again = audio.pad_or_trim(batch, n_samples, "random", generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(out, again)
+    torch.testing.assert_close(out[:, 0], out[:, 1])  # channels of one example share the offset
+    offsets = _offsets(out, trimming)
+    assert len(set(offsets)) > 1
+    for offset, row in zip(offsets, out[:, 0]):
+        if trimming:
+            torch.testing.assert_close(row, batch[0, 0, offset:offset + n_samples])
+        else:
+            torch.testing.assert_close(row[offset:offset + 200], batch[0, 0])
+            assert row.abs().sum() == batch[0, 0].sum()  # the rest is silence
+
+
+# ------------------------------------------------------------------------------------ time shift
+
+
+def test_shift_conversions():
+    assert audio.seconds_to_samples(0.1, SR) == 1600
+    assert audio.shift_samples(0.25, SR, 16000, unit="sec") == 4000
+    assert audio.shift_samples(0.1, SR, 1000, unit="fraction") == 100
+    with pytest.raises(ValueError):
+        audio.shift_samples(0.1, SR, 1000, unit="bogus")
+
+
+def test_draw_shifts():
+    shifts = audio.draw_shifts(1000, 5, generator=torch.Generator().manual_seed(0))
+    assert shifts.dtype == torch.int64 and shifts.shape == (1000,)
+    assert shifts.min() == -5 and shifts.max() == 5
+    torch.testing.assert_close(shifts, audio.draw_shifts(1000, 5, generator=torch.Generator().manual_seed(0)))
+
+
+def test_time_shift_roll_matches_torch_roll_per_row():
+    batch = torch.randn(6, 2, 50)
+    shifts = torch.tensor([0, 3, -7, 50, 61, -120])
+    out = audio.time_shift(batch, shifts, mode="roll")
+    for i in range(len(batch)):
+        torch.testing.assert_close(out[i], torch.roll(batch[i], int(shifts[i]), dims=-1))
+        torch.testing.assert_close(out[i], audio.time_shift(batch[i], int(shifts[i])))
+    torch.testing.assert_close(audio.time_shift(batch, 4), torch.roll(batch, 4, dims=-1))
+
+
+def test_time_shift_zero_fills():
+    x = torch.arange(1.0, 7.0)
+    torch.testing.assert_close(audio.time_shift(x, 2, mode="zero"), torch.tensor([0.0, 0, 1, 2, 3, 4]))
+    torch.testing.assert_close(audio.time_shift(x, -2, mode="zero"), torch.tensor([3.0, 4, 5, 6, 0, 0]))
+    torch.testing.assert_close(audio.time_shift(x, 10, mode="zero"), torch.zeros(6))
+
+    batch = torch.randn(5, 3, 40)
+    shifts = audio.draw_shifts(5, 30, generator=torch.Generator().manual_seed(3))
+    out = audio.time_shift(batch, shifts, mode="zero")
+    for i in range(5):
+        torch.testing.assert_close(out[i], audio.time_shift(batch[i], int(shifts[i]), mode="zero"))
+
+
+def test_time_shift_rejects_mismatched_shift():
+    with pytest.raises(ValueError):
+        audio.time_shift(torch.zeros(4, 10), torch.zeros(3, dtype=torch.int64))
+
+
+# ---------------------------------------------------------------------------------------- gain / noise
+
+
+def test_apply_gain():
+    x = torch.randn(2, 100)
+    torch.testing.assert_close(audio.apply_gain(x, 6.0), x * 1.9953, rtol=1e-3, atol=1e-6)
+    batch = torch.randn(3, 2, 100)
+    gains = torch.tensor([0.0, 6.0, -20.0])
+    out = audio.apply_gain(batch, gains)
+    torch.testing.assert_close(out[0], batch[0])
+    torch.testing.assert_close(out[1], batch[1] * 10 ** 0.3, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out[2], batch[2] * 0.1, rtol=1e-5, atol=1e-6)
+
+
+def test_draw_uniform():
+    values = audio.draw_uniform(500, 5.0, 20.0, generator=torch.Generator().manual_seed(0))
+    assert values.shape == (500,) and values.is_floating_point()
+    assert values.min() >= 5.0 and values.max() < 20.0
+    torch.testing.assert_close(values, audio.draw_uniform(500, 5.0, 20.0, torch.Generator().manual_seed(0)))
+
+
+@pytest.mark.parametrize("kind", audio.NOISE_KINDS)
+def test_make_noise_shape_rms_and_seed(kind):
+    noise = audio.make_noise((3, 2, 4000), kind, generator=torch.Generator().manual_seed(0))
+    assert noise.shape == (3, 2, 4000) and noise.dtype == torch.float32
+    rms = noise.pow(2).mean(-1).sqrt()
+    torch.testing.assert_close(rms, torch.ones_like(rms))
+    torch.testing.assert_close(noise, audio.make_noise((3, 2, 4000), kind, torch.Generator().manual_seed(0)))
+    assert not torch.equal(noise, audio.make_noise((3, 2, 4000), kind, torch.Generator().manual_seed(1)))
+
+
+def test_noise_spectral_slope():
+    def low_high_ratio(kind: str) -> float:
+        noise = audio.make_noise((8, 16000), kind, generator=torch.Generator().manual_seed(0))
+        power = torch.fft.rfft(noise).abs().pow(2).mean(0)
+        return (power[10:100].mean() / power[4000:8000].mean()).item()
+
+    white, pink, brown = (low_high_ratio(kind) for kind in ("white", "pink", "brown"))
+    assert 0.7 < white < 1.4
+    assert pink > 10 * white
+    assert brown > 10 * pink
+
+
+def _snr_db(clean: torch.Tensor, noisy: torch.Tensor, dims) -> torch.Tensor:
+    noise = noisy - clean
+    return 10 * torch.log10(clean.pow(2).mean(dims) / noise.pow(2).mean(dims))
+
+
+@pytest.mark.parametrize("kind", audio.NOISE_KINDS)
+def test_add_noise_snr(kind):
+    clip = stereo_clip()
+    noise = audio.make_noise(clip.shape, kind, generator=torch.Generator().manual_seed(0))
+    noisy = audio.add_noise(clip, noise, 10.0)
+    assert noisy.shape == clip.shape
+    assert abs(_snr_db(clip, noisy, (0, 1)).item() - 10.0) < 0.5
+
+    batch = torch.stack([clip, 0.1 * clip, 0.5 * clip.flip(-1)])  # (3, 2, time)
+    snr = torch.tensor([0.0, 5.0, 20.0])
+    noise = audio.make_noise(batch.shape, kind, generator=torch.Generator().manual_seed(1))
+    measured = _snr_db(batch, audio.add_noise(batch, noise, snr), (1, 2))
+    assert (measured - snr).abs().max() < 0.5
+
+
+def test_add_noise_tiles_short_and_crops_long_noise():
+    batch = torch.stack([stereo_clip(), 0.2 * stereo_clip()])  # (2, 2, 8000)
+    short = audio.make_noise((3000,), "pink", generator=torch.Generator().manual_seed(0))
+    noisy = audio.add_noise(batch, short, torch.tensor([3.0, 12.0]))
+    assert noisy.shape == batch.shape
+    assert (_snr_db(batch, noisy, (1, 2)) - torch.tensor([3.0, 12.0])).abs().max() < 0.5
+
+    long = audio.make_noise((2, 20000), "white", generator=torch.Generator().manual_seed(0))
+    noisy = audio.add_noise(batch[0], long, 6.0)
+    assert noisy.shape == batch[0].shape
+    assert abs(_snr_db(batch[0], noisy, (0, 1)).item() - 6.0) < 0.5
+
+
+def test_add_noise_silent_signal_stays_finite():
+    silent = torch.zeros(2, 1, 100)
+    out = audio.add_noise(silent, torch.randn(2, 1, 100), torch.tensor([10.0, 0.0]))
+    assert torch.isfinite(out).all()
+    assert out.abs().max() == 0
+
+
+# ------------------------------------------------------------------------------------- normalisation
+
+
+def test_normalize_peak():
+    clip = stereo_clip()
+    out = audio.normalize_peak(clip, peak=0.9)
+    assert out.abs().max().item() == pytest.approx(0.9, abs=1e-6)
+    torch.testing.assert_close(out[1] / out[0].abs().max(), clip[1] / clip[0].abs().max())  # one gain per clip
+
+    batch = torch.stack([clip, 0.01 * clip, torch.zeros_like(clip)])
+    out = audio.normalize_peak(batch)
+    peaks = out.abs().amax(dim=(1, 2))
+    torch.testing.assert_close(peaks, torch.tensor([1.0, 1.0, 0.0]))
+
+
+def test_normalize_rms():
+    clip = stereo_clip()
+    out = audio.normalize_rms(clip, rms_db=-20.0)
+    assert out.pow(2).mean().sqrt().item() == pytest.approx(0.1, rel=1e-4)
+
+    batch = torch.stack([clip, 0.01 * clip, torch.zeros_like(clip)])
+    out = audio.normalize_rms(batch, rms_db=-6.0)
+    rms = out.pow(2).mean(dim=(1, 2)).sqrt()
+    torch.testing.assert_close(rms, torch.tensor([10 ** (-6 / 20), 10 ** (-6 / 20), 0.0]))
+    assert torch.isfinite(out).all()

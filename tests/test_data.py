@@ -1,0 +1,121 @@
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from lib.data import DatasetError, fold_split, load_csv, load_folder, split_dataset
+
+
+def _tone(path, freq=440.0, seconds=0.5, sample_rate=16000, channels=1):
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    wave = 0.5 * np.sin(2 * np.pi * freq * t)
+    sf.write(path, np.stack([wave] * channels, axis=1) if channels > 1 else wave, sample_rate)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    for label, freq in (("low", 220.0), ("high", 880.0)):
+        (tmp_path / label).mkdir()
+        for i in range(3):
+            _tone(tmp_path / label / f"{i}.wav", freq, seconds=0.3 + 0.1 * i, sample_rate=8000 * (1 + i % 2),
+                  channels=1 + i % 2)
+    (tmp_path / "high" / "broken.wav").write_text("not audio at all")
+    (tmp_path / "notes.txt").write_text("ignored: not in a class folder")
+    return tmp_path
+
+
+def test_builtin_dataset(tiny_dataset):
+    ds = tiny_dataset
+    assert ds.class_names == ["yes", "no", "up"] and len(ds) == 72 and not ds.failed
+    assert ds.class_counts() == {"yes": 24, "no": 24, "up": 24}
+    assert ds.source["kind"] == "builtin"
+    batch = ds.to_tensor(16000, 16000)
+    assert batch.shape == (72, 1, 16000) and batch.dtype == torch.float32
+    assert set(np.unique(ds.sample_rates)) == {16000} and np.allclose(ds.durations, 1.0)
+
+
+def test_folder_dataset_lists_failures(folder):
+    ds = load_folder(folder)
+    assert ds.class_names == ["high", "low"] and len(ds) == 6
+    assert [p.endswith("broken.wav") for p, _ in ds.failed] == [True]
+    assert "Accepted formats" in ds.failed[0][1] or "WAV" in ds.failed[0][1]
+    assert sorted(ds.channels.tolist()) == [1, 1, 1, 1, 2, 2]
+    batch = ds.to_tensor(16000, 8000)  # resampled, mixed to mono, centre padded
+    assert batch.shape == (6, 1, 8000)
+    clip, rate = ds.clip(1, sample_rate=16000)
+    assert rate == 16000 and abs(clip.shape[-1] - ds.durations[1] * 16000) <= 1
+
+
+def test_folder_errors(tmp_path):
+    with pytest.raises(DatasetError, match="folder not found"):
+        load_folder(tmp_path / "missing")
+    (tmp_path / "empty_class").mkdir()
+    with pytest.raises(DatasetError, match="no audio files"):
+        load_folder(tmp_path)
+
+
+def test_csv_manifest(folder, tmp_path):
+    manifest = tmp_path / "meta.csv"
+    manifest.write_text("path,label,fold,group\nlow/0.wav,low,1,a\nlow/1.wav,low,2,b\nhigh/0.wav,high,1,a\n"
+                        "high/1.wav,high,2,c\nhigh/missing.wav,high,1,d\n")
+    ds = load_csv(manifest)
+    assert len(ds) == 4 and ds.folds == [1, 2, 1, 2] and ds.groups[0] == "a"
+    assert [r for _, r in ds.failed] == ["file not found"]
+
+
+def test_csv_errors(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,class\na.wav,x\n")
+    with pytest.raises(DatasetError, match="lacks the column"):
+        load_csv(bad)
+    with pytest.raises(DatasetError, match="not found"):
+        load_csv(tmp_path / "nope.csv")
+    only_missing = tmp_path / "m.csv"
+    only_missing.write_text("path,label\nnope.wav,x\n")
+    with pytest.raises(DatasetError, match="no usable rows"):
+        load_csv(only_missing)
+
+
+def test_split_keeps_groups_apart_and_classes_balanced():
+    rng = np.random.default_rng(0)
+    n_groups, n_classes = 60, 4
+    groups = np.repeat(np.arange(n_groups), 20).astype(str)
+    labels = rng.integers(0, n_classes, size=len(groups))
+    split = split_dataset(labels, groups, validation=0.15, test=0.15, seed=3)
+    parts = [split.train, split.validation, split.test]
+    assert sum(map(len, parts)) == len(labels) and len(np.unique(np.concatenate(parts))) == len(labels)
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert not set(groups[parts[a]]) & set(groups[parts[b]]), "a group crosses splits"
+    for part, fraction in ((split.validation, 0.15), (split.test, 0.15)):
+        assert abs(len(part) / len(labels) - fraction) < 0.05
+        overall = np.bincount(labels, minlength=n_classes) / len(labels)
+        within = np.bincount(labels[part], minlength=n_classes) / len(part)
+        assert np.abs(overall - within).max() < 0.08  # class proportions kept
+    again = split_dataset(labels, groups, validation=0.15, test=0.15, seed=3)
+    assert all(np.array_equal(x, y) for x, y in zip(parts, [again.train, again.validation, again.test]))
+    other = split_dataset(labels, groups, validation=0.15, test=0.15, seed=4)
+    assert not np.array_equal(split.test, other.test)
+
+
+def test_split_of_builtin_keeps_voices_apart(tiny_dataset):
+    split = split_dataset(tiny_dataset.labels, tiny_dataset.groups, seed=0)
+    groups = np.asarray(tiny_dataset.groups)
+    assert not set(groups[split.train]) & set(groups[split.test])
+    assert len(split.test) > 0 and len(split.validation) > 0
+
+
+def test_split_without_groups_and_bad_fractions():
+    labels = np.repeat([0, 1], 50)
+    split = split_dataset(labels, None, validation=0.2, test=0.2, seed=0)
+    assert split.sizes() == {"train": 60, "validation": 20, "test": 20}
+    with pytest.raises(ValueError):
+        split_dataset(labels, None, validation=0.6, test=0.5)
+
+
+def test_fold_split():
+    folds = [1, 1, 2, 2, 3, 3, 4]
+    split = fold_split(folds, test_fold=2)
+    assert split.test.tolist() == [2, 3] and split.validation.tolist() == [4, 5] and split.train.tolist() == [0, 1, 6]
+    with pytest.raises(ValueError, match="fold 9"):
+        fold_split(folds, 9)
