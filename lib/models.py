@@ -42,6 +42,7 @@ __all__ = [
     "BCResNet",
     "CRNN",
     "KWSTransformer",
+    "KWSResNet",
 ]
 
 # -----------------------------------------------------------------------------
@@ -245,7 +246,7 @@ class BCResBlock(nn.Module):
         return F.relu(out)
 
 
-@register("bcresnet", "BC-ResNet (Kim et al. 2021): broadcasted residual blocks, tiny and accurate keyword spotter")
+@register("bcresnet", "BC-ResNet (Kim et al. 2021): broadcasted residual blocks; tiny and accurate, slow to train on a CPU")
 class BCResNet(nn.Module):
     """BC-ResNet-tau (Kim et al. 2021, "Broadcasted Residual Learning for Efficient Keyword Spotting").
 
@@ -411,6 +412,8 @@ class KWSTransformer(nn.Module):
         self.head = nn.Linear(d_model, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[2] != self.n_bins:
+            raise ValueError(f"kws_transformer was built for {self.n_bins} bins, got {x.shape[2]}")
         x = F.pad(x, (0, -x.shape[-1] % self.patch_frames))  # (B, 1, F, T) T padded to a multiple of the patch
         x = self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, N, D)
         pos = self.pos_embed  # (1, N0, D)
@@ -419,6 +422,61 @@ class KWSTransformer(nn.Module):
         x = self.embed_norm(x) + pos  # (B, N, D)
         x = self.encoder(x)  # (B, N, D)
         return self.head(x.mean(dim=1))  # (B, n_classes)
+
+
+# -----------------------------------------------------------------------------
+# kws_resnet
+
+
+class ResBlock(nn.Module):
+    """Basic residual block: Conv3x3 (stride) -> BN -> ReLU -> Conv3x3 -> BN, plus a (projected) shortcut."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut = (nn.Identity() if stride == 1 and in_channels == out_channels else
+                         nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                                       nn.BatchNorm2d(out_channels)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.relu(self.bn1(self.conv1(x)))  # (B, C_out, F', T')
+        y = self.bn2(self.conv2(y))  # (B, C_out, F', T')
+        return F.relu(y + self.shortcut(x))
+
+
+@register("kws_resnet", "Compact residual KWS CNN: strided stem, 3 residual blocks on small maps; fast on a CPU")
+class KWSResNet(nn.Module):
+    """A compact ResNet for keyword spotting (in the spirit of Tang & Lin 2018, "res8").
+
+    Plain 3x3 convolutions (fast on CPUs and GPUs alike, unlike depthwise ones whose backward pass is slow
+    on a CPU) on maps that a strided stem and two strided blocks make small: 40x101 -> 20x51 -> 10x26 -> 5x13.
+
+    Args:
+        n_classes: Number of output logits.
+        n_bins: Feature height (any >= 8).
+        n_frames: Feature width (any; kept for the registry's signature).
+        width: Channels of the first stage; the last stage has twice as many.
+        dropout: Dropout before the classifier.
+    """
+
+    def __init__(self, n_classes: int, n_bins: int, n_frames: int, width: int = 16, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.n_classes, self.n_bins, self.n_frames = n_classes, n_bins, n_frames
+        self.stem = nn.Sequential(nn.Conv2d(1, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width),
+                                  nn.ReLU())
+        self.blocks = nn.Sequential(ResBlock(width, width, stride=2), ResBlock(width, 2 * width, stride=2),
+                                    ResBlock(2 * width, 2 * width))
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(2 * width, n_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.stem(x)  # (B, w, F/2, T/2)
+        x = self.blocks(x)  # (B, 2w, F/8, T/8)
+        x = x.mean(dim=(2, 3))  # (B, 2w)
+        return self.classifier(self.dropout(x))  # (B, n_classes)
 
 
 # -----------------------------------------------------------------------------

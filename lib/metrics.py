@@ -1,0 +1,112 @@
+"""Classification metrics as plain, JSON-ready Python types, and confusion-matrix helpers.
+
+Everything is computed with :mod:`sklearn.metrics` over class indices ``0 .. n_classes - 1``, so a class
+that never occurs (or is never predicted) still has its row, column and per-class entry. Undefined ratios
+(a class never predicted has no precision) are 0, without warnings.
+
+Example:
+    >>> m = classification_metrics([0, 0, 1, 1], [0, 1, 1, 1], ["yes", "no"])
+    >>> m["accuracy"], m["confusion_matrix"]
+    (0.75, [[1, 1], [0, 2]])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+__all__ = ["classification_metrics", "normalize_confusion", "top_confusions"]
+
+
+def classification_metrics(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray,
+                           class_names: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, confusion matrix, per-class and averaged precision/recall/F1.
+
+    Args:
+        y_true: True class indices.
+        y_pred: Predicted class indices, same length.
+        class_names: Name of each class index; its length sets the number of classes.
+
+    Returns:
+        A JSON-serialisable dict with keys ``accuracy`` (float), ``confusion_matrix`` (list of lists, rows
+        are true classes, columns predicted), ``class_names`` (list), ``per_class`` (one dict per class with
+        ``class``, ``precision``, ``recall``, ``f1``, ``support``), ``macro`` and ``weighted`` (each
+        ``{precision, recall, f1}``) and ``n`` (number of examples).
+
+    Raises:
+        ValueError: If there are no examples, the lengths differ, ``class_names`` is empty or an index is
+            not a class index.
+    """
+    y_true = np.asarray(y_true, dtype=np.int64).ravel()
+    y_pred = np.asarray(y_pred, dtype=np.int64).ravel()
+    names = [str(name) for name in class_names]
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"y_true and y_pred differ in length ({len(y_true)} vs {len(y_pred)})")
+    if not names:
+        raise ValueError("class_names must not be empty")
+    if len(y_true) == 0:
+        raise ValueError("no examples to evaluate")
+    for name, values in (("y_true", y_true), ("y_pred", y_pred)):
+        if values.min() < 0 or values.max() >= len(names):
+            raise ValueError(f"{name} holds indices outside 0..{len(names) - 1}")
+    labels = list(range(len(names)))
+
+    cm = confusion_matrix(y_true, y_pred, labels=labels)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, average=None, zero_division=0)
+    per_class = [
+        {"class": name, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        for name, p, r, f, s in zip(names, precision, recall, f1, support)
+    ]
+
+    def averaged(average: str) -> dict[str, float]:
+        p, r, f, _ = precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, average=average, zero_division=0)
+        return {"precision": float(p), "recall": float(r), "f1": float(f)}
+
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "confusion_matrix": [[int(v) for v in row] for row in cm],
+        "class_names": names,
+        "per_class": per_class,
+        "macro": averaged("macro"),
+        "weighted": averaged("weighted"),
+        "n": int(len(y_true)),
+    }
+
+
+def normalize_confusion(cm: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    """Row-normalise a confusion matrix: each true class's row sums to 1 (the per-class recall view).
+
+    Args:
+        cm: Square confusion matrix of counts, rows are true classes.
+
+    Returns:
+        A float array of the same shape; rows that were all zeros (a class absent from the data) stay zero.
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    totals = cm.sum(axis=1, keepdims=True)
+    return np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
+
+
+def top_confusions(cm: Sequence[Sequence[int]] | np.ndarray, class_names: Sequence[str],
+                   k: int = 5) -> list[tuple[str, str, int]]:
+    """The most frequent mistakes: off-diagonal cells of a confusion matrix, largest first.
+
+    Args:
+        cm: Square confusion matrix of counts, rows are true classes.
+        class_names: Name of each class index.
+        k: How many pairs to return at most.
+
+    Returns:
+        Up to ``k`` tuples ``(true name, predicted name, count)`` with ``count > 0``, by decreasing count
+        (ties in row-major order).
+    """
+    cm = np.asarray(cm)
+    pairs = [(int(cm[i, j]), i, j) for i in range(cm.shape[0]) for j in range(cm.shape[1])
+             if i != j and cm[i, j] > 0]
+    pairs.sort(key=lambda item: -item[0])  # stable: ties keep row-major order
+    return [(str(class_names[i]), str(class_names[j]), count) for count, i, j in pairs[:k]]

@@ -1,0 +1,468 @@
+"""Saved training runs: one folder per run under a root folder (``models/`` by default).
+
+Layout::
+
+    <root>/<run_id>/config.json    what was trained and how (model, class names, feature config, ...)
+    <root>/<run_id>/model.pt       the model's state_dict (torch.save)
+    <root>/<run_id>/metrics.json   evaluation results
+
+Writes are atomic: :func:`save_run` builds the run in a hidden temporary folder and renames it into place,
+so a crash never leaves a half-written run, and :func:`write_json_atomic` replaces a JSON file in one step.
+Folders whose names start with ``"."`` (temporary or hidden) are never listed. A malformed run is not
+hidden: :func:`list_runs` returns it with its ``error`` set, and :func:`load_run` raises :class:`RunError`.
+
+Example:
+    >>> path = save_run(root, new_run_id("bcresnet"), state_dict=model.state_dict(),
+    ...                 config=config, metrics=metrics)
+    >>> run = load_run(path)
+    >>> model.load_state_dict(run.state_dict)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "DEFAULT_ROOT", "CONFIG_FILE", "MODEL_FILE", "METRICS_FILE", "REQUIRED_CONFIG_KEYS",
+    "RunError", "RunInfo", "LoadedRun",
+    "new_run_id", "is_valid_run_id", "save_run", "list_runs", "load_run", "latest_run",
+    "rename_run", "delete_run", "run_zip_bytes", "write_json_atomic",
+]
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "models"
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.pt"
+METRICS_FILE = "metrics.json"
+REQUIRED_CONFIG_KEYS = ("model", "class_names", "feature_config")
+
+_RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+_MAX_RUN_ID = 128
+_NO_RUN_HINT = "Pick another run or retrain."
+
+
+class RunError(ValueError):
+    """A run folder is missing, lacks a file or holds a malformed one.
+
+    Attributes:
+        run_id: The run's folder name, when known.
+        file: The offending file name (``config.json``, ``model.pt``, ``metrics.json``), when known.
+    """
+
+    def __init__(self, message: str, *, run_id: str | None = None, file: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.file = file
+
+
+def _run_error(path: Path, file: str | None, problem: str,
+               hint: str = "Delete the run or retrain.") -> RunError:
+    """A :class:`RunError` naming the run, the file (if any), the problem and what to do."""
+    where = f"{file} of run '{path.name}'" if file else f"Run '{path.name}'"
+    return RunError(f"{where} {problem} ({path}). {hint}", run_id=path.name, file=file)
+
+
+# -- JSON ------------------------------------------------------------------------------------------
+def _json_default(obj: Any) -> Any:
+    """``json`` fallback: numpy scalars and arrays, tensors, paths and sets become plain types."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (np.ndarray, torch.Tensor)):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj, key=str)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=_json_default) + "\n"
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, replacing ``path`` in one step.
+
+    The JSON goes to a hidden temporary file in the same folder, which then replaces ``path`` with
+    :func:`os.replace`, so readers see either the old file or the new one, never a partial one.
+    numpy scalars and arrays, tensors, paths and sets are converted to plain JSON types.
+
+    Args:
+        path: Destination file; its folder must exist.
+        obj: A JSON-serialisable object.
+
+    Raises:
+        TypeError: If ``obj`` holds something that cannot be converted (nothing is written then).
+    """
+    path = Path(path)
+    text = _dumps(obj)  # serialise first: a TypeError leaves no temporary file behind
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_json(path: Path, file: str) -> dict[str, Any]:
+    """A run file's JSON object, or a :class:`RunError` naming the run and the file."""
+    file_path = path / file
+    if not file_path.is_file():
+        raise _run_error(path, file, "is missing")
+    try:
+        data = json.loads(file_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise _run_error(path, file, f"is not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise _run_error(path, file, f"must hold a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    config = _read_json(path, CONFIG_FILE)
+    missing = [key for key in REQUIRED_CONFIG_KEYS if key not in config]
+    if missing:
+        raise _run_error(path, CONFIG_FILE, f"lacks {', '.join(map(repr, missing))}")
+    if not isinstance(config["class_names"], list) or not config["class_names"]:
+        raise _run_error(path, CONFIG_FILE, "has no list of class names")
+    if not isinstance(config["feature_config"], dict):
+        raise _run_error(path, CONFIG_FILE, "has a feature_config that is not an object")
+    return config
+
+
+# -- names -----------------------------------------------------------------------------------------
+def is_valid_run_id(run_id: str) -> bool:
+    """Whether ``run_id`` is a safe folder name: letters, digits, ``-``, ``_`` and ``.`` (not leading)."""
+    return isinstance(run_id, str) and len(run_id) <= _MAX_RUN_ID and _RUN_ID.fullmatch(run_id) is not None
+
+
+def _check_run_id(run_id: str) -> None:
+    if not is_valid_run_id(run_id):
+        raise ValueError(f"Invalid run name {run_id!r}: use letters, digits, '-', '_' and '.' (not first), "
+                         f"at most {_MAX_RUN_ID} characters")
+
+
+def _run_path(root: str | Path, run_id: str) -> Path:
+    """``root / run_id``, refusing names that would leave ``root`` (``..``, separators)."""
+    if not run_id or run_id in (".", "..") or "/" in run_id or "\\" in run_id or "\0" in run_id:
+        raise ValueError(f"Invalid run name {run_id!r}")
+    return Path(root) / run_id
+
+
+def new_run_id(model_name: str) -> str:
+    """A fresh run id: local time, model name and 4 random hex digits.
+
+    Args:
+        model_name: Model name; lower-cased, and runs of other characters than letters and digits
+            become ``-``.
+
+    Returns:
+        A filesystem-safe id such as ``20261121-071500-bcresnet-3fa2``.
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", str(model_name).lower()).strip("-")[:40] or "model"
+    return f"{datetime.now():%Y%m%d-%H%M%S}-{slug}-{secrets.token_hex(2)}"
+
+
+# -- save ------------------------------------------------------------------------------------------
+def save_run(root: str | Path, run_id: str, *, state_dict: dict[str, Any], config: dict[str, Any],
+             metrics: dict[str, Any], overwrite: bool = False) -> Path:
+    """Save a run atomically as ``<root>/<run_id>/{config.json, model.pt, metrics.json}``.
+
+    Everything is written into a hidden folder ``<root>/.tmp-<run_id>-<random>`` that is then renamed to
+    ``<root>/<run_id>``; on any error the temporary folder is removed. When overwriting, the old run is
+    renamed aside first and deleted only once the new one is in place, so there is always a run.
+
+    Args:
+        root: Folder holding the runs (created if needed).
+        run_id: The run's folder name (see :func:`is_valid_run_id`).
+        state_dict: The model's weights (saved with :func:`torch.save`).
+        config: The run's configuration; saved with ``"run_id"`` set to ``run_id``.
+        metrics: Evaluation results.
+        overwrite: Replace an existing run of the same name.
+
+    Returns:
+        The run's folder.
+
+    Raises:
+        ValueError: If ``run_id`` is not a safe folder name.
+        FileExistsError: If the run exists and ``overwrite`` is false.
+        TypeError: If ``config`` or ``metrics`` is not JSON-serialisable.
+    """
+    _check_run_id(run_id)
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / run_id
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"Run '{run_id}' already exists in {root}: choose another name or overwrite it")
+
+    tmp = root / f".tmp-{run_id}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        (tmp / CONFIG_FILE).write_text(_dumps({**config, "run_id": run_id}), encoding="utf-8")
+        (tmp / METRICS_FILE).write_text(_dumps(metrics), encoding="utf-8")
+        torch.save(state_dict, tmp / MODEL_FILE)
+        if target.exists():
+            old = root / f".old-{run_id}-{secrets.token_hex(4)}"
+            os.replace(target, old)
+            try:
+                os.replace(tmp, target)
+            except BaseException:
+                os.replace(old, target)  # put the previous run back
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+# -- list and load ---------------------------------------------------------------------------------
+def _dig(mapping: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(mapping, dict) or key not in mapping:
+            return None
+        mapping = mapping[key]
+    return mapping
+
+
+@dataclass
+class RunInfo:
+    """A saved run as listed (weights not loaded).
+
+    Attributes:
+        run_id: Folder name.
+        path: Run folder.
+        config: Contents of config.json (``{}`` if unreadable).
+        metrics: Contents of metrics.json (``{}`` if unreadable).
+        error: Why the run is malformed, or ``None`` if it looks complete.
+    """
+
+    run_id: str
+    path: Path
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def model(self) -> str | None:
+        """Model name."""
+        return self.config.get("model")
+
+    @property
+    def created(self) -> str | None:
+        """Creation time, ISO string."""
+        return self.config.get("created")
+
+    @property
+    def status(self) -> str | None:
+        """``"finished"`` or ``"stopped"``."""
+        return self.config.get("status")
+
+    @property
+    def n_parameters(self) -> int | None:
+        """Number of model parameters."""
+        return self.config.get("n_parameters")
+
+    @property
+    def val_accuracy(self) -> float | None:
+        """``metrics["validation"]["accuracy"]``, or ``None``."""
+        return _dig(self.metrics, "validation", "accuracy")
+
+    @property
+    def test_accuracy(self) -> float | None:
+        """``metrics["test"]["accuracy"]``, or ``None``."""
+        return _dig(self.metrics, "test", "accuracy")
+
+    @property
+    def macro_f1(self) -> float | None:
+        """``metrics["test"]["macro"]["f1"]``, or ``None``."""
+        return _dig(self.metrics, "test", "macro", "f1")
+
+
+@dataclass
+class LoadedRun:
+    """A saved run with its weights on the CPU.
+
+    Attributes:
+        run_id: Folder name.
+        path: Run folder.
+        config: Contents of config.json.
+        metrics: Contents of metrics.json.
+        state_dict: The model's weights (tensors on the CPU).
+    """
+
+    run_id: str
+    path: Path
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+
+
+def _run_info(path: Path) -> RunInfo:
+    """Read a run folder's JSON files and check that its weights file exists; errors go into ``error``."""
+    info = RunInfo(run_id=path.name, path=path)
+    try:
+        info.config = _read_config(path)
+    except RunError as e:
+        info.error = str(e)
+    try:
+        info.metrics = _read_json(path, METRICS_FILE)
+    except RunError as e:
+        info.error = info.error or str(e)
+    weights = path / MODEL_FILE
+    if info.error is None and (not weights.is_file() or weights.stat().st_size == 0):
+        info.error = str(_run_error(path, MODEL_FILE, "is missing" if not weights.is_file() else "is empty"))
+    return info
+
+
+def _sort_time(info: RunInfo) -> float:
+    """Seconds since the epoch of the run's ``created`` time (local if naive), else its folder's mtime."""
+    try:
+        return datetime.fromisoformat(str(info.created)).timestamp()
+    except (TypeError, ValueError, OverflowError, OSError):
+        pass
+    try:
+        return info.path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def list_runs(root: str | Path = DEFAULT_ROOT) -> list[RunInfo]:
+    """Every run folder under ``root``, newest first.
+
+    Folders whose names start with ``"."`` (temporary, hidden) and plain files are skipped. Malformed runs
+    are listed with ``error`` set. Order: config ``"created"`` time, else the folder's modification time.
+
+    Args:
+        root: Folder holding the runs; a missing folder has no runs.
+
+    Returns:
+        The runs, newest first (ties by name, descending).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    infos = [_run_info(p) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return sorted(infos, key=lambda info: (_sort_time(info), info.run_id), reverse=True)
+
+
+def latest_run(root: str | Path = DEFAULT_ROOT) -> RunInfo | None:
+    """The newest run without errors, or ``None``."""
+    return next((info for info in list_runs(root) if info.error is None), None)
+
+
+def load_run(path: str | Path) -> LoadedRun:
+    """Load a run folder: its config, metrics and weights (on the CPU, ``weights_only=True``).
+
+    Args:
+        path: The run folder, e.g. ``models/20261121-071500-bcresnet-3fa2``.
+
+    Returns:
+        The loaded run.
+
+    Raises:
+        RunError: If the folder or a file is missing, a JSON file is malformed, the config lacks
+            ``model``, ``class_names`` or ``feature_config``, or the weights fail to load.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise _run_error(path, None, "does not exist", _NO_RUN_HINT)
+    config = _read_config(path)
+    metrics = _read_json(path, METRICS_FILE)
+    weights = path / MODEL_FILE
+    if not weights.is_file():
+        raise _run_error(path, MODEL_FILE, "is missing")
+    try:
+        state_dict = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means the file is unusable
+        raise _run_error(path, MODEL_FILE, f"could not be loaded: {e}") from e
+    if not isinstance(state_dict, dict):
+        raise _run_error(path, MODEL_FILE, f"holds a {type(state_dict).__name__}, not a state_dict")
+    return LoadedRun(run_id=path.name, path=path, config=config, metrics=metrics, state_dict=state_dict)
+
+
+# -- manage ----------------------------------------------------------------------------------------
+def rename_run(root: str | Path, run_id: str, new_id: str) -> Path:
+    """Rename a run's folder and update the ``"run_id"`` in its config.json.
+
+    Args:
+        root: Folder holding the runs.
+        run_id: Current name.
+        new_id: New name (see :func:`is_valid_run_id`).
+
+    Returns:
+        The run's new folder.
+
+    Raises:
+        ValueError: If ``new_id`` is not a safe folder name.
+        RunError: If the run does not exist.
+        FileExistsError: If ``new_id`` is taken.
+    """
+    _check_run_id(new_id)
+    src = _run_path(root, run_id)
+    if not src.is_dir():
+        raise _run_error(src, None, "does not exist", _NO_RUN_HINT)
+    dst = Path(root) / new_id
+    if new_id == run_id:
+        return src
+    if dst.exists():
+        raise FileExistsError(f"A run named '{new_id}' already exists in {root}: choose another name")
+    os.rename(src, dst)
+    try:
+        config = json.loads((dst / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return dst  # a malformed run keeps its (unreadable) config; list_runs still reports it
+    if isinstance(config, dict):
+        try:
+            write_json_atomic(dst / CONFIG_FILE, {**config, "run_id": new_id})
+        except BaseException:
+            os.rename(dst, src)
+            raise
+    return dst
+
+
+def delete_run(root: str | Path, run_id: str) -> None:
+    """Delete a run's folder. It is first renamed to a hidden name, so it never shows half-deleted.
+
+    Raises:
+        RunError: If the run does not exist.
+    """
+    path = _run_path(root, run_id)
+    if not path.is_dir():
+        raise _run_error(path, None, "does not exist", _NO_RUN_HINT)
+    doomed = path.with_name(f".del-{run_id}-{secrets.token_hex(4)}")
+    os.rename(path, doomed)
+    shutil.rmtree(doomed)
+
+
+def run_zip_bytes(path: str | Path) -> bytes:
+    """A zip archive of a run folder, in memory (for a download button).
+
+    Files are stored under ``<run_id>/``, so unzipping into a runs root restores the run.
+
+    Raises:
+        RunError: If the folder does not exist.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise _run_error(path, None, "does not exist", _NO_RUN_HINT)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            archive.write(file, arcname=f"{path.name}/{file.relative_to(path).as_posix()}")
+    return buffer.getvalue()
