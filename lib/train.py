@@ -143,6 +143,8 @@ class StepEvent:
     loss: float
     learning_rate: float
     samples_per_sec: float
+    batch_size: int
+    elapsed_sec: float
     kind: str = "step"
 
 
@@ -368,8 +370,9 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
             loss_sum += loss.item() * len(batch)
             correct += (logits.argmax(1) == labels).sum().item()
             seen += len(batch)
+            now = time.perf_counter()
             yield StepEvent(epoch, step, total_steps, loss.item(), optimizer.param_groups[0]["lr"],
-                            len(batch) / max(time.perf_counter() - step_started, 1e-9))
+                            len(batch) / max(now - step_started, 1e-9), len(batch), now - train_started)
         if seen == 0:  # stopped before this epoch did anything
             break
         val_loss, val_accuracy, _ = _evaluate(model, val_features, val_labels)

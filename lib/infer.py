@@ -1,0 +1,321 @@
+"""Inference with a saved run: the run's exact preprocessing and model, on clips of any rate, channels and length.
+
+A :class:`Classifier` is built from a run folder (``config.json`` + ``model.pt``, see :mod:`lib.runs`) and
+repeats what training did to every clip: mix to mono, resample to the run's ``FeatureConfig.sample_rate``,
+centre pad or trim to its clip length, featurise with a :class:`~lib.features.FeatureExtractor` of that config,
+and run the model in eval mode.
+
+A recording longer than one clip is cut into overlapping windows of the clip length (hop: half a clip by
+default), the last one aligned to the end of the recording so that its tail is covered; all windows are
+classified in one batch, and the recording's probabilities are the mean of the windows' probabilities.
+
+Example:
+    >>> classifier = Classifier.from_run("models/20261121-071500-kws_resnet-3fa2")
+    >>> prediction = classifier.predict(waveform, sample_rate=44100)  # (channels, time)
+    >>> prediction.top(3)
+    [('yes', 0.93), ('no', 0.04), ('up', 0.01)]
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from lib.audio import AudioSource, load_audio, pad_or_trim, resample
+from lib.device import resolve_device
+from lib.features import FeatureConfig, FeatureExtractor
+from lib.models import build_model
+from lib.runs import RunError, load_run
+
+__all__ = ["Classifier", "Prediction"]
+
+
+@dataclass
+class Prediction:
+    """The result of classifying one recording.
+
+    Attributes:
+        probabilities: ``(n_classes,)`` float32, the recording's class probabilities (mean over windows).
+        class_names: The run's class names, in the order of the probabilities.
+        window_starts: ``(n_windows,)`` float64, each window's start in seconds from the recording's start
+            (a recording no longer than one clip has one window starting at 0).
+        window_probabilities: ``(n_windows, n_classes)`` float32, each window's probabilities.
+        latency_ms: Wall time of the prediction (preprocessing, features and model), milliseconds.
+        duration_sec: The recording's duration, seconds.
+        window_seconds: Length of each window (the run's clip length), seconds.
+    """
+
+    probabilities: np.ndarray
+    class_names: list[str]
+    window_starts: np.ndarray
+    window_probabilities: np.ndarray
+    latency_ms: float
+    duration_sec: float
+    window_seconds: float | None = None
+
+    @property
+    def top_class(self) -> str:
+        """The most probable class's name."""
+        return self.class_names[int(np.argmax(self.probabilities))]
+
+    @property
+    def top_probability(self) -> float:
+        """The most probable class's probability."""
+        return float(np.max(self.probabilities))
+
+    @property
+    def n_windows(self) -> int:
+        """Number of windows classified."""
+        return len(self.window_starts)
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        """The ``k`` most probable classes, most probable first.
+
+        Args:
+            k: How many (clamped to the number of classes).
+
+        Returns:
+            ``[(class_name, probability), ...]``, at most ``k`` pairs.
+        """
+        order = np.argsort(-self.probabilities, kind="stable")[:max(0, int(k))]
+        return [(self.class_names[i], float(self.probabilities[i])) for i in order]
+
+
+def _as_device(device: str | torch.device) -> torch.device:
+    """``"auto"``, ``"cpu"``, ``"cuda"``... (checked by :func:`resolve_device`) or a ``torch.device``."""
+    return resolve_device(device) if isinstance(device, str) else torch.device(device)
+
+
+class Classifier:
+    """A trained model with its preprocessing, ready to classify recordings.
+
+    Args:
+        model: The trained network, taking ``(batch, 1, n_bins, n_frames)`` features and returning
+            ``(batch, n_classes)`` logits. It is moved to ``device`` and put in eval mode (not copied).
+        feature_config: The preprocessing the model was trained with.
+        class_names: The names of the model's outputs, in order.
+        run_id: The run's name, when built from a run.
+        device: ``"cpu"``, ``"cuda"``, ``"mps"``, ``"auto"`` or a ``torch.device``.
+
+    Attributes:
+        model (nn.Module): The network, in eval mode, on ``device``.
+        feature_config (FeatureConfig): The run's preprocessing.
+        class_names (list[str]): Output names.
+        run_id (str | None): The run's name.
+        device (torch.device): Where features and the model are computed.
+        extractor (FeatureExtractor): The feature extractor, built once, on ``device``.
+
+    Raises:
+        ValueError: If ``class_names`` is empty or the device is unknown or unavailable.
+    """
+
+    def __init__(self, model: nn.Module, feature_config: FeatureConfig, class_names: Sequence[str],
+                 run_id: str | None = None, device: str | torch.device = "cpu") -> None:
+        if not class_names:
+            raise ValueError("a Classifier needs at least one class name")
+        self.device = _as_device(device)
+        self.feature_config = feature_config
+        self.class_names = [str(name) for name in class_names]
+        self.run_id = run_id
+        self.model = model.to(self.device).eval()
+        self.extractor = FeatureExtractor(feature_config).to(self.device).eval()
+
+    # -- construction ------------------------------------------------------------------------------
+    @classmethod
+    def from_run(cls, path: str | Path, device: str | torch.device = "cpu") -> Classifier:
+        """Loads a saved run folder.
+
+        Args:
+            path: The run folder (holding ``config.json``, ``model.pt`` and ``metrics.json``).
+            device: Where to run, as in the constructor.
+
+        Returns:
+            The classifier, with ``run_id`` the folder's name.
+
+        Raises:
+            RunError: If the folder or a file is missing or malformed, the feature config is invalid, the
+                model is unknown, or the weights do not fit the model.
+            ValueError: If the device is unknown or unavailable.
+        """
+        run = load_run(path)
+        config = run.config
+        name = run.run_id
+
+        def fail(problem: str, error: Exception) -> RunError:
+            return RunError(f"config.json of run '{name}' {problem}: {error} ({run.path}). Delete the run or retrain.",
+                            run_id=name, file="config.json")
+
+        try:
+            feature_config = FeatureConfig.from_dict(config["feature_config"])
+        except (TypeError, ValueError) as error:
+            raise fail("has an invalid feature_config", error) from error
+        class_names = [str(c) for c in config["class_names"]]
+        model_kwargs: dict[str, Any] = config.get("model_kwargs") or {}
+        if not isinstance(model_kwargs, dict):
+            raise fail("has invalid model_kwargs", TypeError(f"expected an object, got {type(model_kwargs).__name__}"))
+        try:
+            model = build_model(str(config["model"]), len(class_names), feature_config.n_bins,
+                                feature_config.n_frames, **model_kwargs)
+        except (TypeError, ValueError) as error:
+            raise fail(f"names a model that cannot be built ({config['model']!r})", error) from error
+        try:
+            model.load_state_dict(run.state_dict)
+        except (RuntimeError, KeyError, TypeError) as error:
+            raise RunError(f"model.pt of run '{name}' does not fit model {config['model']!r} with "
+                           f"{len(class_names)} classes: {str(error).splitlines()[0]} ({run.path}). "
+                           "Delete the run or retrain.", run_id=name, file="model.pt") from error
+        return cls(model, feature_config, class_names, run_id=name, device=device)
+
+    # -- helpers -----------------------------------------------------------------------------------
+    @property
+    def n_classes(self) -> int:
+        """Number of classes."""
+        return len(self.class_names)
+
+    def __repr__(self) -> str:
+        return (f"Classifier(run_id={self.run_id!r}, model={type(self.model).__name__}, "
+                f"classes={self.class_names}, device={str(self.device)!r})")
+
+    def _probabilities(self, clips: Tensor) -> Tensor:
+        """``(batch, channels, n_samples)`` on the device -> ``(batch, n_classes)`` float32 probabilities."""
+        return self.model(self.extractor(clips)).float().softmax(dim=-1)
+
+    def window_starts(self, n_samples: int, hop_seconds: float | None = None) -> np.ndarray:
+        """Start sample of each window over a recording of ``n_samples`` samples at the feature sample rate.
+
+        Args:
+            n_samples: Recording length at ``feature_config.sample_rate``.
+            hop_seconds: Seconds between window starts; ``None`` means half a clip.
+
+        Returns:
+            np.ndarray: ``(n_windows,)`` int64; ``[0]`` when the recording fits in one clip, otherwise starts
+            every hop plus a last window ending exactly at the recording's end.
+
+        Raises:
+            ValueError: If ``hop_seconds`` is not a positive finite number.
+        """
+        if hop_seconds is None:
+            hop_seconds = self.feature_config.clip_seconds / 2
+        if isinstance(hop_seconds, bool) or not isinstance(hop_seconds, numbers.Real) \
+                or not math.isfinite(hop_seconds) or hop_seconds <= 0:
+            raise ValueError(f"hop_seconds must be a positive number of seconds, got {hop_seconds!r}")
+        length = self.feature_config.n_samples
+        if n_samples <= length:
+            return np.zeros(1, dtype=np.int64)
+        hop = max(1, round(hop_seconds * self.feature_config.sample_rate))
+        last = n_samples - length
+        starts = np.arange(0, last + 1, hop, dtype=np.int64)
+        if starts[-1] != last:
+            starts = np.append(starts, last)
+        return starts
+
+    # -- prediction --------------------------------------------------------------------------------
+    def predict(self, waveform: Tensor | np.ndarray, sample_rate: int,
+                hop_seconds: float | None = None) -> Prediction:
+        """Classifies one recording of any sample rate, channel count and length.
+
+        The recording is mixed to mono and resampled to the run's sample rate. If it lasts one clip or less
+        it is centre padded with silence to one clip; otherwise it is cut into windows of one clip every
+        ``hop_seconds``, the last window aligned to the end. All windows are classified in one batch.
+
+        Args:
+            waveform: ``(time,)`` or ``(channels, time)`` float samples (a tensor or a NumPy array).
+            sample_rate: Its sample rate in Hz.
+            hop_seconds: Seconds between windows of a long recording; ``None`` means half a clip.
+
+        Returns:
+            Prediction: The mean of the windows' probabilities ``(n_classes,)``, each window's start and
+            probabilities ``(n_windows, n_classes)``, the latency and the duration.
+
+        Raises:
+            ValueError: If the waveform is empty, has non-finite samples or more than two dimensions,
+                the sample rate is not positive, or ``hop_seconds`` is invalid.
+        """
+        started = time.perf_counter()
+        waveform = torch.as_tensor(waveform)
+        if waveform.ndim not in (1, 2):
+            raise ValueError(f"waveform must be (time,) or (channels, time), got shape {tuple(waveform.shape)}")
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral) or sample_rate <= 0:
+            raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
+        if waveform.numel() == 0:
+            raise ValueError(f"the waveform is empty (shape {tuple(waveform.shape)}): nothing to classify")
+        if not waveform.is_floating_point():
+            waveform = waveform.float()
+        with torch.inference_mode():
+            if not bool(torch.isfinite(waveform).all()):
+                raise ValueError("the waveform has non-finite samples (NaN or infinity): nothing to classify")
+            duration = waveform.shape[-1] / sample_rate
+            mono = waveform.to(self.device, torch.float32)
+            if mono.ndim == 2:
+                mono = mono.mean(dim=0)  # (time,): mixing first makes resampling cheaper (both are linear)
+            mono = resample(mono, int(sample_rate), self.feature_config.sample_rate)
+            length = self.feature_config.n_samples
+            starts = self.window_starts(mono.shape[-1], hop_seconds)
+            if len(starts) == 1:
+                clips = pad_or_trim(mono, length, mode="center")[None, None]  # (1, 1, length)
+            else:
+                index = torch.as_tensor(starts, device=self.device)[:, None] + torch.arange(length, device=self.device)
+                clips = mono[index][:, None]  # (n_windows, 1, length)
+            window_probabilities = self._probabilities(clips).cpu().numpy()  # (n_windows, n_classes)
+        return Prediction(
+            probabilities=window_probabilities.mean(axis=0),
+            class_names=list(self.class_names),
+            window_starts=starts / self.feature_config.sample_rate,
+            window_probabilities=window_probabilities,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+            duration_sec=duration,
+            window_seconds=self.feature_config.clip_seconds,
+        )
+
+    def predict_batch(self, waveforms: Tensor, batch_size: int = 256) -> Tensor:
+        """Probabilities of many clips already at the run's sample rate (for evaluating a dataset).
+
+        Args:
+            waveforms: ``(batch, channels, time)`` (or ``(batch, time)``) at ``feature_config.sample_rate``,
+                normally ``time == feature_config.n_samples`` (other lengths are centre padded or trimmed).
+            batch_size: Clips per forward pass.
+
+        Returns:
+            Tensor: ``(batch, n_classes)`` float32 probabilities, on the CPU.
+
+        Raises:
+            ValueError: If ``waveforms`` is not 2-D or 3-D.
+        """
+        waveforms = torch.as_tensor(waveforms)
+        if waveforms.ndim == 2:
+            waveforms = waveforms[:, None]
+        if waveforms.ndim != 3:
+            raise ValueError(f"waveforms must be (batch, channels, time), got shape {tuple(waveforms.shape)}")
+        length = self.feature_config.n_samples
+        with torch.inference_mode():
+            chunks = []
+            for i in range(0, len(waveforms), batch_size):
+                clips = waveforms[i:i + batch_size].to(self.device, torch.float32)
+                chunks.append(self._probabilities(pad_or_trim(clips, length, mode="center")).cpu())
+            out = torch.cat(chunks) if chunks else torch.empty(0, self.n_classes)
+        return out.clone()  # a normal tensor (not an inference tensor): callers may modify it in place
+
+    def predict_file(self, source: AudioSource, hop_seconds: float | None = None) -> Prediction:
+        """Decodes and classifies an audio file.
+
+        Args:
+            source: A path, the encoded bytes, or a binary file-like object (see :func:`lib.audio.load_audio`).
+            hop_seconds: As in :meth:`predict`.
+
+        Returns:
+            Prediction: As :meth:`predict` (the latency excludes decoding).
+
+        Raises:
+            AudioDecodeError: If the file cannot be decoded.
+            ValueError: As :meth:`predict`.
+        """
+        waveform, sample_rate = load_audio(source)
+        return self.predict(waveform, sample_rate, hop_seconds=hop_seconds)

@@ -1,0 +1,115 @@
+"""The training engine on the tiny built-in set: convergence, stop, divergence, determinism, saved runs."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from lib.augment import AugmentConfig
+from lib.features import FeatureConfig
+from lib.runs import list_runs, load_run
+from lib.train import (DoneEvent, EpochEvent, StartEvent, StepEvent, TrainConfig, iter_training, main,
+                       run_training)
+
+FAST = dict(model="tutorial_cnn", epochs=6, batch_size=16, learning_rate=1e-2)
+
+
+def _events(dataset, config, **kwargs):
+    return list(iter_training(dataset, FeatureConfig(), config, **kwargs))
+
+
+def test_tiny_run_converges_and_is_saved(tiny_dataset, tmp_path):
+    events = _events(tiny_dataset, TrainConfig(**FAST), runs_root=tmp_path, run_id="tiny")
+    start, done = events[0], events[-1]
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    epochs = [e for e in events if isinstance(e, EpochEvent)]
+    assert isinstance(start, StartEvent) and start.cached_features and start.total_steps == len(steps)
+    assert isinstance(done, DoneEvent) and done.status == "finished", done.message
+    assert len(epochs) == 6 and epochs[-1].eta_sec == 0
+    assert np.mean([s.loss for s in steps[-4:]]) < np.mean([s.loss for s in steps[:4]])  # loss falls
+    assert epochs[-1].train_accuracy > 0.6  # chance is 1/3
+    run = load_run(tmp_path / "tiny")
+    assert run.config["class_names"] == ["yes", "no", "up"] and run.config["status"] == "finished"
+    assert run.config["train_config"]["model"] == "tutorial_cnn"
+    assert FeatureConfig.from_dict(run.config["feature_config"]) == FeatureConfig()
+    metrics = run.metrics
+    assert len(metrics["history"]) == 6
+    for split in ("validation", "test"):
+        report = metrics[split]
+        assert np.array(report["confusion_matrix"]).sum() == report["n"] == len(report["predictions"])
+        assert {"precision", "recall", "f1"} <= set(report["macro"])
+    assert [r.run_id for r in list_runs(tmp_path)] == ["tiny"]
+
+
+def test_stop_mid_epoch_leaves_a_valid_run(tiny_dataset, tmp_path):
+    stop = threading.Event()
+    seen = []
+
+    def on_event(event):
+        seen.append(event)
+        if isinstance(event, StepEvent) and event.step == 2:
+            stop.set()  # from the callback here; the Train page sets it from another thread
+
+    done = run_training(tiny_dataset, FeatureConfig(), TrainConfig(**FAST), callback=on_event,
+                        runs_root=tmp_path, run_id="stopped", stop=stop)
+    assert done.status == "stopped" and done.run_path
+    assert max(e.step for e in seen if isinstance(e, StepEvent)) == 2
+    run = load_run(done.run_path)
+    assert run.config["status"] == "stopped" and len(run.metrics["history"]) == 1
+    assert set(run.state_dict) and all(torch.isfinite(v.float()).all() for v in run.state_dict.values())
+
+
+def test_nan_loss_is_caught_with_a_helpful_message(tiny_dataset, tmp_path):
+    config = TrainConfig(model="tutorial_cnn", epochs=3, batch_size=16, optimizer="sgd", learning_rate=1e8,
+                         scheduler="none")
+    done = run_training(tiny_dataset, FeatureConfig(), config, runs_root=tmp_path)
+    assert done.status == "failed" and "learning rate" in done.message and "too high" in done.message
+    assert list_runs(tmp_path) == []  # nothing half-baked is saved
+
+
+def test_same_seed_same_result_on_cpu(tiny_dataset):
+    config = TrainConfig(**{**FAST, "epochs": 2}, device="cpu", seed=3)
+    runs = [_events(tiny_dataset, config, save=False) for _ in range(2)]
+    losses = [[e.loss for e in events if isinstance(e, StepEvent)] for events in runs]
+    assert losses[0] == losses[1]
+    assert runs[0][-1].metrics["test"]["predictions"] == runs[1][-1].metrics["test"]["predictions"]
+    other = _events(tiny_dataset, config.replace(seed=4), save=False)
+    assert [e.loss for e in other if isinstance(e, StepEvent)] != losses[0]
+
+
+def test_waveform_domain_augmentation_path(tiny_dataset):
+    augment = AugmentConfig(noise_probability=0.5, gain_db=6.0)
+    events = _events(tiny_dataset, TrainConfig(**{**FAST, "epochs": 1}, augment=augment, max_batches=2), save=False)
+    assert events[0].cached_features is False
+    assert events[-1].status == "finished" and sum(isinstance(e, StepEvent) for e in events) == 2
+
+
+@pytest.mark.parametrize("model", ["kws_resnet", "crnn"])
+def test_other_models_train_one_epoch(tiny_dataset, model):
+    done = run_training(tiny_dataset, FeatureConfig(), TrainConfig(model=model, epochs=1, batch_size=16), save=False)
+    assert done.status == "finished", done.message
+
+
+def test_one_class_fails_with_a_message(tiny_dataset):
+    one = tiny_dataset.subset(np.flatnonzero(tiny_dataset.labels == 0))
+    done = run_training(one, FeatureConfig(), TrainConfig(**FAST), save=False)
+    assert done.status == "failed" and "two classes" in done.message
+
+
+def test_bad_configs_raise():
+    with pytest.raises(ValueError, match="unknown model"):
+        TrainConfig(model="nope")
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="adam2")
+    config = TrainConfig(augment={"time_shift_sec": 0.2})
+    assert config.augment == AugmentConfig(time_shift_sec=0.2)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_command_line_trains_and_saves(builtin_cache, tmp_path, capsys):
+    code = main(["--dataset", "builtin", "--words", "yes,no,up", "--clips-per-word", "24", "--data-seed", "7",
+                 "--data-dir", str(builtin_cache.parent), "--model", "tutorial_cnn", "--epochs", "1",
+                 "--batch-size", "16", "--out", str(tmp_path), "--run-id", "cli"])
+    out = capsys.readouterr().out
+    assert code == 0 and "saved run cli" in out and (tmp_path / "cli" / "model.pt").is_file()
