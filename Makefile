@@ -36,7 +36,7 @@ test-fast: $(VENV)/.dev
 
 ## Retrain the default model shipped in models/default (built-in dataset).
 default-model: $(VENV)/.runtime
-	$(PY) -m lib.train --dataset builtin --model bcresnet --epochs 12 --run-id default --out models --force
+	$(PY) -m lib.train --dataset builtin --model kws_resnet --epochs 20 --run-id default --out models --force
 
 ## Benchmarks (data, not tests): writes docs/benchmarks.md.
 bench: $(VENV)/.runtime

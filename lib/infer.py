@@ -240,6 +240,8 @@ class Classifier:
                 the sample rate is not positive, or ``hop_seconds`` is invalid.
         """
         started = time.perf_counter()
+        if isinstance(waveform, np.ndarray):
+            waveform = np.ascontiguousarray(waveform)  # torch cannot wrap negative strides
         waveform = torch.as_tensor(waveform)
         if waveform.ndim not in (1, 2):
             raise ValueError(f"waveform must be (time,) or (channels, time), got shape {tuple(waveform.shape)}")

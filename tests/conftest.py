@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("AUDIOWB_DATA_DIR", str(ROOT / "data"))  # overridden per test where it matters
+
+# The app's folders, set before anything imports ui.common: page tests never touch ./data or ./models.
+APP_TMP = Path(tempfile.mkdtemp(prefix="audiowb-test-"))
+os.environ["AUDIOWB_DATA_DIR"] = str(APP_TMP / "data")
+os.environ["AUDIOWB_RUNS_DIR"] = str(APP_TMP / "models")
+os.environ["AUDIOWB_BUILTIN_CLIPS"] = "8"  # the app's default built-in set: 10 words x 8 clips
 
 from lib.builtin import BuiltinSpec  # noqa: E402
 
@@ -33,3 +39,23 @@ def tiny_dataset(builtin_cache):
     from lib.data import load_builtin
 
     return load_builtin(TINY_SPEC, builtin_cache)
+
+
+@pytest.fixture(scope="session")
+def app_env() -> dict:
+    """The app's folders with the (tiny) default built-in set generated and one trained run, "default".
+
+    Returns a dict with ``data_dir``, ``runs_dir`` and ``run_path``. Page tests (AppTest) and browser tests use it.
+    """
+    from lib.data import load_builtin
+    from lib.features import FeatureConfig
+    from lib.train import TrainConfig, run_training
+    from ui.common import BUILTIN_CACHE, RUNS_DIR, default_builtin_spec
+
+    run_path = RUNS_DIR / "default"
+    if not run_path.is_dir():
+        dataset = load_builtin(default_builtin_spec(), BUILTIN_CACHE)
+        done = run_training(dataset, FeatureConfig(), TrainConfig(model="tutorial_cnn", epochs=2, batch_size=16),
+                            runs_root=RUNS_DIR, run_id="default")
+        assert done.status == "finished", done.message
+    return {"data_dir": BUILTIN_CACHE.parent, "runs_dir": RUNS_DIR, "run_path": run_path}

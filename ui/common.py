@@ -1,0 +1,212 @@
+"""What every page shares: folders, the active dataset / run / feature settings, caches and the sidebar.
+
+Session state keys (initialised once by :func:`init_state`, changed in callbacks):
+    ``dataset_source``  dict that rebuilds the active dataset (``{"kind": "builtin", "spec": {...}}``,
+                        ``{"kind": "folder", "path": ...}`` or ``{"kind": "csv", "path": ...}``)
+    ``run_id``          the active saved run (None: the newest)
+    ``feature_config``  dict of :class:`lib.features.FeatureConfig` (set by the Transform lab)
+    ``augment_config``  dict of :class:`lib.augment.AugmentConfig` (set by the Transform lab)
+    ``train_job_id``    this session's latest training job
+
+Environment: ``AUDIOWB_DATA_DIR`` (datasets, default ``./data``), ``AUDIOWB_RUNS_DIR`` (saved runs, default
+``./models``), ``AUDIOWB_BUILTIN_CLIPS`` (clips per word of the default built-in set, default 300).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+import torch
+
+from lib.augment import AugmentConfig
+from lib.builtin import BuiltinSpec, builtin_folder, generate_builtin
+from lib.data import AudioDataset, DatasetError, load_builtin, load_csv, load_folder
+from lib.device import describe_device, resolve_device
+from lib.features import FeatureConfig, FeatureExtractor
+from lib.infer import Classifier
+from lib.runs import RunError, RunInfo, latest_run, list_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("AUDIOWB_DATA_DIR", ROOT / "data"))
+RUNS_DIR = Path(os.environ.get("AUDIOWB_RUNS_DIR", ROOT / "models"))
+BUILTIN_CACHE = DATA_DIR / "builtin"
+RECORDINGS_DIR = DATA_DIR / "recordings"
+
+
+def default_builtin_spec() -> BuiltinSpec:
+    """The built-in set the app opens on (its size can be lowered with ``AUDIOWB_BUILTIN_CLIPS``)."""
+    return BuiltinSpec(clips_per_word=int(os.environ.get("AUDIOWB_BUILTIN_CLIPS", "300")))
+
+
+def init_state() -> None:
+    """Set every session key once (pages call this first)."""
+    defaults = {"dataset_source": {"kind": "builtin", "spec": asdict(default_builtin_spec())}, "run_id": None,
+                "feature_config": FeatureConfig().to_dict(), "augment_config": AugmentConfig().to_dict(),
+                "train_job_id": None}
+    for key, value in defaults.items():
+        st.session_state.setdefault(key, value)
+
+
+def source_key(source: dict) -> str:
+    """A stable string for a dataset source (cache key)."""
+    return json.dumps(source, sort_keys=True, default=str)
+
+
+def spec_from_dict(spec: dict) -> BuiltinSpec:
+    return BuiltinSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _load_dataset(key: str) -> AudioDataset:
+    source = json.loads(key)
+    if source["kind"] == "builtin":
+        return load_builtin(spec_from_dict(source["spec"]), BUILTIN_CACHE)
+    if source["kind"] == "folder":
+        return load_folder(source["path"])
+    if source["kind"] == "csv":
+        return load_csv(source["path"], source.get("root"))
+    raise DatasetError(f"unknown dataset kind {source['kind']!r}")
+
+
+def ensure_builtin(spec: BuiltinSpec) -> None:
+    """Generate the built-in set with a progress bar if it is not cached yet."""
+    if (builtin_folder(spec, BUILTIN_CACHE) / "manifest.csv").is_file():
+        return
+    bar = st.progress(0.0, text=f"Synthesizing {spec.n_clips:,} clips with eSpeak NG (once)...")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"Synthesizing clips with eSpeak NG: {done:,} / {total:,}")
+
+    generate_builtin(spec, BUILTIN_CACHE, progress)
+    bar.empty()
+
+
+def load_dataset(source: dict) -> AudioDataset:
+    """The dataset for ``source`` (decoded once per process). Raises DatasetError / ValueError with a message."""
+    if source["kind"] == "builtin":
+        ensure_builtin(spec_from_dict(source["spec"]))
+    with st.spinner("Decoding audio (once)..."):
+        return _load_dataset(source_key(source))
+
+
+def active_dataset(show_errors: bool = True) -> AudioDataset | None:
+    """The session's dataset; on failure shows ``st.error`` with what to do and returns None."""
+    init_state()
+    try:
+        return load_dataset(st.session_state["dataset_source"])
+    except (DatasetError, ValueError, OSError) as error:
+        if show_errors:
+            st.error(f"Could not open the dataset: {error}. Choose another one on the Dataset page.")
+        return None
+
+
+def feature_config() -> FeatureConfig:
+    init_state()
+    return FeatureConfig.from_dict(st.session_state["feature_config"])
+
+
+def augment_config() -> AugmentConfig:
+    init_state()
+    return AugmentConfig.from_dict(st.session_state["augment_config"])
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _featurize(key: str, config_json: str, _dataset: AudioDataset) -> np.ndarray:
+    config = FeatureConfig.from_json(config_json)
+    extractor = FeatureExtractor(config)
+    waveforms = _dataset.to_tensor(config.sample_rate, config.n_samples)
+    with torch.inference_mode():
+        return torch.cat([extractor(waveforms[i:i + 256]) for i in range(0, len(waveforms), 256)]).numpy()
+
+
+def dataset_features(dataset: AudioDataset, config: FeatureConfig) -> np.ndarray:
+    """Features of every clip ``(n_clips, 1, bins, frames)``, cached per dataset and feature config."""
+    return _featurize(source_key(dataset.source), config.to_json(), dataset)
+
+
+# --------------------------------------------------------------------------------------------------- runs
+def runs() -> list[RunInfo]:
+    return list_runs(RUNS_DIR)
+
+
+def active_run() -> RunInfo | None:
+    """The session's run, else the newest usable one (the shipped default model on a fresh install)."""
+    init_state()
+    all_runs = runs()
+    chosen = next((r for r in all_runs if r.run_id == st.session_state["run_id"] and r.error is None), None)
+    return chosen or latest_run(RUNS_DIR)
+
+
+def run_picker(label: str = "Run", key: str = "run_picker") -> RunInfo | None:
+    """A selectbox of usable runs, defaulting to the active one; choosing one makes it active."""
+    usable = [r for r in runs() if r.error is None]
+    if not usable:
+        st.warning("No saved run yet: train one on the Train page.")
+        return None
+    current = active_run()
+    ids = [r.run_id for r in usable]
+    index = ids.index(current.run_id) if current and current.run_id in ids else 0
+
+    def choose() -> None:
+        st.session_state["run_id"] = st.session_state[key]
+
+    st.selectbox(label, ids, index=index, key=key, on_change=choose,
+                 format_func=lambda rid: _run_label(next(r for r in usable if r.run_id == rid)))
+    return next(r for r in usable if r.run_id == st.session_state.get(key, ids[index]))
+
+
+def _run_label(run: RunInfo) -> str:
+    accuracy = f", test {run.test_accuracy:.0%}" if run.test_accuracy is not None else ""
+    return f"{run.run_id} ({run.model}{accuracy})"
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _classifier(path: str, mtime: float, device: str) -> Classifier:
+    return Classifier.from_run(path, device=device)
+
+
+def load_classifier(run: RunInfo) -> Classifier | None:
+    """The run's classifier (cached); on failure shows ``st.error`` and returns None."""
+    try:
+        config_file = Path(run.path) / "config.json"
+        return _classifier(str(run.path), config_file.stat().st_mtime, "cpu")
+    except (RunError, OSError, RuntimeError, KeyError, ValueError) as error:
+        st.error(f"Could not load run {run.run_id}: {error}. Delete it on the Runs page or retrain.")
+        return None
+
+
+# --------------------------------------------------------------------------------------------------- layout
+@st.cache_resource(show_spinner=False)
+def device_description() -> str:
+    return describe_device(resolve_device("auto"))
+
+
+def sidebar() -> None:
+    """The shared sidebar: active dataset, active run, compute device."""
+    init_state()
+    source = st.session_state["dataset_source"]
+    with st.sidebar:
+        st.caption("Active dataset")
+        if source["kind"] == "builtin":
+            spec = spec_from_dict(source["spec"])
+            st.markdown(f"**Synthetic Speech Commands**  \n{len(spec.class_names)} classes, {spec.n_clips:,} clips")
+        else:
+            st.markdown(f"**{Path(source['path']).name}**  \n{source['kind']}: `{source['path']}`")
+        run = active_run()
+        st.caption("Active run")
+        st.markdown(f"**{run.run_id}**  \n{run.model}" if run else "none yet: train one")
+        st.caption("Compute device")
+        st.markdown(f"**{device_description()}**")
+
+
+def page_header(title: str, what: str) -> None:
+    """Title and the one sentence saying what the page shows; also draws the sidebar."""
+    init_state()
+    st.title(title)
+    st.caption(what)
+    sidebar()
