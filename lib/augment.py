@@ -1,7 +1,10 @@
 """Training-time augmentation, batched on the training device.
 
 Waveform domain (``(batch, channels, time)``): time shift, gain, background noise at a random SNR.
-Feature domain (``(batch, 1, bins, frames)``): time shift as a frame roll, SpecAugment masks.
+Waveform domain also offers room reverberation (synthetic impulse responses, FFT convolution).
+Feature domain (``(batch, 1, bins, frames)``): time shift as a frame roll, frequency warping (vocal-tract
+length perturbation) and time stretching as one per-example affine resampling of the spectrogram (together
+they approximate speed perturbation), SpecAugment masks, and mixup of examples and their labels.
 
 Randomness follows one pattern: ``draw_*`` functions take an explicit ``torch.Generator`` and return plain
 tensors of parameters; ``apply`` functions are deterministic. A page can keep a draw and show the same
@@ -20,7 +23,8 @@ from lib.audio import NOISE_KINDS, add_noise, apply_gain, draw_shifts, draw_unif
 from lib.features import FeatureConfig, apply_spec_masks, draw_spec_masks
 
 __all__ = ["AugmentConfig", "WaveformDraw", "draw_waveform_augment", "apply_waveform_augment",
-           "augment_waveforms", "shift_frames", "augment_features"]
+           "augment_waveforms", "draw_impulse_responses", "apply_reverb", "shift_frames", "augment_features",
+           "draw_warp", "apply_warp", "warp_features", "mixup"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,11 @@ class AugmentConfig:
         n_freq_masks: SpecAugment: frequency masks per example.
         time_mask_param: SpecAugment: widest time mask, in frames.
         n_time_masks: SpecAugment: time masks per example.
+        freq_warp: maximum frequency scaling either way, as a fraction (0.15: formants moved by up to 15%).
+        time_stretch: maximum time scaling either way, as a fraction (0.2: 20% faster or slower).
+        reverb_probability: fraction of examples played in a synthetic room (0: off).
+        rt60_sec_max: longest reverberation time (RT60) of those rooms, in seconds.
+        mixup_alpha: mixup's Beta(alpha, alpha) parameter (0: off; 0.2 is typical).
     """
 
     time_shift_sec: float = 0.1
@@ -50,14 +59,26 @@ class AugmentConfig:
     n_freq_masks: int = 2
     time_mask_param: int = 10
     n_time_masks: int = 2
+    freq_warp: float = 0.0
+    time_stretch: float = 0.0
+    reverb_probability: float = 0.0
+    rt60_sec_max: float = 0.6
+    mixup_alpha: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "noise_kinds", tuple(self.noise_kinds))
-        for name in ("time_shift_sec", "gain_db", "freq_mask_param", "n_freq_masks", "time_mask_param", "n_time_masks"):
+        for name in ("time_shift_sec", "gain_db", "freq_mask_param", "n_freq_masks", "time_mask_param", "n_time_masks",
+                     "mixup_alpha"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 <= self.noise_probability <= 1:
-            raise ValueError(f"noise_probability must be in [0, 1], got {self.noise_probability}")
+        for name in ("noise_probability", "reverb_probability"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("freq_warp", "time_stretch"):
+            if not 0 <= getattr(self, name) < 0.5:
+                raise ValueError(f"{name} must be in [0, 0.5), got {getattr(self, name)}")
+        if not 0.05 <= self.rt60_sec_max <= 2.0:
+            raise ValueError(f"rt60_sec_max must be in [0.05, 2] s, got {self.rt60_sec_max}")
         if self.snr_db_min > self.snr_db_max:
             raise ValueError(f"snr_db_min ({self.snr_db_min}) is above snr_db_max ({self.snr_db_max})")
         unknown = set(self.noise_kinds) - set(NOISE_KINDS)
@@ -66,8 +87,8 @@ class AugmentConfig:
 
     @property
     def waveform_domain(self) -> bool:
-        """True when some step needs the waveform (noise, gain); time shift alone is done on frames."""
-        return self.noise_probability > 0 or self.gain_db > 0
+        """True when some step needs the waveform (noise, gain, reverb); time shift alone is done on frames."""
+        return self.noise_probability > 0 or self.gain_db > 0 or self.reverb_probability > 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,12 +114,14 @@ class WaveformDraw:
         gain_db: gain in dB.
         snr_db: SNR in dB; ``inf`` where the example gets no noise.
         noise: ``(batch, 1, time)`` unit-RMS noise.
+        impulse_response: ``(batch, 1, ir_time)`` room impulse responses; None when reverb is off.
     """
 
     shift: Tensor
     gain_db: Tensor
     snr_db: Tensor
     noise: Tensor
+    impulse_response: Tensor | None = None
 
 
 def draw_waveform_augment(batch_size: int, n_samples: int, sample_rate: int, config: AugmentConfig,
@@ -116,13 +139,64 @@ def draw_waveform_augment(batch_size: int, n_samples: int, sample_rate: int, con
             rows = noisy & (kind_index == k)
             if bool(rows.any()):
                 noise[rows] = make_noise((int(rows.sum()), 1, n_samples), kind, generator).to(noise.device)
-    return WaveformDraw(shift=shift, gain_db=gain, snr_db=snr, noise=noise)
+    impulse_response = None
+    if config.reverb_probability > 0:
+        impulse_response = draw_impulse_responses(batch_size, sample_rate, config.rt60_sec_max,
+                                                  config.reverb_probability, generator)
+    return WaveformDraw(shift=shift, gain_db=gain, snr_db=snr, noise=noise, impulse_response=impulse_response)
+
+
+def draw_impulse_responses(batch_size: int, sample_rate: int, rt60_sec_max: float = 0.6, probability: float = 1.0,
+                           generator: torch.Generator | None = None) -> Tensor:
+    """Synthetic room impulse responses: a direct path plus exponentially decaying noise.
+
+    Each example's RT60 (time for the tail to fall by 60 dB) is uniform in [0.1 s, ``rt60_sec_max``] and its
+    direct-to-reverberant ratio uniform in [0, 15] dB; examples not drawn (``1 - probability``) get a unit
+    impulse (no reverb).
+
+    Returns:
+        ``(batch, 1, ir_time)`` with ``ir_time = rt60_sec_max * sample_rate``, the direct path at index 0.
+    """
+    n_taps = max(2, round(rt60_sec_max * sample_rate))
+    device = _device_of(generator)
+    rt60 = draw_uniform(batch_size, min(0.1, rt60_sec_max), rt60_sec_max, generator)
+    drr_db = draw_uniform(batch_size, 0.0, 15.0, generator)
+    on = torch.rand(batch_size, generator=generator, device=device) < probability
+    t = torch.arange(n_taps, device=device) / sample_rate
+    decay = torch.exp(-6.9078 * t[None, :] / rt60[:, None])  # 60 dB down at rt60: ln(1000) = 6.9078
+    tail = torch.randn(batch_size, n_taps, generator=generator, device=device) * decay
+    tail[:, 0] = 0
+    tail = tail / tail.norm(dim=1, keepdim=True).clamp_min(1e-8) * 10 ** (-drr_db[:, None] / 20)
+    impulse = torch.zeros(batch_size, n_taps, device=device)
+    impulse[:, 0] = 1.0
+    return torch.where(on[:, None], impulse + tail, impulse)[:, None, :]
+
+
+def apply_reverb(waveform: Tensor, impulse_response: Tensor) -> Tensor:
+    """Convolve each example with its impulse response (FFT), keeping the length and the peak level.
+
+    ``waveform (batch, channels, time)``, ``impulse_response (batch, 1, ir_time)`` -> ``(batch, channels, time)``.
+    """
+    n = waveform.shape[-1] + impulse_response.shape[-1] - 1
+    size = 1 << (n - 1).bit_length()
+    spectrum = torch.fft.rfft(waveform, size) * torch.fft.rfft(impulse_response.to(waveform.device), size)
+    wet = torch.fft.irfft(spectrum, size)[..., :waveform.shape[-1]]
+    peak_in = waveform.abs().amax(dim=-1, keepdim=True)
+    peak_out = wet.abs().amax(dim=-1, keepdim=True).clamp_min(1e-8)
+    return wet * (peak_in / peak_out)
+
+
+def _device_of(generator: torch.Generator | None) -> torch.device:
+    return generator.device if generator is not None else torch.device("cpu")
 
 
 def apply_waveform_augment(waveform: Tensor, draw: WaveformDraw) -> Tensor:
     """Apply a :class:`WaveformDraw`. ``waveform (batch, channels, time)`` -> same shape, on its device."""
     device = waveform.device
-    out = time_shift(waveform, draw.shift.to(device), mode="zero")
+    out = waveform
+    if draw.impulse_response is not None:
+        out = apply_reverb(out, draw.impulse_response)
+    out = time_shift(out, draw.shift.to(device), mode="zero")
     out = apply_gain(out, draw.gain_db.to(device))
     noisy = torch.isfinite(draw.snr_db)
     if bool(noisy.any()):
@@ -161,3 +235,68 @@ def augment_features(features: Tensor, config: AugmentConfig, generator: torch.G
                            min(config.time_mask_param, n_frames), config.n_time_masks, generator,
                            device=features.device)
     return apply_spec_masks(features, mask)
+
+
+def draw_warp(batch_size: int, freq_warp: float, time_stretch: float,
+              generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Per-example frequency and time scale factors, log-uniform in [1 - x, 1 + x]. Returns two ``(batch,)``."""
+    def scales(amount: float) -> Tensor:
+        low, high = torch.log(torch.tensor(1 - amount)).item(), torch.log(torch.tensor(1 + amount)).item()
+        return torch.exp(draw_uniform(batch_size, low, high, generator))
+
+    return scales(freq_warp), scales(time_stretch)
+
+
+def apply_warp(features: Tensor, freq_scale: Tensor, time_scale: Tensor) -> Tensor:
+    """Stretch each example's spectrogram along frequency and time (one ``grid_sample`` for the batch).
+
+    A frequency scale ``s`` moves the content of bin ``f`` to bin ``s * f`` (anchored at the lowest bin), as a
+    longer or shorter vocal tract would; a time scale ``s`` makes the utterance ``s`` times longer (anchored at
+    the centre). Edges repeat the border values.
+
+    ``features (batch, 1, bins, frames)``, scales ``(batch,)`` -> ``(batch, 1, bins, frames)``.
+    """
+    batch = features.shape[0]
+    freq_scale, time_scale = freq_scale.to(features), time_scale.to(features)
+    theta = torch.zeros(batch, 2, 3, dtype=features.dtype, device=features.device)
+    theta[:, 0, 0] = 1 / time_scale  # x (frames): x_in = x_out / s, about the centre
+    theta[:, 1, 1] = 1 / freq_scale  # y (bins): y_in = (y_out + 1) / s - 1, about the lowest bin
+    theta[:, 1, 2] = 1 / freq_scale - 1
+    grid = torch.nn.functional.affine_grid(theta, list(features.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(features, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def warp_features(features: Tensor, config: AugmentConfig, generator: torch.Generator | None = None) -> Tensor:
+    """Draw and apply :func:`apply_warp` when ``freq_warp`` or ``time_stretch`` is on."""
+    if config.freq_warp == 0 and config.time_stretch == 0:
+        return features
+    freq_scale, time_scale = draw_warp(features.shape[0], config.freq_warp, config.time_stretch, generator)
+    return apply_warp(features, freq_scale, time_scale)
+
+
+def mixup(features: Tensor, targets: Tensor, alpha: float,
+          generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Mix each example with another of the batch (Zhang et al. 2018), one Beta(alpha, alpha) weight per example.
+
+    Args:
+        features: ``(batch, 1, bins, frames)``.
+        targets: ``(batch, n_classes)`` class probabilities (one-hot for hard labels).
+        alpha: Beta parameter; 0 returns the inputs unchanged.
+
+    Returns:
+        Mixed ``features`` and ``targets``, same shapes.
+    """
+    if alpha <= 0:
+        return features, targets
+    batch = features.shape[0]
+    beta = torch.distributions.Beta(torch.tensor(float(alpha)), torch.tensor(float(alpha)))
+    # torch's Beta takes no generator: seed a forked global RNG from ours, so the draw stays reproducible.
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        weight = beta.sample((batch,))
+    partner = torch.randperm(batch, generator=generator)
+    weight = torch.maximum(weight, 1 - weight).to(features.device)  # the example itself dominates
+    partner = partner.to(features.device)
+    mixed = weight[:, None, None, None] * features + (1 - weight[:, None, None, None]) * features[partner]
+    return mixed, weight[:, None] * targets + (1 - weight[:, None]) * targets[partner]

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lib.augment import AugmentConfig, augment_features, augment_waveforms, shift_frames
+from lib.augment import AugmentConfig, augment_features, augment_waveforms, mixup, shift_frames, warp_features
 from lib.data import AudioDataset, Split, split_dataset
 from lib.device import describe_device, resolve_device
 from lib.features import FeatureConfig, FeatureExtractor
@@ -352,11 +352,13 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
                 waveforms = augment_waveforms(train_waveforms[index], feature_config.sample_rate, augment, generator)
                 with torch.no_grad():
                     features = extractor(waveforms)
-            features = augment_features(features, augment, generator)
+            features = augment_features(warp_features(features, augment, generator), augment, generator)
             labels = train_labels[index]
+            targets = F.one_hot(labels, dataset.n_classes).float()
+            features, targets = mixup(features, targets, augment.mixup_alpha, generator)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 logits = model(features)
-                loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
+                loss = F.cross_entropy(logits.float(), targets, label_smoothing=config.label_smoothing)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"the loss became {loss.item()} at epoch {epoch}, step {step + 1}: the learning rate "

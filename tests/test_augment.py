@@ -74,3 +74,51 @@ def test_round_trip_and_domain():
     config = AugmentConfig(noise_probability=0.3)
     assert AugmentConfig.from_dict(config.to_dict()) == config
     assert config.waveform_domain and not AugmentConfig().waveform_domain
+
+
+def test_warp_identity_and_frequency_scaling():
+    from lib.augment import apply_warp
+
+    features = torch.zeros(2, 1, 40, 50)
+    features[:, :, 10, :] = 1.0  # energy in bin 10
+    same = apply_warp(features, torch.ones(2), torch.ones(2))
+    assert torch.allclose(same, features, atol=1e-5)
+    up = apply_warp(features, torch.tensor([1.2, 0.8]), torch.ones(2))
+    peak = up[:, 0].mean(dim=-1).argmax(dim=-1)
+    assert peak[0] > 10 > peak[1]  # formants move up with a shorter vocal tract, down with a longer one
+
+
+def test_time_stretch_lengthens_about_the_centre():
+    from lib.augment import apply_warp
+
+    features = torch.zeros(1, 1, 8, 101)
+    features[..., 40:61] = 1.0  # an utterance of 21 frames in the middle
+    long = apply_warp(features, torch.ones(1), torch.tensor([1.3]))
+    active = (long[0, 0, 0] > 0.5).sum().item()
+    assert 24 <= active <= 30
+
+
+def test_reverb_keeps_length_and_peak_and_is_identity_when_off():
+    from lib.augment import apply_reverb, draw_impulse_responses
+
+    waveform = _batch(3)
+    off = draw_impulse_responses(3, 16000, 0.3, probability=0.0)
+    assert torch.allclose(apply_reverb(waveform, off), waveform, atol=1e-5)
+    on = draw_impulse_responses(3, 16000, 0.3, probability=1.0, generator=torch.Generator().manual_seed(0))
+    wet = apply_reverb(waveform, on)
+    assert wet.shape == waveform.shape
+    assert torch.allclose(wet.abs().amax(dim=-1), waveform.abs().amax(dim=-1), atol=1e-4)
+    assert not torch.allclose(wet, waveform, atol=1e-3)
+
+
+def test_mixup_mixes_features_and_targets_alike():
+    from lib.augment import mixup
+
+    features = torch.arange(4.0)[:, None, None, None].expand(4, 1, 2, 2).clone()
+    targets = torch.eye(4)
+    mixed, soft = mixup(features, targets, 0.4, torch.Generator().manual_seed(0))
+    assert torch.allclose(soft.sum(1), torch.ones(4)) and (soft.max(1).values >= 0.5).all()
+    # each mixed example's value is the target-weighted mean of the originals
+    assert torch.allclose(mixed[:, 0, 0, 0], soft @ torch.arange(4.0), atol=1e-5)
+    again = mixup(features, targets, 0.4, torch.Generator().manual_seed(0))
+    assert torch.equal(again[0], mixed)
