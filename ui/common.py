@@ -61,8 +61,19 @@ def spec_from_dict(spec: dict) -> BuiltinSpec:
     return BuiltinSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
 
 
+def _fingerprint(source: dict) -> str:
+    """Changes when a folder or CSV dataset's files change (so a recording added to a folder shows up)."""
+    if source["kind"] == "folder":
+        files = [p for p in Path(source["path"]).expanduser().rglob("*") if p.is_file()]
+        return f"{len(files)}:{max((p.stat().st_mtime_ns for p in files), default=0)}"
+    if source["kind"] == "csv":
+        path = Path(source["path"]).expanduser()
+        return str(path.stat().st_mtime_ns) if path.is_file() else "missing"
+    return ""
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _load_dataset(key: str) -> AudioDataset:
+def _load_dataset(key: str, fingerprint: str = "") -> AudioDataset:
     source = json.loads(key)
     if source["kind"] == "builtin":
         return load_builtin(spec_from_dict(source["spec"]), BUILTIN_CACHE)
@@ -91,7 +102,7 @@ def load_dataset(source: dict) -> AudioDataset:
     if source["kind"] == "builtin":
         ensure_builtin(spec_from_dict(source["spec"]))
     with st.spinner("Decoding audio (once)..."):
-        return _load_dataset(source_key(source))
+        return _load_dataset(source_key(source), _fingerprint(source))
 
 
 def active_dataset(show_errors: bool = True) -> AudioDataset | None:
@@ -116,7 +127,7 @@ def augment_config() -> AugmentConfig:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _featurize(key: str, config_json: str, _dataset: AudioDataset) -> np.ndarray:
+def _featurize(key: str, config_json: str, n_clips: int, _dataset: AudioDataset) -> np.ndarray:
     config = FeatureConfig.from_json(config_json)
     extractor = FeatureExtractor(config)
     waveforms = _dataset.to_tensor(config.sample_rate, config.n_samples)
@@ -126,7 +137,7 @@ def _featurize(key: str, config_json: str, _dataset: AudioDataset) -> np.ndarray
 
 def dataset_features(dataset: AudioDataset, config: FeatureConfig) -> np.ndarray:
     """Features of every clip ``(n_clips, 1, bins, frames)``, cached per dataset and feature config."""
-    return _featurize(source_key(dataset.source), config.to_json(), dataset)
+    return _featurize(source_key(dataset.source) + _fingerprint(dataset.source), config.to_json(), len(dataset), dataset)
 
 
 # --------------------------------------------------------------------------------------------------- runs

@@ -1,0 +1,284 @@
+"""Record: say a word into the microphone, see it classified, and collect your own dataset (Teachable Machine
+style)."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+from pathlib import Path
+
+import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
+
+from lib.audio import AudioDecodeError, load_audio, pad_or_trim, resample, save_wav, to_mono
+from lib.data import AUDIO_EXTENSIONS
+from lib.features import extract
+from lib.plots import fig_class_counts, fig_probabilities, fig_spectrogram, fig_window_predictions
+from ui import common
+from ui.common import RECORDINGS_DIR, load_classifier, page_header, run_picker
+
+DEFAULT_DATASET = "my-recordings"
+RECORD_SAMPLE_RATE = 16000
+PEAK_MIN = 1e-3     # a recording whose loudest sample is below this is silent
+RMS_MIN_DB = -60.0  # ... and so is one whose RMS level is below this (dBFS)
+NAME_RULE = re.compile(r"[A-Za-z0-9 _-]{1,64}")
+NAME_HELP = "letters, digits, spaces, '-' and '_' only (at most 64 characters)"
+MIN_CLASSES = 2
+SUGGESTED_PER_CLASS = 10
+
+
+def page_link(page: str, label: str, icon: str | None = None) -> None:
+    """``st.page_link``, or a plain hint when the page runs outside the app's navigation."""
+    try:
+        st.page_link(page, label=label, icon=icon)
+    except StreamlitPageNotFoundError:
+        st.caption(f"Open **{label}** from the navigation.")
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def name_problem(name: str, what: str) -> str | None:
+    """Why ``name`` cannot be a folder name for a dataset or class, or None when it can."""
+    if not name:
+        return f"Give the {what} a name."
+    if not NAME_RULE.fullmatch(name):
+        return f"The {what} name {name!r} is not allowed: use {NAME_HELP}."
+    return None
+
+
+def decode(recording) -> tuple:
+    """``(waveform, sample_rate, problem)``: problem is ``("warning"|"error", message)`` or None."""
+    silent = ("warning", "The recording is silent: check the microphone permission in your browser, "
+                         "then speak closer to the microphone and record again.")
+    try:
+        waveform, rate = load_audio(recording)
+    except AudioDecodeError as error:
+        if error.reason in ("the file is empty", "the audio has no samples"):
+            return None, None, silent
+        return None, None, ("error", f"{error} Record again.")
+    if not bool(waveform.isfinite().all()):
+        return None, None, ("error", "The recording has invalid samples (NaN or infinity). Record again.")
+    peak = float(waveform.abs().max())
+    rms = float(waveform.pow(2).mean().sqrt())
+    rms_db = 20 * math.log10(rms) if rms > 0 else -math.inf
+    if peak < PEAK_MIN or rms_db < RMS_MIN_DB:
+        return None, None, silent
+    return waveform, rate, None
+
+
+def class_counts(folder: Path) -> dict[str, int]:
+    """Audio files per class sub-folder (the layout :func:`lib.data.load_folder` reads)."""
+    if not folder.is_dir():
+        return {}
+    return {sub.name: sum(1 for p in sub.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+                          and not p.name.startswith("."))
+            for sub in sorted(folder.iterdir(), key=lambda d: d.name.lower())
+            if sub.is_dir() and not sub.name.startswith(".")}
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name}: {n}" for name, n in counts.items()) or "no clips yet"
+
+
+def folder_source(folder: Path) -> dict:
+    return {"kind": "folder", "path": str(folder)}
+
+
+def dataset_name() -> str:
+    return str(st.session_state.get("record_dataset") or "").strip()
+
+
+def chosen_class() -> str:
+    """The new class typed in, else the existing class selected."""
+    new = str(st.session_state.get("record_new_class") or "").strip()
+    return new or str(st.session_state.get("record_class") or "").strip()
+
+
+def notify(kind: str, message: str) -> None:
+    st.session_state["record_notice"] = (kind, message)
+
+
+# ------------------------------------------------------------------------------------------ callbacks
+def save_recording() -> None:
+    """Save the current recording as ``<RECORDINGS_DIR>/<dataset>/<class>/<timestamp>.wav``."""
+    recording = st.session_state.get("recorder")
+    name, label = dataset_name(), chosen_class()
+    problem = name_problem(name, "dataset") or name_problem(label, "class")
+    if recording is None:
+        problem = "Record something first."
+    if problem:
+        notify("error", problem)
+        return
+    waveform, rate, issue = decode(recording)
+    if issue:
+        notify(issue[0], issue[1] + " Nothing was saved.")
+        return
+    folder = RECORDINGS_DIR / name
+    path = folder / label / f"{datetime.now():%Y%m%d-%H%M%S-%f}.wav"
+    try:
+        save_wav(path, waveform, rate)
+    except OSError as error:
+        notify("error", f"Could not save the recording to {path}: {error}. Check that the folder is writable.")
+        return
+    st.session_state["record_saved"][recording.file_id] = (label, str(path))
+    st.session_state["record_new_class"] = ""
+    st.session_state["record_class"] = label
+    notify("success", f"Saved as **{label}** in {name}. Clips per class: {counts_text(class_counts(folder))}.")
+
+
+def undo_last() -> None:
+    saved = st.session_state["record_saved"]
+    if not saved:
+        return
+    file_id, (label, path) = list(saved.items())[-1]
+    Path(path).unlink(missing_ok=True)
+    del saved[file_id]
+    notify("info", f"Removed the last recording saved as **{label}** ({Path(path).name}).")
+
+
+def use_as_dataset(folder: Path) -> None:
+    st.session_state["dataset_source"] = folder_source(folder)
+    notify("success", f"**{folder.name}** is now the active dataset: train a model on it on the Train page.")
+
+
+# ----------------------------------------------------------------------------------------------- page
+page_header("Record", "Say a word into your microphone and see what the model hears; collect your own examples "
+                      "and train a model on them.")
+st.session_state.setdefault("record_saved", {})        # file_id of each saved recording -> (class, path)
+st.session_state.setdefault("record_dataset", DEFAULT_DATASET)
+
+with st.expander("How it works: teach the model your own sounds", icon=":material/school:"):
+    st.markdown(
+        "1. **Record** a few examples of each class (a word, a clap, a whistle...) and add each one to your "
+        f"dataset below: aim for {SUGGESTED_PER_CLASS} or more per class, said a little differently each time.\n"
+        f"2. **Use the folder as the active dataset** once it has {MIN_CLASSES} classes or more.\n"
+        "3. **Train** a model on it on the Train page (a small CNN trains in seconds).\n"
+        "4. **Come back here**, pick the new run and test it live.")
+
+run = run_picker("Run", key="record_run")
+classifier = load_classifier(run) if run is not None else None
+if run is None:
+    page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
+    st.info("You can still record examples below and train your own model on them.")
+elif classifier is not None:
+    words = ", ".join(f"**{name}**" for name in classifier.class_names)
+    st.markdown(f"Say one of: {words}.")
+
+recording = st.audio_input("Record", sample_rate=RECORD_SAMPLE_RATE, key="recorder")
+waveform = rate = None
+if recording is not None:
+    waveform, rate, issue = decode(recording)
+    if issue:
+        (st.warning if issue[0] == "warning" else st.error)(issue[1])
+
+# ------------------------------------------------------------------------------------------ prediction
+def show_prediction(prediction, config) -> None:
+    cols = st.columns(3)
+    cols[0].metric("Heard", prediction.top_class)
+    cols[1].metric("Confidence", f"{prediction.top_probability:.1%}")
+    cols[2].metric("Latency", f"{prediction.latency_ms:.1f} ms", help="Resampling, features and the model on the CPU.")
+    if prediction.n_windows > 1:
+        best = int(prediction.window_probabilities.max(axis=1).argmax())
+        best_class = prediction.class_names[int(prediction.window_probabilities[best].argmax())]
+        st.caption(f"The recording lasts {prediction.duration_sec:.1f} s, longer than the model's "
+                   f"{config.clip_seconds:g} s clips: the answer above averages {prediction.n_windows} windows "
+                   f"(silence included). The most confident window, at {prediction.window_starts[best]:.1f} s, "
+                   f"says **{best_class}** ({prediction.window_probabilities[best].max():.0%}).")
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(fig_probabilities(prediction.probabilities, prediction.class_names,
+                                          title="Class probabilities"), key="record_probabilities")
+    with right:
+        mono = resample(to_mono(waveform), rate, config.sample_rate)
+        if prediction.n_windows == 1:
+            mono = pad_or_trim(mono, config.n_samples, mode="center")
+        st.plotly_chart(fig_spectrogram(extract(mono, config)[0], config, title="What the model reads"),
+                        key="record_spectrogram")
+    if prediction.n_windows > 1:
+        st.plotly_chart(fig_window_predictions(prediction.window_starts, prediction.window_probabilities,
+                                               prediction.class_names, title="Probability per window"),
+                        key="record_windows")
+
+
+if waveform is not None and classifier is not None:
+    try:
+        prediction = classifier.predict(waveform, rate)
+    except ValueError as error:  # non-finite samples
+        st.error(f"Could not classify the recording: {error}. Record again.")
+    else:
+        show_prediction(prediction, classifier.feature_config)
+
+# ---------------------------------------------------------------------------------------- my dataset
+st.divider()
+st.subheader("Add to my dataset")
+st.markdown("Record a few examples per class and add each one here, **use the folder as the active dataset**, "
+            "**train** a model on it, then come back and test it live (details in *How it works* above).")
+st.caption(f"Recordings are saved as WAV files under `{RECORDINGS_DIR}/<dataset>/<class>/`, one folder per "
+           "class: the layout the Dataset page opens.")
+
+notice = st.session_state.pop("record_notice", None)
+if notice:
+    getattr(st, notice[0])(notice[1])
+
+left, right = st.columns(2)
+left.text_input("Dataset name", key="record_dataset", max_chars=64,
+                help=f"A folder under {RECORDINGS_DIR}: {NAME_HELP}.")
+name = dataset_name()
+problem = name_problem(name, "dataset")
+folder = RECORDINGS_DIR / name if problem is None else None
+counts = class_counts(folder) if folder is not None else {}
+if counts:
+    right.selectbox("Class", list(counts), key="record_class", help="An existing class of this dataset.")
+else:
+    st.session_state.pop("record_class", None)
+right.text_input("New class" if counts else "Class", key="record_new_class", max_chars=64,
+                 placeholder="e.g. clap, yes, whistle",
+                 help=f"Type a name to create a class ({NAME_HELP}); it takes precedence over the list.")
+label = chosen_class()
+if problem is None and label:
+    problem = name_problem(label, "class")
+if problem:
+    st.error(problem)
+
+saved = st.session_state["record_saved"].get(recording.file_id) if recording is not None else None
+if recording is None:
+    hint = "Record something above first."
+elif waveform is None:
+    hint = "This recording cannot be saved: record again."
+elif saved:
+    hint = f"This recording is already saved as **{saved[0]}**: record another one."
+elif not label:
+    hint = "Choose a class or type a new one."
+else:
+    hint = None
+st.button(f"Add recording as class “{label}”" if label else "Add recording", key="record_add",
+          on_click=save_recording, type="primary", icon=":material/add:",
+          disabled=bool(problem or hint))
+if hint and not problem:
+    st.caption(hint)
+if st.session_state["record_saved"]:
+    last_label, last_path = list(st.session_state["record_saved"].values())[-1]
+    st.button(f"Undo: remove the last recording ({last_label}, {Path(last_path).name})", key="record_undo",
+              on_click=undo_last, icon=":material/undo:", type="tertiary")
+
+if folder is not None:
+    if counts:
+        st.plotly_chart(fig_class_counts(counts, title=f"{name}: clips per class"), key="record_counts")
+    else:
+        st.caption(f"**{name}** has no recordings yet.")
+    with_clips = [c for c, n in counts.items() if n > 0]
+    active = st.session_state["dataset_source"] == folder_source(folder)
+    if active:
+        st.success(f"**{name}** is the active dataset.")
+        page_link("pages/train.py", label="Train a model on it", icon=":material/model_training:")
+    else:
+        st.button("Use this folder as the active dataset", key="record_use_dataset", on_click=use_as_dataset,
+                  args=(folder,), disabled=len(with_clips) < MIN_CLASSES, icon=":material/dataset:")
+        if len(with_clips) < MIN_CLASSES:
+            st.caption(f"Training needs at least {MIN_CLASSES} classes with recordings; {name} has "
+                       f"{len(with_clips)}. Add recordings to {MIN_CLASSES - len(with_clips)} more class"
+                       f"{'es' if MIN_CLASSES - len(with_clips) > 1 else ''}.")
+    few = [c for c, n in counts.items() if 0 < n < SUGGESTED_PER_CLASS]
+    if len(with_clips) >= MIN_CLASSES and few:
+        st.caption(f"Tip: {', '.join(few)} {'has' if len(few) == 1 else 'have'} fewer than {SUGGESTED_PER_CLASS} "
+                   "clips; more examples make a model that generalises better (and a test split worth reading).")

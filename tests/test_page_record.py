@@ -1,0 +1,177 @@
+"""Page test (AppTest) of pages/record.py: live prediction, silence, and building a dataset of recordings."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from lib.audio import wav_bytes
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = ROOT / "pages" / "record.py"
+ROUTER = ROOT / "streamlit_app.py"
+
+
+def speech(app_env, index: int = 0) -> bytes:
+    """WAV bytes of a built-in clip (a spoken word)."""
+    clips = sorted((Path(app_env["data_dir"]) / "builtin").glob("**/*.wav"))
+    assert clips, "the app_env fixture should have generated the built-in set"
+    return clips[index].read_bytes()
+
+
+def silence(seconds: float = 1.0) -> bytes:
+    return wav_bytes(torch.zeros(int(seconds * 16000)), 16000)
+
+
+@pytest.fixture
+def recordings(app_env):
+    """RECORDINGS_DIR with the test dataset removed before and after."""
+    from ui.common import RECORDINGS_DIR
+
+    shutil.rmtree(RECORDINGS_DIR / "test-ds", ignore_errors=True)
+    yield RECORDINGS_DIR
+    shutil.rmtree(RECORDINGS_DIR / "test-ds", ignore_errors=True)
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def record(at: AppTest, data: bytes, name: str = "rec.wav") -> AppTest:
+    at.audio_input(key="recorder").set_value((name, data, "audio/wav"))
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def add_to(at: AppTest, dataset: str, label: str) -> AppTest:
+    at.text_input(key="record_dataset").set_value(dataset)
+    at.text_input(key="record_new_class").set_value(label)
+    at.run()
+    assert not at.exception, at.exception
+    button = at.button(key="record_add")
+    assert not button.disabled, [e.value for e in at.error] + [c.value for c in at.caption]
+    button.click()
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def class_names(app_env) -> list[str]:
+    from lib.runs import load_run
+
+    return load_run(app_env["run_path"]).config["class_names"]
+
+
+def test_renders_with_the_default_run_and_its_words(app_env):
+    at = open_page()
+    assert not at.error
+    assert at.selectbox(key="record_run").value == "default"
+    assert at.audio_input(key="recorder").sample_rate == 16000
+    say = [md.value for md in at.markdown if md.value.startswith("Say one of")]
+    assert say and all(word in say[0] for word in class_names(app_env))
+    assert at.text_input(key="record_dataset").value == "my-recordings"
+    assert at.button(key="record_add").disabled  # nothing recorded yet
+
+
+def test_a_recording_is_classified(app_env):
+    at = record(open_page(), speech(app_env))
+    assert not at.error and not at.warning
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Heard"] in class_names(app_env)
+    assert metrics["Confidence"].endswith("%") and metrics["Latency"].endswith("ms")
+    assert len(at.get("plotly_chart")) >= 2  # probabilities and spectrogram
+
+
+def test_a_silent_recording_warns_and_is_not_classified(app_env):
+    at = record(open_page(), silence())
+    assert any("silent" in w.value and "microphone" in w.value for w in at.warning)
+    assert not at.metric
+    at.text_input(key="record_new_class").set_value("quiet")
+    at.run()
+    assert at.button(key="record_add").disabled  # silent recordings are not saved
+
+
+def test_an_empty_recording_warns(app_env):
+    at = record(open_page(), wav_bytes(torch.zeros(0), 16000))
+    assert any("silent" in w.value for w in at.warning)
+    assert not at.error and not at.metric
+
+
+def test_add_a_recording_to_a_new_class(app_env, recordings):
+    at = record(open_page(), speech(app_env))
+    add_to(at, "test-ds", "clap")
+    files = list((recordings / "test-ds" / "clap").glob("*.wav"))
+    assert len(files) == 1
+    assert any("clap: 1" in s.value for s in at.success)
+    assert at.selectbox(key="record_class").value == "clap"
+    assert at.button(key="record_add").disabled  # the same recording cannot be saved twice
+    # undo removes it again
+    at.button(key="record_undo").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert not list((recordings / "test-ds" / "clap").glob("*.wav"))
+
+
+def test_an_invalid_class_name_is_an_error(app_env, recordings):
+    at = record(open_page(), speech(app_env))
+    at.text_input(key="record_dataset").set_value("test-ds")
+    at.text_input(key="record_new_class").set_value("../evil")
+    at.run()
+    assert not at.exception, at.exception
+    assert any("not allowed" in e.value for e in at.error)
+    assert at.button(key="record_add").disabled
+    assert not (recordings / "test-ds").exists()
+
+
+def test_use_the_folder_as_the_active_dataset(app_env, recordings):
+    at = record(open_page(), speech(app_env, 0))
+    add_to(at, "test-ds", "clap")
+    assert at.button(key="record_use_dataset").disabled  # one class is not enough to train
+    record(at, speech(app_env, 1), name="rec2.wav")
+    add_to(at, "test-ds", "snap")
+    assert {p.name for p in (recordings / "test-ds").iterdir()} == {"clap", "snap"}
+    use = at.button(key="record_use_dataset")
+    assert not use.disabled
+    use.click()
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["dataset_source"] == {"kind": "folder", "path": str(recordings / "test-ds")}
+    assert any("active dataset" in s.value for s in at.success)
+    # the app's cached copy of the folder follows new recordings (its cache key fingerprints the folder)
+    from ui.common import _fingerprint, _load_dataset, source_key
+
+    source = at.session_state["dataset_source"]
+    key = source_key(source)
+    assert _load_dataset(key, _fingerprint(source)).class_counts() == {"clap": 1, "snap": 1}
+    record(at, speech(app_env, 2), name="rec3.wav")
+    add_to(at, "test-ds", "clap")
+    assert _load_dataset(key, _fingerprint(source)).class_counts() == {"clap": 2, "snap": 1}
+
+
+def test_no_run_still_lets_you_record(app_env, monkeypatch, tmp_path, recordings):
+    monkeypatch.setattr("ui.common.RUNS_DIR", tmp_path)
+    at = record(open_page(), speech(app_env))
+    assert any("train" in w.value.lower() for w in at.warning)
+    assert not at.metric
+    add_to(at, "test-ds", "clap")
+    assert len(list((recordings / "test-ds" / "clap").glob("*.wav"))) == 1
+
+
+@pytest.mark.skipif(not all((ROOT / "pages" / f"{p}.py").is_file()
+                            for p in ("home", "dataset", "transforms", "train", "evaluate", "runs", "inference",
+                                      "record")),
+                    reason="the router needs every page")
+def test_inside_the_router(app_env):
+    at = AppTest.from_file(str(ROUTER), default_timeout=60)
+    at.run()
+    at.switch_page("pages/record.py").run()
+    assert not at.exception, at.exception
+    assert at.audio_input(key="recorder")
