@@ -62,6 +62,8 @@ class TrainConfig:
         validation_fraction: fraction of clips (whole groups) for validation.
         test_fraction: fraction of clips (whole groups) for test.
         test_fold: hold out this fold for test when the dataset has folds (None: grouped random split).
+        validation_fold: the fold for validation (None: the fold after ``test_fold``); Speech Commands'
+            official split is ``test_fold=2, validation_fold=1``.
         seed: seeds initialisation, the split, shuffling and augmentation; on CPU the same seed gives the same run.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
         mixed_precision: bfloat16 autocast on CUDA (ignored elsewhere).
@@ -81,6 +83,7 @@ class TrainConfig:
     validation_fraction: float = 0.15
     test_fraction: float = 0.15
     test_fold: int | None = None
+    validation_fold: int | None = None
     seed: int = 0
     device: str = "auto"
     mixed_precision: bool = True
@@ -231,7 +234,7 @@ def _split(dataset: AudioDataset, config: TrainConfig) -> Split:
 
         if dataset.folds is None:
             raise ValueError(f"test_fold={config.test_fold} was asked for, but {dataset.name!r} has no folds")
-        return fold_split(dataset.folds, config.test_fold)
+        return fold_split(dataset.folds, config.test_fold, config.validation_fold)
     return split_dataset(dataset.labels, dataset.groups, config.validation_fraction, config.test_fraction,
                          config.seed)
 
@@ -432,9 +435,19 @@ def run_training(dataset: AudioDataset, feature_config: FeatureConfig, config: T
 
 # ----------------------------------------------------------------------------------------------- command line
 def load_dataset_arg(spec: str, args: argparse.Namespace | None = None) -> AudioDataset:
-    """``builtin``, a folder with class sub-folders, or a CSV manifest."""
+    """``builtin``, a catalog key (``esc50``, ``speech_commands_v2``, ...), a folder of class sub-folders, or a CSV."""
     from lib.builtin import BuiltinSpec
+    from lib.catalog import CATALOG
     from lib.data import load_builtin, load_csv, load_folder
+
+    if spec in CATALOG:
+        from lib.diskcache import cached_dataset
+        from lib.download import fetch_dataset
+
+        data_dir = Path(args.data_dir) if args else Path("data")
+        features = FeatureConfig(clip_seconds=args.clip_seconds) if args else FeatureConfig()
+        return cached_dataset(spec, fetch_dataset(spec, data_dir), data_dir / "cache", features.sample_rate,
+                              features.clip_seconds)
 
     if spec == "builtin":
         options = {}
@@ -451,7 +464,14 @@ def load_dataset_arg(spec: str, args: argparse.Namespace | None = None) -> Audio
 def _parser() -> argparse.ArgumentParser:
     defaults, augment = TrainConfig(), AugmentConfig()
     p = argparse.ArgumentParser(prog="python -m lib.train", description="Train an audio classifier and save the run.")
-    p.add_argument("--dataset", default="builtin", help="'builtin', a folder of class sub-folders, or a CSV manifest")
+    p.add_argument("--dataset", default="builtin",
+                   help="'builtin', a real dataset key (see `python -m lib.download --list`), a folder of class "
+                        "sub-folders, or a CSV manifest")
+    p.add_argument("--test-fold", type=int, help="hold out this official fold for test (ESC-50, UrbanSound8K)")
+    p.add_argument("--validation-fold", type=int, help="the fold for validation (default: the next one)")
+    p.add_argument("--cross-validate", action="store_true",
+                   help="k-fold cross-validation over the dataset's official folds; reports mean ± std accuracy")
+    p.add_argument("--clip-seconds", type=float, default=FeatureConfig().clip_seconds)
     p.add_argument("--words", help="built-in set: comma-separated words (default: the ten Speech Commands keywords)")
     p.add_argument("--clips-per-word", type=int, default=300)
     p.add_argument("--unknown", action="store_true", help="built-in set: add the _unknown_ class")
@@ -481,12 +501,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tqdm import tqdm
-
     args = _parser().parse_args(argv)
     try:
         dataset = load_dataset_arg(args.dataset, args)
-        feature_config = FeatureConfig(n_mels=args.n_mels, kind=args.feature_kind)
+        feature_config = FeatureConfig(n_mels=args.n_mels, kind=args.feature_kind, clip_seconds=args.clip_seconds)
         augment = AugmentConfig(time_shift_sec=args.time_shift_sec, noise_probability=args.noise_probability,
                                 n_freq_masks=args.freq_masks, n_time_masks=args.time_masks)
         config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
@@ -494,14 +512,44 @@ def main(argv: list[str] | None = None) -> int:
                              weight_decay=args.weight_decay, scheduler=args.scheduler,
                              label_smoothing=args.label_smoothing, augment=augment,
                              validation_fraction=args.validation_fraction, test_fraction=args.test_fraction,
-                             seed=args.seed, device=args.device, max_batches=args.max_batches)
-    except (ValueError, OSError) as error:
+                             seed=args.seed, device=args.device, max_batches=args.max_batches,
+                             test_fold=args.test_fold, validation_fold=args.validation_fold)
+    except (ValueError, OSError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if dataset.failed:
         print(f"skipped {len(dataset.failed)} file(s) that could not be decoded", file=sys.stderr)
+    if args.cross_validate:
+        return _cross_validate(dataset, feature_config, config, args)
+    return _train_once(dataset, feature_config, config, args)
+
+
+def _cross_validate(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainConfig,
+                    args: argparse.Namespace) -> int:
+    """Train once per official fold held out for test; print each fold's and the mean ± std test accuracy."""
+    if dataset.folds is None:
+        print(f"error: {dataset.name!r} has no official folds to cross-validate over", file=sys.stderr)
+        return 2
+    accuracies = []
+    for fold in sorted(set(dataset.folds)):
+        run_id = f"{args.run_id or new_run_id(config.model)}-fold{fold}"
+        print(f"--- fold {fold} held out for test")
+        code = _train_once(dataset, feature_config, config.replace(test_fold=fold, validation_fold=None), args,
+                           run_id=run_id, on_done=lambda done: accuracies.append(done.metrics["test"]["accuracy"]))
+        if code != 0:
+            return code
+    mean, std = float(np.mean(accuracies)), float(np.std(accuracies))
+    print(f"{len(accuracies)}-fold cross-validation: test accuracy {mean:.1%} ± {std:.1%} "
+          f"({', '.join(f'{a:.1%}' for a in accuracies)})")
+    return 0
+
+
+def _train_once(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainConfig, args: argparse.Namespace,
+                run_id: str | None = None, on_done: Callable[[DoneEvent], None] | None = None) -> int:
+    from tqdm import tqdm
+
     bar = None
-    for event in iter_training(dataset, feature_config, config, runs_root=args.out, run_id=args.run_id,
+    for event in iter_training(dataset, feature_config, config, runs_root=args.out, run_id=run_id or args.run_id,
                                overwrite=args.force):
         if isinstance(event, StartEvent):
             print(f"{dataset.name}: {event.n_train} train / {event.n_validation} validation / {event.n_test} test "
@@ -520,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
             print(event.message)
             if event.run_path:
                 print(f"saved run {event.run_id} in {event.run_path}")
+            if on_done and event.status != "failed":
+                on_done(event)
             return 0 if event.status != "failed" else 1
     return 1
 

@@ -113,3 +113,16 @@ def test_command_line_trains_and_saves(builtin_cache, tmp_path, capsys):
                  "--batch-size", "16", "--out", str(tmp_path), "--run-id", "cli"])
     out = capsys.readouterr().out
     assert code == 0 and "saved run cli" in out and (tmp_path / "cli" / "model.pt").is_file()
+
+
+def test_cross_validation_over_official_folds(builtin_cache, tiny_dataset, tmp_path, capsys):
+    # a CSV manifest with a fold column over the tiny built-in clips (fold = clip number mod 3)
+    manifest = tmp_path / "folds.csv"
+    rows = [f"{path},{tiny_dataset.class_names[label]},{i % 3 + 1}"
+            for i, (path, label) in enumerate(zip(tiny_dataset.paths, tiny_dataset.labels))]
+    manifest.write_text("path,label,fold\n" + "\n".join(rows) + "\n")
+    code = main(["--dataset", str(manifest), "--model", "tutorial_cnn", "--epochs", "1", "--batch-size", "16",
+                 "--cross-validate", "--out", str(tmp_path / "runs"), "--run-id", "cv"])
+    out = capsys.readouterr().out
+    assert code == 0 and "3-fold cross-validation: test accuracy" in out and "±" in out
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["cv-fold1", "cv-fold2", "cv-fold3"]

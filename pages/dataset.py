@@ -1,0 +1,312 @@
+"""Dataset: choose the data (built-in, folder, CSV), see what is in it, listen to it and map it in 2-D."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from lib.audio import wav_bytes
+from lib.builtin import SPEECH_COMMANDS_WORDS, BuiltinSpec, builtin_folder
+from lib.features import FeatureConfig
+from lib.plots import embedding_2d, fig_class_counts, fig_embedding, fig_histogram, fig_spectrogram, fig_waveform
+from ui.common import (BUILTIN_CACHE, active_dataset, dataset_features, default_builtin_spec, feature_config,
+                       init_state, page_header, source_key, spec_from_dict)
+
+SOURCES = {"builtin": "Built-in (synthetic keywords)", "folder": "Folder on disk", "csv": "CSV manifest"}
+MAX_EXAMPLES = 24       # clips shown in the examples grid, all classes together
+MAX_MEAN_SPECS = 40     # classes shown as mean spectrograms
+
+
+# --------------------------------------------------------------------------------------- callbacks
+def _set_source(source: dict) -> None:
+    st.session_state["dataset_source"] = source
+    st.session_state.pop("ds_form_error", None)
+
+
+def _open_builtin() -> None:
+    """Form submit: build the spec from the form's widgets (validated by BuiltinSpec)."""
+    words = tuple(w.strip() for w in str(st.session_state.get("ds_words", "")).split(","))
+    try:
+        spec = BuiltinSpec(words=words, clips_per_word=int(st.session_state["ds_clips"]),
+                           include_unknown=bool(st.session_state["ds_unknown"]),
+                           include_silence=bool(st.session_state["ds_silence"]),
+                           seed=int(st.session_state["ds_seed"]))
+    except ValueError as error:
+        st.session_state["ds_form_error"] = f"Cannot build this set: {error}."
+        return
+    _set_source({"kind": "builtin", "spec": asdict(spec)})
+
+
+def _open_folder() -> None:
+    path = str(st.session_state.get("ds_folder", "")).strip()
+    if not path:
+        st.session_state["ds_form_error"] = "Type the path of a folder first."
+        return
+    _set_source({"kind": "folder", "path": path})
+
+
+def _open_csv() -> None:
+    path = str(st.session_state.get("ds_csv", "")).strip()
+    root = str(st.session_state.get("ds_csv_root", "")).strip() or None
+    if not path:
+        st.session_state["ds_form_error"] = "Type the path of a CSV manifest first."
+        return
+    _set_source({"kind": "csv", "path": path, "root": root})
+
+
+def _back_to_builtin() -> None:
+    _set_source({"kind": "builtin", "spec": asdict(default_builtin_spec())})
+    st.session_state["ds_kind"] = "builtin"
+
+
+# --------------------------------------------------------------------------------------- caches
+@st.cache_data(show_spinner=False, max_entries=8)
+def _embedding(key: str, config_json: str, method: str, _features: np.ndarray) -> np.ndarray:
+    """2-D map of every clip, cached per dataset, feature config and method (the features are not hashed)."""
+    return embedding_2d(_features.reshape(len(_features), -1), method=method)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _embedding_fig(key: str, config_json: str, method: str, _dataset, _features: np.ndarray):
+    """The clips' 2-D map; hover: file name and class."""
+    points = _embedding(key, config_json, method, _features)
+    labels = [_dataset.class_names[int(y)] for y in _dataset.labels]
+    hover = [f"{Path(p).name} ({label})" for p, label in zip(_dataset.paths, labels)]
+    title = {"pca": "PCA", "tsne": "t-SNE"}[method] + " of the features (click a point to listen)"
+    return fig_embedding(points, labels, hover, title=title)
+
+
+def _selected_row(point: dict) -> int | None:
+    """The clip index of a selected embedding point (its ``customdata`` is ``[row]``; Streamlit may hand it
+    back as a list or as ``{"0": row}``)."""
+    data = point.get("customdata")
+    if isinstance(data, dict):
+        data = data.get("0", next(iter(data.values()), None))
+    elif isinstance(data, (list, tuple)):
+        data = data[0] if data else None
+    try:
+        return int(data)
+    except (TypeError, ValueError):
+        return None
+
+
+def _small(fig, height: int):
+    """Smaller figures for grids."""
+    fig.update_layout(height=height, margin=dict(l=40, r=10, t=30, b=35))
+    return fig
+
+
+# Building a Plotly figure costs tens of ms; the grids hold dozens, so each is built once per dataset and
+# feature config (the figures are shared read-only: st.plotly_chart does not change them).
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _overview_figs(key: str, _dataset) -> tuple:
+    return (fig_class_counts(_dataset.class_counts(), title="Clips per class"),
+            fig_histogram(_dataset.durations, "Duration (s)", title="Clip durations"),
+            fig_histogram(_dataset.sample_rates, "Sample rate (Hz)", title="Sample rates", nbins=20))
+
+
+@st.cache_resource(show_spinner=False, max_entries=512)
+def _example_figs(key: str, config_json: str, index: int, _dataset, _features: np.ndarray) -> tuple:
+    waveform, rate = _dataset.clip(index)
+    return (_small(fig_waveform(waveform, rate, max_points=1500), 180),
+            _small(fig_spectrogram(_features[index], FeatureConfig.from_json(config_json)), 220))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _mean_figs(key: str, config_json: str, _dataset, _features: np.ndarray) -> dict:
+    """One heatmap per class (at most MAX_MEAN_SPECS) of the mean features, on one colour scale."""
+    config = FeatureConfig.from_json(config_json)
+    means = {name: _features[_dataset.labels == i].mean(axis=0) for i, name in enumerate(_dataset.class_names)
+             if (_dataset.labels == i).any()}
+    means = dict(list(means.items())[:MAX_MEAN_SPECS])
+    zmin = float(min(m.min() for m in means.values()))
+    zmax = float(max(m.max() for m in means.values()))
+    figs = {}
+    for name, mean in means.items():
+        fig = _small(fig_spectrogram(mean, config, title=name, zmin=zmin, zmax=zmax), 220)
+        fig.update_traces(showscale=False)
+        fig.update_yaxes(title_text=None)
+        figs[name] = fig
+    return figs
+
+
+# --------------------------------------------------------------------------------------- page
+page_header("Dataset", "Pick the clips to learn from, then look at them and listen: classes, lengths, examples "
+                       "and how the clips group together.")
+init_state()
+source = st.session_state["dataset_source"]
+st.session_state.setdefault("ds_kind", source["kind"] if source["kind"] in SOURCES else "builtin")
+
+# -- source chooser
+st.subheader("Choose the data")
+kind = st.segmented_control("Source", list(SOURCES), format_func=SOURCES.get, key="ds_kind", required=True)
+
+if kind == "builtin":
+    current = spec_from_dict(source["spec"]) if source["kind"] == "builtin" else default_builtin_spec()
+    st.session_state.setdefault("ds_words", ", ".join(current.words))
+    st.session_state.setdefault("ds_clips", int(current.clips_per_word))
+    st.session_state.setdefault("ds_unknown", bool(current.include_unknown))
+    st.session_state.setdefault("ds_silence", bool(current.include_silence))
+    st.session_state.setdefault("ds_seed", int(current.seed))
+    st.caption("Keywords spoken by synthetic eSpeak NG speakers on this machine (no download). The same settings "
+               "always give the same clips; a new set is synthesized once and then reused.")
+    with st.form("ds_builtin_form"):
+        st.text_input("Words (comma-separated, one class each)", key="ds_words",
+                      help=f"The Speech Commands keywords are: {', '.join(SPEECH_COMMANDS_WORDS)}.")
+        c1, c2, c3 = st.columns(3)
+        c1.number_input("Clips per word", min_value=1, max_value=100_000, step=10, key="ds_clips")
+        c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="ds_seed")
+        c3.checkbox("Add an `_unknown_` class", key="ds_unknown", help="Other words, as in Speech Commands.")
+        c3.checkbox("Add a `_silence_` class", key="ds_silence", help="Background noise only.")
+        st.form_submit_button("Generate / open", type="primary", on_click=_open_builtin, key="ds_generate")
+elif kind == "folder":
+    st.session_state.setdefault("ds_folder", source["path"] if source["kind"] == "folder" else "")
+    st.caption("A folder with one sub-folder per class: `my_sounds/dog/*.wav`, `my_sounds/cat/*.wav`... "
+               "(WAV, FLAC, OGG or MP3).")
+    with st.form("ds_folder_form"):
+        st.text_input("Folder path", key="ds_folder", placeholder="/path/to/my_sounds")
+        st.form_submit_button("Open", type="primary", on_click=_open_folder, key="ds_open_folder")
+else:
+    st.session_state.setdefault("ds_csv", source["path"] if source["kind"] == "csv" else "")
+    st.session_state.setdefault("ds_csv_root", (source.get("root") or "") if source["kind"] == "csv" else "")
+    st.caption("A CSV file with the columns `path` and `label` (optional: `group`, e.g. the speaker, and `fold`). "
+               "Relative paths are read from the root folder (default: the CSV's folder).")
+    with st.form("ds_csv_form"):
+        st.text_input("CSV path", key="ds_csv", placeholder="/path/to/manifest.csv")
+        st.text_input("Root folder for relative paths (optional)", key="ds_csv_root")
+        st.form_submit_button("Open", type="primary", on_click=_open_csv, key="ds_open_csv")
+
+if st.session_state.get("ds_form_error"):
+    st.error(st.session_state.pop("ds_form_error"))  # shown once, after the click that caused it
+
+# -- the active dataset
+source = st.session_state["dataset_source"]
+dataset = active_dataset()
+if dataset is None:
+    st.button("Back to the built-in set", on_click=_back_to_builtin, key="ds_back", type="primary",
+              icon=":material/undo:")
+    st.stop()
+key = source_key(dataset.source)
+
+if source["kind"] == "builtin":
+    folder = builtin_folder(spec_from_dict(source["spec"]), BUILTIN_CACHE)
+    st.caption(f"Active: **{dataset.name}**. Its WAV files (one sub-folder per word) and `manifest.csv` are in "
+               f"`{folder}`.")
+else:
+    st.caption(f"Active: **{dataset.name}** ({source['kind']}) from `{source['path']}`.")
+if dataset.n_classes < 2:
+    st.warning(f"This dataset has only one class ({dataset.class_names[0]!r}): training needs at least two. "
+               "Add a sub-folder (or labels) for another class, or go back to the built-in set.")
+    st.button("Back to the built-in set", on_click=_back_to_builtin, key="ds_back_one_class")
+
+# -- overview
+st.subheader("Overview")
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Clips", f"{len(dataset):,}")
+m2.metric("Classes", f"{dataset.n_classes}")
+total = float(dataset.durations.sum())
+m3.metric("Total duration", f"{total / 60:.1f} min" if total >= 120 else f"{total:.1f} s")
+m4.metric("Failed files", f"{len(dataset.failed)}",
+          help="Files that could not be decoded or were not found; they are left out.")
+if dataset.failed:
+    with st.expander(f"Failed files ({len(dataset.failed)}): left out of the dataset", icon=":material/error:"):
+        st.dataframe({"file": [p for p, _ in dataset.failed], "reason": [r for _, r in dataset.failed]},
+                     hide_index=True, key="ds_failed_table")
+
+counts = dataset.class_counts()
+fig_counts, fig_durations, fig_rates = _overview_figs(key, dataset)
+st.plotly_chart(fig_counts, key="ds_class_counts")
+if min(counts.values()) * 2 < max(counts.values()):
+    st.info("The classes are unbalanced (the smallest has less than half the clips of the largest): watch the "
+            "per-class recall on the Evaluate page.")
+h1, h2, h3 = st.columns([2, 2, 1])
+h1.plotly_chart(fig_durations, key="ds_durations")
+h2.plotly_chart(fig_rates, key="ds_rates")
+with h3:
+    channel_values, channel_counts = np.unique(dataset.channels, return_counts=True)
+    st.caption("Channels")
+    st.dataframe({"channels": [int(c) for c in channel_values], "clips": [int(n) for n in channel_counts]},
+                 hide_index=True, key="ds_channels")
+    st.caption("Clips are mixed to mono, resampled and cut or padded to one length before features are made.")
+
+# -- features of every clip (cached per dataset and feature config)
+config = feature_config()
+with st.spinner("Computing features (once per dataset and settings)..."):
+    features = dataset_features(dataset, config)
+st.caption(f"Spectrograms below use the current feature settings ({config.kind}, {config.n_bins} bins, "
+           f"{config.clip_seconds:g} s at {config.sample_rate} Hz): change them on the Transforms page.")
+
+# -- examples per class
+st.subheader("Listen to examples")
+suffix = hashlib.sha1(key.encode()).hexdigest()[:8]  # per-dataset widget key: the options change with it
+e1, e2 = st.columns([1, 3])
+per_class = e1.slider("Examples per class", 1, 4, 2, key="ds_per_class")
+chosen = e2.multiselect("Classes", dataset.class_names, default=dataset.class_names[:min(6, dataset.n_classes)],
+                        key=f"ds_classes_{suffix}")
+if not chosen:
+    st.info("Choose at least one class to see examples.")
+else:
+    shown_classes = chosen[:max(1, MAX_EXAMPLES // per_class)]
+    if len(shown_classes) < len(chosen):
+        st.caption(f"Showing the first {len(shown_classes)} classes ({MAX_EXAMPLES} examples at most): pick fewer "
+                   "classes or fewer examples per class to see others.")
+    containers = st.tabs(shown_classes) if len(shown_classes) > 3 else [st.container() for _ in shown_classes]
+    for name, box in zip(shown_classes, containers):
+        label = dataset.class_names.index(name)
+        rows = np.flatnonzero(dataset.labels == label)
+        picks = rows[np.unique(np.linspace(0, len(rows) - 1, min(per_class, len(rows))).round().astype(int))]
+        with box:
+            if len(shown_classes) <= 3:
+                st.markdown(f"**{name}** ({len(rows)} clips)")
+            for column, i in zip(st.columns(per_class), picks):
+                with column:
+                    waveform, rate = dataset.clip(int(i))
+                    fig_wave, fig_spec = _example_figs(key, config.to_json(), int(i), dataset, features)
+                    st.caption(Path(dataset.paths[i]).name)
+                    st.audio(wav_bytes(waveform, rate))
+                    st.plotly_chart(fig_wave, key=f"ds_wave_{i}", config={"displayModeBar": False})
+                    st.plotly_chart(fig_spec, key=f"ds_spec_{i}", config={"displayModeBar": False})
+
+# -- mean spectrogram per class
+st.subheader("Average spectrogram per class")
+st.caption("Each image is the mean of the features of all the class's clips: where the energy of a word usually "
+           "lies in time and frequency. Same colour scale for every class.")
+mean_figs = _mean_figs(key, config.to_json(), dataset, features)
+if len(mean_figs) < dataset.n_classes:
+    st.caption(f"The first {len(mean_figs)} classes are shown.")
+per_row = 5
+names = list(mean_figs)
+for start in range(0, len(names), per_row):
+    cols = st.columns(per_row)
+    for col, name in zip(cols, names[start:start + per_row]):
+        col.plotly_chart(mean_figs[name], key=f"ds_mean_{start}_{name}", config={"displayModeBar": False})
+
+# -- 2-D map
+st.subheader("Map of all clips")
+st.caption("Every clip's features squeezed to two numbers: clips that sound alike land close together. Click a "
+           "point to listen to it.")
+method = st.radio("Method", ["pca", "tsne"], format_func={"pca": "PCA (fast)", "tsne": "t-SNE (slower, "
+                                                          "shows clusters better)"}.get,
+                  horizontal=True, key="ds_method")
+if len(dataset) < 2:
+    st.info("A map needs at least two clips.")
+else:
+    with st.spinner("Projecting the clips (t-SNE can take a while on large sets)..."):
+        fig = _embedding_fig(key, config.to_json(), method, dataset, features)
+    event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="embedding")
+    selected = list(getattr(getattr(event, "selection", None), "points", None) or [])
+    if not selected:
+        st.caption("No clip selected.")
+    else:
+        row = _selected_row(selected[0])
+        if row is None or not 0 <= row < len(dataset):
+            st.warning("Could not find the clip of that point: click it again.")
+        else:
+            waveform, rate = dataset.clip(row)
+            st.markdown(f"**{dataset.class_names[int(dataset.labels[row])]}**: `{dataset.paths[row]}` "
+                        f"({waveform.shape[-1] / rate:.2f} s, {rate} Hz)")
+            st.audio(wav_bytes(waveform, rate))

@@ -1,0 +1,315 @@
+"""Transforms: the Transform lab. One clip, every feature and augmentation setting, before and after."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import streamlit as st
+import torch
+from streamlit.errors import StreamlitAPIException
+
+from lib.audio import NOISE_KINDS, AudioDecodeError, load_audio, pad_or_trim, resample, to_mono, wav_bytes
+from lib.augment import AugmentConfig, apply_waveform_augment, draw_waveform_augment
+from lib.features import FeatureConfig, apply_spec_masks, draw_spec_masks, extract, frame_grid
+from lib.plots import fig_spectrogram, fig_waveform
+from ui.common import active_dataset, augment_config, feature_config, page_header, source_key
+
+SOURCES = {"dataset": "From the dataset", "upload": "Upload a file", "record": "Record"}
+SAMPLE_RATES = [8000, 16000, 22050]
+N_FFTS = [256, 512, 1024, 2048]
+WIN_LENGTHS = [128, 200, 256, 320, 400, 512, 640, 800, 1024, 1536, 2048]
+HOP_LENGTHS = [32, 64, 80, 100, 128, 160, 200, 256, 320, 400, 512, 1024]
+KINDS = {"mel": "Mel", "mfcc": "MFCC", "linear": "Linear STFT"}
+NORMS = {"none": "none (dB)", "per_clip": "per clip", "per_bin": "per bin (CMVN)"}
+NOISE_CHOICES = {**{k: k for k in NOISE_KINDS}, "mixed": "mixed (" + ", ".join(NOISE_KINDS) + ")"}
+MASK_SEED_OFFSET = 1_000_003   # the masks get their own generator, so noise on/off does not move them
+LIGHT = {"displayModeBar": False}
+
+
+# ------------------------------------------------------------------------------------- state
+def _init_widgets() -> None:
+    """Widget defaults from the session's saved feature/augment settings (set once; the widgets own them then)."""
+    fc, ac = feature_config(), augment_config()
+    kinds = tuple(ac.noise_kinds)
+    defaults = {
+        "tf_source": "dataset", "tf_kind": fc.kind, "tf_sample_rate": fc.sample_rate, "tf_n_fft": fc.n_fft,
+        "tf_win_length": fc.effective_win_length, "tf_hop_length": fc.hop_length, "tf_n_mels": fc.n_mels,
+        "tf_n_mfcc": fc.n_mfcc, "tf_f_min": float(fc.f_min),
+        "tf_f_max": None if fc.f_max is None else float(fc.f_max),
+        "tf_clamp": fc.top_db is not None, "tf_top_db": float(fc.top_db or 80.0),
+        "tf_clip_seconds": float(fc.clip_seconds), "tf_norm": fc.normalization,
+        "tf_shift": float(ac.time_shift_sec), "tf_noise_on": ac.noise_probability > 0,
+        "tf_snr": float(round((ac.snr_db_min + ac.snr_db_max) / 2)),
+        "tf_noise_kind": "mixed" if set(kinds) == set(NOISE_KINDS) else kinds[0],
+        "tf_gain": float(ac.gain_db), "tf_n_freq_masks": int(ac.n_freq_masks),
+        "tf_freq_width": int(ac.freq_mask_param), "tf_n_time_masks": int(ac.n_time_masks),
+        "tf_time_width": int(ac.time_mask_param),
+    }
+    for key, value in defaults.items():
+        st.session_state.setdefault(key, value)
+    st.session_state.setdefault("aug_seed", 0)
+
+
+def _new_draw() -> None:
+    st.session_state["aug_seed"] = int(st.session_state.get("aug_seed", 0)) + 1
+
+
+def _use_for_training(feature: dict, augment: dict) -> None:
+    st.session_state["feature_config"] = feature
+    st.session_state["augment_config"] = augment
+
+
+def _span(low, high, key: str) -> tuple:
+    """A slider's ``(min, max)``, widened to hold the current value (a saved config may lie outside)."""
+    value = st.session_state[key]
+    return min(low, value), max(high, value)
+
+
+def _options(values: list, current) -> list:
+    """``values`` with the current value added (a saved config may hold one that is not in the list)."""
+    return sorted(set(values) | {current})
+
+
+# ------------------------------------------------------------------------------------- caches
+@st.cache_data(show_spinner=False, max_entries=16)
+def _decode(data: bytes) -> tuple[torch.Tensor, int]:
+    """Decode an upload or a recording once (keyed by its bytes)."""
+    return load_audio(data)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _model_input(clip_key: str, sample_rate: int, clip_seconds: float, _waveform: torch.Tensor,
+                 _rate: int) -> torch.Tensor:
+    """What the model sees: mono, centre cut/padded to ``clip_seconds``, at ``sample_rate``. ``(1, n_samples)``."""
+    mono = pad_or_trim(to_mono(_waveform), round(clip_seconds * _rate), mode="center")
+    return pad_or_trim(resample(mono, _rate, sample_rate), round(clip_seconds * sample_rate), mode="center")
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _figure(key: str, _build):
+    """A figure built once per ``key`` (which must name everything it shows); Plotly figures take tens of ms to
+    build, so a rerun rebuilds only the ones whose inputs changed. Shared read-only."""
+    return _build()
+
+
+# ------------------------------------------------------------------------------------- page
+page_header("Transforms", "The transform lab: see and hear how one clip becomes the image a model reads, and "
+                          "what augmentation does to it, one setting at a time.")
+_init_widgets()
+
+# -- 1. the clip
+st.subheader("1. Pick a clip")
+source = st.segmented_control("Clip", list(SOURCES), format_func=SOURCES.get, key="tf_source", required=True)
+waveform = rate = None
+if source == "dataset":
+    dataset = active_dataset()
+    if dataset is None:
+        st.stop()
+    c1, c2 = st.columns([1, 2])
+    class_name = c1.selectbox("Class", dataset.class_names, key="tf_class")
+    rows = [i for i, y in enumerate(dataset.labels.tolist()) if dataset.class_names[y] == class_name]
+    if not rows:
+        st.warning(f"The class {class_name!r} has no clips: pick another class.")
+        st.stop()
+    position = 0
+    if len(rows) > 1:
+        # One slider per class and dataset: their lengths differ.
+        position = c2.slider("Clip", 0, len(rows) - 1, 0, key=f"tf_clip_{source_key(dataset.source)}_{class_name}")
+    index = rows[position]
+    waveform, rate = dataset.clip(index)
+    clip_key, clip_name = f"{source_key(dataset.source)}#{index}", dataset.paths[index]
+else:
+    if source == "upload":
+        uploaded = st.file_uploader("Audio file (WAV, FLAC, OGG or MP3)", type=["wav", "flac", "ogg", "mp3"],
+                                    key="tf_upload")
+    else:
+        uploaded = st.audio_input("Record a clip", sample_rate=16000, key="tf_record")
+    if uploaded is None:
+        st.info("Upload a file to start." if source == "upload" else "Record a word or a sound to start.")
+        st.stop()
+    data = uploaded.getvalue()
+    try:
+        waveform, rate = _decode(data)
+    except AudioDecodeError as error:
+        st.error(f"{error} Try another file, or convert it to WAV.")
+        st.stop()
+    clip_key = hashlib.sha1(data).hexdigest()
+    clip_name = getattr(uploaded, "name", None) or "recording"
+st.caption(f"`{clip_name}`: {waveform.shape[-1] / rate:.2f} s, {rate} Hz, {waveform.shape[0]} channel(s).")
+
+# -- 2. the settings (widgets shown only for some feature kinds keep their values while hidden)
+st.subheader("2. Settings")
+left, right = st.columns(2)
+with left, st.expander("Features", expanded=True, icon=":material/graphic_eq:"):
+    kind = st.segmented_control("Feature kind", list(KINDS), format_func=KINDS.get, key="tf_kind", required=True)
+    a, b = st.columns(2)
+    a.selectbox("Sample rate (Hz)", _options(SAMPLE_RATES, st.session_state["tf_sample_rate"]),
+                key="tf_sample_rate", help="Clips are resampled to this rate; the highest frequency kept is half "
+                                           "of it.")
+    b.number_input("Clip length (s)", *_span(0.1, 10.0, "tf_clip_seconds"), step=0.1, key="tf_clip_seconds",
+                   help="Every clip is cut or padded (centred) to this length before features are made.")
+    st.select_slider("n_fft (FFT size, samples)", _options(N_FFTS, st.session_state["tf_n_fft"]), key="tf_n_fft",
+                     help="Gives n_fft // 2 + 1 linear frequency bins.")
+    st.select_slider("Window length (samples, must be <= n_fft)",
+                     _options(WIN_LENGTHS, st.session_state["tf_win_length"]), key="tf_win_length",
+                     help="The Hann window each frame is cut with; it is zero-padded to n_fft.")
+    st.select_slider("Hop length (samples between frames)", _options(HOP_LENGTHS, st.session_state["tf_hop_length"]),
+                     key="tf_hop_length", help="Smaller hop: more frames, finer time resolution.")
+    if kind in ("mel", "mfcc"):
+        a, b = st.columns(2)
+        a.slider("Mel bands (n_mels)", *_span(8, 128, "tf_n_mels"), key="tf_n_mels", persist_state="page")
+        if kind == "mfcc":
+            b.slider("MFCC coefficients (n_mfcc)", *_span(4, 64, "tf_n_mfcc"), key="tf_n_mfcc",
+                     help="At most n_mels.", persist_state="page")
+        a, b = st.columns(2)
+        a.number_input("f_min (Hz)", min_value=0.0, max_value=20000.0, step=10.0, key="tf_f_min",
+                       persist_state="page")
+        b.number_input("f_max (Hz, empty: half the sample rate)", min_value=0.0, max_value=20000.0, step=100.0,
+                       key="tf_f_max", persist_state="page")
+    a, b = st.columns(2)
+    clamp = a.toggle("Clamp range", key="tf_clamp", help="Keep only top_db dB below each clip's loudest cell "
+                                                          "(off: top_db = None, keep everything).")
+    b.slider("top_db (dB)", *_span(10.0, 120.0, "tf_top_db"), step=5.0, key="tf_top_db", disabled=not clamp)
+    st.radio("Normalisation", list(NORMS), format_func=NORMS.get, key="tf_norm", horizontal=True)
+
+with right, st.expander("Augmentation (training only)", expanded=True, icon=":material/shuffle:"):
+    st.caption("Each training example gets its own random draw within these limits; here you see one draw.")
+    a, b = st.columns(2)
+    a.slider("Max time shift (s)", *_span(0.0, 0.5, "tf_shift"), step=0.01, key="tf_shift",
+             help="Shifted either way, zero-filled.")
+    b.slider("Max gain (± dB)", *_span(0.0, 20.0, "tf_gain"), step=0.5, key="tf_gain")
+    noise_on = st.toggle("Background noise", key="tf_noise_on")
+    a, b = st.columns(2)
+    a.slider("Noise SNR (dB)", *_span(-10.0, 50.0, "tf_snr"), step=0.5, key="tf_snr", disabled=not noise_on,
+             help="Signal-to-noise ratio: lower is noisier. Training draws SNRs within ±5 dB of it.")
+    b.selectbox("Noise colour", list(NOISE_CHOICES), format_func=NOISE_CHOICES.get, key="tf_noise_kind",
+                disabled=not noise_on)
+    a, b = st.columns(2)
+    a.slider("Frequency masks", *_span(0, 4, "tf_n_freq_masks"), key="tf_n_freq_masks")
+    b.slider("Max frequency mask width (bins)", *_span(0, 40, "tf_freq_width"), key="tf_freq_width")
+    a, b = st.columns(2)
+    a.slider("Time masks", *_span(0, 4, "tf_n_time_masks"), key="tf_n_time_masks")
+    b.slider("Max time mask width (frames)", *_span(0, 60, "tf_time_width"), key="tf_time_width")
+    st.button("New random draw", key="tf_reroll", on_click=_new_draw, icon=":material/casino:")
+
+ss = st.session_state
+try:
+    config = FeatureConfig(
+        sample_rate=int(ss["tf_sample_rate"]), clip_seconds=float(ss["tf_clip_seconds"]), kind=kind,
+        n_fft=int(ss["tf_n_fft"]), win_length=int(ss["tf_win_length"]), hop_length=int(ss["tf_hop_length"]),
+        n_mels=int(ss["tf_n_mels"]), f_min=float(ss["tf_f_min"]),
+        f_max=None if ss["tf_f_max"] is None else float(ss["tf_f_max"]),
+        power=feature_config().power, top_db=float(ss["tf_top_db"]) if clamp else None,
+        n_mfcc=int(ss["tf_n_mfcc"]),
+        normalization=ss["tf_norm"])
+except ValueError as error:
+    st.error(f"These feature settings do not work together: {error}. Change the setting it names.")
+    st.stop()
+
+kinds = NOISE_KINDS if ss["tf_noise_kind"] == "mixed" else (ss["tf_noise_kind"],)
+snr = float(ss["tf_snr"])
+mask_params = dict(freq_mask_param=int(ss["tf_freq_width"]), n_freq_masks=int(ss["tf_n_freq_masks"]),
+                   time_mask_param=int(ss["tf_time_width"]), n_time_masks=int(ss["tf_n_time_masks"]))
+try:
+    preview = AugmentConfig(time_shift_sec=float(ss["tf_shift"]), noise_probability=1.0 if noise_on else 0.0,
+                            snr_db_min=snr, snr_db_max=snr, noise_kinds=kinds, gain_db=float(ss["tf_gain"]),
+                            **mask_params)
+    saved = augment_config()
+    # With noise off, the saved SNR range and colours stay as they are (they only matter once noise is on).
+    training = (preview.replace(noise_probability=0.8, snr_db_min=snr - 5, snr_db_max=snr + 5) if noise_on else
+                preview.replace(noise_probability=0.0, snr_db_min=saved.snr_db_min, snr_db_max=saved.snr_db_max,
+                                noise_kinds=saved.noise_kinds))
+except ValueError as error:
+    st.error(f"These augmentation settings do not work together: {error}.")
+    st.stop()
+
+# -- 3. before / after
+seed = int(ss["aug_seed"])
+clean = _model_input(clip_key, config.sample_rate, config.clip_seconds, waveform, rate)     # (1, n_samples)
+draw = draw_waveform_augment(1, clean.shape[-1], config.sample_rate, preview, torch.Generator().manual_seed(seed))
+augmented = apply_waveform_augment(clean[None], draw)[0]                                     # (1, n_samples)
+with torch.inference_mode():
+    before = extract(clean, config)[0]                                                       # (1, bins, frames)
+    unmasked = extract(augmented, config)
+n_bins, n_frames = config.n_bins, unmasked.shape[-1]
+mask = draw_spec_masks(1, n_bins, n_frames, min(preview.freq_mask_param, n_bins), preview.n_freq_masks,
+                       min(preview.time_mask_param, n_frames), preview.n_time_masks,
+                       generator=torch.Generator().manual_seed(seed + MASK_SEED_OFFSET))
+after = apply_spec_masks(unmasked, mask)[0]
+
+st.subheader("3. Before and after augmentation")
+shift_ms = 1000 * int(draw.shift[0]) / config.sample_rate
+snr_text = f"noise at {float(draw.snr_db[0]):.1f} dB SNR" if math.isfinite(float(draw.snr_db[0])) else "no noise"
+st.caption(f"Draw #{seed}: shift {shift_ms:+.0f} ms, gain {float(draw.gain_db[0]):+.1f} dB, {snr_text}, "
+           f"{preview.n_freq_masks} frequency and {preview.n_time_masks} time mask(s). Press **New random draw** "
+           "for another one; the same draw stays while you move the sliders.")
+zmin, zmax = float(min(before.min(), after.min())), float(max(before.max(), after.max()))
+# Cache keys: everything each figure depends on.
+wave_key = f"{clip_key}|{config.sample_rate}|{config.clip_seconds}"
+draw_key = f"{wave_key}|{seed}|{preview.to_dict()}"
+spec_key = f"{config.to_json()}|{zmin}|{zmax}"
+col_before, col_after = st.columns(2)
+for column, title, wave, spec, key in ((col_before, "Original", clean, before, wave_key),
+                                       (col_after, "Augmented", augmented, after, draw_key)):
+    with column:
+        st.markdown(f"**{title}**")
+        st.audio(wav_bytes(wave, config.sample_rate))
+        st.plotly_chart(_figure(f"wave|{key}", lambda: fig_waveform(wave, config.sample_rate, max_points=2000,
+                                                                    title="Waveform")),
+                        key=f"tf_wave_{title}", config=LIGHT)
+        st.plotly_chart(_figure(f"spec|{key}|{spec_key}", lambda: fig_spectrogram(
+                            spec, config, title=f"{KINDS[config.kind]} features", zmin=zmin, zmax=zmax)),
+                        key=f"tf_spec_{title}", config=LIGHT)
+
+# -- 4. frames
+st.subheader("4. From samples to frames")
+sr, win, hop = config.sample_rate, config.effective_win_length, config.hop_length
+overlap = 1 - hop / win
+m = st.columns(5)
+m[0].metric("Window (samples)", f"{win}", f"{1000 * win / sr:.1f} ms", delta_color="off", delta_arrow="off",
+            help="win_length: the samples one frame looks at.")
+m[1].metric("Hop (samples)", f"{hop}", f"{1000 * hop / sr:.1f} ms", delta_color="off", delta_arrow="off",
+            help="hop_length: how far the window moves from one frame to the next.")
+m[2].metric("Overlap", f"{overlap:.0%}" if overlap >= 0 else f"gap {-overlap:.0%}",
+            help="How much two neighbouring windows share: 1 - hop / window.")
+m[3].metric("Frames", f"{config.n_frames}", help="1 + n_samples // hop (the signal is padded by n_fft / 2 at "
+                                                  "both ends, so frame i is centred on sample i × hop).")
+m[4].metric("Feature bins", f"{config.n_bins}")
+bins_text = {"mel": f"{config.n_fft // 2 + 1} FFT bins → {config.n_mels} mel bands",
+             "mfcc": f"{config.n_fft // 2 + 1} FFT bins → {config.n_mels} mel bands → {config.n_mfcc} MFCCs",
+             "linear": f"{config.n_fft // 2 + 1} FFT bins (n_fft / 2 + 1)"}[config.kind]
+st.markdown(
+    f"**Feature shape** `{config.feature_shape}` = (channel, bins, frames): {config.n_samples:,} samples "
+    f"({config.clip_seconds:g} s at {sr:,} Hz) → 1 + {config.n_samples:,} // {hop} = **{config.n_frames} frames**; "
+    f"each frame cuts {win} samples ({1000 * win / sr:.1f} ms) with a Hann window, zero-pads them to n_fft = "
+    f"{config.n_fft} and takes an FFT: {bins_text}. Frames start every {hop} samples ({1000 * hop / sr:.1f} ms), "
+    + (f"so neighbouring windows overlap by {overlap:.0%}." if overlap >= 0
+       else f"so {hop - win} samples between windows are never looked at (hop > window)."))
+zoom = min(config.n_samples, max(round(0.1 * sr), win + 5 * hop))
+grid_key = f"grid|{wave_key}|{config.n_fft}|{win}|{hop}"
+st.plotly_chart(_figure(grid_key, lambda: fig_waveform(
+                    clean[..., :zoom], sr, frame_grid=frame_grid(config, zoom), max_points=4000,
+                    title=f"The first {1000 * zoom / sr:.0f} ms: shaded windows, one tick per frame centre")),
+                key="tf_frames", config=LIGHT)
+
+# -- 5. use it
+st.subheader("5. Use these settings")
+in_use = (FeatureConfig.from_dict(ss["feature_config"]) == config
+          and AugmentConfig.from_dict(ss["augment_config"]) == training)
+st.caption(f"Training would get: time shift up to ±{training.time_shift_sec:g} s, "
+           f"gain up to ±{training.gain_db:g} dB, "
+           + (f"noise on {training.noise_probability:.0%} of clips at {training.snr_db_min:g} to "
+              f"{training.snr_db_max:g} dB SNR" if noise_on else "no noise")
+           + f", {training.n_freq_masks} frequency mask(s) up to {training.freq_mask_param} bins and "
+             f"{training.n_time_masks} time mask(s) up to {training.time_mask_param} frames.")
+st.button("Use for training", key="tf_use", type="primary", on_click=_use_for_training,
+          args=(config.to_dict(), training.to_dict()), icon=":material/check:")
+if in_use:
+    st.success("These are the settings training uses (they are also what the Dataset page's spectrograms show).")
+    try:
+        st.page_link("pages/train.py", label="Go to the Train page", icon=":material/model_training:")
+    except StreamlitAPIException:  # the page runs outside the app's navigation (e.g. on its own)
+        st.markdown("Next: open the **Train** page.")
+else:
+    st.info("Training still uses the saved settings: press **Use for training** to replace them with these.")

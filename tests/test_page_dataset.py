@@ -1,0 +1,127 @@
+"""Page tests for pages/dataset.py (AppTest): sources, overview, errors that must not be tracebacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from lib.audio import save_wav
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "dataset.py")
+
+
+def _metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def _chart_specs(at: AppTest) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def _open(at: AppTest, kind: str, **fields: str) -> AppTest:
+    at.segmented_control(key="ds_kind").set_value(kind).run()
+    for key, value in fields.items():
+        at.text_input(key=key).set_value(value)
+    at.button(key={"folder": "ds_open_folder", "csv": "ds_open_csv"}[kind]).click().run()
+    return at
+
+
+@pytest.fixture
+def at(app_env) -> AppTest:
+    app = AppTest.from_file(PAGE, default_timeout=60)
+    app.run()
+    return app
+
+
+def test_renders_default_builtin_with_class_counts(at):
+    assert not at.exception
+    assert not at.error
+    assert _metric(at, "Clips") == "80"
+    assert _metric(at, "Classes") == "10"
+    assert _metric(at, "Failed files") == "0"
+    counts = next(s for s in _chart_specs(at) if s["data"][0]["type"] == "bar")
+    assert counts["data"][0]["x"] == ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+    assert counts["data"][0]["y"] == [8] * 10
+    assert any("speech-commands-synth-" in c.value for c in at.caption)  # where the files live
+    assert len(at.get("audio")) >= 2
+
+
+def test_generate_own_builtin_words(at):
+    at.text_input(key="ds_words").set_value("cat, dog")
+    at.number_input(key="ds_clips").set_value(4)
+    at.button(key="ds_generate").click().run()
+    assert not at.exception
+    assert not at.error
+    assert at.session_state["dataset_source"]["spec"]["words"] == ("cat", "dog")
+    assert _metric(at, "Clips") == "8"
+    assert _metric(at, "Classes") == "2"
+    assert any("2 classes, 8 clips" in m.value for m in at.sidebar.markdown)
+
+
+def test_invalid_builtin_spec_shows_error(at):
+    at.text_input(key="ds_words").set_value("cat, cat")
+    at.button(key="ds_generate").click().run()
+    assert not at.exception
+    assert any("duplicates" in e.value for e in at.error)
+    assert _metric(at, "Clips") == "80"  # the previous set stays active
+
+
+def test_missing_folder_shows_error_and_way_back(at, tmp_path):
+    _open(at, "folder", ds_folder=str(tmp_path / "nope"))
+    assert not at.exception
+    assert any("folder not found" in e.value for e in at.error)
+    at.button(key="ds_back").click().run()
+    assert not at.exception
+    assert not at.error
+    assert at.session_state["dataset_source"]["kind"] == "builtin"
+    assert _metric(at, "Clips") == "80"
+
+
+def test_csv_missing_columns_shows_error(at, tmp_path):
+    manifest = tmp_path / "bad.csv"
+    manifest.write_text("file,class\na.wav,x\n")
+    _open(at, "csv", ds_csv=str(manifest))
+    assert not at.exception
+    assert any("lacks the column" in e.value for e in at.error)
+
+
+def _tone(path, freq: float, seconds: float = 0.5, rate: int = 16000) -> None:
+    t = torch.arange(int(seconds * rate)) / rate
+    save_wav(path, 0.5 * torch.sin(2 * torch.pi * freq * t), rate)
+
+
+def test_folder_with_broken_file_lists_it(at, tmp_path):
+    for label, freq in (("low", 220.0), ("high", 1760.0)):
+        (tmp_path / label).mkdir()
+        for i in range(2):
+            _tone(tmp_path / label / f"{label}{i}.wav", freq * (1 + 0.1 * i))
+    (tmp_path / "high" / "broken.wav").write_bytes(b"this is not audio")
+    _open(at, "folder", ds_folder=str(tmp_path))
+    assert not at.exception
+    assert not at.error
+    assert _metric(at, "Clips") == "4"
+    assert _metric(at, "Failed files") == "1"
+    assert any("Failed files (1)" in e.label for e in at.expander)
+    table = next(d for d in at.dataframe if "reason" in d.value.columns)
+    assert table.value["file"].iloc[0].endswith("broken.wav")
+
+
+def test_one_class_folder_warns(at, tmp_path):
+    (tmp_path / "only").mkdir()
+    for i in range(2):
+        _tone(tmp_path / "only" / f"c{i}.wav", 440.0 + 100 * i)
+    _open(at, "folder", ds_folder=str(tmp_path))
+    assert not at.exception
+    assert any("training needs at least two" in w.value for w in at.warning)
+
+
+def test_tsne_map_and_example_controls(at):
+    at.radio(key="ds_method").set_value("tsne").run()
+    assert not at.exception
+    at.slider(key="ds_per_class").set_value(4).run()
+    assert not at.exception
+    assert len(at.get("audio")) == 24  # 6 classes shown by default x 4 examples, the cap
