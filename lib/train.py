@@ -490,6 +490,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batches", type=int, default=None, help="stop each epoch after N batches (smoke runs)")
     p.add_argument("--time-shift-sec", type=float, default=augment.time_shift_sec)
     p.add_argument("--noise-probability", type=float, default=augment.noise_probability)
+    p.add_argument("--freq-warp", type=float, default=augment.freq_warp, help="max frequency scaling, e.g. 0.15")
+    p.add_argument("--time-stretch", type=float, default=augment.time_stretch, help="max time scaling, e.g. 0.2")
+    p.add_argument("--reverb-probability", type=float, default=augment.reverb_probability)
+    p.add_argument("--mixup-alpha", type=float, default=augment.mixup_alpha)
     p.add_argument("--freq-masks", type=int, default=augment.n_freq_masks)
     p.add_argument("--time-masks", type=int, default=augment.n_time_masks)
     p.add_argument("--n-mels", type=int, default=FeatureConfig().n_mels)
@@ -506,7 +510,9 @@ def main(argv: list[str] | None = None) -> int:
         dataset = load_dataset_arg(args.dataset, args)
         feature_config = FeatureConfig(n_mels=args.n_mels, kind=args.feature_kind, clip_seconds=args.clip_seconds)
         augment = AugmentConfig(time_shift_sec=args.time_shift_sec, noise_probability=args.noise_probability,
-                                n_freq_masks=args.freq_masks, n_time_masks=args.time_masks)
+                                n_freq_masks=args.freq_masks, n_time_masks=args.time_masks,
+                                freq_warp=args.freq_warp, time_stretch=args.time_stretch,
+                                reverb_probability=args.reverb_probability, mixup_alpha=args.mixup_alpha)
         config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                              optimizer=args.optimizer, learning_rate=args.learning_rate,
                              weight_decay=args.weight_decay, scheduler=args.scheduler,

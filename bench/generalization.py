@@ -1,0 +1,106 @@
+"""Cross-synthesizer ablation: train recipes on the built-in eSpeak set, score them on other synthesizers.
+
+Each recipe is trained with several seeds (model-to-model spread on this set is several points, so one seed
+says little) and evaluated with :func:`bench.cross_synth.evaluate_run` on the set that
+``python bench/cross_synth.py build`` makes (flite and festival voices, never used for training).
+
+Usage:
+    python bench/generalization.py [--recipes baseline,wnr] [--seeds 0,1,2] [--epochs 20] [--out FILE.md]
+
+Output: a markdown table (mean ± std over seeds of eSpeak validation accuracy and cross-synthesizer accuracy,
+per engine), printed and optionally written to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.cross_synth import evaluate_run  # noqa: E402
+from lib.augment import AugmentConfig  # noqa: E402
+from lib.builtin import BuiltinSpec  # noqa: E402
+from lib.data import load_builtin  # noqa: E402
+from lib.features import FeatureConfig  # noqa: E402
+from lib.train import TrainConfig, run_training  # noqa: E402
+
+WARP = dict(freq_warp=0.15, time_stretch=0.2)
+NOISE_REVERB = dict(noise_probability=0.5, reverb_probability=0.3)
+
+# name -> (augmentation, feature settings, built-in set settings)
+RECIPES: dict[str, tuple[dict, dict, dict]] = {
+    "baseline": ({}, {}, {}),
+    "warp": (WARP, {}, {}),
+    "noise_reverb": (NOISE_REVERB, {}, {}),
+    "wnr": ({**WARP, **NOISE_REVERB}, {}, {}),
+    "wnr_mixup": ({**WARP, **NOISE_REVERB, "mixup_alpha": 0.2}, {}, {}),
+    "wnr_cmvn": ({**WARP, **NOISE_REVERB}, {"normalization": "per_bin"}, {}),
+    "wnr_mfcc": ({**WARP, **NOISE_REVERB}, {"kind": "mfcc", "n_mfcc": 20}, {}),
+    "wnr_bigdata": ({**WARP, **NOISE_REVERB}, {}, {"clips_per_word": 600, "n_speakers": 400}),
+}
+
+
+def run_recipe(name: str, seed: int, epochs: int, runs_root: Path, set_dir: Path) -> dict:
+    augment, features, data = RECIPES[name]
+    dataset = load_builtin(BuiltinSpec(**data), ROOT / "data" / "builtin")
+    started = time.perf_counter()
+    done = run_training(dataset, FeatureConfig(**features), TrainConfig(augment=AugmentConfig(**augment),
+                                                                          epochs=epochs, seed=seed),
+                        runs_root=runs_root, run_id=f"{name}-seed{seed}", overwrite=True)
+    if done.status != "finished":
+        raise RuntimeError(f"{name} seed {seed}: {done.message}")
+    report = evaluate_run(done.run_path, set_dir)
+    return {"recipe": name, "seed": seed, "train_sec": time.perf_counter() - started,
+            "val": done.metrics["validation"]["accuracy"], "cross": report["accuracy"],
+            **{f"cross_{engine}": v["accuracy"] for engine, v in report["per_engine"].items()}}
+
+
+def table(results: list[dict]) -> str:
+    engines = sorted({k for r in results for k in r if k.startswith("cross_")})
+    header = ["recipe", "seeds", "eSpeak val", "cross-synth overall", *[e.removeprefix("cross_") for e in engines],
+              "train s"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name in dict.fromkeys(r["recipe"] for r in results):
+        rows = [r for r in results if r["recipe"] == name]
+
+        def cell(key: str, percent: bool = True) -> str:
+            values = np.array([r[key] for r in rows if key in r])
+            if percent:
+                return f"{values.mean():.1%} ± {values.std():.1%}"
+            return f"{values.mean():.0f}"
+
+        lines.append("| " + " | ".join([name, str(len(rows)), cell("val"), cell("cross"),
+                                         *[cell(e) for e in engines], cell("train_sec", False)]) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", default=",".join(RECIPES))
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--set", default=str(ROOT / "data" / "cross_synth"))
+    parser.add_argument("--runs", default=str(ROOT / "bench" / "out" / "generalization-runs"))
+    parser.add_argument("--out", help="also write the table to this markdown file")
+    args = parser.parse_args()
+    results = []
+    for name in args.recipes.split(","):
+        for seed in (int(s) for s in args.seeds.split(",")):
+            results.append(run_recipe(name, seed, args.epochs, Path(args.runs), Path(args.set)))
+            print(json.dumps(results[-1]), flush=True)
+    text = table(results)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(f"python bench/generalization.py --recipes {args.recipes} --seeds {args.seeds} "
+                                  f"--epochs {args.epochs}\n\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()
