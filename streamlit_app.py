@@ -1,18 +1,18 @@
-"""Audio classification workbench: the router. Each step of the path is one page under pages/."""
+"""Audio classification workbench: the router. Each step of the path is one page under app_pages/ (not pages/: Streamlit would then treat the folder as its old pages directory)."""
 
 import streamlit as st
 
 st.set_page_config(page_title="Audio classification workbench", page_icon=":material/graphic_eq:", layout="wide")
 
 PAGES = {
-    "Start": [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)],
-    "Data": [st.Page("pages/dataset.py", title="Dataset", icon=":material/library_music:"),
-             st.Page("pages/transforms.py", title="Transforms", icon=":material/tune:")],
-    "Model": [st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-              st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
-              st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:")],
-    "Use": [st.Page("pages/inference.py", title="Inference", icon=":material/upload_file:"),
-            st.Page("pages/record.py", title="Record", icon=":material/mic:")],
+    "Start": [st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)],
+    "Data": [st.Page("app_pages/dataset.py", title="Dataset", icon=":material/library_music:"),
+             st.Page("app_pages/transforms.py", title="Transforms", icon=":material/tune:")],
+    "Model": [st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+              st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+              st.Page("app_pages/runs.py", title="Runs", icon=":material/folder_open:")],
+    "Use": [st.Page("app_pages/inference.py", title="Inference", icon=":material/upload_file:"),
+            st.Page("app_pages/record.py", title="Record", icon=":material/mic:")],
 }
 
 st.navigation(PAGES).run()

@@ -23,7 +23,6 @@ import json
 import math
 import os
 import platform
-import re
 import resource
 import shlex
 import subprocess
@@ -308,7 +307,6 @@ def run_tutorial(args: argparse.Namespace) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from lib.augment import AugmentConfig
     from lib.device import describe_device, resolve_device
     from lib.features import FeatureConfig
     from lib.models import build_model, count_parameters
@@ -599,7 +597,6 @@ def machine() -> dict:
     import torch
     import torchaudio
 
-    from lib.device import describe_device, resolve_device
 
     cpu = platform.processor() or platform.machine()
     try:

@@ -1,4 +1,4 @@
-"""Page tests for pages/dataset.py (AppTest): sources, overview, errors that must not be tracebacks."""
+"""Page tests for app_pages/dataset.py (AppTest): sources, overview, errors that must not be tracebacks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib.audio import save_wav
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "dataset.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "dataset.py")
 
 
 def _metric(at: AppTest, label: str) -> str:

@@ -1,4 +1,4 @@
-"""Page test (AppTest) of pages/inference.py: uploads, a corrupt file, the summary table, long files."""
+"""Page test (AppTest) of app_pages/inference.py: uploads, a corrupt file, the summary table, long files."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from lib.audio import wav_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = ROOT / "pages" / "inference.py"
+PAGE = ROOT / "app_pages" / "inference.py"
 ROUTER = ROOT / "streamlit_app.py"
 
 
@@ -123,14 +123,14 @@ def test_a_clip_of_the_active_dataset(app_env):
     assert at.number_input(key="inference_clip_index").value == 3
 
 
-@pytest.mark.skipif(not all((ROOT / "pages" / f"{p}.py").is_file()
+@pytest.mark.skipif(not all((ROOT / "app_pages" / f"{p}.py").is_file()
                             for p in ("home", "dataset", "transforms", "train", "evaluate", "runs", "inference",
                                       "record")),
                     reason="the router needs every page")
 def test_inside_the_router(app_env):
     at = AppTest.from_file(str(ROUTER), default_timeout=60)
     at.run()
-    at.switch_page("pages/inference.py").run()
+    at.switch_page("app_pages/inference.py").run()
     assert not at.exception, at.exception
     assert at.file_uploader(key="inference_files")
 

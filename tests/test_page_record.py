@@ -1,4 +1,4 @@
-"""Page test (AppTest) of pages/record.py: live prediction, silence, and building a dataset of recordings."""
+"""Page test (AppTest) of app_pages/record.py: live prediction, silence, and building a dataset of recordings."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from lib.audio import wav_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = ROOT / "pages" / "record.py"
+PAGE = ROOT / "app_pages" / "record.py"
 ROUTER = ROOT / "streamlit_app.py"
 
 
@@ -165,13 +165,13 @@ def test_no_run_still_lets_you_record(app_env, monkeypatch, tmp_path, recordings
     assert len(list((recordings / "test-ds" / "clap").glob("*.wav"))) == 1
 
 
-@pytest.mark.skipif(not all((ROOT / "pages" / f"{p}.py").is_file()
+@pytest.mark.skipif(not all((ROOT / "app_pages" / f"{p}.py").is_file()
                             for p in ("home", "dataset", "transforms", "train", "evaluate", "runs", "inference",
                                       "record")),
                     reason="the router needs every page")
 def test_inside_the_router(app_env):
     at = AppTest.from_file(str(ROUTER), default_timeout=60)
     at.run()
-    at.switch_page("pages/record.py").run()
+    at.switch_page("app_pages/record.py").run()
     assert not at.exception, at.exception
     assert at.audio_input(key="recorder")

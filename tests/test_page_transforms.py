@@ -1,4 +1,4 @@
-"""Page tests for pages/transforms.py (AppTest): the Transform lab."""
+"""Page tests for app_pages/transforms.py (AppTest): the Transform lab."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from lib.augment import AugmentConfig
 from lib.features import FeatureConfig
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "transforms.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "transforms.py")
 
 
 def _shape_text(at: AppTest) -> str:

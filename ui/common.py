@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 import torch
 
 from lib.augment import AugmentConfig
@@ -53,8 +54,8 @@ def init_state() -> None:
 
 
 def source_key(source: dict) -> str:
-    """A stable string for a dataset source (cache key)."""
-    return json.dumps(source, sort_keys=True, default=str)
+    """A stable string for a dataset source (cache key); where a set is cached on disk is not part of it."""
+    return json.dumps({k: v for k, v in source.items() if k != "cache_dir"}, sort_keys=True, default=str)
 
 
 def spec_from_dict(spec: dict) -> BuiltinSpec:
@@ -213,6 +214,15 @@ def sidebar() -> None:
         st.markdown(f"**{run.run_id}**  \n{run.model}" if run else "none yet: train one")
         st.caption("Compute device")
         st.markdown(f"**{device_description()}**")
+
+
+def page_link(page: str, label: str, icon: str | None = None) -> None:
+    """``st.page_link`` to another page; when a page runs outside the router (on its own, as in some tests)
+    a plain hint instead of an error."""
+    try:
+        st.page_link(page, label=label, icon=icon)
+    except StreamlitAPIException:
+        st.caption(f"{label}: open it from the navigation menu.")
 
 
 def page_header(title: str, what: str) -> None:

@@ -30,7 +30,8 @@ def test_training_shows_live_progress_and_lists_the_run(page, app_url):
     epochs.fill("40")
     epochs.press("Enter")
     wait_for_app(page)
-    page.get_by_role("button", name=re.compile("^Start")).click()
+    main = page.get_by_test_id("stMainBlockContainer")  # not the toolbar's own "Stop" button
+    main.get_by_role("button", name=re.compile("^Start")).click()
     progress = page.locator('[data-testid="stProgress"]')
     progress.first.wait_for(timeout=60_000)
     texts = set()
@@ -41,7 +42,7 @@ def test_training_shows_live_progress_and_lists_the_run(page, app_url):
     assert len(texts) >= 2, f"the progress did not change: {texts}"  # live updates
     assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1  # live charts
     screenshot(page, "train-running")
-    page.get_by_role("button", name=re.compile("^Stop")).click()
+    main.get_by_role("button", name=re.compile("^Stop")).click()
     page.get_by_text(re.compile("Evaluate this run")).wait_for(timeout=90_000)
     assert_no_exception(page)
     screenshot(page, "train-done")

@@ -7,13 +7,12 @@ import math
 
 import streamlit as st
 import torch
-from streamlit.errors import StreamlitAPIException
 
 from lib.audio import NOISE_KINDS, AudioDecodeError, load_audio, pad_or_trim, resample, to_mono, wav_bytes
 from lib.augment import AugmentConfig, apply_waveform_augment, draw_waveform_augment
 from lib.features import FeatureConfig, apply_spec_masks, draw_spec_masks, extract, frame_grid
 from lib.plots import fig_spectrogram, fig_waveform
-from ui.common import active_dataset, augment_config, feature_config, page_header, source_key
+from ui.common import active_dataset, augment_config, feature_config, page_header, page_link, source_key
 
 SOURCES = {"dataset": "From the dataset", "upload": "Upload a file", "record": "Record"}
 SAMPLE_RATES = [8000, 16000, 22050]
@@ -307,9 +306,6 @@ st.button("Use for training", key="tf_use", type="primary", on_click=_use_for_tr
           args=(config.to_dict(), training.to_dict()), icon=":material/check:")
 if in_use:
     st.success("These are the settings training uses (they are also what the Dataset page's spectrograms show).")
-    try:
-        st.page_link("pages/train.py", label="Go to the Train page", icon=":material/model_training:")
-    except StreamlitAPIException:  # the page runs outside the app's navigation (e.g. on its own)
-        st.markdown("Next: open the **Train** page.")
+    page_link("app_pages/train.py", label="Go to the Train page", icon=":material/model_training:")
 else:
     st.info("Training still uses the saved settings: press **Use for training** to replace them with these.")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from lib.plots import fig_pipeline
-from ui.common import active_dataset, active_run, page_header
+from ui.common import active_dataset, active_run, page_header, page_link
 
 page_header("Audio classification workbench",
             "Walk the whole path of audio classification: data, features, training, evaluation and live use.")
@@ -33,13 +33,13 @@ with right:
 
 st.subheader("Where to start")
 cols = st.columns(3)
-steps = [("pages/dataset.py", "1. Explore the dataset", "Listen, look at spectrograms, see the classes."),
-         ("pages/transforms.py", "2. Tune the features", "Mel bins, FFT and hop, SpecAugment, noise."),
-         ("pages/train.py", "3. Train a model", "Live loss and accuracy; stop at any time."),
-         ("pages/evaluate.py", "4. Evaluate it", "Confusion matrix, per-class F1, the clips it got wrong."),
-         ("pages/record.py", "5. Say a word", "Record from your microphone and see it classified."),
-         ("pages/inference.py", "6. Classify files", "Upload WAV, FLAC, OGG or MP3 files.")]
+steps = [("app_pages/dataset.py", "1. Explore the dataset", "Listen, look at spectrograms, see the classes."),
+         ("app_pages/transforms.py", "2. Tune the features", "Mel bins, FFT and hop, SpecAugment, noise."),
+         ("app_pages/train.py", "3. Train a model", "Live loss and accuracy; stop at any time."),
+         ("app_pages/evaluate.py", "4. Evaluate it", "Confusion matrix, per-class F1, the clips it got wrong."),
+         ("app_pages/record.py", "5. Say a word", "Record from your microphone and see it classified."),
+         ("app_pages/inference.py", "6. Classify files", "Upload WAV, FLAC, OGG or MP3 files.")]
 for i, (page, label, text) in enumerate(steps):
     with cols[i % 3]:
-        st.page_link(page, label=label)
+        page_link(page, label=label)
         st.caption(text)

@@ -6,13 +6,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
-from streamlit.errors import StreamlitPageNotFoundError
 
 from lib.audio import ACCEPTED_FORMATS, AudioDecodeError, load_audio, pad_or_trim, resample, to_mono, wav_bytes
 from lib.features import extract
 from lib.infer import Prediction
 from lib.plots import fig_probabilities, fig_spectrogram, fig_waveform, fig_window_predictions
-from ui.common import active_dataset, load_classifier, page_header, run_picker
+from ui.common import active_dataset, load_classifier, page_header, page_link, run_picker
 
 UPLOAD_TYPES = ["wav", "flac", "ogg", "mp3"]
 SPECTROGRAM_MAX_SECONDS = 30.0  # a long file's spectrogram shows its start only (a heatmap of hours is useless)
@@ -20,20 +19,12 @@ EXPANDED_UP_TO = 3              # with more files than this, each file's details
 SOURCES = {"upload": "Upload files", "dataset": "A clip from the active dataset"}
 
 
-def page_link(page: str, label: str, icon: str | None = None) -> None:
-    """``st.page_link``, or a plain hint when the page runs outside the app's navigation."""
-    try:
-        st.page_link(page, label=label, icon=icon)
-    except StreamlitPageNotFoundError:
-        st.caption(f"Open **{label}** from the navigation.")
-
-
 page_header("Inference", "Classify audio files with a trained run: class probabilities, spectrogram, latency, "
                          "and predictions along the timeline of long recordings.")
 
 run = run_picker("Run", key="inference_run")
 if run is None:
-    page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
+    page_link("app_pages/train.py", label="Train a model", icon=":material/model_training:")
     st.stop()
 classifier = load_classifier(run)
 if classifier is None:

@@ -9,14 +9,12 @@ from datetime import datetime
 from pathlib import Path
 
 import streamlit as st
-from streamlit.errors import StreamlitPageNotFoundError
 
 from lib.audio import AudioDecodeError, load_audio, pad_or_trim, resample, save_wav, to_mono
 from lib.data import AUDIO_EXTENSIONS
 from lib.features import extract
 from lib.plots import fig_class_counts, fig_probabilities, fig_spectrogram, fig_window_predictions
-from ui import common
-from ui.common import RECORDINGS_DIR, load_classifier, page_header, run_picker
+from ui.common import RECORDINGS_DIR, load_classifier, page_header, page_link, run_picker
 
 DEFAULT_DATASET = "my-recordings"
 RECORD_SAMPLE_RATE = 16000
@@ -26,14 +24,6 @@ NAME_RULE = re.compile(r"[A-Za-z0-9 _-]{1,64}")
 NAME_HELP = "letters, digits, spaces, '-' and '_' only (at most 64 characters)"
 MIN_CLASSES = 2
 SUGGESTED_PER_CLASS = 10
-
-
-def page_link(page: str, label: str, icon: str | None = None) -> None:
-    """``st.page_link``, or a plain hint when the page runs outside the app's navigation."""
-    try:
-        st.page_link(page, label=label, icon=icon)
-    except StreamlitPageNotFoundError:
-        st.caption(f"Open **{label}** from the navigation.")
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -158,7 +148,7 @@ with st.expander("How it works: teach the model your own sounds", icon=":materia
 run = run_picker("Run", key="record_run")
 classifier = load_classifier(run) if run is not None else None
 if run is None:
-    page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
+    page_link("app_pages/train.py", label="Train a model", icon=":material/model_training:")
     st.info("You can still record examples below and train your own model on them.")
 elif classifier is not None:
     words = ", ".join(f"**{name}**" for name in classifier.class_names)
@@ -270,7 +260,7 @@ if folder is not None:
     active = st.session_state["dataset_source"] == folder_source(folder)
     if active:
         st.success(f"**{name}** is the active dataset.")
-        page_link("pages/train.py", label="Train a model on it", icon=":material/model_training:")
+        page_link("app_pages/train.py", label="Train a model on it", icon=":material/model_training:")
     else:
         st.button("Use this folder as the active dataset", key="record_use_dataset", on_click=use_as_dataset,
                   args=(folder,), disabled=len(with_clips) < MIN_CLASSES, icon=":material/dataset:")

@@ -1,0 +1,372 @@
+"""Evaluate: how good a trained run is, where it goes wrong, how it does on other data, and how two runs differ."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import streamlit as st
+
+from lib.audio import AudioDecodeError, load_audio, pad_or_trim, resample, to_mono, wav_bytes
+from lib.builtin import builtin_folder
+from lib.data import AudioDataset, DatasetError
+from lib.features import FeatureConfig, extract
+from lib.infer import Classifier
+from lib.metrics import classification_metrics
+from lib.plots import (embedding_2d, fig_compare_curves, fig_confusion, fig_curves, fig_embedding, fig_prf,
+                       fig_spectrogram)
+from lib.runs import RunInfo
+from ui.common import (BUILTIN_CACHE, active_dataset, dataset_features, load_classifier, load_dataset, page_header,
+                       run_picker, runs, source_key, spec_from_dict)
+
+MAX_MISTAKES = 12
+REPORT_KEYS = ("accuracy", "confusion_matrix", "class_names", "per_class", "macro", "weighted")
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def guarded(run: RunInfo, what: str, draw: Callable[[], None]) -> None:
+    """Draw a section; a malformed run file shows an error instead of a traceback."""
+    try:
+        draw()
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+        st.error(f"Cannot show the {what} of run '{run.run_id}': its files are malformed ({error!r}). "
+                 "Retrain it, or delete it on the Runs page.")
+
+
+def split_report(run: RunInfo, split: str) -> dict | None:
+    """The run's metrics of one split, checked; shows why when there are none."""
+    report = run.metrics.get(split)
+    if report == {}:
+        st.info(f"Run '{run.run_id}' has no {split} clips (the split was empty).")
+        return None
+    missing = [k for k in REPORT_KEYS if not isinstance(report, dict) or k not in report]
+    if missing:
+        st.error(f"metrics.json of run '{run.run_id}' has no usable {split} results (missing "
+                 f"{', '.join(missing)}). Retrain the run or delete it on the Runs page.")
+        return None
+    return report
+
+
+def fmt(value: Any, kind: str = "") -> str:
+    if value is None:
+        return "—"
+    if kind == "pct":
+        return f"{value:.1%}"
+    if kind == "int":
+        return f"{int(value):,}"
+    if kind == "sec":
+        return f"{value:,.1f} s"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def show_report(report: dict, key: str) -> None:
+    """Accuracy and averaged scores, confusion matrix (counts / normalised) and per-class scores."""
+    macro, weighted = report["macro"], report["weighted"]
+    row1, row2 = st.columns(4), st.columns(4)
+    row1[0].metric("Accuracy", fmt(report["accuracy"], "pct"))
+    row1[1].metric("Macro precision", fmt(macro["precision"], "pct"))
+    row1[2].metric("Macro recall", fmt(macro["recall"], "pct"))
+    row1[3].metric("Macro F1", fmt(macro["f1"], "pct"), help="Mean of the per-class F1: every class counts the same.")
+    row2[0].metric("Clips", fmt(report.get("n", sum(r["support"] for r in report["per_class"])), "int"))
+    row2[1].metric("Weighted precision", fmt(weighted["precision"], "pct"))
+    row2[2].metric("Weighted recall", fmt(weighted["recall"], "pct"))
+    row2[3].metric("Weighted F1", fmt(weighted["f1"], "pct"), help="Per-class F1 weighted by each class's clips.")
+    left, right = st.columns(2, gap="large")
+    with left:
+        normalize = st.toggle("Normalise each row (recall per class)", key=f"eval_norm_{key}")
+        st.plotly_chart(fig_confusion(report["confusion_matrix"], report["class_names"], normalize=normalize,
+                                      title="Confusion matrix"), key=f"eval_cm_{key}")
+    with right:
+        st.plotly_chart(fig_prf(report["per_class"], title="Precision, recall and F1 per class"),
+                        key=f"eval_prf_{key}")
+        table = pd.DataFrame(report["per_class"], columns=["class", "precision", "recall", "f1", "support"])
+        st.dataframe(table, hide_index=True, key=f"eval_table_{key}", column_config={
+            name: st.column_config.NumberColumn(name.capitalize() if name != "f1" else "F1", format="%.3f")
+            for name in ("precision", "recall", "f1")})
+
+
+# ------------------------------------------------------------------------------------------------ sections
+def show_summary(run: RunInfo) -> None:
+    c, data = run.config, run.config.get("dataset") or {}
+    split = data.get("split") or {}
+    parts = [f"**{c.get('model')}**, {fmt(run.n_parameters, 'int')} parameters",
+             f"trained on **{data.get('name', 'an unknown dataset')}** ({fmt(data.get('n_clips'), 'int')} clips: "
+             f"{split.get('train', '?')} train / {split.get('validation', '?')} validation / "
+             f"{split.get('test', '?')} test)",
+             f"{c.get('device', '?')}, {fmt(c.get('duration_sec'), 'sec')}, {run.status or '?'}, "
+             f"best epoch {c.get('best_epoch', '?')}, created {run.created or '?'}"]
+    st.markdown(" · ".join(parts))
+
+
+def show_curves(run: RunInfo) -> None:
+    history = run.metrics.get("history") or []
+    if not history:
+        st.info("This run has no per-epoch history.")
+        return
+    left, right = st.columns(2, gap="large")
+    left.plotly_chart(fig_curves(history, ("train_loss", "val_loss"), title="Loss"), key="eval_curve_loss")
+    right.plotly_chart(fig_curves(history, ("train_accuracy", "val_accuracy"), title="Accuracy"),
+                       key="eval_curve_acc")
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def clip_view(path: str, mtime: float, config_json: str) -> tuple[bytes, Any]:
+    """A clip's WAV bytes and its spectrogram with the run's features (cached per file and config)."""
+    waveform, sample_rate = load_audio(path)
+    config = FeatureConfig.from_json(config_json)
+    clip = pad_or_trim(to_mono(resample(waveform, sample_rate, config.sample_rate)), config.n_samples, mode="center")
+    return wav_bytes(waveform, sample_rate), extract(clip, config)[0, 0].detach().cpu().numpy()
+
+
+def show_mistakes(run: RunInfo, report: dict) -> None:
+    names = report["class_names"]
+    wrong = [p for p in report.get("predictions", []) if p["true"] != p["pred"]]
+    if not report.get("predictions"):
+        st.info("This run did not save its test predictions.")
+        return
+    if not wrong:
+        st.success("No test clip is misclassified.")
+        return
+    wrong.sort(key=lambda p: -p["confidence"])
+    st.caption(f"{len(wrong)} of {len(report['predictions'])} test clips are wrong; the "
+               f"{min(len(wrong), MAX_MISTAKES)} most confident mistakes first.")
+    config = FeatureConfig.from_dict(run.config["feature_config"])
+    columns = st.columns(3, gap="medium")
+    for i, p in enumerate(wrong[:MAX_MISTAKES]):
+        with columns[i % 3].container(border=True):
+            st.markdown(f"true **{names[p['true']]}** → predicted **{names[p['pred']]}** ({p['confidence']:.0%})")
+            path = Path(p["path"])
+            st.caption(path.name)
+            try:
+                audio, spec = clip_view(str(path), path.stat().st_mtime, config.to_json())
+            except (OSError, AudioDecodeError) as error:
+                st.warning(f"Cannot play {path.name}: the file is gone or unreadable ({error}).")
+                continue
+            st.audio(audio, format="audio/wav")
+            fig = fig_spectrogram(spec, config)
+            fig.update_layout(height=220, margin=dict(l=10, r=10, t=10, b=30)).update_traces(showscale=False)
+            st.plotly_chart(fig, key=f"eval_mistake_{i}")
+
+
+def run_dataset(run: RunInfo) -> AudioDataset | None:
+    """The dataset the run was trained on, when it can be opened here; else an info message and None."""
+    source = (run.config.get("dataset") or {}).get("source")
+    if not isinstance(source, dict) or source.get("kind") not in ("builtin", "folder", "csv"):
+        st.info("This run does not record which dataset it was trained on, so its test clips cannot be mapped.")
+        return None
+    try:
+        if source["kind"] == "builtin":
+            if not (builtin_folder(spec_from_dict(source["spec"]), BUILTIN_CACHE) / "manifest.csv").is_file():
+                st.info("The built-in set this run was trained on is not generated on this machine: open it on "
+                        "the Dataset page to see the map.")
+                return None
+            source = {"kind": "builtin", "spec": source["spec"]}
+        elif not Path(source["path"]).exists():
+            st.info(f"The dataset this run was trained on is gone ({source['path']}), so its test clips cannot "
+                    "be mapped.")
+            return None
+        return load_dataset(source)
+    except (DatasetError, ValueError, OSError, KeyError, TypeError) as error:
+        st.info(f"Cannot open the dataset this run was trained on ({error}), so its test clips cannot be mapped.")
+        return None
+
+
+def show_map(run: RunInfo, report: dict) -> None:
+    predictions = report.get("predictions") or []
+    if len(predictions) < 2:
+        st.info("The map needs at least two test clips with saved predictions.")
+        return
+    dataset = run_dataset(run)
+    if dataset is None:
+        return
+    names = report["class_names"]
+    index = [p["index"] for p in predictions]
+    if list(dataset.class_names) != list(names) or max(index) >= len(dataset) or any(
+            dataset.paths[p["index"]] != p["path"] for p in predictions):
+        st.info("The dataset changed since this run was trained (other clips or classes), so its test clips "
+                "cannot be mapped.")
+        return
+    method = st.radio("Projection", ["pca", "tsne"], horizontal=True, key="eval_map_method",
+                      format_func=lambda m: {"pca": "PCA (linear, fast)", "tsne": "t-SNE (keeps neighbours)"}[m])
+    config = FeatureConfig.from_dict(run.config["feature_config"])
+    with st.spinner("Computing features…"):
+        points = embedding_2d(dataset_features(dataset, config)[index], method=method)
+    hover = [f"{Path(p['path']).name}: predicted {names[p['pred']]} ({p['confidence']:.0%})" for p in predictions]
+    symbols = ["correct" if p["true"] == p["pred"] else "wrong" for p in predictions]
+    st.plotly_chart(fig_embedding(points, [names[p["true"]] for p in predictions], hover, symbols=symbols,
+                                  title="Test clips: input features projected to 2-D"), key="eval_map")
+    st.caption("Colour: true class; ✕: misclassified. Clips the model confuses often sit between classes.")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cross_metrics(run_key: str, data_key: str, _classifier: Classifier, _dataset: AudioDataset,
+                  keep: tuple[int, ...]) -> dict:
+    """Metrics of the run's classifier on the clips ``keep`` of a dataset, classes matched by name."""
+    config, names = _classifier.feature_config, _classifier.class_names
+    probabilities = _classifier.predict_batch(_dataset.to_tensor(config.sample_rate, config.n_samples,
+                                                                 list(keep)))
+    y_true = [names.index(_dataset.class_names[_dataset.labels[i]]) for i in keep]
+    return classification_metrics(y_true, probabilities.argmax(1).numpy(), names)
+
+
+def show_cross(run: RunInfo) -> None:
+    kinds = {"active": "The active dataset", "folder": "A folder", "csv": "A CSV manifest"}
+    kind = st.radio("Test on", list(kinds), format_func=kinds.get, horizontal=True, key="eval_cross_kind")
+    if kind == "folder":
+        path = st.text_input("Folder with one sub-folder per class", key="eval_cross_folder",
+                             placeholder="/data/my_words")
+        source = {"kind": "folder", "path": path.strip()} if path.strip() else None
+    elif kind == "csv":
+        path = st.text_input("CSV manifest (columns path and label)", key="eval_cross_csv",
+                             placeholder="/data/my_words.csv")
+        source = {"kind": "csv", "path": path.strip()} if path.strip() else None
+    else:
+        source = st.session_state["dataset_source"]
+    wanted = {"run": run.run_id, "source": source_key(source) if source else None}
+
+    def go() -> None:
+        st.session_state["eval_cross"] = wanted
+
+    st.button("Evaluate on this dataset", key="eval_cross_go", on_click=go, disabled=source is None,
+              icon=":material/play_arrow:")
+    if source is None or st.session_state.get("eval_cross") != wanted:
+        st.caption("Classes are matched by name; clips of other classes are skipped.")
+        return
+    classifier = load_classifier(run)
+    if classifier is None:
+        return
+    if kind == "active":
+        dataset = active_dataset()
+    else:
+        try:
+            dataset = load_dataset(source)
+        except (DatasetError, ValueError, OSError) as error:
+            st.error(f"Could not open the dataset: {error}. Check the path and try again.")
+            return
+    if dataset is None:
+        return
+    if dataset.failed:
+        st.warning(f"{len(dataset.failed)} file(s) of {dataset.name} could not be read and were skipped.")
+    names = set(classifier.class_names)
+    keep = tuple(i for i, label in enumerate(dataset.labels) if dataset.class_names[label] in names)
+    other = {c: n for c, n in dataset.class_counts().items() if c not in names and n}
+    if other:
+        st.warning(f"Skipped {sum(other.values())} clip(s) whose label is not a class of this run: "
+                   + ", ".join(f"{c} ({n})" for c, n in other.items()) + ".")
+    if not keep:
+        st.error(f"None of {dataset.name}'s classes ({', '.join(dataset.class_names)}) is a class of run "
+                 f"'{run.run_id}' ({', '.join(classifier.class_names)}). Pick a dataset with the same class names.")
+        return
+    with st.spinner(f"Classifying {len(keep):,} clips…"):
+        metrics = cross_metrics(f"{run.run_id}:{run.created}", source_key(dataset.source), classifier, dataset, keep)
+    st.markdown(f"**{dataset.name}**: {len(keep):,} clips of {len(names & set(dataset.class_names))} classes.")
+    trained_on = dict((run.config.get("dataset") or {}).get("source") or {})
+    if source_key({**trained_on, "cache_dir": None}) == source_key({**dataset.source, "cache_dir": None}):
+        st.caption("This looks like the dataset the run was trained on: the scores include its training clips, "
+                   "so they are optimistic. The test split above is the fair measure.")
+    show_report(metrics, "cross")
+
+
+def flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = value
+    return out
+
+
+def settings(run: RunInfo) -> dict[str, Any]:
+    c = run.config
+    data = c.get("dataset") or {}
+    out: dict[str, Any] = {"model": c.get("model"), "dataset": data.get("name"), "dataset clips": data.get("n_clips")}
+    flatten("train", c.get("train_config") or {}, out)
+    flatten("features", c.get("feature_config") or {}, out)
+    out["classes"] = c.get("class_names")
+    return out
+
+
+def show_compare(run: RunInfo, usable: list[RunInfo]) -> None:
+    others = [r for r in usable if r.run_id != run.run_id]
+    if not others:
+        st.info("Train another run to compare it with this one.")
+        return
+    ids = [r.run_id for r in others]
+    other_id = st.selectbox("Compare with", ids, key="eval_compare_run",
+                            format_func=lambda rid: f"{rid} ({next(r for r in others if r.run_id == rid).model})")
+    other = next((r for r in others if r.run_id == other_id), others[0])
+    a, b = settings(run), settings(other)
+    diff = [{"setting": k, run.run_id: fmt(a.get(k)), other.run_id: fmt(b.get(k))}
+            for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.markdown("**Settings that differ**")
+        if diff:
+            st.dataframe(pd.DataFrame(diff), hide_index=True, key="eval_compare_diff")
+        else:
+            st.caption("Same model, features and training settings.")
+    with right:
+        st.markdown("**Results**")
+        rows = [("Validation accuracy", lambda r: fmt(r.val_accuracy, "pct")),
+                ("Test accuracy", lambda r: fmt(r.test_accuracy, "pct")),
+                ("Test macro F1", lambda r: fmt(r.macro_f1, "pct")),
+                ("Parameters", lambda r: fmt(r.n_parameters, "int")),
+                ("Training time", lambda r: fmt(r.config.get("duration_sec"), "sec")),
+                ("Epochs trained", lambda r: fmt(len(r.metrics.get("history") or []), "int")),
+                ("Best epoch", lambda r: fmt(r.config.get("best_epoch")))]
+        st.dataframe(pd.DataFrame([{"metric": name, run.run_id: get(run), other.run_id: get(other)}
+                                   for name, get in rows]), hide_index=True, key="eval_compare_metrics")
+    histories = {run.run_id: run.metrics.get("history") or [], other.run_id: other.metrics.get("history") or []}
+    left, right = st.columns(2, gap="large")
+    left.plotly_chart(fig_compare_curves(histories, "val_accuracy", title="Validation accuracy"),
+                      key="eval_compare_acc")
+    right.plotly_chart(fig_compare_curves(histories, "val_loss", title="Validation loss"), key="eval_compare_loss")
+
+
+# ------------------------------------------------------------------------------------------------- page
+page_header("Evaluate", "How good is a trained run, which classes it confuses, which clips it gets wrong, "
+                        "and how it compares with another run.")
+all_runs = runs()
+broken = [r for r in all_runs if r.error]
+if broken:
+    st.error(f"{len(broken)} saved run(s) cannot be evaluated:\n\n" + "\n".join(f"- {r.error}" for r in broken)
+             + "\n\nDelete them on the Runs page or retrain.", icon=":material/error:")
+usable = [r for r in all_runs if r.error is None]
+run = run_picker("Run to evaluate", key="eval_run")
+if run is None:
+    st.stop()
+guarded(run, "summary", lambda: show_summary(run))
+
+st.subheader("Scores")
+test_tab, val_tab = st.tabs(["Test split", "Validation split"])
+with test_tab:
+    st.caption("Clips the model never saw while training or choosing its best epoch: the fair measure.")
+    test_report = split_report(run, "test")
+    if test_report:
+        guarded(run, "test results", lambda: show_report(test_report, "test"))
+with val_tab:
+    st.caption("Clips used to pick the best epoch: slightly optimistic.")
+    val_report = split_report(run, "validation")
+    if val_report:
+        guarded(run, "validation results", lambda: show_report(val_report, "validation"))
+
+st.subheader("Training curves")
+guarded(run, "training curves", lambda: show_curves(run))
+
+if test_report:
+    st.subheader("Misclassified test clips")
+    guarded(run, "misclassified clips", lambda: show_mistakes(run, test_report))
+    st.subheader("Map of the test clips")
+    guarded(run, "map of the test clips", lambda: show_map(run, test_report))
+
+st.subheader("Test this run on another dataset")
+guarded(run, "evaluation on another dataset", lambda: show_cross(run))
+
+st.subheader("Compare two runs")
+guarded(run, "comparison", lambda: show_compare(run, usable))

@@ -1,0 +1,320 @@
+"""Train: choose a model and its settings, train it in the background and watch loss and accuracy live."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Callable
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from lib.augment import AugmentConfig
+from lib.device import available_devices
+from lib.jobs import JOB_QUEUE, TrainingJob
+from lib.models import MODELS, model_summaries
+from lib.plots import fig_curves, fig_steps
+from lib.train import OPTIMIZERS, SCHEDULERS, TrainConfig
+from ui.common import RUNS_DIR, active_dataset, augment_config, feature_config, page_header, page_link
+
+DEFAULTS = TrainConfig()
+LEARNING_RATES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0)
+BATCH_SIZES = (4, 8, 16, 32, 64, 128, 256, 512)
+SCHEDULER_HELP = {"onecycle": "warm up, then anneal (one cycle)", "cosine": "cosine decay", "none": "constant"}
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+@st.cache_data(show_spinner=False, max_entries=16)
+def summaries(n_classes: int, n_bins: int, n_frames: int) -> dict[str, dict]:
+    return {s["name"]: s for s in model_summaries(n_classes, n_bins, n_frames)}
+
+
+def augment_summary(a: AugmentConfig) -> str:
+    parts = []
+    if a.time_shift_sec:
+        parts.append(f"shift ±{a.time_shift_sec:g} s")
+    if a.noise_probability:
+        parts.append(f"noise {a.noise_probability:.0%} at {a.snr_db_min:g}–{a.snr_db_max:g} dB SNR")
+    if a.gain_db:
+        parts.append(f"gain ±{a.gain_db:g} dB")
+    if a.n_freq_masks and a.freq_mask_param:
+        parts.append(f"{a.n_freq_masks} freq mask(s) ≤{a.freq_mask_param} bins")
+    if a.n_time_masks and a.time_mask_param:
+        parts.append(f"{a.n_time_masks} time mask(s) ≤{a.time_mask_param} frames")
+    if a.freq_warp:
+        parts.append(f"frequency warp ±{a.freq_warp:.0%}")
+    if a.time_stretch:
+        parts.append(f"time stretch ±{a.time_stretch:.0%}")
+    if a.reverb_probability:
+        parts.append(f"reverb {a.reverb_probability:.0%} (RT60 ≤{a.rt60_sec_max:g} s)")
+    if a.mixup_alpha:
+        parts.append(f"mixup α={a.mixup_alpha:g}")
+    return ", ".join(parts) or "none"
+
+
+def find_job(job_id) -> TrainingJob | None:
+    return next((job for job in JOB_QUEUE.jobs if job.job_id == job_id), None)
+
+
+def figure(name: str, version: tuple, build: Callable[[], go.Figure]) -> go.Figure:
+    """The live view's figure ``name``, rebuilt only when ``version`` (job id, number of events) changes."""
+    cache = st.session_state.setdefault("train_figures", {})
+    if name not in cache or cache[name][0] != version:
+        cache[name] = (version, build())
+    return cache[name][1]
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return "…"
+    value = int(round(value))
+    return f"{value // 60} min {value % 60:02d} s" if value >= 60 else f"{value} s"
+
+
+def edited_augment() -> AugmentConfig:
+    """The augmentation chosen on this page (raises ValueError when the settings are invalid)."""
+    base = augment_config()
+    if st.session_state.get("train_aug_source", "lab") == "lab":
+        return base
+    s = st.session_state
+    snr = s.get("train_aug_snr", (base.snr_db_min, base.snr_db_max))
+    return base.replace(time_shift_sec=float(s.get("train_aug_shift", base.time_shift_sec)),
+                        noise_probability=float(s.get("train_aug_noise_p", base.noise_probability)),
+                        snr_db_min=float(snr[0]), snr_db_max=float(snr[1]),
+                        n_freq_masks=int(s.get("train_aug_fmask_n", base.n_freq_masks)),
+                        freq_mask_param=int(s.get("train_aug_fmask_w", base.freq_mask_param)),
+                        n_time_masks=int(s.get("train_aug_tmask_n", base.n_time_masks)),
+                        time_mask_param=int(s.get("train_aug_tmask_w", base.time_mask_param)),
+                        freq_warp=float(s.get("train_aug_warp", base.freq_warp)),
+                        time_stretch=float(s.get("train_aug_stretch", base.time_stretch)),
+                        reverb_probability=float(s.get("train_aug_reverb", base.reverb_probability)),
+                        mixup_alpha=float(s.get("train_aug_mixup", base.mixup_alpha)))
+
+
+def settings() -> TrainConfig:
+    """The TrainConfig of the widgets (raises ValueError with a message when a setting is invalid)."""
+    s = st.session_state
+    learning_rate = s.get("train_lr_exact") if s.get("train_lr_type") else s.get("train_lr", DEFAULTS.learning_rate)
+    fold = s.get("train_fold", "grouped random split")
+    return TrainConfig(
+        model=s.get("train_model", DEFAULTS.model), epochs=int(s.get("train_epochs", DEFAULTS.epochs)),
+        batch_size=int(s.get("train_batch", DEFAULTS.batch_size)),
+        optimizer=s.get("train_optimizer", DEFAULTS.optimizer),
+        learning_rate=float(learning_rate if learning_rate is not None else 0.0),
+        weight_decay=float(s.get("train_wd", DEFAULTS.weight_decay)),
+        momentum=float(s.get("train_momentum", DEFAULTS.momentum)),
+        scheduler=s.get("train_scheduler", DEFAULTS.scheduler),
+        label_smoothing=float(s.get("train_smoothing", DEFAULTS.label_smoothing)),
+        augment=edited_augment(),
+        validation_fraction=float(s.get("train_val", DEFAULTS.validation_fraction)),
+        test_fraction=float(s.get("train_test", DEFAULTS.test_fraction)),
+        test_fold=None if isinstance(fold, str) else int(fold),
+        seed=int(s.get("train_seed", DEFAULTS.seed)), device=s.get("train_device", DEFAULTS.device),
+        mixed_precision=bool(s.get("train_amp", DEFAULTS.mixed_precision)))
+
+
+# --------------------------------------------------------------------------------------------- callbacks
+def start() -> None:
+    st.session_state["train_error"] = None
+    dataset = active_dataset(show_errors=False)
+    if dataset is None:
+        st.session_state["train_error"] = "The active dataset could not be opened: choose another on the Dataset page."
+        return
+    try:
+        config = settings()
+        job = JOB_QUEUE.submit(dataset, feature_config(), config, runs_root=RUNS_DIR)
+    except ValueError as error:
+        st.session_state["train_error"] = f"Cannot start training: {error}. Change the setting and start again."
+        return
+    st.session_state["train_job_id"] = job.job_id
+
+
+def stop() -> None:
+    job = find_job(st.session_state.get("train_job_id"))
+    if job is not None:
+        job.stop()
+
+
+# ------------------------------------------------------------------------------------------------- page
+page_header("Train", "Pick a model and its training settings, start a run in the background and watch it learn.")
+st.session_state.setdefault("train_error", None)
+st.session_state.setdefault("train_handled_job", None)
+
+dataset = active_dataset()
+features = feature_config()
+my_job = find_job(st.session_state.get("train_job_id"))
+busy = my_job is not None and not my_job.ended
+persist = dict(persist_state="session")
+
+if dataset is not None:
+    st.caption(f"Dataset: **{dataset.name}**, {len(dataset):,} clips, {dataset.n_classes} classes "
+               f"({', '.join(dataset.class_names[:12])}{'…' if dataset.n_classes > 12 else ''}).")
+    info = summaries(dataset.n_classes, features.n_bins, features.n_frames)
+    model_col, opt_col, data_col = st.columns(3, gap="large")
+    with model_col:
+        st.subheader("Model")
+        names = list(MODELS)
+        model = st.selectbox("Model", names, index=names.index(DEFAULTS.model), key="train_model", **persist,
+                             format_func=lambda n: f"{n} ({info[n]['parameters']:,} parameters)")
+        st.caption(info[model]["description"])
+        st.number_input("Epochs", 1, 500, DEFAULTS.epochs, key="train_epochs", **persist)  # passes over the data
+        st.select_slider("Batch size", BATCH_SIZES, DEFAULTS.batch_size, key="train_batch", **persist,
+                         help="Clips per optimisation step. Lower it if you run out of memory.")
+        devices = ["auto", *available_devices()]
+        st.selectbox("Device", devices, key="train_device", **persist,
+                     help="auto picks the best available (CUDA, then Apple MPS, then CPU). One job per device "
+                          "runs at a time; others wait in line.")
+        if "cuda" in available_devices():
+            st.checkbox("Mixed precision (bfloat16)", DEFAULTS.mixed_precision, key="train_amp", **persist,
+                        help="Faster on recent NVIDIA GPUs; ignored on the CPU.")
+    with opt_col:
+        st.subheader("Optimisation")
+        optimizer = st.selectbox("Optimizer", OPTIMIZERS, key="train_optimizer", **persist,
+                                 help="AdamW: adaptive steps, decoupled weight decay. SGD: Nesterov momentum.")
+        if st.toggle("Type an exact learning rate", key="train_lr_type", **persist):
+            st.number_input("Learning rate", min_value=0.0, value=DEFAULTS.learning_rate, format="%g",
+                            key="train_lr_exact", **persist, help="Peak learning rate; must be positive.")
+        else:
+            st.select_slider("Learning rate (log scale)", LEARNING_RATES, DEFAULTS.learning_rate, key="train_lr",
+                             format_func=lambda v: f"{v:g}", **persist, help="Peak learning rate.")
+        if optimizer == "sgd":
+            st.slider("Momentum", 0.0, 0.99, DEFAULTS.momentum, 0.01, key="train_momentum", **persist)
+        st.selectbox("Scheduler", SCHEDULERS, key="train_scheduler", **persist,
+                     format_func=lambda s: f"{s}: {SCHEDULER_HELP.get(s, '')}",
+                     help="How the learning rate changes over the run.")
+        st.select_slider("Weight decay", (0.0, 1e-5, 1e-4, 1e-3, 1e-2, 3e-2, 0.1), DEFAULTS.weight_decay,
+                         key="train_wd", format_func=lambda v: f"{v:g}", **persist)
+        st.slider("Label smoothing", 0.0, 0.3, DEFAULTS.label_smoothing, 0.01, key="train_smoothing", **persist)
+    with data_col:
+        st.subheader("Data split")
+        if dataset.folds is not None:
+            folds = sorted(set(dataset.folds))
+            st.selectbox("Test split", ["grouped random split", *folds], key="train_fold", **persist,
+                         format_func=lambda f: f if isinstance(f, str) else f"hold out fold {f}",
+                         help="The dataset has official folds: hold one out for test to compare with papers.")
+        st.slider("Validation fraction", 0.05, 0.4, DEFAULTS.validation_fraction, 0.05, key="train_val", **persist)
+        st.slider("Test fraction", 0.05, 0.4, DEFAULTS.test_fraction, 0.05, key="train_test", **persist,
+                  help="Whole groups (speakers) go to one split, so no voice is both trained and tested on.")
+        st.number_input("Seed", 0, 2**31 - 1, DEFAULTS.seed, key="train_seed", **persist,
+                        help="Same seed, same split and, on the CPU, the same run.")
+
+    aug_col, feat_col = st.columns(2, gap="large")
+    with aug_col:
+        st.subheader("Augmentation")
+        lab = augment_config()
+        source = st.radio("Settings", ["lab", "here"], key="train_aug_source", horizontal=True, **persist,
+                          format_func=lambda v: {"lab": "Use the Transform lab's settings",
+                                                 "here": "Edit here"}[v])
+        if source == "lab":
+            st.caption(f"Transform lab: {augment_summary(lab)}.")
+        else:
+            st.slider("Time shift (± s)", 0.0, 0.3, float(lab.time_shift_sec), 0.01, key="train_aug_shift", **persist)
+            st.slider("Noise probability", 0.0, 1.0, float(lab.noise_probability), 0.05, key="train_aug_noise_p",
+                      **persist, help="Fraction of training clips that get background noise.")
+            st.slider("Noise SNR range (dB)", -10.0, 50.0, (float(lab.snr_db_min), float(lab.snr_db_max)), 1.0,
+                      key="train_aug_snr", **persist)
+            a, b = st.columns(2)
+            a.number_input("Frequency masks", 0, 10, int(lab.n_freq_masks), key="train_aug_fmask_n", **persist)
+            b.number_input("… up to bins wide", 0, 80, int(lab.freq_mask_param), key="train_aug_fmask_w", **persist)
+            a.number_input("Time masks", 0, 10, int(lab.n_time_masks), key="train_aug_tmask_n", **persist)
+            b.number_input("… up to frames wide", 0, 100, int(lab.time_mask_param), key="train_aug_tmask_w",
+                           **persist)
+            a.slider("Frequency warp (±)", 0.0, 0.45, float(lab.freq_warp), 0.05, key="train_aug_warp", **persist,
+                     help="Scale the frequency axis: moves formants, like another voice.")
+            b.slider("Time stretch (±)", 0.0, 0.45, float(lab.time_stretch), 0.05, key="train_aug_stretch",
+                     **persist, help="Faster or slower speech.")
+            a.slider("Reverb probability", 0.0, 1.0, float(lab.reverb_probability), 0.05, key="train_aug_reverb",
+                     **persist, help="Fraction of clips played in a synthetic room.")
+            b.slider("Mixup α", 0.0, 1.0, float(lab.mixup_alpha), 0.05, key="train_aug_mixup", **persist,
+                     help="Blend pairs of clips and their labels (0: off; 0.2 is typical).")
+            try:
+                st.caption(f"Training will use: {augment_summary(edited_augment())}.")
+            except ValueError as error:
+                st.warning(f"These augmentation settings are invalid: {error}")
+    with feat_col:
+        st.subheader("Features")
+        st.markdown(f"**{features.kind}** spectrogram, {features.n_bins} bins, hop {features.hop_length} samples "
+                    f"({features.hop_length / features.sample_rate * 1000:g} ms), {features.sample_rate:,} Hz, "
+                    f"{features.clip_seconds:g} s clips → input shape **{features.n_bins} × {features.n_frames}**.")
+        page_link("app_pages/transforms.py", "Change the features in the Transform lab")
+
+    buttons = st.container(horizontal=True)
+    buttons.button("Start training", type="primary", key="train_start", on_click=start, disabled=busy,
+                   icon=":material/play_arrow:",
+                   help="Your run is still going: stop it first." if busy else "Train in the background.")
+    buttons.button("Stop", key="train_stop", on_click=stop, disabled=my_job is None, icon=":material/stop:",
+                   help="End the run at the next step; what it learned so far is saved." if busy
+                   else "Your last run has ended: nothing to stop.")
+    if st.session_state["train_error"]:
+        st.error(st.session_state["train_error"])
+
+st.divider()
+st.subheader("Live view")
+
+
+@st.fragment(run_every=1.0 if busy else None)
+def live_view() -> None:
+    job = find_job(st.session_state.get("train_job_id"))
+    others = [j for j in JOB_QUEUE.active() if job is None or j.job_id != job.job_id]
+    if others:
+        st.caption(f"{len(others)} other training job(s) are running or waiting on this server.")
+    if job is None:
+        if st.session_state.get("train_job_id") is not None:
+            st.info("Your last training job is no longer on this server (it was restarted). Start a new one.")
+        else:
+            st.info("Start a run to watch its loss and accuracy here. You can leave the page: training goes on.")
+        return
+    snap = job.snapshot()
+    config = job.train_config
+    if snap.state == "queued":
+        st.info(f"Waiting in line: position {snap.position} for the {job.device_key} device "
+                "(another training job is using it). It starts as soon as that one ends.",
+                icon=":material/hourglass_top:")
+    elif snap.done is None:
+        if snap.start is None:
+            st.progress(0.0, text="Preparing the data and the model…")
+        else:
+            last = snap.steps[-1] if snap.steps else None
+            speed = snap.samples_per_sec
+            text = (f"step {last.step if last else 0:,} / {snap.start.total_steps:,} · "
+                    f"epoch {last.epoch if last else 1} / {config.epochs} · ETA {seconds(snap.eta_sec)}"
+                    + (f" · {speed:,.0f} samples/s" if speed else ""))
+            st.progress(snap.progress, text=text)
+            st.caption(f"{config.model}, {snap.start.n_parameters:,} parameters on {snap.start.device}; "
+                       f"{snap.start.n_train} train / {snap.start.n_validation} validation / "
+                       f"{snap.start.n_test} test clips.")
+    else:
+        done = snap.done
+        if done.status in ("finished", "stopped"):
+            if done.run_id:
+                st.success(f"Run **{done.run_id}** {done.message}.", icon=":material/check_circle:")
+                page_link("app_pages/evaluate.py", "Evaluate this run")
+            else:
+                st.warning(f"Training {done.status}: {done.message}. Nothing was saved.")
+        else:
+            st.error(f"Training failed: {done.message}", icon=":material/error:")
+        if st.session_state.get("train_handled_job") != job.job_id:
+            st.session_state["train_handled_job"] = job.job_id
+            if done.run_id:
+                st.session_state["run_id"] = done.run_id
+            st.rerun()  # once: the sidebar shows the new run and polling stops
+
+    if snap.state == "queued" or (snap.done is not None and not snap.steps):
+        return
+    # Drawn from the start (empty at first), so the charts are in place when the first steps arrive; a figure
+    # is rebuilt only when its data changed, which keeps each poll short.
+    step_key, epoch_key = (job.job_id, len(snap.steps)), (job.job_id, len(snap.epochs))
+    steps = lambda: [asdict(s) for s in snap.steps]  # noqa: E731
+    epochs = lambda: [asdict(e) for e in snap.epochs]  # noqa: E731
+    a, b = st.columns(2)
+    a.plotly_chart(figure("loss", step_key, lambda: fig_steps(steps(), "loss", 0.9, title="Loss per step")),
+                   key="train_fig_steps")
+    b.plotly_chart(figure("lr", step_key, lambda: fig_steps(steps(), "learning_rate", 0.0, title="Learning rate")
+                                       .update_layout(showlegend=False)), key="train_fig_lr")
+    c, d = st.columns(2)
+    c.plotly_chart(figure("epoch_loss", epoch_key, lambda: fig_curves(epochs(), ("train_loss", "val_loss"),
+                                                                      title="Loss per epoch")), key="train_fig_loss")
+    d.plotly_chart(figure("epoch_acc", epoch_key, lambda: fig_curves(epochs(), ("train_accuracy", "val_accuracy"),
+                                                                     title="Accuracy per epoch")), key="train_fig_acc")
+
+
+live_view()

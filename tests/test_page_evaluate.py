@@ -1,0 +1,146 @@
+"""Page test: Evaluate (AppTest), on the "default" run of the app_env fixture."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "evaluate.py")
+SECOND_RUN = "eval-second"
+
+
+def _page(run_id: str = "default") -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["run_id"] = run_id
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _charts(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def _confusion_colorbars(at: AppTest) -> list[str]:
+    return [trace["colorbar"]["title"]["text"] for spec in _charts(at) for trace in spec["data"]
+            if trace.get("type") == "heatmap" and spec["layout"]["xaxis"]["title"]["text"] == "Predicted class"]
+
+
+@pytest.fixture(scope="module")
+def second_run(app_env):
+    """A second quick run in the app's runs folder, to compare with "default"."""
+    from lib.data import load_builtin
+    from lib.features import FeatureConfig
+    from lib.train import TrainConfig, run_training
+    from ui.common import BUILTIN_CACHE, RUNS_DIR, default_builtin_spec
+
+    dataset = load_builtin(default_builtin_spec(), BUILTIN_CACHE)
+    done = run_training(dataset, FeatureConfig(), TrainConfig(model="tutorial_cnn", epochs=1, batch_size=8,
+                                                               learning_rate=3e-3),
+                        runs_root=RUNS_DIR, run_id=SECOND_RUN, overwrite=True)
+    assert done.status == "finished", done.message
+    yield SECOND_RUN
+    shutil.rmtree(RUNS_DIR / SECOND_RUN, ignore_errors=True)  # other tests expect "default" to be the newest run
+
+
+def test_evaluate_renders_the_default_run(app_env):
+    at = _page()
+    assert at.selectbox(key="eval_run").value == "default"
+    assert not at.error, [e.value for e in at.error]
+    labels = [m.label for m in at.metric]
+    assert {"Accuracy", "Macro F1", "Weighted F1"} <= set(labels)
+    # test and validation confusion matrices, in counts
+    assert _confusion_colorbars(at) == ["clips", "clips"]
+    assert len(at.dataframe) >= 2  # per-class tables
+    assert "Misclassified test clips" in [h.value for h in at.subheader]
+
+
+def test_evaluate_normalise_toggle(app_env):
+    at = _page()
+    at.toggle(key="eval_norm_test").set_value(True).run()
+    assert not at.exception, at.exception
+    assert _confusion_colorbars(at) == ["fraction", "clips"]
+
+
+def test_evaluate_map_of_test_clips(app_env):
+    at = _page()
+    maps = [s for s in _charts(at) if s["layout"]["xaxis"]["title"]["text"] == "Component 1"]
+    assert len(maps) == 1, [i.value for i in at.info]
+
+
+def test_evaluate_on_the_active_dataset(app_env):
+    at = _page()
+    at.button(key="eval_cross_go").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert _confusion_colorbars(at)[-1] == "clips"  # a third confusion matrix: the cross-dataset one
+    assert len(_confusion_colorbars(at)) == 3
+
+
+def test_evaluate_on_a_missing_folder_shows_an_error(app_env, tmp_path):
+    at = _page()
+    at.radio(key="eval_cross_kind").set_value("folder").run()
+    at.text_input(key="eval_cross_folder").input(str(tmp_path / "nothing-here")).run()
+    at.button(key="eval_cross_go").click().run()
+    assert not at.exception, at.exception
+    assert any("folder not found" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_evaluate_compare_two_runs(app_env, second_run):
+    at = _page()
+    at.selectbox(key="eval_compare_run").set_value(second_run).run()
+    assert not at.exception, at.exception
+    frames = [d.value for d in at.dataframe]
+    diff = next(f for f in frames if "setting" in f.columns)
+    settings = set(diff["setting"])
+    assert {"train.epochs", "train.batch_size", "train.learning_rate"} <= settings
+    assert "model" not in settings  # same model: not a difference
+    metrics = next(f for f in frames if "metric" in f.columns)
+    assert list(metrics.columns) == ["metric", "default", second_run]
+    titles = ("Validation accuracy", "Validation loss")
+    compare = [s for s in _charts(at) if s["layout"].get("title", {}).get("text") in titles]
+    assert len(compare) == 2 and all(len(s["data"]) == 2 for s in compare)
+
+
+def test_evaluate_broken_runs_show_errors(app_env):
+    from ui.common import RUNS_DIR
+
+    bad_metrics, no_model = RUNS_DIR / "eval-bad-metrics", RUNS_DIR / "eval-no-model"
+    try:
+        shutil.copytree(app_env["run_path"], bad_metrics)
+        (bad_metrics / "metrics.json").write_text("{ not json", encoding="utf-8")
+        shutil.copytree(app_env["run_path"], no_model)
+        (no_model / "model.pt").unlink()
+        at = _page()
+        errors = " ".join(e.value for e in at.error)
+        assert "metrics.json of run 'eval-bad-metrics'" in errors
+        assert "model.pt of run 'eval-no-model'" in errors
+        # the good run is still evaluated
+        assert _confusion_colorbars(at)
+        # asking for a broken run falls back to a usable one
+        at = _page("eval-no-model")
+        assert at.selectbox(key="eval_run").value != "eval-no-model"
+    finally:
+        shutil.rmtree(bad_metrics, ignore_errors=True)
+        shutil.rmtree(no_model, ignore_errors=True)
+
+
+def test_evaluate_metrics_without_test_results(app_env):
+    from ui.common import RUNS_DIR
+
+    partial = RUNS_DIR / "eval-partial"
+    try:
+        shutil.copytree(app_env["run_path"], partial)
+        metrics = json.loads((partial / "metrics.json").read_text())
+        metrics["test"] = {"accuracy": 0.5}
+        metrics["history"] = [{"epoch": "one"}]
+        (partial / "metrics.json").write_text(json.dumps(metrics))
+        at = _page("eval-partial")
+        assert at.selectbox(key="eval_run").value == "eval-partial"
+        assert any("no usable test results" in e.value for e in at.error), [e.value for e in at.error]
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)

@@ -1,0 +1,162 @@
+"""Page test: Train (AppTest). Starts real background jobs on the tiny default built-in set."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "train.py")
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _choose_fast_settings(at: AppTest) -> None:
+    at.selectbox(key="train_model").set_value("tutorial_cnn")
+    at.number_input(key="train_epochs").set_value(1)
+    at.select_slider(key="train_batch").set_value(8)
+    at.run()
+    assert not at.exception, at.exception
+
+
+def _wait_for_job(at: AppTest, timeout: float = 120.0):
+    """Rerun the page (as the live view's polling does) until the session's job has ended."""
+    from lib.jobs import JOB_QUEUE
+
+    job_id = at.session_state["train_job_id"]
+    assert job_id is not None
+    job = next(j for j in JOB_QUEUE.jobs if j.job_id == job_id)
+    deadline = time.monotonic() + timeout
+    while not job.ended:
+        assert time.monotonic() < deadline, f"training job {job_id} did not end in {timeout} s"
+        time.sleep(0.5)
+        at.run()
+        assert not at.exception, at.exception
+    at.run()  # the run after the end draws the result (and reruns once to update the sidebar)
+    assert not at.exception, at.exception
+    return job
+
+
+def test_train_page_renders(app_env):
+    at = _page()
+    assert at.title[0].value == "Train"
+    assert at.selectbox(key="train_model").value
+    assert not at.button(key="train_start").disabled
+    assert at.button(key="train_stop").disabled  # no job yet
+    assert any("Start a run" in i.value for i in at.info)
+    # the feature summary names the input shape
+    assert any("input shape" in m.value for m in at.markdown)
+
+
+@pytest.fixture
+def new_runs(app_env):
+    """Removes the runs a test trained, so that "default" stays the newest run for other tests."""
+    from ui.common import RUNS_DIR
+
+    before = {p.name for p in RUNS_DIR.iterdir()}
+    yield
+    for path in RUNS_DIR.iterdir():
+        if path.name not in before:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def test_train_start_finishes_and_saves_a_run(app_env, new_runs):
+    from lib.runs import list_runs
+    from ui.common import RUNS_DIR
+
+    at = _page()
+    _choose_fast_settings(at)
+    at.button(key="train_start").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    job = _wait_for_job(at)
+    assert job.state == "finished", job.snapshot().done
+    run_id = job.snapshot().done.run_id
+    assert any(run_id in s.value for s in at.success), [s.value for s in at.success]
+    assert at.session_state["run_id"] == run_id
+    assert run_id in [r.run_id for r in list_runs(RUNS_DIR)]
+    # the live view drew the step, learning-rate and epoch charts
+    assert len(at.get("plotly_chart")) >= 4
+    assert not at.button(key="train_start").disabled
+    at.button(key="train_stop").click().run()  # stopping an ended run is harmless
+    assert not at.exception, at.exception
+    assert job.state == "finished" and any(run_id in s.value for s in at.success)
+
+
+def test_train_diverging_learning_rate_ends_with_an_error(app_env, new_runs):
+    at = _page()
+    _choose_fast_settings(at)
+    at.selectbox(key="train_optimizer").set_value("sgd")
+    at.selectbox(key="train_scheduler").set_value("none")
+    at.toggle(key="train_lr_type").set_value(True).run()
+    at.number_input(key="train_lr_exact").set_value(1e8)
+    at.button(key="train_start").click().run()
+    assert not at.exception, at.exception
+    job = _wait_for_job(at)
+    assert job.state == "failed"
+    assert any("learning rate" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_train_invalid_setting_shows_an_error(app_env):
+    from lib.jobs import JOB_QUEUE
+
+    at = _page()
+    at.toggle(key="train_lr_type").set_value(True).run()
+    at.number_input(key="train_lr_exact").set_value(0.0)
+    n_jobs = len(JOB_QUEUE.jobs)
+    at.button(key="train_start").click().run()
+    assert not at.exception, at.exception
+    assert any("learning_rate must be positive" in e.value for e in at.error), [e.value for e in at.error]
+    assert len(JOB_QUEUE.jobs) == n_jobs  # nothing was submitted
+
+
+def test_train_augmentation_edited_here(app_env):
+    at = _page()
+    assert any("Transform lab:" in c.value for c in at.caption)
+    at.radio(key="train_aug_source").set_value("here").run()
+    at.slider(key="train_aug_noise_p").set_value(0.5)
+    at.slider(key="train_aug_mixup").set_value(0.2)
+    at.number_input(key="train_aug_fmask_n").set_value(0)
+    at.run()
+    assert not at.exception, at.exception
+    summary = next(c.value for c in at.caption if c.value.startswith("Training will use"))
+    assert "noise 50%" in summary and "mixup α=0.2" in summary and "freq mask" not in summary
+
+
+def test_train_second_job_waits_in_line_and_can_be_cancelled(app_env, new_runs):
+    from lib.data import load_builtin
+    from lib.features import FeatureConfig
+    from lib.jobs import JOB_QUEUE
+    from lib.train import TrainConfig
+    from ui.common import BUILTIN_CACHE, RUNS_DIR, default_builtin_spec
+
+    dataset = load_builtin(default_builtin_spec(), BUILTIN_CACHE)
+    blocker = JOB_QUEUE.submit(dataset, FeatureConfig(), TrainConfig(model="tutorial_cnn", epochs=500, batch_size=4),
+                               runs_root=RUNS_DIR, run_id="train-blocker")
+    try:
+        deadline = time.monotonic() + 60
+        while blocker.state == "queued":
+            assert time.monotonic() < deadline, "the blocking job did not start"
+            time.sleep(0.1)
+        at = _page()
+        assert any("other training job" in c.value for c in at.caption)
+        _choose_fast_settings(at)
+        at.button(key="train_start").click().run()
+        assert not at.exception, at.exception
+        assert any("Waiting in line: position 1" in i.value for i in at.info), [i.value for i in at.info]
+        assert at.button(key="train_start").disabled and not at.button(key="train_stop").disabled
+        at.button(key="train_stop").click().run()
+        job = _wait_for_job(at, timeout=30)
+        assert job.state == "stopped"
+        assert any("Nothing was saved" in w.value for w in at.warning), [w.value for w in at.warning]
+    finally:
+        blocker.stop()
+        blocker.wait(60)
