@@ -18,26 +18,7 @@ def augment_summary(augment: dict | None) -> str:
         a = AugmentConfig.from_dict(augment or {})
     except (TypeError, ValueError):
         return "?"
-    parts = []
-    if a.time_shift_sec:
-        parts.append(f"shift ±{a.time_shift_sec:g} s")
-    if a.noise_probability:
-        parts.append(f"noise {a.noise_probability:.0%}")
-    if a.gain_db:
-        parts.append(f"gain ±{a.gain_db:g} dB")
-    if a.n_freq_masks and a.freq_mask_param:
-        parts.append(f"{a.n_freq_masks} freq masks")
-    if a.n_time_masks and a.time_mask_param:
-        parts.append(f"{a.n_time_masks} time masks")
-    if a.freq_warp:
-        parts.append(f"warp ±{a.freq_warp:.0%}")
-    if a.time_stretch:
-        parts.append(f"stretch ±{a.time_stretch:.0%}")
-    if a.reverb_probability:
-        parts.append(f"reverb {a.reverb_probability:.0%}")
-    if a.mixup_alpha:
-        parts.append(f"mixup {a.mixup_alpha:g}")
-    return ", ".join(parts) or "none"
+    return a.summary(detailed=False)
 
 
 def number(value, kind=float):

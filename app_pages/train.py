@@ -29,26 +29,7 @@ def summaries(n_classes: int, n_bins: int, n_frames: int) -> dict[str, dict]:
 
 
 def augment_summary(a: AugmentConfig) -> str:
-    parts = []
-    if a.time_shift_sec:
-        parts.append(f"shift ±{a.time_shift_sec:g} s")
-    if a.noise_probability:
-        parts.append(f"noise {a.noise_probability:.0%} at {a.snr_db_min:g}–{a.snr_db_max:g} dB SNR")
-    if a.gain_db:
-        parts.append(f"gain ±{a.gain_db:g} dB")
-    if a.n_freq_masks and a.freq_mask_param:
-        parts.append(f"{a.n_freq_masks} freq mask(s) ≤{a.freq_mask_param} bins")
-    if a.n_time_masks and a.time_mask_param:
-        parts.append(f"{a.n_time_masks} time mask(s) ≤{a.time_mask_param} frames")
-    if a.freq_warp:
-        parts.append(f"frequency warp ±{a.freq_warp:.0%}")
-    if a.time_stretch:
-        parts.append(f"time stretch ±{a.time_stretch:.0%}")
-    if a.reverb_probability:
-        parts.append(f"reverb {a.reverb_probability:.0%} (RT60 ≤{a.rt60_sec_max:g} s)")
-    if a.mixup_alpha:
-        parts.append(f"mixup α={a.mixup_alpha:g}")
-    return ", ".join(parts) or "none"
+    return a.summary()
 
 
 def find_job(job_id) -> TrainingJob | None:

@@ -90,6 +90,30 @@ class AugmentConfig:
         """True when some step needs the waveform (noise, gain, reverb); time shift alone is done on frames."""
         return self.noise_probability > 0 or self.gain_db > 0 or self.reverb_probability > 0
 
+    def summary(self, detailed: bool = True) -> str:
+        """One line naming every step that is on, e.g. ``"shift ±0.1 s, 2 freq mask(s) ≤8 bins"`` (or ``"none"``)."""
+        a, parts = self, []
+        if a.time_shift_sec:
+            parts.append(f"shift ±{a.time_shift_sec:g} s")
+        if a.noise_probability:
+            parts.append(f"noise {a.noise_probability:.0%}"
+                         + (f" at {a.snr_db_min:g}–{a.snr_db_max:g} dB SNR" if detailed else ""))
+        if a.gain_db:
+            parts.append(f"gain ±{a.gain_db:g} dB")
+        if a.n_freq_masks and a.freq_mask_param:
+            parts.append(f"{a.n_freq_masks} freq mask(s)" + (f" ≤{a.freq_mask_param} bins" if detailed else ""))
+        if a.n_time_masks and a.time_mask_param:
+            parts.append(f"{a.n_time_masks} time mask(s)" + (f" ≤{a.time_mask_param} frames" if detailed else ""))
+        if a.freq_warp:
+            parts.append(f"frequency warp ±{a.freq_warp:.0%}")
+        if a.time_stretch:
+            parts.append(f"time stretch ±{a.time_stretch:.0%}")
+        if a.reverb_probability:
+            parts.append(f"reverb {a.reverb_probability:.0%}" + (f" (RT60 ≤{a.rt60_sec_max:g} s)" if detailed else ""))
+        if a.mixup_alpha:
+            parts.append(f"mixup α={a.mixup_alpha:g}")
+        return ", ".join(parts) or "none"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
