@@ -167,13 +167,12 @@ def show_prediction(prediction, config) -> None:
     cols[0].metric("Heard", prediction.top_class)
     cols[1].metric("Confidence", f"{prediction.top_probability:.1%}")
     cols[2].metric("Latency", f"{prediction.latency_ms:.1f} ms", help="Resampling, features and the model on the CPU.")
-    if prediction.n_windows > 1:
-        best = int(prediction.window_probabilities.max(axis=1).argmax())
-        best_class = prediction.class_names[int(prediction.window_probabilities[best].argmax())]
+    if prediction.n_windows > 1 and prediction.chosen_window is not None:
+        start = prediction.window_starts[prediction.chosen_window]
         st.caption(f"The recording lasts {prediction.duration_sec:.1f} s, longer than the model's "
-                   f"{config.clip_seconds:g} s clips: the answer above averages {prediction.n_windows} windows "
-                   f"(silence included). The most confident window, at {prediction.window_starts[best]:.1f} s, "
-                   f"says **{best_class}** ({prediction.window_probabilities[best].max():.0%}).")
+                   f"{config.clip_seconds:g} s clips: the answer above is the loudest window, "
+                   f"{start:.1f}–{start + config.clip_seconds:.1f} s, where the word is; the timeline below shows "
+                   f"all {prediction.n_windows} windows.")
     left, right = st.columns(2)
     with left:
         st.plotly_chart(fig_probabilities(prediction.probabilities, prediction.class_names,
@@ -192,7 +191,7 @@ def show_prediction(prediction, config) -> None:
 
 if waveform is not None and classifier is not None:
     try:
-        prediction = classifier.predict(waveform, rate)
+        prediction = classifier.predict(waveform, rate, aggregate="loudest")  # one word, somewhere in it
     except ValueError as error:  # non-finite samples
         st.error(f"Could not classify the recording: {error}. Record again.")
     else:

@@ -60,6 +60,7 @@ class Prediction:
     latency_ms: float
     duration_sec: float
     window_seconds: float | None = None
+    chosen_window: int | None = None  # the window the answer is from (aggregate="loudest"), else None
 
     @property
     def top_class(self) -> str:
@@ -219,7 +220,7 @@ class Classifier:
 
     # -- prediction --------------------------------------------------------------------------------
     def predict(self, waveform: Tensor | np.ndarray, sample_rate: int,
-                hop_seconds: float | None = None) -> Prediction:
+                hop_seconds: float | None = None, aggregate: str = "mean") -> Prediction:
         """Classifies one recording of any sample rate, channel count and length.
 
         The recording is mixed to mono and resampled to the run's sample rate. If it lasts one clip or less
@@ -230,9 +231,11 @@ class Classifier:
             waveform: ``(time,)`` or ``(channels, time)`` float samples (a tensor or a NumPy array).
             sample_rate: Its sample rate in Hz.
             hop_seconds: Seconds between windows of a long recording; ``None`` means half a clip.
+            aggregate: How windows make the answer: ``"mean"`` of their probabilities (sounds that fill the
+                recording), or the ``"loudest"`` window's (one word said somewhere in a longer recording).
 
         Returns:
-            Prediction: The mean of the windows' probabilities ``(n_classes,)``, each window's start and
+            Prediction: The aggregated probabilities ``(n_classes,)``, each window's start and
             probabilities ``(n_windows, n_classes)``, the latency and the duration.
 
         Raises:
@@ -240,6 +243,8 @@ class Classifier:
                 the sample rate is not positive, or ``hop_seconds`` is invalid.
         """
         started = time.perf_counter()
+        if aggregate not in ("mean", "loudest"):
+            raise ValueError(f"aggregate must be 'mean' or 'loudest', got {aggregate!r}")
         if isinstance(waveform, np.ndarray):
             waveform = np.ascontiguousarray(waveform)  # torch cannot wrap negative strides
         waveform = torch.as_tensor(waveform)
@@ -267,14 +272,17 @@ class Classifier:
                 index = torch.as_tensor(starts, device=self.device)[:, None] + torch.arange(length, device=self.device)
                 clips = mono[index][:, None]  # (n_windows, 1, length)
             window_probabilities = self._probabilities(clips).cpu().numpy()  # (n_windows, n_classes)
+            loudest = int(clips.pow(2).mean(dim=(1, 2)).argmax())
+        probabilities = window_probabilities.mean(axis=0) if aggregate == "mean" else window_probabilities[loudest]
         return Prediction(
-            probabilities=window_probabilities.mean(axis=0),
+            probabilities=probabilities,
             class_names=list(self.class_names),
             window_starts=starts / self.feature_config.sample_rate,
             window_probabilities=window_probabilities,
             latency_ms=(time.perf_counter() - started) * 1000.0,
             duration_sec=duration,
             window_seconds=self.feature_config.clip_seconds,
+            chosen_window=loudest if aggregate == "loudest" else None,
         )
 
     def predict_batch(self, waveforms: Tensor, batch_size: int = 256) -> Tensor:

@@ -224,3 +224,17 @@ def test_latency_one_second(classifier, tiny_dataset):
         times.append((time.perf_counter() - started) * 1000)
     print(f"\nlatency of a one-second prediction: p50 {np.median(times):.2f} ms, "
           f"p90 {np.percentile(times, 90):.2f} ms ({torch.get_num_threads()} threads)")
+
+
+def test_loudest_window_answers_for_a_word_in_a_long_recording(classifier, tiny_dataset):
+    # a one-second clip of the dataset placed at 2 s in 4 s of silence: "loudest" answers from that window
+    word, _ = _clip(tiny_dataset, 0)  # (channels, 16000) at 16 kHz
+    clip = torch.zeros(1, 4 * 16000)
+    clip[0, 32000:48000] = word[0]
+    loud = classifier.predict(clip, 16000, aggregate="loudest")
+    alone = classifier.predict(word, 16000)
+    assert loud.chosen_window is not None and loud.window_starts[loud.chosen_window] == 2.0
+    np.testing.assert_allclose(loud.probabilities, alone.probabilities, atol=1e-5)
+    assert classifier.predict(clip, 16000).chosen_window is None
+    with pytest.raises(ValueError, match="aggregate"):
+        classifier.predict(clip, 16000, aggregate="max")
