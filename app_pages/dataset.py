@@ -1,4 +1,4 @@
-"""Dataset: choose the data (built-in, folder, CSV), see what is in it, listen to it and map it in 2-D."""
+"""Dataset: choose the data (built-in, folder, CSV, a real dataset of the catalog), see what is in it, listen to it and map it in 2-D."""
 
 from __future__ import annotations
 
@@ -11,14 +11,22 @@ import streamlit as st
 
 from lib.audio import wav_bytes
 from lib.builtin import SPEECH_COMMANDS_WORDS, BuiltinSpec, builtin_folder
+from lib.catalog import CATALOG, find_root, resolve_source
+from lib.data import DatasetError
+from lib.download import DownloadError, archive_path, dataset_folder, fetch_dataset
 from lib.features import FeatureConfig
 from lib.plots import embedding_2d, fig_class_counts, fig_embedding, fig_histogram, fig_spectrogram, fig_waveform
+import ui.common as common
 from ui.common import (BUILTIN_CACHE, active_dataset, dataset_features, default_builtin_spec, feature_config,
                        init_state, page_header, source_key, spec_from_dict)
 
-SOURCES = {"builtin": "Built-in (synthetic keywords)", "folder": "Folder on disk", "csv": "CSV manifest"}
+SOURCES = {"builtin": "Built-in (synthetic keywords)", "folder": "Folder on disk", "csv": "CSV manifest",
+           "catalog": "Real dataset"}
 MAX_EXAMPLES = 24       # clips shown in the examples grid, all classes together
 MAX_MEAN_SPECS = 40     # classes shown as mean spectrograms
+MAX_VIEW_CLIPS = 2000   # features, examples, mean spectrograms and the map use a random subset of larger sets
+#: Clip length (seconds) that fits a real dataset's recordings; the others use the feature settings' length.
+SUGGESTED_SECONDS = {"esc50": 5.0, "esc10": 5.0, "urbansound8k": 4.0, "gtzan": 3.0, "yesno": 6.0}
 
 
 # --------------------------------------------------------------------------------------- callbacks
@@ -61,6 +69,120 @@ def _open_csv() -> None:
 def _back_to_builtin() -> None:
     _set_source({"kind": "builtin", "spec": asdict(default_builtin_spec())})
     st.session_state["ds_kind"] = "builtin"
+
+
+# --------------------------------------------------------------------------------------- real datasets
+def _mb(n: float | None) -> str:
+    return "?" if n is None else f"{n / 1e6:,.1f}"
+
+
+def _show_card(key: str) -> None:
+    """What the dataset is, before anything is downloaded."""
+    card = CATALOG[key]
+    if isinstance(card.classes, tuple):
+        few = ", ".join(card.classes[:8]) + (", ..." if len(card.classes) > 8 else "")
+        classes = f"{len(card.classes)} classes: {few}"
+    else:
+        classes = card.classes
+    url, _ = _safe_source(key)
+    download = f"{card.download_bytes / 1e6:,.0f} MB download" if card.download_bytes else "download size unknown"
+    split = (f"official split (test fold {card.official_split[0]}, validation fold {card.official_split[1]})"
+             if card.official_split else f"{card.folds} official folds" if card.folds else "no official folds")
+    with st.container(border=True):
+        st.markdown(f"**{card.name}**: {card.task}")
+        c1, c2, c3 = st.columns(3)
+        c1.metric("Clips (official release)", f"{card.n_clips:,}")
+        c2.metric("Size on disk", card.size_on_disk, help=download)
+        c3.metric("Folds", f"{card.folds}" if card.folds else "none")
+        st.markdown(f"- **Classes**: {classes}\n- **Split**: {split}\n- **Download**: {download}, "
+                    f"{card.archive_format}\n- **Licence**: {card.license}\n- **Source**: {url}")
+        if key in SUGGESTED_SECONDS:
+            st.markdown(f"- **Clip length**: cached as {SUGGESTED_SECONDS[key]:g} s clips")
+        st.caption("Citation")
+        st.code(card.citation, language=None)
+        st.caption(card.notes)
+
+
+def _safe_source(key: str) -> tuple[str, str | None]:
+    try:
+        return resolve_source(key)
+    except DatasetError:
+        return CATALOG[CATALOG[key].source_key].url, None
+
+
+def _catalog_source(key: str, root) -> dict:
+    """The session source of catalog dataset ``key`` at ``root``: cached at the feature settings' rate, and at
+    the dataset's suggested clip length (else the feature settings' one)."""
+    config = feature_config()
+    return {"kind": "catalog", "key": key, "root": str(root), "sample_rate": int(config.sample_rate),
+            "clip_seconds": float(SUGGESTED_SECONDS.get(key, config.clip_seconds))}
+
+
+def _fetch(key: str, **how) -> None:
+    """Run fetch_dataset with progress bars; on success make the dataset active (and rerun), else st.error."""
+    name = CATALOG[key].name
+    bar = st.progress(0.0, text=f"Getting {name}...")
+
+    def on_download(done: int, total: int | None, rate: float, eta: float | None) -> None:
+        eta_text = f", ETA {eta:,.0f} s" if eta is not None else ""
+        bar.progress(min(done / total, 1.0) if total else 0.0,
+                     text=f"Downloading {name}: {_mb(done)} / {_mb(total)} MB at {rate / 1e6:,.1f} MB/s{eta_text}")
+
+    def on_extract(done: int, total: int) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=f"Extracting {name}: {_mb(done)} / {_mb(total)} MB")
+
+    try:
+        root = fetch_dataset(key, common.DATA_DIR, progress=on_download, extract_progress=on_extract, **how)
+    except (DownloadError, DatasetError, OSError) as error:
+        bar.empty()
+        st.error(f"Could not get {name}: {error}")
+        return
+    bar.empty()
+    _set_source(_catalog_source(key, root))
+    st.rerun()
+
+
+def _catalog_chooser(source: dict) -> None:
+    keys = list(CATALOG)
+    if "ds_cat_key" not in st.session_state:
+        st.session_state["ds_cat_key"] = source["key"] if source["kind"] == "catalog" else keys[0]
+    key = st.selectbox("Dataset", keys, key="ds_cat_key",
+                       format_func=lambda k: f"{CATALOG[k].name} ({CATALOG[k].task})")
+    _show_card(key)
+    root = find_root(key, dataset_folder(key, common.DATA_DIR)) if dataset_folder(key, common.DATA_DIR).is_dir() \
+        else None
+    if root is not None:
+        st.caption(f"Already on disk in `{root}`.")
+        if st.button("Open", type="primary", key="ds_cat_open"):
+            _fetch(key)
+        return
+    st.caption(f"Not on disk yet. It goes to `{dataset_folder(key, common.DATA_DIR)}`; a downloaded archive is "
+               f"kept as `{archive_path(key, common.DATA_DIR)}`.")
+    t_download, t_existing, t_archive = st.tabs(["Download", "I already have it", "Use a downloaded archive"])
+    with t_download:
+        card = CATALOG[key]
+        size = f" (about {card.download_bytes / 1e6:,.0f} MB)" if card.download_bytes else ""
+        st.caption(f"Downloads `{_safe_source(key)[0]}`{size}, checks it and extracts it. The page waits until "
+                   "it is done; an interrupted download resumes next time.")
+        if st.button("Download", type="primary", key="ds_cat_download", icon=":material/download:"):
+            _fetch(key)
+    with t_existing:
+        st.text_input("Folder of the extracted dataset", key="ds_cat_existing",
+                      placeholder="/path/to/extracted/dataset")
+        if st.button("Use this folder", key="ds_cat_use_existing"):
+            path = str(st.session_state.get("ds_cat_existing", "")).strip()
+            if not path:
+                st.error("Type the path of the extracted dataset first.")
+            else:
+                _fetch(key, existing_root=path)
+    with t_archive:
+        st.text_input("Archive file", key="ds_cat_archive", placeholder=f"/path/to/{card.archive_name}")
+        if st.button("Extract this archive", key="ds_cat_use_archive"):
+            path = str(st.session_state.get("ds_cat_archive", "")).strip()
+            if not path:
+                st.error("Type the path of the archive first.")
+            else:
+                _fetch(key, local_archive=path)
 
 
 # --------------------------------------------------------------------------------------- caches
@@ -170,6 +292,10 @@ elif kind == "folder":
     with st.form("ds_folder_form"):
         st.text_input("Folder path", key="ds_folder", placeholder="/path/to/my_sounds")
         st.form_submit_button("Open", type="primary", on_click=_open_folder, key="ds_open_folder")
+elif kind == "catalog":
+    st.caption("A public dataset of real recordings, downloaded once into the data folder and decoded once into an "
+               "on-disk cache (large sets never sit in memory).")
+    _catalog_chooser(source)
 else:
     st.session_state.setdefault("ds_csv", source["path"] if source["kind"] == "csv" else "")
     st.session_state.setdefault("ds_csv_root", (source.get("root") or "") if source["kind"] == "csv" else "")
@@ -196,6 +322,9 @@ if source["kind"] == "builtin":
     folder = builtin_folder(spec_from_dict(source["spec"]), BUILTIN_CACHE)
     st.caption(f"Active: **{dataset.name}**. Its WAV files (one sub-folder per word) and `manifest.csv` are in "
                f"`{folder}`.")
+elif source["kind"] == "catalog":
+    st.caption(f"Active: **{dataset.name}** (real dataset) from `{source['root']}`, cached as "
+               f"{source.get('clip_seconds', 1.0):g} s clips at {source.get('sample_rate', 16000)} Hz.")
 else:
     st.caption(f"Active: **{dataset.name}** ({source['kind']}) from `{source['path']}`.")
 if dataset.n_classes < 2:
@@ -232,6 +361,14 @@ with h3:
     st.dataframe({"channels": [int(c) for c in channel_values], "clips": [int(n) for n in channel_counts]},
                  hide_index=True, key="ds_channels")
     st.caption("Clips are mixed to mono, resampled and cut or padded to one length before features are made.")
+
+# -- large sets: features, examples, mean spectrograms and the map use a fixed random subset
+if len(dataset) > MAX_VIEW_CLIPS:
+    st.info(f"This dataset has {len(dataset):,} clips: the examples, average spectrograms and map below use a "
+            f"random subset of {MAX_VIEW_CLIPS:,} (training uses them all).")
+    picks = np.sort(np.random.default_rng(0).choice(len(dataset), MAX_VIEW_CLIPS, replace=False))
+    dataset = dataset.subset(picks)
+    key = f"{key}#subset{MAX_VIEW_CLIPS}"
 
 # -- features of every clip (cached per dataset and feature config)
 config = feature_config()

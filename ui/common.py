@@ -2,7 +2,8 @@
 
 Session state keys (initialised once by :func:`init_state`, changed in callbacks):
     ``dataset_source``  dict that rebuilds the active dataset (``{"kind": "builtin", "spec": {...}}``,
-                        ``{"kind": "folder", "path": ...}`` or ``{"kind": "csv", "path": ...}``)
+                        ``{"kind": "folder", "path": ...}``, ``{"kind": "csv", "path": ...}`` or
+                        ``{"kind": "catalog", "key": ..., "root": ..., "clip_seconds": ..., "sample_rate": ...}``)
     ``run_id``          the active saved run (None: the newest)
     ``feature_config``  dict of :class:`lib.features.FeatureConfig` (set by the Transform lab)
     ``augment_config``  dict of :class:`lib.augment.AugmentConfig` (set by the Transform lab)
@@ -26,8 +27,10 @@ import torch
 
 from lib.augment import AugmentConfig
 from lib.builtin import BuiltinSpec, builtin_folder, generate_builtin
+from lib.catalog import CATALOG, get_card
 from lib.data import AudioDataset, DatasetError, load_builtin, load_csv, load_folder
 from lib.device import describe_device, resolve_device
+from lib.diskcache import cached_dataset
 from lib.features import FeatureConfig, FeatureExtractor
 from lib.infer import Classifier
 from lib.runs import RunError, RunInfo, latest_run, list_runs
@@ -82,7 +85,40 @@ def _load_dataset(key: str, fingerprint: str = "") -> AudioDataset:
         return load_folder(source["path"])
     if source["kind"] == "csv":
         return load_csv(source["path"], source.get("root"))
+    if source["kind"] == "catalog":
+        return cached_dataset(**_catalog_args(source))
     raise DatasetError(f"unknown dataset kind {source['kind']!r}")
+
+
+def _catalog_args(source: dict) -> dict:
+    """``cached_dataset`` arguments of a catalog source (``{"kind": "catalog", "key", "root", ...}``)."""
+    return dict(key=source["key"], root=source["root"], cache_root=DATA_DIR / "cache",
+                sample_rate=int(source.get("sample_rate", 16000)), clip_seconds=float(source.get("clip_seconds", 1.0)),
+                **source.get("options", {}))
+
+
+def ensure_catalog_cache(source: dict) -> None:
+    """Build a catalog dataset's on-disk cache with a progress bar if none for its settings is on disk yet."""
+    args = _catalog_args(source)
+    crops = args.get("crops") or get_card(args["key"]).long_clips
+    pattern = f"{args['key']}-{args['sample_rate']}hz-{round(args['sample_rate'] * args['clip_seconds'])}-{crops}-*"
+    for meta in Path(args["cache_root"]).glob(f"{pattern}/meta.json"):
+        try:
+            if Path(json.loads(meta.read_text())["source"]["root"]).resolve() == Path(args["root"]).resolve():
+                return  # a cache of this copy exists; _load_dataset reuses it (or rebuilds it if the files changed)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    name = get_card(args["key"]).name
+    bar = st.progress(0.0, text=f"Decoding {name} into the on-disk cache (once)...")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"Decoding {name} into the on-disk cache (once): {done:,} / "
+                                                f"{total:,} clips")
+
+    try:
+        cached_dataset(**args, progress=progress)
+    finally:
+        bar.empty()
 
 
 def ensure_builtin(spec: BuiltinSpec) -> None:
@@ -102,6 +138,8 @@ def load_dataset(source: dict) -> AudioDataset:
     """The dataset for ``source`` (decoded once per process). Raises DatasetError / ValueError with a message."""
     if source["kind"] == "builtin":
         ensure_builtin(spec_from_dict(source["spec"]))
+    if source["kind"] == "catalog":
+        ensure_catalog_cache(source)
     with st.spinner("Decoding audio (once)..."):
         return _load_dataset(source_key(source), _fingerprint(source))
 
@@ -207,6 +245,9 @@ def sidebar() -> None:
         if source["kind"] == "builtin":
             spec = spec_from_dict(source["spec"])
             st.markdown(f"**Synthetic Speech Commands**  \n{len(spec.class_names)} classes, {spec.n_clips:,} clips")
+        elif source["kind"] == "catalog":
+            name = CATALOG[source["key"]].name if source.get("key") in CATALOG else source.get("key")
+            st.markdown(f"**{name}**  \nreal dataset: `{source.get('root')}`")
         else:
             st.markdown(f"**{Path(source['path']).name}**  \n{source['kind']}: `{source['path']}`")
         run = active_run()
