@@ -202,6 +202,29 @@ def featurize(extractor: FeatureExtractor, waveforms: Tensor, batch_size: int = 
     return torch.cat(chunks) if chunks else torch.empty(0, *extractor.config.feature_shape, device=waveforms.device)
 
 
+def _chunks(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    for start in range(0, len(indices), size):
+        yield indices[start:start + size]
+
+
+@torch.no_grad()
+def _features_in_chunks(dataset: AudioDataset, indices: np.ndarray, extractor: FeatureExtractor,
+                        device: torch.device, chunk: int = 2048) -> Tensor:
+    """Features of the clips at ``indices``, built ``chunk`` clips at a time: ``(n, 1, bins, frames)`` on ``device``."""
+    config = extractor.config
+    parts = [featurize(extractor, dataset.to_tensor(config.sample_rate, config.n_samples, part).to(device))
+             for part in _chunks(np.asarray(indices), chunk)]
+    return torch.cat(parts) if parts else torch.empty(0, *config.feature_shape, device=device)
+
+
+def _int16_waveforms(dataset: AudioDataset, indices: np.ndarray, config: FeatureConfig, device: torch.device,
+                     chunk: int = 2048) -> Tensor:
+    """The clips at ``indices`` as int16 ``(n, 1, n_samples)`` on ``device`` (divide by 32767 for float)."""
+    parts = [(dataset.to_tensor(config.sample_rate, config.n_samples, part).clamp(-1, 1) * 32767).round()
+             .to(torch.int16).to(device) for part in _chunks(np.asarray(indices), chunk)]
+    return torch.cat(parts) if parts else torch.empty(0, 1, config.n_samples, dtype=torch.int16, device=device)
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, features: Tensor, batch_size: int = 512) -> Tensor:
     """Model outputs in eval mode. ``(n, 1, bins, frames)`` -> ``(n, n_classes)`` float32."""
@@ -310,17 +333,18 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
     if len(split.train) == 0:
         raise ValueError("the training split is empty: lower validation/test fractions or add clips")
 
-    def tensors(indices: np.ndarray) -> tuple[Tensor, Tensor]:
-        waveforms = dataset.to_tensor(feature_config.sample_rate, feature_config.n_samples, indices).to(device)
-        return waveforms, torch.as_tensor(dataset.labels[indices], device=device)
-
     extractor = FeatureExtractor(feature_config).to(device)
-    train_waveforms, train_labels = tensors(split.train)
-    (val_waveforms, val_labels), (test_waveforms, test_labels) = tensors(split.validation), tensors(split.test)
-    val_features, test_features = featurize(extractor, val_waveforms), featurize(extractor, test_waveforms)
     augment = config.augment
     cached = not augment.waveform_domain
-    train_features = featurize(extractor, train_waveforms) if cached else None
+    # Features are built chunk by chunk from the dataset, so no split's waveforms are ever all in memory as
+    # float32 (Speech Commands v2 would need 6.7 GB); only when waveform-domain augmentation needs them are the
+    # training waveforms kept, as int16 (half that), and turned back to float one batch at a time.
+    val_features, test_features = (_features_in_chunks(dataset, split.validation, extractor, device),
+                                   _features_in_chunks(dataset, split.test, extractor, device))
+    train_features = _features_in_chunks(dataset, split.train, extractor, device) if cached else None
+    train_waveforms = None if cached else _int16_waveforms(dataset, split.train, feature_config, device)
+    train_labels, val_labels, test_labels = (torch.as_tensor(dataset.labels[i], device=device)
+                                             for i in (split.train, split.validation, split.test))
 
     model = build_model(config.model, dataset.n_classes, feature_config.n_bins, feature_config.n_frames).to(device)
     optimizer = _optimizer(model, config)
@@ -352,7 +376,8 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
             if cached:
                 features = shift_frames(train_features[index], augment.time_shift_sec, feature_config, generator)
             else:
-                waveforms = augment_waveforms(train_waveforms[index], feature_config.sample_rate, augment, generator)
+                waveforms = augment_waveforms(train_waveforms[index].float() / 32767, feature_config.sample_rate,
+                                              augment, generator)
                 with torch.no_grad():
                     features = extractor(waveforms)
             features = augment_features(warp_features(features, augment, generator), augment, generator)

@@ -42,6 +42,19 @@ BUILTIN_CACHE = DATA_DIR / "builtin"
 RECORDINGS_DIR = DATA_DIR / "recordings"
 
 
+def set_data_dir(path: str | Path) -> Path:
+    """Point the app at another data folder (process-wide, like ``AUDIOWB_DATA_DIR``): datasets, the built-in
+    set's cache and recordings live there. Creates it if missing; raises OSError if it cannot be written."""
+    global DATA_DIR, BUILTIN_CACHE, RECORDINGS_DIR
+    folder = Path(path).expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / ".write-test"
+    probe.write_text("ok")
+    probe.unlink()
+    DATA_DIR, BUILTIN_CACHE, RECORDINGS_DIR = folder, folder / "builtin", folder / "recordings"
+    return folder
+
+
 def default_builtin_spec() -> BuiltinSpec:
     """The built-in set the app opens on (its size can be lowered with ``AUDIOWB_BUILTIN_CLIPS``)."""
     return BuiltinSpec(clips_per_word=int(os.environ.get("AUDIOWB_BUILTIN_CLIPS", "300")))
@@ -255,6 +268,20 @@ def sidebar() -> None:
         st.markdown(f"**{run.run_id}**  \n{run.model}" if run else "none yet: train one")
         st.caption("Compute device")
         st.markdown(f"**{device_description()}**")
+        with st.expander("Data folder"):
+            st.text_input("Datasets, downloads and recordings", value=str(DATA_DIR), key="data_dir_input",
+                          help="Also settable with the AUDIOWB_DATA_DIR environment variable.")
+            st.button("Use this folder", key="data_dir_apply", on_click=_apply_data_dir)
+            if st.session_state.get("data_dir_error"):
+                st.error(st.session_state["data_dir_error"])
+
+
+def _apply_data_dir() -> None:
+    try:
+        set_data_dir(st.session_state["data_dir_input"])
+        st.session_state["data_dir_error"] = None
+    except OSError as error:
+        st.session_state["data_dir_error"] = f"Cannot use that folder: {error}. Choose a folder you can write to."
 
 
 def page_link(page: str, label: str, icon: str | None = None) -> None:
