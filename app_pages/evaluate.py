@@ -157,7 +157,7 @@ def show_mistakes(run: RunInfo, report: dict) -> None:
 def run_dataset(run: RunInfo) -> AudioDataset | None:
     """The dataset the run was trained on, when it can be opened here; else an info message and None."""
     source = (run.config.get("dataset") or {}).get("source")
-    if not isinstance(source, dict) or source.get("kind") not in ("builtin", "folder", "csv"):
+    if not isinstance(source, dict) or source.get("kind") not in ("builtin", "folder", "csv", "catalog"):
         st.info("This run does not record which dataset it was trained on, so its test clips cannot be mapped.")
         return None
     try:
@@ -167,9 +167,9 @@ def run_dataset(run: RunInfo) -> AudioDataset | None:
                         "the Dataset page to see the map.")
                 return None
             source = {"kind": "builtin", "spec": source["spec"]}
-        elif not Path(source["path"]).exists():
-            st.info(f"The dataset this run was trained on is gone ({source['path']}), so its test clips cannot "
-                    "be mapped.")
+        elif not Path(source.get("path") or source.get("root", "")).exists():
+            st.info(f"The dataset this run was trained on is gone ({source.get('path') or source.get('root')}), so "
+                    "its test clips cannot be mapped.")
             return None
         return load_dataset(source)
     except (DatasetError, ValueError, OSError, KeyError, TypeError) as error:

@@ -104,9 +104,12 @@ def _load_dataset(key: str, fingerprint: str = "") -> AudioDataset:
 
 
 def _catalog_args(source: dict) -> dict:
-    """``cached_dataset`` arguments of a catalog source (``{"kind": "catalog", "key", "root", ...}``)."""
+    """``cached_dataset`` arguments of a catalog source (``{"kind": "catalog", "key", "root", ...}``); a run's
+    recorded source keeps the sample rate and clip length under ``"cache"``."""
+    cache = source.get("cache") or {}
     return dict(key=source["key"], root=source["root"], cache_root=DATA_DIR / "cache",
-                sample_rate=int(source.get("sample_rate", 16000)), clip_seconds=float(source.get("clip_seconds", 1.0)),
+                sample_rate=int(source.get("sample_rate", cache.get("sample_rate", 16000))),
+                clip_seconds=float(source.get("clip_seconds", cache.get("clip_seconds", 1.0))),
                 **source.get("options", {}))
 
 
