@@ -71,11 +71,25 @@ def edited_augment() -> AugmentConfig:
                         mixup_alpha=float(s.get("train_aug_mixup", base.mixup_alpha)))
 
 
+def official_split(dataset) -> tuple[int, int] | None:
+    """``(test_fold, validation_fold)`` of a real dataset's fixed official split, else None."""
+    from lib.catalog import CATALOG
+
+    source = getattr(dataset, "source", None) or {}
+    card = CATALOG.get(source.get("key")) if source.get("kind") == "catalog" else None
+    return card.official_split if card is not None else None
+
+
 def settings() -> TrainConfig:
     """The TrainConfig of the widgets (raises ValueError with a message when a setting is invalid)."""
     s = st.session_state
     learning_rate = s.get("train_lr_exact") if s.get("train_lr_type") else s.get("train_lr", DEFAULTS.learning_rate)
     fold = s.get("train_fold", "grouped random split")
+    test_fold, validation_fold = None, None
+    if fold == "official split":
+        test_fold, validation_fold = official_split(active_dataset(show_errors=False)) or (None, None)
+    elif not isinstance(fold, str):
+        test_fold = int(fold)
     return TrainConfig(
         model=s.get("train_model", DEFAULTS.model), epochs=int(s.get("train_epochs", DEFAULTS.epochs)),
         batch_size=int(s.get("train_batch", DEFAULTS.batch_size)),
@@ -88,7 +102,7 @@ def settings() -> TrainConfig:
         augment=edited_augment(),
         validation_fraction=float(s.get("train_val", DEFAULTS.validation_fraction)),
         test_fraction=float(s.get("train_test", DEFAULTS.test_fraction)),
-        test_fold=None if isinstance(fold, str) else int(fold),
+        test_fold=test_fold, validation_fold=validation_fold,
         seed=int(s.get("train_seed", DEFAULTS.seed)), device=s.get("train_device", DEFAULTS.device),
         mixed_precision=bool(s.get("train_amp", DEFAULTS.mixed_precision)))
 
@@ -167,7 +181,11 @@ if dataset is not None:
         st.slider("Label smoothing", 0.0, 0.3, DEFAULTS.label_smoothing, 0.01, key="train_smoothing", **persist)
     with data_col:
         st.subheader("Data split")
-        if dataset.folds is not None:
+        official = official_split(dataset)
+        if official is not None:  # e.g. Speech Commands: folds 0/1/2 are train / validation / test lists
+            st.selectbox("Split", ["official split", "grouped random split"], key="train_fold", **persist,
+                         help="The dataset's own validation and testing lists, as its paper uses them.")
+        elif dataset.folds is not None:
             folds = sorted(set(dataset.folds))
             st.selectbox("Test split", ["grouped random split", *folds], key="train_fold", **persist,
                          format_func=lambda f: f if isinstance(f, str) else f"hold out fold {f}",

@@ -119,3 +119,9 @@ def test_fold_split():
     assert split.test.tolist() == [2, 3] and split.validation.tolist() == [4, 5] and split.train.tolist() == [0, 1, 6]
     with pytest.raises(ValueError, match="fold 9"):
         fold_split(folds, 9)
+
+
+def test_fold_split_with_an_official_validation_fold():
+    # Speech Commands: folds 0/1/2 are its train / validation / test lists
+    split = fold_split([0, 0, 1, 2, 0, 1], test_fold=2, validation_fold=1)
+    assert split.train.tolist() == [0, 1, 4] and split.validation.tolist() == [2, 5] and split.test.tolist() == [3]
