@@ -165,7 +165,7 @@ def active_dataset(show_errors: bool = True) -> AudioDataset | None:
     init_state()
     try:
         return load_dataset(st.session_state["dataset_source"])
-    except (DatasetError, ValueError, OSError) as error:
+    except (DatasetError, ValueError, OSError, RuntimeError) as error:  # RuntimeError: eSpeak or a worker failed
         if show_errors:
             st.error(f"Could not open the dataset: {error}. Choose another one on the Dataset page.")
         return None
