@@ -22,7 +22,7 @@ import torch
 from lib.audio import AudioDecodeError, load_audio, pad_or_trim, resample, to_mono
 
 __all__ = ["AUDIO_EXTENSIONS", "DatasetError", "AudioDataset", "Split", "load_folder", "load_csv", "load_builtin",
-           "split_dataset", "fold_split"]
+           "load_source", "catalog_cache_args", "split_dataset", "fold_split"]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 ProgressCallback = Callable[[int, int], None]
@@ -236,6 +236,45 @@ def load_builtin(spec=None, cache_dir: str | Path = "data/builtin",
     dataset.labels = remap[dataset.labels]
     dataset.class_names = spec.class_names
     return dataset
+
+
+def catalog_cache_args(source: dict, data_dir: str | Path = "data") -> dict:
+    """``lib.diskcache.cached_dataset`` arguments of a real dataset's source (``{"kind": "catalog", "key", "root",
+    ...}``); a run's recorded source keeps the sample rate and clip length under ``"cache"``."""
+    cache = source.get("cache") or {}
+    return dict(key=source["key"], root=source["root"], cache_root=Path(data_dir) / "cache",
+                sample_rate=int(source.get("sample_rate", cache.get("sample_rate", 16000))),
+                clip_seconds=float(source.get("clip_seconds", cache.get("clip_seconds", 1.0))),
+                **source.get("options", {}))
+
+
+def load_source(source: dict, data_dir: str | Path = "data", progress: ProgressCallback | None = None) -> AudioDataset:
+    """Open the dataset a source describes: the dict :attr:`AudioDataset.source` and saved runs record.
+
+    Args:
+        source: ``{"kind": "builtin", "spec": {...}}``, ``{"kind": "folder", "path": ...}``,
+            ``{"kind": "csv", "path": ..., "root": ...}`` or ``{"kind": "catalog", "key": ..., "root": ...}``.
+        data_dir: the data folder: built-in sets are cached in ``<data_dir>/builtin``, real datasets'
+            decoded clips in ``<data_dir>/cache``.
+        progress: ``progress(done, total)`` while generating, decoding or building a cache.
+
+    Raises:
+        DatasetError: the kind is unknown, or the dataset cannot be opened (the message says why).
+    """
+    kind = source.get("kind")
+    if kind == "builtin":
+        from lib.builtin import BuiltinSpec
+
+        return load_builtin(BuiltinSpec(**source["spec"]), Path(data_dir) / "builtin", progress)
+    if kind == "folder":
+        return load_folder(source["path"], progress)
+    if kind == "csv":
+        return load_csv(source["path"], source.get("root"), progress)
+    if kind == "catalog":
+        from lib.diskcache import cached_dataset
+
+        return cached_dataset(**catalog_cache_args(source, data_dir), progress=progress)
+    raise DatasetError(f"unknown dataset kind {kind!r}: expected builtin, folder, csv or catalog")
 
 
 @dataclass(frozen=True)

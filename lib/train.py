@@ -38,7 +38,7 @@ from lib.models import MODELS, build_model, count_parameters
 from lib.runs import new_run_id, save_run
 
 __all__ = ["TrainConfig", "StartEvent", "StepEvent", "EpochEvent", "DoneEvent", "TrainingDiverged",
-           "iter_training", "run_training", "featurize", "predict_logits", "library_versions"]
+           "iter_training", "run_training", "featurize", "featurize_dataset", "predict_logits", "library_versions"]
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("onecycle", "cosine", "none")
@@ -208,12 +208,14 @@ def _chunks(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
 
 
 @torch.no_grad()
-def _features_in_chunks(dataset: AudioDataset, indices: np.ndarray, extractor: FeatureExtractor,
-                        device: torch.device, chunk: int = 2048) -> Tensor:
-    """Features of the clips at ``indices``, built ``chunk`` clips at a time: ``(n, 1, bins, frames)`` on ``device``."""
+def featurize_dataset(dataset: AudioDataset, extractor: FeatureExtractor, indices: np.ndarray | None = None,
+                      device: torch.device | str = "cpu", chunk: int = 2048) -> Tensor:
+    """Features of a dataset's clips (all, or those at ``indices``), built ``chunk`` clips at a time so that the
+    waveforms of the whole set are never in memory at once. Returns ``(n, 1, bins, frames)`` on ``device``."""
     config = extractor.config
+    indices = np.arange(len(dataset)) if indices is None else np.asarray(indices)
     parts = [featurize(extractor, dataset.to_tensor(config.sample_rate, config.n_samples, part).to(device))
-             for part in _chunks(np.asarray(indices), chunk)]
+             for part in _chunks(indices, chunk)]
     return torch.cat(parts) if parts else torch.empty(0, *config.feature_shape, device=device)
 
 
@@ -339,9 +341,9 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
     # Features are built chunk by chunk from the dataset, so no split's waveforms are ever all in memory as
     # float32 (Speech Commands v2 would need 6.7 GB); only when waveform-domain augmentation needs them are the
     # training waveforms kept, as int16 (half that), and turned back to float one batch at a time.
-    val_features, test_features = (_features_in_chunks(dataset, split.validation, extractor, device),
-                                   _features_in_chunks(dataset, split.test, extractor, device))
-    train_features = _features_in_chunks(dataset, split.train, extractor, device) if cached else None
+    val_features, test_features = (featurize_dataset(dataset, extractor, split.validation, device),
+                                   featurize_dataset(dataset, extractor, split.test, device))
+    train_features = featurize_dataset(dataset, extractor, split.train, device) if cached else None
     train_waveforms = None if cached else _int16_waveforms(dataset, split.train, feature_config, device)
     train_labels, val_labels, test_labels = (torch.as_tensor(dataset.labels[i], device=device)
                                              for i in (split.train, split.validation, split.test))
@@ -463,27 +465,26 @@ def load_dataset_arg(spec: str, args: argparse.Namespace | None = None) -> Audio
     """``builtin``, a catalog key (``esc50``, ``speech_commands_v2``, ...), a folder of class sub-folders, or a CSV."""
     from lib.builtin import BuiltinSpec
     from lib.catalog import CATALOG
-    from lib.data import load_builtin, load_csv, load_folder
+    from lib.data import load_source
 
+    data_dir = Path(args.data_dir) if args else Path("data")
     if spec in CATALOG:
-        from lib.diskcache import cached_dataset
         from lib.download import fetch_dataset
 
-        data_dir = Path(args.data_dir) if args else Path("data")
-        features = FeatureConfig(clip_seconds=args.clip_seconds) if args else FeatureConfig()
-        return cached_dataset(spec, fetch_dataset(spec, data_dir), data_dir / "cache", features.sample_rate,
-                              features.clip_seconds)
-
-    if spec == "builtin":
+        clip_seconds = args.clip_seconds if args else FeatureConfig().clip_seconds
+        source = {"kind": "catalog", "key": spec, "root": str(fetch_dataset(spec, data_dir)),
+                  "clip_seconds": clip_seconds}
+    elif spec == "builtin":
         options = {}
         if args is not None:
             if args.words:
                 options["words"] = tuple(w.strip() for w in args.words.split(",") if w.strip())
             options.update(clips_per_word=args.clips_per_word, include_unknown=args.unknown,
                            include_silence=args.silence, seed=args.data_seed)
-        return load_builtin(BuiltinSpec(**options), cache_dir=Path(args.data_dir) / "builtin" if args else "data/builtin")
-    path = Path(spec)
-    return load_csv(path) if path.suffix.lower() == ".csv" else load_folder(path)
+        source = {"kind": "builtin", "spec": asdict(BuiltinSpec(**options))}
+    else:
+        source = {"kind": "csv" if Path(spec).suffix.lower() == ".csv" else "folder", "path": spec}
+    return load_source(source, data_dir)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -23,17 +23,17 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
-import torch
 
 from lib.augment import AugmentConfig
 from lib.builtin import BuiltinSpec, builtin_folder, generate_builtin
 from lib.catalog import CATALOG, get_card
-from lib.data import AudioDataset, DatasetError, load_builtin, load_csv, load_folder
+from lib.data import AudioDataset, DatasetError, catalog_cache_args, load_source
 from lib.device import describe_device, resolve_device
 from lib.diskcache import cached_dataset
 from lib.features import FeatureConfig, FeatureExtractor
 from lib.infer import Classifier
 from lib.runs import RunError, RunInfo, latest_run, list_runs
+from lib.train import featurize_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("AUDIOWB_DATA_DIR", ROOT / "data"))
@@ -91,31 +91,12 @@ def _fingerprint(source: dict) -> str:
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _load_dataset(key: str, fingerprint: str = "") -> AudioDataset:
-    source = json.loads(key)
-    if source["kind"] == "builtin":
-        return load_builtin(spec_from_dict(source["spec"]), BUILTIN_CACHE)
-    if source["kind"] == "folder":
-        return load_folder(source["path"])
-    if source["kind"] == "csv":
-        return load_csv(source["path"], source.get("root"))
-    if source["kind"] == "catalog":
-        return cached_dataset(**_catalog_args(source))
-    raise DatasetError(f"unknown dataset kind {source['kind']!r}")
-
-
-def _catalog_args(source: dict) -> dict:
-    """``cached_dataset`` arguments of a catalog source (``{"kind": "catalog", "key", "root", ...}``); a run's
-    recorded source keeps the sample rate and clip length under ``"cache"``."""
-    cache = source.get("cache") or {}
-    return dict(key=source["key"], root=source["root"], cache_root=DATA_DIR / "cache",
-                sample_rate=int(source.get("sample_rate", cache.get("sample_rate", 16000))),
-                clip_seconds=float(source.get("clip_seconds", cache.get("clip_seconds", 1.0))),
-                **source.get("options", {}))
+    return load_source(json.loads(key), DATA_DIR)
 
 
 def ensure_catalog_cache(source: dict) -> None:
     """Build a catalog dataset's on-disk cache with a progress bar if none for its settings is on disk yet."""
-    args = _catalog_args(source)
+    args = catalog_cache_args(source, DATA_DIR)
     crops = args.get("crops") or get_card(args["key"]).long_clips
     pattern = f"{args['key']}-{args['sample_rate']}hz-{round(args['sample_rate'] * args['clip_seconds'])}-{crops}-*"
     for meta in Path(args["cache_root"]).glob(f"{pattern}/meta.json"):
@@ -183,11 +164,7 @@ def augment_config() -> AugmentConfig:
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _featurize(key: str, config_json: str, n_clips: int, _dataset: AudioDataset) -> np.ndarray:
-    config = FeatureConfig.from_json(config_json)
-    extractor = FeatureExtractor(config)
-    waveforms = _dataset.to_tensor(config.sample_rate, config.n_samples)
-    with torch.inference_mode():
-        return torch.cat([extractor(waveforms[i:i + 256]) for i in range(0, len(waveforms), 256)]).numpy()
+    return featurize_dataset(_dataset, FeatureExtractor(FeatureConfig.from_json(config_json))).numpy()
 
 
 def dataset_features(dataset: AudioDataset, config: FeatureConfig) -> np.ndarray:
