@@ -13,13 +13,13 @@ augmentation on every rerun; a test can pin it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Mapping
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from lib.audio import NOISE_KINDS, add_noise, apply_gain, draw_shifts, draw_uniform, make_noise, time_shift
+from lib.config import ConfigDict
 from lib.features import FeatureConfig, apply_spec_masks, draw_spec_masks
 
 __all__ = ["AugmentConfig", "WaveformDraw", "draw_waveform_augment", "apply_waveform_augment",
@@ -28,7 +28,7 @@ __all__ = ["AugmentConfig", "WaveformDraw", "draw_waveform_augment", "apply_wave
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class AugmentConfig(ConfigDict):
     """Augmentation settings, read top to bottom; all off gives the clean pipeline.
 
     Attributes:
@@ -114,19 +114,8 @@ class AugmentConfig:
             parts.append(f"mixup α={a.mixup_alpha:g}")
         return ", ".join(parts) or "none"
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "AugmentConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown AugmentConfig keys: {sorted(unknown)}")
-        return cls(**d)
 
-    def replace(self, **changes: Any) -> "AugmentConfig":
-        return replace(self, **changes)
 
 
 @dataclass

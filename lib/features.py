@@ -21,19 +21,18 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 import torch
 import torchaudio
 from torch import Tensor, nn
+
+from lib.config import ConfigDict
 
 __all__ = [
     "FeatureConfig", "FeatureExtractor", "extract",
@@ -56,7 +55,7 @@ def _mel_to_hz(mel: Tensor) -> Tensor:
 
 
 @dataclass(frozen=True)
-class FeatureConfig:
+class FeatureConfig(ConfigDict):
     """How a clip becomes a feature image. Frozen, hashable, validated on construction.
 
     Attributes:
@@ -144,23 +143,7 @@ class FeatureConfig:
             fail("n_mfcc", f"<= n_mels ({self.n_mels})")
 
     # -- serialisation ---------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        """All fields as a plain dict (JSON-ready)."""
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> FeatureConfig:
-        """Builds a config from a dict; missing keys take defaults.
-
-        Raises:
-            ValueError: If ``d`` has keys that are not fields, or a value is invalid.
-        """
-        if not isinstance(d, Mapping):
-            raise ValueError(f"FeatureConfig.from_dict needs a mapping, got {type(d).__name__}")
-        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"FeatureConfig.from_dict: unknown keys {unknown}")
-        return cls(**d)
 
     def to_json(self) -> str:
         """The config as a JSON object string."""
@@ -171,9 +154,6 @@ class FeatureConfig:
         """Inverse of :meth:`to_json`."""
         return cls.from_dict(json.loads(s))
 
-    def replace(self, **changes: Any) -> FeatureConfig:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
 
     # -- derived sizes ---------------------------------------------------------------------------
     @property

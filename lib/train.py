@@ -19,10 +19,10 @@ import platform
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lib.augment import AugmentConfig, augment_features, augment_waveforms, mixup, shift_frames, warp_features
+from lib.config import ConfigDict
 from lib.data import AudioDataset, Split, split_dataset
 from lib.device import describe_device, resolve_device
 from lib.features import FeatureConfig, FeatureExtractor
@@ -45,7 +46,7 @@ SCHEDULERS = ("onecycle", "cosine", "none")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(ConfigDict):
     """Everything about one training run except the features, read top to bottom.
 
     Attributes:
@@ -108,18 +109,8 @@ class TrainConfig:
         if self.max_batches is not None and self.max_batches < 1:
             raise ValueError(f"max_batches must be at least 1 or None, got {self.max_batches}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown TrainConfig keys: {sorted(unknown)}")
-        return cls(**d)
 
-    def replace(self, **changes: Any) -> "TrainConfig":
-        return replace(self, **changes)
 
 
 @dataclass
