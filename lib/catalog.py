@@ -29,7 +29,7 @@ import os
 import re
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -136,25 +136,41 @@ _SC_12_NOTES = ("The standard 12-class task: the ten keywords, _unknown_ (every 
                 "unknown_fraction) and _silence_ (1 s clips cut from _background_noise_/*.wav: the first 80 % of "
                 "each recording for train, the next 10 % for validation, the last 10 % for test). ")
 
+
+def _preset_card(parent: DatasetCard, **changes) -> DatasetCard:
+    """A card for a subset or another task of ``parent``'s archive (same download, checksum and layout)."""
+    return replace(parent, archive_key=parent.key, **changes)
+
+
+_SC_V2 = DatasetCard(
+    key="speech_commands_v2", name="Speech Commands v0.02", task="keyword spotting (35 words)",
+    classes=tuple(sorted(_SC_V2_WORDS)), n_clips=105_829, size_on_disk="3.3 GB", download_bytes=2_430_000_000,
+    license="CC BY 4.0", citation=_SC_CITATION,
+    url="http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz",
+    sha256="af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58", archive_format="tar.gz",
+    folds=3, notes="2,618 speakers. " + _SC_NOTES, archive_name="speech_commands_v0.02.tar.gz",
+    official_split=(2, 1))
+_ESC50 = DatasetCard(
+    key="esc50", name="ESC-50", task="environmental sound classification (50 classes)",
+    classes="50 classes in 5 groups: animals, natural soundscapes and water, human non-speech, interior/"
+            "domestic, exterior/urban noises", n_clips=2_000, size_on_disk="0.9 GB", download_bytes=650_000_000,
+    license="CC BY-NC 3.0 (ESC-10 clips: CC BY)",
+    citation="Piczak, K. J. (2015). ESC: Dataset for Environmental Sound Classification. Proceedings of the "
+             "23rd ACM International Conference on Multimedia, 1015-1018.",
+    url="https://github.com/karoldvl/ESC-50/archive/master.zip", sha256=None, archive_format="zip", folds=5,
+    notes="5 s clips, 44.1 kHz mono, 40 per class. Layout: ESC-50-master/meta/esc50.csv (filename, fold, "
+          "target, category, esc10, src_file, take) and ESC-50-master/audio/<fold>-<src>-<take>-<target>.wav. "
+          "Official folds 1-5 (clips of one source recording share a fold; groups = src_file). No SHA-256: "
+          "GitHub builds the zip of a moving branch, so its bytes are not stable.",
+    archive_name="ESC-50-master.zip")
+
 CATALOG: dict[str, DatasetCard] = {card.key: card for card in (
-    DatasetCard(
-        key="speech_commands_v2", name="Speech Commands v0.02", task="keyword spotting (35 words)",
-        classes=tuple(sorted(_SC_V2_WORDS)), n_clips=105_829, size_on_disk="3.3 GB", download_bytes=2_430_000_000,
-        license="CC BY 4.0", citation=_SC_CITATION,
-        url="http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz",
-        sha256="af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58", archive_format="tar.gz",
-        folds=3, notes="2,618 speakers. " + _SC_NOTES, archive_name="speech_commands_v0.02.tar.gz",
-        official_split=(2, 1)),
-    DatasetCard(
-        key="speech_commands_v2_12", name="Speech Commands v0.02, 12 classes",
-        task="keyword spotting (10 keywords + unknown + silence)",
-        classes=SPEECH_COMMANDS_KEYWORDS + (UNKNOWN_LABEL, SILENCE_LABEL), n_clips=105_829, size_on_disk="3.3 GB",
-        download_bytes=2_430_000_000, license="CC BY 4.0", citation=_SC_CITATION,
-        url="http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz",
-        sha256="af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58", archive_format="tar.gz",
-        folds=3, notes=_SC_12_NOTES + "n_clips counts the word files; about 400 _silence_ clips come on top. "
-        + _SC_NOTES, archive_key="speech_commands_v2", archive_name="speech_commands_v0.02.tar.gz",
-        official_split=(2, 1)),
+    _SC_V2,
+    _preset_card(_SC_V2, key="speech_commands_v2_12", name="Speech Commands v0.02, 12 classes",
+                 task="keyword spotting (10 keywords + unknown + silence)",
+                 classes=SPEECH_COMMANDS_KEYWORDS + (UNKNOWN_LABEL, SILENCE_LABEL),
+                 notes=_SC_12_NOTES + "n_clips counts the word files; about 400 _silence_ clips come on top. "
+                 + _SC_NOTES),
     DatasetCard(
         key="speech_commands_v1", name="Speech Commands v0.01", task="keyword spotting (30 words)",
         classes=tuple(sorted(_SC_V1_WORDS)), n_clips=64_727, size_on_disk="2.1 GB", download_bytes=1_490_000_000,
@@ -163,36 +179,16 @@ CATALOG: dict[str, DatasetCard] = {card.key: card for card in (
         sha256="743935421bb51cccdb6bdd152e04c5c70274e935c82119ad7faeec31780d811d", archive_format="tar.gz",
         folds=3, notes="1,881 speakers. The loader's task='12' option gives the 12-class task here too. "
         + _SC_NOTES, archive_name="speech_commands_v0.01.tar.gz", official_split=(2, 1)),
-    DatasetCard(
-        key="speech_commands_yes_no", name="Speech Commands v0.02, yes/no", task="two keywords: yes or no",
-        classes=("yes", "no"), n_clips=7_985, size_on_disk="3.3 GB (the whole v0.02 set)",
-        download_bytes=2_430_000_000, license="CC BY 4.0", citation=_SC_CITATION,
-        url="http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz",
-        sha256="af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58", archive_format="tar.gz",
-        folds=3, notes="The two-class preset of the Microsoft Learn module 'Introduction to audio classification "
-        "with PyTorch': only the yes/ and no/ folders of v0.02 (the whole archive is downloaded). " + _SC_NOTES,
-        archive_key="speech_commands_v2", archive_name="speech_commands_v0.02.tar.gz", official_split=(2, 1)),
-    DatasetCard(
-        key="esc50", name="ESC-50", task="environmental sound classification (50 classes)",
-        classes="50 classes in 5 groups: animals, natural soundscapes and water, human non-speech, interior/"
-                "domestic, exterior/urban noises", n_clips=2_000, size_on_disk="0.9 GB", download_bytes=650_000_000,
-        license="CC BY-NC 3.0 (ESC-10 clips: CC BY)",
-        citation="Piczak, K. J. (2015). ESC: Dataset for Environmental Sound Classification. Proceedings of the "
-                 "23rd ACM International Conference on Multimedia, 1015-1018.",
-        url="https://github.com/karoldvl/ESC-50/archive/master.zip", sha256=None, archive_format="zip", folds=5,
-        notes="5 s clips, 44.1 kHz mono, 40 per class. Layout: ESC-50-master/meta/esc50.csv (filename, fold, "
-              "target, category, esc10, src_file, take) and ESC-50-master/audio/<fold>-<src>-<take>-<target>.wav. "
-              "Official folds 1-5 (clips of one source recording share a fold; groups = src_file). No SHA-256: "
-              "GitHub builds the zip of a moving branch, so its bytes are not stable.",
-        archive_name="ESC-50-master.zip"),
-    DatasetCard(
-        key="esc10", name="ESC-10", task="environmental sound classification (10 classes)", classes=_ESC10_CLASSES,
-        n_clips=400, size_on_disk="0.9 GB (the whole ESC-50 set)", download_bytes=650_000_000, license="CC BY",
-        citation="Piczak, K. J. (2015). ESC: Dataset for Environmental Sound Classification. Proceedings of the "
-                 "23rd ACM International Conference on Multimedia, 1015-1018.",
-        url="https://github.com/karoldvl/ESC-50/archive/master.zip", sha256=None, archive_format="zip", folds=5,
-        notes="The ESC-10 subset of ESC-50 (rows with esc10=True in meta/esc50.csv); same folds 1-5.",
-        archive_key="esc50", archive_name="ESC-50-master.zip"),
+    _preset_card(_SC_V2, key="speech_commands_yes_no", name="Speech Commands v0.02, yes/no",
+                 task="two keywords: yes or no", classes=("yes", "no"), n_clips=7_985,
+                 size_on_disk="3.3 GB (the whole v0.02 set)",
+                 notes="The two-class preset of the Microsoft Learn module 'Introduction to audio classification "
+                       "with PyTorch': only the yes/ and no/ folders of v0.02 (the whole archive is downloaded). "
+                       + _SC_NOTES),
+    _ESC50,
+    _preset_card(_ESC50, key="esc10", name="ESC-10", task="environmental sound classification (10 classes)",
+                 classes=_ESC10_CLASSES, n_clips=400, size_on_disk="0.9 GB (the whole ESC-50 set)", license="CC BY",
+                 notes="The ESC-10 subset of ESC-50 (rows with esc10=True in meta/esc50.csv); same folds 1-5."),
     DatasetCard(
         key="urbansound8k", name="UrbanSound8K", task="urban sound classification (10 classes)",
         classes=_URBANSOUND_CLASSES, n_clips=8_732, size_on_disk="6.6 GB", download_bytes=6_000_000_000,
