@@ -386,6 +386,13 @@ def _default_ytitle(metrics: Sequence[str]) -> str:
     return "Value"
 
 
+def _series(history: Sequence[dict], metric: str) -> tuple[list, list[float]]:
+    """Epochs and finite values of ``metric`` in a per-epoch history (missing or NaN entries skipped)."""
+    points = [(item.get("epoch", j + 1), float(item[metric])) for j, item in enumerate(history)
+              if _finite(item.get(metric))]
+    return [x for x, _ in points], [y for _, y in points]
+
+
 def fig_curves(history: Sequence[Mapping[str, Any]], metrics: Sequence[str] = ("train_loss", "val_loss"),
                title: str | None = None, ytitle: str | None = None,
                names: Sequence[str] | Mapping[str, str] | None = None) -> go.Figure:
@@ -412,11 +419,7 @@ def fig_curves(history: Sequence[Mapping[str, Any]], metrics: Sequence[str] = ("
     fig = go.Figure()
     drawn = []
     for i, metric in enumerate(metrics):
-        xs, ys = [], []
-        for j, item in enumerate(history):
-            if _finite(item.get(metric)):
-                xs.append(item.get("epoch", j + 1))
-                ys.append(float(item[metric]))
+        xs, ys = _series(history, metric)
         if ys:
             drawn.append(metric)
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=legend[i],
@@ -487,11 +490,7 @@ def fig_compare_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], met
     the metric get no trace."""
     fig = go.Figure()
     for i, (run, history) in enumerate(histories.items()):
-        xs, ys = [], []
-        for j, item in enumerate(history):
-            if _finite(item.get(metric)):
-                xs.append(item.get("epoch", j + 1))
-                ys.append(float(item[metric]))
+        xs, ys = _series(history, metric)
         if ys:
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=str(run),
                                      line=dict(color=_color(i), width=2), marker=dict(size=5),
