@@ -23,6 +23,11 @@ from lib.builtin import BuiltinSpec  # noqa: E402
 TINY_SPEC = BuiltinSpec(words=("yes", "no", "up"), clips_per_word=24, n_speakers=12, seed=7)
 
 
+def metric_value(at, label: str) -> str:
+    """The value of the ``st.metric`` called ``label`` on an AppTest page."""
+    return next(m.value for m in at.metric if m.label == label)
+
+
 @pytest.fixture(scope="session")
 def builtin_cache(tmp_path_factory) -> Path:
     """A cache folder holding the tiny built-in set (generated once)."""

@@ -1,7 +1,8 @@
-"""The shared sidebar: dataset, run, device, and the data folder setting."""
+"""The router and the shared sidebar: every page inside the navigation, and the data folder setting."""
 
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,3 +28,20 @@ def test_sidebar_changes_the_data_folder(app_env, tmp_path):
         assert not at.exception and "Cannot use that folder" in at.sidebar.error[0].value
     finally:
         common.set_data_dir(original)
+
+
+# A widget each page shows (None: the page's title is enough).
+PAGE_WIDGETS = {"home": None, "dataset": None, "transforms": None, "train": None, "evaluate": None, "runs": None,
+                "inference": lambda at: at.file_uploader(key="inference_files"),
+                "record": lambda at: at.audio_input(key="recorder")}
+
+
+@pytest.mark.parametrize("page", list(PAGE_WIDGETS))
+def test_every_page_inside_the_router(app_env, page):
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+    at.run()
+    at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, at.exception
+    assert at.title
+    if PAGE_WIDGETS[page] is not None:
+        assert PAGE_WIDGETS[page](at)

@@ -9,13 +9,11 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import metric_value
+
 from lib.audio import save_wav
 
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "dataset.py")
-
-
-def _metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
 
 
 def _chart_specs(at: AppTest) -> list[dict]:
@@ -40,9 +38,9 @@ def at(app_env) -> AppTest:
 def test_renders_default_builtin_with_class_counts(at):
     assert not at.exception
     assert not at.error
-    assert _metric(at, "Clips") == "80"
-    assert _metric(at, "Classes") == "10"
-    assert _metric(at, "Failed files") == "0"
+    assert metric_value(at, "Clips") == "80"
+    assert metric_value(at, "Classes") == "10"
+    assert metric_value(at, "Failed files") == "0"
     counts = next(s for s in _chart_specs(at) if s["data"][0]["type"] == "bar")
     assert counts["data"][0]["x"] == ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
     assert counts["data"][0]["y"] == [8] * 10
@@ -57,8 +55,8 @@ def test_generate_own_builtin_words(at):
     assert not at.exception
     assert not at.error
     assert at.session_state["dataset_source"]["spec"]["words"] == ("cat", "dog")
-    assert _metric(at, "Clips") == "8"
-    assert _metric(at, "Classes") == "2"
+    assert metric_value(at, "Clips") == "8"
+    assert metric_value(at, "Classes") == "2"
     assert any("2 classes, 8 clips" in m.value for m in at.sidebar.markdown)
 
 
@@ -67,7 +65,7 @@ def test_invalid_builtin_spec_shows_error(at):
     at.button(key="ds_generate").click().run()
     assert not at.exception
     assert any("duplicates" in e.value for e in at.error)
-    assert _metric(at, "Clips") == "80"  # the previous set stays active
+    assert metric_value(at, "Clips") == "80"  # the previous set stays active
 
 
 def test_missing_folder_shows_error_and_way_back(at, tmp_path):
@@ -78,7 +76,7 @@ def test_missing_folder_shows_error_and_way_back(at, tmp_path):
     assert not at.exception
     assert not at.error
     assert at.session_state["dataset_source"]["kind"] == "builtin"
-    assert _metric(at, "Clips") == "80"
+    assert metric_value(at, "Clips") == "80"
 
 
 def test_csv_missing_columns_shows_error(at, tmp_path):
@@ -103,8 +101,8 @@ def test_folder_with_broken_file_lists_it(at, tmp_path):
     _open(at, "folder", ds_folder=str(tmp_path))
     assert not at.exception
     assert not at.error
-    assert _metric(at, "Clips") == "4"
-    assert _metric(at, "Failed files") == "1"
+    assert metric_value(at, "Clips") == "4"
+    assert metric_value(at, "Failed files") == "1"
     assert any("Failed files (1)" in e.label for e in at.expander)
     table = next(d for d in at.dataframe if "reason" in d.value.columns)
     assert table.value["file"].iloc[0].endswith("broken.wav")

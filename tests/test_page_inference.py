@@ -6,7 +6,6 @@ import math
 import shutil
 from pathlib import Path
 
-import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
@@ -14,7 +13,6 @@ from lib.audio import wav_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "app_pages" / "inference.py"
-ROUTER = ROOT / "streamlit_app.py"
 
 
 def tone(seconds: float, sample_rate: int = 16000, hz: float = 440.0) -> bytes:
@@ -121,18 +119,6 @@ def test_a_clip_of_the_active_dataset(app_env):
     at.run()
     assert not at.exception, at.exception
     assert at.number_input(key="inference_clip_index").value == 3
-
-
-@pytest.mark.skipif(not all((ROOT / "app_pages" / f"{p}.py").is_file()
-                            for p in ("home", "dataset", "transforms", "train", "evaluate", "runs", "inference",
-                                      "record")),
-                    reason="the router needs every page")
-def test_inside_the_router(app_env):
-    at = AppTest.from_file(str(ROUTER), default_timeout=60)
-    at.run()
-    at.switch_page("app_pages/inference.py").run()
-    assert not at.exception, at.exception
-    assert at.file_uploader(key="inference_files")
 
 
 def test_no_run_warns_and_points_to_train(app_env, monkeypatch, tmp_path):

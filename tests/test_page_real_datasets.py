@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import metric_value
+
 import ui.common
 from tests.fixtures_datasets import LoopbackServer, build_archives, closed_port_url, make_yesno, sha256_of
 
@@ -65,10 +67,6 @@ def _choose(at: AppTest, key: str) -> AppTest:
     return at
 
 
-def _metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
-
-
 def _class_counts(at: AppTest) -> dict[str, int]:
     spec = next(s for s in (json.loads(el.proto.spec) for el in at.get("plotly_chart"))
                 if s["data"][0]["type"] == "bar")
@@ -88,7 +86,7 @@ def test_card_then_download_yesno(at, serve, server):
     assert any("OpenSLR resource SLR1" in c.value for c in at.code)
     assert url in text                                        # the (overridden) source URL
     assert not server.gets("waves_yesno.tar.gz")              # nothing downloaded yet
-    assert _metric(at, "Clips") == "80"                       # the built-in set is still active
+    assert metric_value(at, "Clips") == "80"                       # the built-in set is still active
 
     at.button(key="ds_cat_download").click().run()
     assert not at.exception
@@ -98,8 +96,8 @@ def test_card_then_download_yesno(at, serve, server):
     assert source["kind"] == "catalog" and source["key"] == "yesno"
     assert source["clip_seconds"] == 6.0
     assert Path(source["root"]).name == "waves_yesno"
-    assert _metric(at, "Clips") == "8"
-    assert _metric(at, "Classes") == "2"
+    assert metric_value(at, "Clips") == "8"
+    assert metric_value(at, "Classes") == "2"
     assert _class_counts(at) == {"no": 4, "yes": 4}
     assert any("YESNO" in m.value for m in at.sidebar.markdown)
     assert len(at.get("audio")) >= 2
@@ -119,8 +117,8 @@ def test_download_esc50(at, serve):
     assert not at.exception
     assert not at.error
     assert at.session_state["dataset_source"]["kind"] == "catalog"
-    assert _metric(at, "Clips") == "40"
-    assert _metric(at, "Classes") == "4"
+    assert metric_value(at, "Clips") == "40"
+    assert metric_value(at, "Classes") == "4"
     assert _class_counts(at) == {"dog": 10, "rooster": 10, "pig": 10, "rain": 10}
 
 
@@ -132,7 +130,7 @@ def test_dead_url_shows_error_naming_it(at, monkeypatch):
     assert not at.exception
     assert any(url in e.value for e in at.error)
     assert at.session_state["dataset_source"]["kind"] == "builtin"  # the previous set stays active
-    assert _metric(at, "Clips") == "80"
+    assert metric_value(at, "Clips") == "80"
 
 
 def test_existing_folder_wrong_then_right(at, tmp_path):
@@ -150,7 +148,7 @@ def test_existing_folder_wrong_then_right(at, tmp_path):
     assert not at.exception
     assert not at.error
     assert at.session_state["dataset_source"]["root"] == str(copy)
-    assert _metric(at, "Clips") == "8"
+    assert metric_value(at, "Clips") == "8"
 
 
 def test_manual_archive(at, archives, monkeypatch, tmp_path):
@@ -166,4 +164,4 @@ def test_manual_archive(at, archives, monkeypatch, tmp_path):
     assert not at.exception
     assert not at.error
     assert at.session_state["dataset_source"]["kind"] == "catalog"
-    assert _metric(at, "Clips") == "8"
+    assert metric_value(at, "Clips") == "8"

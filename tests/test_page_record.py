@@ -13,7 +13,6 @@ from lib.audio import wav_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "app_pages" / "record.py"
-ROUTER = ROOT / "streamlit_app.py"
 
 
 def speech(app_env, index: int = 0) -> bytes:
@@ -164,14 +163,3 @@ def test_no_run_still_lets_you_record(app_env, monkeypatch, tmp_path, recordings
     add_to(at, "test-ds", "clap")
     assert len(list((recordings / "test-ds" / "clap").glob("*.wav"))) == 1
 
-
-@pytest.mark.skipif(not all((ROOT / "app_pages" / f"{p}.py").is_file()
-                            for p in ("home", "dataset", "transforms", "train", "evaluate", "runs", "inference",
-                                      "record")),
-                    reason="the router needs every page")
-def test_inside_the_router(app_env):
-    at = AppTest.from_file(str(ROUTER), default_timeout=60)
-    at.run()
-    at.switch_page("app_pages/record.py").run()
-    assert not at.exception, at.exception
-    assert at.audio_input(key="recorder")

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import metric_value
+
 from lib.augment import AugmentConfig
 from lib.features import FeatureConfig
 
@@ -15,10 +17,6 @@ PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "transforms.py")
 
 def _shape_text(at: AppTest) -> str:
     return next(m.value for m in at.markdown if "Feature shape" in m.value)
-
-
-def _metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
 
 
 @pytest.fixture
@@ -32,10 +30,10 @@ def test_renders_with_default_settings(at):
     assert not at.exception
     assert not at.error
     assert "`(1, 40, 101)`" in _shape_text(at)
-    assert _metric(at, "Window (samples)") == "400"
-    assert _metric(at, "Hop (samples)") == "160"
+    assert metric_value(at, "Window (samples)") == "400"
+    assert metric_value(at, "Hop (samples)") == "160"
     assert any("These are the settings training uses" in s.value for s in at.success)  # untouched = saved
-    assert _metric(at, "Frames") == "101"
+    assert metric_value(at, "Frames") == "101"
     assert len(at.get("audio")) == 2  # original and augmented
 
 
@@ -46,7 +44,7 @@ def test_changing_n_mels_and_hop_updates_shape(at):
     at.select_slider(key="tf_hop_length").set_value(320).run()
     assert not at.exception
     assert "`(1, 64, 51)`" in _shape_text(at)
-    assert _metric(at, "Overlap") == "20%"
+    assert metric_value(at, "Overlap") == "20%"
 
 
 def test_linear_and_mfcc_kinds(at):
