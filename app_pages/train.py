@@ -8,7 +8,7 @@ from typing import Callable
 import plotly.graph_objects as go
 import streamlit as st
 
-from lib.augment import AugmentConfig
+from lib.augment import EQ_KNOTS_HZ, AugmentConfig
 from lib.device import available_devices
 from lib.jobs import JOB_QUEUE, TrainingJob
 from lib.models import MODELS, model_summaries
@@ -68,6 +68,9 @@ def edited_augment() -> AugmentConfig:
                         freq_warp=float(s.get("train_aug_warp", base.freq_warp)),
                         time_stretch=float(s.get("train_aug_stretch", base.time_stretch)),
                         reverb_probability=float(s.get("train_aug_reverb", base.reverb_probability)),
+                        rt60_sec_max=float(s.get("train_aug_rt60", base.rt60_sec_max)),
+                        eq_probability=float(s.get("train_aug_eq_p", base.eq_probability)),
+                        eq_db=float(s.get("train_aug_eq_db", base.eq_db)),
                         mixup_alpha=float(s.get("train_aug_mixup", base.mixup_alpha)))
 
 
@@ -221,10 +224,19 @@ if dataset is not None:
                      help="Scale the frequency axis: moves formants, like another voice.")
             b.slider("Time stretch (±)", 0.0, 0.45, float(lab.time_stretch), 0.05, key="train_aug_stretch",
                      **persist, help="Faster or slower speech.")
+            a, b = st.columns(2)
             a.slider("Reverb probability", 0.0, 1.0, float(lab.reverb_probability), 0.05, key="train_aug_reverb",
                      **persist, help="Fraction of clips played in a synthetic room.")
-            b.slider("Mixup α", 0.0, 1.0, float(lab.mixup_alpha), 0.05, key="train_aug_mixup", **persist,
-                     help="Blend pairs of clips and their labels (0: off; 0.2 is typical).")
+            b.slider("Max reverb time RT60 (s)", 0.05, 2.0, float(lab.rt60_sec_max), 0.05, key="train_aug_rt60",
+                     **persist, help="Each room's echo falls by 60 dB in up to this time.")
+            a, b = st.columns(2)
+            a.slider("EQ probability", 0.0, 1.0, float(lab.eq_probability), 0.05, key="train_aug_eq_p", **persist,
+                     help="Fraction of clips passed through a random equaliser (another voice, microphone, room).")
+            b.slider("Max EQ boost/cut (± dB)", 0.0, 30.0, float(lab.eq_db), 1.0, key="train_aug_eq_db", **persist,
+                     help=f"Largest boost or cut at each octave knot ({EQ_KNOTS_HZ[0]:g} Hz to "
+                          f"{EQ_KNOTS_HZ[-1] / 1000:g} kHz).")
+            st.slider("Mixup α", 0.0, 1.0, float(lab.mixup_alpha), 0.05, key="train_aug_mixup", **persist,
+                      help="Blend pairs of clips and their labels (0: off; 0.2 is typical).")
             try:
                 st.caption(f"Training will use: {augment_summary(edited_augment())}.")
             except ValueError as error:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import math
 
+import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 
 from lib.audio import NOISE_KINDS, AudioDecodeError, load_audio, pad_or_trim, resample, to_mono, wav_bytes
-from lib.augment import AugmentConfig, apply_waveform_augment, draw_waveform_augment
-from lib.features import FeatureConfig, apply_spec_masks, draw_spec_masks, extract, frame_grid
-from lib.plots import fig_spectrogram, fig_waveform
+from lib.augment import (EQ_KNOTS_HZ, AugmentConfig, apply_warp, apply_waveform_augment, draw_warp,
+                         draw_waveform_augment, eq_curve)
+from lib.features import FeatureConfig, apply_spec_masks, draw_spec_masks, extract, frame_grid, frequency_axis
+from lib.plots import TEMPLATE, fig_spectrogram, fig_waveform
 from ui.common import active_dataset, augment_config, feature_config, page_header, page_link, source_key
 
 SOURCES = {"dataset": "From the dataset", "upload": "Upload a file", "record": "Record"}
@@ -23,6 +26,8 @@ KINDS = {"mel": "Mel", "mfcc": "MFCC", "linear": "Linear STFT"}
 NORMS = {"none": "none (dB)", "per_clip": "per clip", "per_bin": "per bin (CMVN)"}
 NOISE_CHOICES = {**{k: k for k in NOISE_KINDS}, "mixed": "mixed (" + ", ".join(NOISE_KINDS) + ")"}
 MASK_SEED_OFFSET = 1_000_003   # the masks get their own generator, so noise on/off does not move them
+WARP_SEED_OFFSET = 2_000_003   # so do the warp scales
+MIXUP_SEED_OFFSET = 3_000_017  # and mixup's partner clip and weight
 LIGHT = {"displayModeBar": False}
 
 
@@ -44,6 +49,14 @@ def _init_widgets() -> None:
         "tf_gain": float(ac.gain_db), "tf_n_freq_masks": int(ac.n_freq_masks),
         "tf_freq_width": int(ac.freq_mask_param), "tf_n_time_masks": int(ac.n_time_masks),
         "tf_time_width": int(ac.time_mask_param),
+        "tf_freq_warp": float(ac.freq_warp), "tf_time_stretch": float(ac.time_stretch),
+        # Reverb and EQ: a toggle (the preview always shows them when on) and the share of training clips.
+        "tf_reverb_on": ac.reverb_probability > 0,
+        "tf_reverb_p": float(ac.reverb_probability) if ac.reverb_probability > 0 else 0.5,
+        "tf_rt60": float(ac.rt60_sec_max),
+        "tf_eq_on": ac.eq_probability > 0,
+        "tf_eq_p": float(ac.eq_probability) if ac.eq_probability > 0 else 0.5, "tf_eq_db": float(ac.eq_db),
+        "tf_mixup": float(ac.mixup_alpha), "tf_lifter": int(fc.lifter),
     }
     for key, value in defaults.items():
         st.session_state.setdefault(key, value)
@@ -83,6 +96,19 @@ def _model_input(clip_key: str, sample_rate: int, clip_seconds: float, _waveform
     """What the model sees: mono, centre cut/padded to ``clip_seconds``, at ``sample_rate``. ``(1, n_samples)``."""
     mono = pad_or_trim(to_mono(_waveform), round(clip_seconds * _rate), mode="center")
     return pad_or_trim(resample(mono, _rate, sample_rate), round(clip_seconds * sample_rate), mode="center")
+
+
+def _fig_eq(knots_db: tuple[float, ...], nyquist: float) -> go.Figure:
+    """One draw's equaliser: gain in dB over log frequency, the knots marked (those below ``nyquist``)."""
+    frequencies = torch.logspace(math.log10(50.0), math.log10(nyquist), 200)
+    curve = eq_curve(torch.tensor([knots_db]), frequencies)[0]
+    knots = [(f, g) for f, g in zip(EQ_KNOTS_HZ, knots_db) if f <= nyquist]
+    fig = go.Figure(go.Scatter(x=frequencies.numpy(), y=curve.numpy(), mode="lines", hoverinfo="skip"))
+    fig.add_scatter(x=[f for f, _ in knots], y=[g for _, g in knots], mode="markers",
+                    hovertemplate="%{x:.0f} Hz: %{y:+.1f} dB<extra></extra>")
+    fig.update_layout(template=TEMPLATE, height=200, margin=dict(l=50, r=10, t=10, b=40), showlegend=False)
+    fig.update_xaxes(type="log", title_text="Frequency (Hz)")
+    return fig.update_yaxes(title_text="Gain (dB)", zeroline=True)
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
@@ -171,6 +197,11 @@ with left, st.expander("Features", expanded=True, icon=":material/graphic_eq:"):
                                                           "(off: top_db = None, keep everything).")
     b.slider("top_db (dB)", *_span(10.0, 120.0, "tf_top_db"), step=5.0, key="tf_top_db", disabled=not clamp)
     st.radio("Normalisation", list(NORMS), format_func=NORMS.get, key="tf_norm", horizontal=True)
+    st.number_input("Smooth envelope: keep first N cepstral coefficients (0 = off)", min_value=0,
+                    max_value=2048, step=1, key="tf_lifter", disabled=kind == "mfcc",
+                    help="Mel and linear only (MFCCs are cepstral coefficients already, so it is not used "
+                         "for them): each frame's dB spectrum is smoothed to its envelope, without the pitch "
+                         "harmonics; the shape stays the same. At most the number of bins.")
 
 with right, st.expander("Augmentation (training only)", expanded=True, icon=":material/shuffle:"):
     st.caption("Each training example gets its own random draw within these limits; here you see one draw.")
@@ -185,11 +216,40 @@ with right, st.expander("Augmentation (training only)", expanded=True, icon=":ma
     b.selectbox("Noise colour", list(NOISE_CHOICES), format_func=NOISE_CHOICES.get, key="tf_noise_kind",
                 disabled=not noise_on)
     a, b = st.columns(2)
+    a.slider("Max frequency warp (±)", *_span(0.0, 0.45, "tf_freq_warp"), step=0.01, key="tf_freq_warp",
+             help="Vocal-tract length perturbation: the spectrogram's frequency axis is scaled by up to this "
+                  "fraction either way (formants move, like another voice).")
+    b.slider("Max time stretch (±)", *_span(0.0, 0.45, "tf_time_stretch"), step=0.01, key="tf_time_stretch",
+             help="The spectrogram's time axis is scaled by up to this fraction either way (faster or slower "
+                  "speech).")
+    if kind == "mfcc":
+        st.caption("MFCCs have no frequency axis: the frequency warp is not applied to them, only the time "
+                   "stretch.")
+    reverb_on = st.toggle("Room reverb", key="tf_reverb_on",
+                          help="The clip played in a synthetic room (decaying noise impulse response).")
+    a, b = st.columns(2)
+    a.slider("Reverb: share of training clips", *_span(0.05, 1.0, "tf_reverb_p"), step=0.05, key="tf_reverb_p",
+             disabled=not reverb_on, help="The preview always shows it; training reverberates this fraction.")
+    b.slider("Max reverb time RT60 (s)", *_span(0.05, 2.0, "tf_rt60"), step=0.05, key="tf_rt60",
+             disabled=not reverb_on, help="Time for the echo to fall by 60 dB; each room draws one up to this.")
+    eq_on = st.toggle("Random equaliser (EQ)", key="tf_eq_on",
+                      help="A smooth random gain curve over frequency: the colour of another voice, microphone "
+                           "or room.")
+    a, b = st.columns(2)
+    a.slider("EQ: share of training clips", *_span(0.05, 1.0, "tf_eq_p"), step=0.05, key="tf_eq_p",
+             disabled=not eq_on, help="The preview always shows it; training equalises this fraction.")
+    b.slider("Max EQ boost/cut (± dB)", *_span(0.0, 30.0, "tf_eq_db"), step=1.0, key="tf_eq_db",
+             disabled=not eq_on, help="Largest boost or cut at each octave knot ("
+                                      + ", ".join(f"{f:g}" for f in EQ_KNOTS_HZ) + " Hz).")
+    a, b = st.columns(2)
     a.slider("Frequency masks", *_span(0, 4, "tf_n_freq_masks"), key="tf_n_freq_masks")
     b.slider("Max frequency mask width (bins)", *_span(0, 40, "tf_freq_width"), key="tf_freq_width")
     a, b = st.columns(2)
     a.slider("Time masks", *_span(0, 4, "tf_n_time_masks"), key="tf_n_time_masks")
     b.slider("Max time mask width (frames)", *_span(0, 60, "tf_time_width"), key="tf_time_width")
+    st.slider("Mixup α (0: off)", *_span(0.0, 1.0, "tf_mixup"), step=0.05, key="tf_mixup",
+              help="Blend each example with another one and their labels by the same weight, drawn from "
+                   "Beta(α, α) (0.2 is typical).")
     st.button("New random draw", key="tf_reroll", on_click=_new_draw, icon=":material/casino:")
 
 ss = st.session_state
@@ -201,7 +261,7 @@ try:
         f_max=None if ss["tf_f_max"] is None else float(ss["tf_f_max"]),
         power=feature_config().power, top_db=float(ss["tf_top_db"]) if clamp else None,
         n_mfcc=int(ss["tf_n_mfcc"]),
-        normalization=ss["tf_norm"])
+        normalization=ss["tf_norm"], lifter=0 if kind == "mfcc" else int(ss["tf_lifter"]))
 except ValueError as error:
     st.error(f"These feature settings do not work together: {error}. Change the setting it names.")
     st.stop()
@@ -211,14 +271,20 @@ snr = float(ss["tf_snr"])
 mask_params = dict(freq_mask_param=int(ss["tf_freq_width"]), n_freq_masks=int(ss["tf_n_freq_masks"]),
                    time_mask_param=int(ss["tf_time_width"]), n_time_masks=int(ss["tf_n_time_masks"]))
 try:
+    # The preview applies every step that is on to its one clip (probability 1); training gets the shares.
     preview = AugmentConfig(time_shift_sec=float(ss["tf_shift"]), noise_probability=1.0 if noise_on else 0.0,
                             snr_db_min=snr, snr_db_max=snr, noise_kinds=kinds, gain_db=float(ss["tf_gain"]),
-                            **mask_params)
+                            freq_warp=float(ss["tf_freq_warp"]), time_stretch=float(ss["tf_time_stretch"]),
+                            reverb_probability=1.0 if reverb_on else 0.0, rt60_sec_max=float(ss["tf_rt60"]),
+                            eq_probability=1.0 if eq_on else 0.0, eq_db=float(ss["tf_eq_db"]),
+                            mixup_alpha=float(ss["tf_mixup"]), **mask_params)
     saved = augment_config()
     # With noise off, the saved SNR range and colours stay as they are (they only matter once noise is on).
     training = (preview.replace(noise_probability=0.8, snr_db_min=snr - 5, snr_db_max=snr + 5) if noise_on else
                 preview.replace(noise_probability=0.0, snr_db_min=saved.snr_db_min, snr_db_max=saved.snr_db_max,
                                 noise_kinds=saved.noise_kinds))
+    training = training.replace(reverb_probability=float(ss["tf_reverb_p"]) if reverb_on else 0.0,
+                                eq_probability=float(ss["tf_eq_p"]) if eq_on else 0.0)
 except ValueError as error:
     st.error(f"These augmentation settings do not work together: {error}.")
     st.stop()
@@ -228,9 +294,18 @@ seed = int(ss["aug_seed"])
 clean = _model_input(clip_key, config.sample_rate, config.clip_seconds, waveform, rate)     # (1, n_samples)
 draw = draw_waveform_augment(1, clean.shape[-1], config.sample_rate, preview, torch.Generator().manual_seed(seed))
 augmented = apply_waveform_augment(clean[None], draw)[0]                                     # (1, n_samples)
+# As the training engine does it: waveform steps -> features -> warp -> SpecAugment masks -> mixup.
+freq_scale, time_scale = draw_warp(1, preview.freq_warp, preview.time_stretch,
+                                   torch.Generator().manual_seed(seed + WARP_SEED_OFFSET))
+warp_frequency = config.kind != "mfcc" and preview.freq_warp > 0   # MFCCs have no frequency axis
+if not warp_frequency:
+    freq_scale = torch.ones_like(freq_scale)
 with torch.inference_mode():
     before = extract(clean, config)[0]                                                       # (1, bins, frames)
     unmasked = extract(augmented, config)
+    if preview.freq_warp > 0 or preview.time_stretch > 0:
+        bin_hz = None if config.kind == "mfcc" else torch.as_tensor(frequency_axis(config), dtype=torch.float32)
+        unmasked = apply_warp(unmasked, freq_scale, time_scale, bin_hz)
 n_bins, n_frames = config.n_bins, unmasked.shape[-1]
 mask = draw_spec_masks(1, n_bins, n_frames, min(preview.freq_mask_param, n_bins), preview.n_freq_masks,
                        min(preview.time_mask_param, n_frames), preview.n_time_masks,
@@ -240,9 +315,25 @@ after = apply_spec_masks(unmasked, mask)[0]
 st.subheader("3. Before and after augmentation")
 shift_ms = 1000 * int(draw.shift[0]) / config.sample_rate
 snr_text = f"noise at {float(draw.snr_db[0]):.1f} dB SNR" if math.isfinite(float(draw.snr_db[0])) else "no noise"
-st.caption(f"Draw #{seed}: shift {shift_ms:+.0f} ms, gain {float(draw.gain_db[0]):+.1f} dB, {snr_text}, "
-           f"{preview.n_freq_masks} frequency and {preview.n_time_masks} time mask(s). Press **New random draw** "
-           "for another one; the same draw stays while you move the sliders.")
+steps = [f"shift {shift_ms:+.0f} ms", f"gain {float(draw.gain_db[0]):+.1f} dB", snr_text]
+if draw.impulse_response is not None:
+    steps.append(f"room reverb (RT60 up to {preview.rt60_sec_max:g} s)")
+eq_knots = None if draw.eq_db is None else tuple(round(float(g), 2) for g in draw.eq_db[0])
+if eq_knots is not None:
+    steps.append("EQ " + " ".join(f"{round(g):+d}" for g in eq_knots)
+                 + f" dB at {EQ_KNOTS_HZ[0]:g} Hz to {EQ_KNOTS_HZ[-1] / 1000:g} kHz")
+if warp_frequency:
+    steps.append(f"frequency × {float(freq_scale[0]):.3f}")
+if preview.time_stretch > 0:
+    steps.append(f"time × {float(time_scale[0]):.3f}")
+steps.append(f"{preview.n_freq_masks} frequency and {preview.n_time_masks} time mask(s)")
+st.caption(f"Draw #{seed}: {', '.join(steps)}. Press **New random draw** for another one; the same draw stays "
+           "while you move the sliders.")
+st.caption("The augmented audio plays the waveform steps (shift, gain, noise, reverb, EQ). The frequency warp, "
+           "time stretch, masks and mixup act on the features, so you see them in the spectrogram but do not "
+           "hear them."
+           + (" MFCCs have no frequency axis: the frequency warp is skipped for them." if config.kind == "mfcc"
+              and preview.freq_warp > 0 else ""))
 zmin, zmax = float(min(before.min(), after.min())), float(max(before.max(), after.max()))
 # Cache keys: everything each figure depends on.
 wave_key = f"{clip_key}|{config.sample_rate}|{config.clip_seconds}"
@@ -260,6 +351,39 @@ for column, title, wave, spec, key in ((col_before, "Original", clean, before, w
         st.plotly_chart(_figure(f"spec|{key}|{spec_key}", lambda: fig_spectrogram(
                             spec, config, title=f"{KINDS[config.kind]} features", zmin=zmin, zmax=zmax)),
                         key=f"tf_spec_{title}", config=LIGHT)
+if eq_knots is not None:
+    with col_after.expander("The equaliser of this draw", icon=":material/equalizer:"):
+        st.plotly_chart(_figure(f"eq|{eq_knots}|{config.sample_rate}",
+                                lambda: _fig_eq(eq_knots, config.sample_rate / 2)), key="tf_eq_curve", config=LIGHT)
+
+if preview.mixup_alpha > 0:
+    with st.expander(f"Mixup (α = {preview.mixup_alpha:g}): this example blended with one of another class",
+                     expanded=True, icon=":material/join:"):
+        labels = dataset.labels.tolist() if source == "dataset" else []
+        others = [i for i, y in enumerate(labels) if y != labels[index]] if labels else []
+        if source != "dataset":
+            st.caption("Mixup blends dataset clips: pick a clip from the dataset to see it.")
+        elif not others:
+            st.caption("The dataset has only one class: there is nothing to mix with.")
+        else:
+            rng = np.random.default_rng(seed + MIXUP_SEED_OFFSET)
+            partner = others[int(rng.integers(len(others)))]
+            u = float(rng.beta(preview.mixup_alpha, preview.mixup_alpha))
+            weight = max(u, 1 - u)                                  # as lib.augment.mixup: this example dominates
+            partner_wave, partner_rate = dataset.clip(partner)
+            partner_input = _model_input(f"{source_key(dataset.source)}#{partner}", config.sample_rate,
+                                         config.clip_seconds, partner_wave, partner_rate)
+            with torch.inference_mode():
+                partner_features = extract(partner_input, config)[0]
+            mixed = weight * after + (1 - weight) * partner_features
+            other = dataset.class_names[labels[partner]]
+            st.caption(f"{weight:.0%} of this augmented **{class_name}** example + {1 - weight:.0%} of "
+                       f"`{dataset.paths[partner]}` (**{other}**); the training target is {weight:.2f} × "
+                       f"{class_name} + {1 - weight:.2f} × {other}. Weight = max(u, 1 − u), u ~ Beta(α, α); the "
+                       "other clip is shown without augmentation of its own (in training it has its own draw).")
+            st.plotly_chart(_figure(f"mix|{draw_key}|{spec_key}|{partner}|{weight}", lambda: fig_spectrogram(
+                                mixed, config, title=f"Mixed: {class_name} + {other}")),
+                            key="tf_spec_mixup", config=LIGHT)
 
 # -- 4. frames
 st.subheader("4. From samples to frames")
@@ -284,7 +408,9 @@ st.markdown(
     f"each frame cuts {win} samples ({1000 * win / sr:.1f} ms) with a Hann window, zero-pads them to n_fft = "
     f"{config.n_fft} and takes an FFT: {bins_text}. Frames start every {hop} samples ({1000 * hop / sr:.1f} ms), "
     + (f"so neighbouring windows overlap by {overlap:.0%}." if overlap >= 0
-       else f"so {hop - win} samples between windows are never looked at (hop > window)."))
+       else f"so {hop - win} samples between windows are never looked at (hop > window).")
+    + (f" Each frame's dB spectrum is then smoothed to its envelope: only its first {config.lifter} cepstral "
+       "coefficients are kept (same shape)." if config.lifter else ""))
 zoom = min(config.n_samples, max(round(0.1 * sr), win + 5 * hop))
 grid_key = f"grid|{wave_key}|{config.n_fft}|{win}|{hop}"
 st.plotly_chart(_figure(grid_key, lambda: fig_waveform(
@@ -296,12 +422,8 @@ st.plotly_chart(_figure(grid_key, lambda: fig_waveform(
 st.subheader("5. Use these settings")
 in_use = (FeatureConfig.from_dict(ss["feature_config"]) == config
           and AugmentConfig.from_dict(ss["augment_config"]) == training)
-st.caption(f"Training would get: time shift up to ±{training.time_shift_sec:g} s, "
-           f"gain up to ±{training.gain_db:g} dB, "
-           + (f"noise on {training.noise_probability:.0%} of clips at {training.snr_db_min:g} to "
-              f"{training.snr_db_max:g} dB SNR" if noise_on else "no noise")
-           + f", {training.n_freq_masks} frequency mask(s) up to {training.freq_mask_param} bins and "
-             f"{training.n_time_masks} time mask(s) up to {training.time_mask_param} frames.")
+st.caption(f"Training would get: {training.summary()}"
+           + (f"; features smoothed to {config.lifter} cepstral coefficients" if config.lifter else "") + ".")
 st.button("Use for training", key="tf_use", type="primary", on_click=_use_for_training,
           args=(config.to_dict(), training.to_dict()), icon=":material/check:")
 if in_use:

@@ -131,6 +131,21 @@ def test_train_augmentation_edited_here(app_env):
     assert "noise 50%" in summary and "mixup α=0.2" in summary and "freq mask" not in summary
 
 
+def test_train_equaliser_and_reverb_edited_here(app_env):
+    at = _page()
+    at.radio(key="train_aug_source").set_value("here").run()
+    at.slider(key="train_aug_eq_p").set_value(0.5)
+    at.slider(key="train_aug_eq_db").set_value(6.0)
+    at.slider(key="train_aug_reverb").set_value(0.25)
+    at.slider(key="train_aug_rt60").set_value(1.0)
+    at.run()
+    assert not at.exception, at.exception
+    summary = next(c.value for c in at.caption if c.value.startswith("Training will use"))
+    assert "EQ 50% (±6 dB per octave knot)" in summary and "reverb 25% (RT60 ≤1 s)" in summary, summary
+    at.slider(key="train_aug_eq_db").set_value(0.0).run()  # no boost or cut: the EQ is off
+    assert "EQ" not in next(c.value for c in at.caption if c.value.startswith("Training will use"))
+
+
 def test_train_second_job_waits_in_line_and_can_be_cancelled(app_env, new_runs):
     from lib.data import load_builtin
     from lib.features import FeatureConfig

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,134 @@ def test_recording_renders(at):
     assert not at.exception
     assert not at.error
     assert any("0.50 s, 16000 Hz" in c.value for c in at.caption)
+
+
+def _everything_on(at: AppTest) -> None:
+    """Every augmentation of AugmentConfig on, and an envelope lifter on the features."""
+    at.slider(key="tf_freq_warp").set_value(0.2)
+    at.slider(key="tf_time_stretch").set_value(0.15)
+    at.toggle(key="tf_reverb_on").set_value(True)
+    at.toggle(key="tf_eq_on").set_value(True)
+    at.toggle(key="tf_noise_on").set_value(True)
+    at.slider(key="tf_gain").set_value(3.0)
+    at.slider(key="tf_mixup").set_value(0.4)
+    at.number_input(key="tf_lifter").set_value(12)
+    at.run()
+    at.slider(key="tf_reverb_p").set_value(0.3)
+    at.slider(key="tf_rt60").set_value(1.2)
+    at.slider(key="tf_eq_p").set_value(0.6)
+    at.slider(key="tf_eq_db").set_value(12.0)
+    at.run()
+
+
+def test_every_augmentation_renders_and_is_saved_for_training(at):
+    _everything_on(at)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    draw = next(c.value for c in at.caption if c.value.startswith("Draw #"))
+    assert "room reverb (RT60 up to 1.2 s)" in draw and "EQ " in draw
+    assert "frequency × " in draw and "time × " in draw
+    assert any("do not hear them" in c.value for c in at.caption)
+    assert at.get("plotly_chart")  # figures drawn, the EQ curve and the mixed spectrogram among them
+    keys = {chart.proto.id for chart in at.get("plotly_chart")}
+    assert any("tf_eq_curve" in k for k in keys) and any("tf_spec_mixup" in k for k in keys), keys
+    mix = next(c.value for c in at.caption if "the training target is" in c.value)
+    assert "×" in mix
+    at.button(key="tf_use").click().run()
+    assert not at.exception, at.exception
+    augment = AugmentConfig.from_dict(at.session_state["augment_config"])
+    assert (augment.freq_warp, augment.time_stretch) == (0.2, 0.15)
+    assert (augment.reverb_probability, augment.rt60_sec_max) == (0.3, 1.2)
+    assert (augment.eq_probability, augment.eq_db) == (0.6, 12.0)
+    assert augment.mixup_alpha == 0.4 and augment.noise_probability == 0.8 and augment.gain_db == 3.0
+    assert FeatureConfig.from_dict(at.session_state["feature_config"]).lifter == 12
+    assert at.success  # the saved settings are now the page's
+    summary = next(c.value for c in at.caption if c.value.startswith("Training would get"))
+    for text in ("frequency warp ±20%", "time stretch ±15%", "reverb 30%", "EQ 60%", "mixup α=0.4",
+                 "12 cepstral coefficients"):
+        assert text in summary, (text, summary)
+
+
+def test_mixup_names_both_classes_and_weights(at):
+    at.slider(key="tf_mixup").set_value(0.2).run()
+    assert not at.exception, at.exception
+    mix = next(c.value for c in at.caption if "the training target is" in c.value)
+    this = at.selectbox(key="tf_class").value
+    names = at.selectbox(key="tf_class").options
+    others = [n for n in names if n != this and f"**{n}**" in mix]
+    assert f"**{this}**" in mix and len(others) == 1, mix
+    weights = re.findall(r"(\d\.\d\d) ×", mix)
+    assert len(weights) == 2 and abs(sum(map(float, weights)) - 1) < 0.011 and float(weights[0]) >= 0.5, mix
+    at.button(key="tf_reroll").click().run()  # a new draw keeps the page working (another partner or weight)
+    assert not at.exception, at.exception
+    assert any("the training target is" in c.value for c in at.caption)
+
+
+def test_reverb_and_eq_change_the_augmented_audio(at):
+    def augmented_audio() -> bytes:
+        return at.get("audio")[1].proto.url
+
+    plain = augmented_audio()
+    at.toggle(key="tf_reverb_on").set_value(True).run()
+    assert not at.exception, at.exception
+    reverb = augmented_audio()
+    at.toggle(key="tf_reverb_on").set_value(False)
+    at.toggle(key="tf_eq_on").set_value(True).run()
+    assert not at.exception, at.exception
+    eq = augmented_audio()
+    assert len({plain, reverb, eq}) == 3
+    at.toggle(key="tf_eq_on").set_value(False)
+    at.slider(key="tf_freq_warp").set_value(0.3).run()  # feature domain only: the audio stays the same
+    assert augmented_audio() == plain
+
+
+def test_warp_changes_the_augmented_spectrogram_only(at):
+    def spectrograms() -> list:
+        return [c.proto.spec for c in at.get("plotly_chart") if "tf_spec_" in c.proto.id]
+
+    at.slider(key="tf_n_freq_masks").set_value(0)
+    at.slider(key="tf_n_time_masks").set_value(0).run()
+    before, after = spectrograms()
+    at.slider(key="tf_freq_warp").set_value(0.3).run()
+    assert not at.exception, at.exception
+    _, warped_after = spectrograms()
+    assert warped_after != after
+    at.segmented_control(key="tf_kind").set_value("mfcc").run()  # no frequency axis: the warp is skipped
+    assert not at.exception, at.exception
+    assert any("frequency warp is skipped" in c.value for c in at.caption)
+    draw = next(c.value for c in at.caption if c.value.startswith("Draw #"))
+    assert "frequency × " not in draw
+
+
+def test_lifter(at):
+    at.number_input(key="tf_lifter").set_value(20).run()
+    assert not at.exception, at.exception
+    assert not at.error
+    assert "first 20 cepstral coefficients" in _shape_text(at)
+    at.number_input(key="tf_lifter").set_value(41).run()  # more than the 40 mel bands
+    assert not at.exception, at.exception
+    assert any("lifter" in e.value for e in at.error), [e.value for e in at.error]
+    at.number_input(key="tf_lifter").set_value(20).run()
+    at.segmented_control(key="tf_kind").set_value("mfcc").run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]      # MFCC ignores the (disabled) lifter
+    assert at.number_input(key="tf_lifter").disabled
+    at.button(key="tf_use").click().run()
+    assert FeatureConfig.from_dict(at.session_state["feature_config"]).lifter == 0
+    at.segmented_control(key="tf_kind").set_value("linear").run()
+    assert not at.exception and not at.error
+    assert "first 20 cepstral coefficients" in _shape_text(at)  # the widget kept its value
+
+
+def test_saved_augmentation_fills_the_widgets(app_env):
+    app = AppTest.from_file(PAGE, default_timeout=60)
+    app.session_state["augment_config"] = AugmentConfig(
+        freq_warp=0.1, time_stretch=0.05, reverb_probability=0.25, rt60_sec_max=0.9, eq_probability=0.4,
+        eq_db=6.0, mixup_alpha=0.3).to_dict()
+    app.session_state["feature_config"] = FeatureConfig(lifter=10).to_dict()
+    app.run()
+    assert not app.exception, app.exception
+    assert app.toggle(key="tf_reverb_on").value and app.toggle(key="tf_eq_on").value
+    assert app.slider(key="tf_reverb_p").value == 0.25 and app.slider(key="tf_eq_db").value == 6.0
+    assert app.number_input(key="tf_lifter").value == 10
+    assert app.success  # untouched widgets = the saved settings
