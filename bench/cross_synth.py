@@ -516,8 +516,9 @@ def evaluate_run(run_path: str | Path, set_dir: str | Path = DEFAULT_SET, device
     Returns:
         dict: ``name``, ``n``, ``accuracy``, ``per_engine`` / ``per_voice`` / ``per_variant``
         (``{key: {n, correct, accuracy}}``), ``metrics`` (:func:`lib.metrics.classification_metrics` over the
-        run's classes), ``predictions``, plus ``run``, ``set``, ``failed`` and ``run_test_accuracy`` (the run's
-        own held-out accuracy on eSpeak voices, when saved).
+        run's classes), ``predictions``, plus ``run``, ``set``, ``failed``, ``probabilities`` (``n x classes``,
+        in ``class_names`` order) and ``run_test_accuracy`` (the run's own held-out accuracy on eSpeak voices,
+        when saved).
     """
     import numpy as np
 
@@ -545,6 +546,7 @@ def evaluate_run(run_path: str | Path, set_dir: str | Path = DEFAULT_SET, device
     for entry, p in zip(result["predictions"], probabilities):
         entry["probability"] = float(p.max())
     result.update(run=str(run_path), set=str(manifest), failed=[list(f) for f in dataset.failed],
+                  probabilities=probabilities.tolist(), class_names=list(classifier.class_names),
                   run_test_accuracy=load_run(run_path).metrics.get("test", {}).get("accuracy"))
     return result
 

@@ -33,39 +33,63 @@ from lib.train import TrainConfig, run_training  # noqa: E402
 
 WARP = dict(freq_warp=0.15, time_stretch=0.2)
 NOISE_REVERB = dict(noise_probability=0.5, reverb_probability=0.3)
+EQ = dict(eq_probability=0.8, eq_db=10.0)
+BIG_DATA = dict(clips_per_word=600, n_speakers=400)
 
-# name -> (augmentation, feature settings, built-in set settings)
-RECIPES: dict[str, tuple[dict, dict, dict]] = {
-    "baseline": ({}, {}, {}),
-    "warp": (WARP, {}, {}),
-    "noise_reverb": (NOISE_REVERB, {}, {}),
-    "wnr": ({**WARP, **NOISE_REVERB}, {}, {}),
-    "wnr_mixup": ({**WARP, **NOISE_REVERB, "mixup_alpha": 0.2}, {}, {}),
-    "wnr_cmvn": ({**WARP, **NOISE_REVERB}, {"normalization": "per_bin"}, {}),
-    "wnr_mfcc": ({**WARP, **NOISE_REVERB}, {"kind": "mfcc", "n_mfcc": 20}, {}),
-    "wnr_bigdata": ({**WARP, **NOISE_REVERB}, {}, {"clips_per_word": 600, "n_speakers": 400}),
+# name -> what it changes from the defaults: augmentation, feature settings, built-in set settings, training.
+RECIPES: dict[str, dict[str, dict]] = {
+    "baseline": {},
+    "warp": {"augment": WARP},
+    "noise_reverb": {"augment": NOISE_REVERB},
+    "wnr": {"augment": {**WARP, **NOISE_REVERB}},
+    "wnr_mixup": {"augment": {**WARP, **NOISE_REVERB, "mixup_alpha": 0.2}},
+    "wnr_cmvn": {"augment": {**WARP, **NOISE_REVERB}, "features": {"normalization": "per_bin"}},
+    "wnr_mfcc": {"augment": {**WARP, **NOISE_REVERB}, "features": {"kind": "mfcc", "n_mfcc": 20}},
+    "wnr_bigdata": {"augment": {**WARP, **NOISE_REVERB}, "data": BIG_DATA},
+    "eq": {"augment": EQ},
+    "wnr_eq": {"augment": {**WARP, **NOISE_REVERB, **EQ}},
+    "wnr_warp25": {"augment": {**WARP, **NOISE_REVERB, "freq_warp": 0.25}},
+    "wnr_lifter16": {"augment": {**WARP, **NOISE_REVERB}, "features": {"lifter": 16}},
+    "wnr_lifter12": {"augment": {**WARP, **NOISE_REVERB}, "features": {"lifter": 12}},
+    "wnr_x3": {"augment": {**WARP, **NOISE_REVERB}, "train": {"model": "kws_resnet_x3"}},
+    "wnr_x3_bigdata": {"augment": {**WARP, **NOISE_REVERB}, "train": {"model": "kws_resnet_x3"}, "data": BIG_DATA},
 }
 
 
 def run_recipe(name: str, seed: int, epochs: int, runs_root: Path, set_dir: Path) -> dict:
-    augment, features, data = RECIPES[name]
-    dataset = load_builtin(BuiltinSpec(**data), ROOT / "data" / "builtin")
+    recipe = RECIPES[name]
+    dataset = load_builtin(BuiltinSpec(**recipe.get("data", {})), ROOT / "data" / "builtin")
     started = time.perf_counter()
-    done = run_training(dataset, FeatureConfig(**features), TrainConfig(augment=AugmentConfig(**augment),
-                                                                          epochs=epochs, seed=seed),
+    config = TrainConfig(augment=AugmentConfig(**recipe.get("augment", {})), epochs=epochs, seed=seed,
+                         **recipe.get("train", {}))
+    done = run_training(dataset, FeatureConfig(**recipe.get("features", {})), config,
                         runs_root=runs_root, run_id=f"{name}-seed{seed}", overwrite=True)
     if done.status != "finished":
         raise RuntimeError(f"{name} seed {seed}: {done.message}")
     report = evaluate_run(done.run_path, set_dir)
     return {"recipe": name, "seed": seed, "train_sec": time.perf_counter() - started,
             "val": done.metrics["validation"]["accuracy"], "cross": report["accuracy"],
-            **{f"cross_{engine}": v["accuracy"] for engine, v in report["per_engine"].items()}}
+            **{f"cross_{engine}": v["accuracy"] for engine, v in report["per_engine"].items()},
+            "voices": {voice: v["accuracy"] for voice, v in report["per_voice"].items()},
+            "probabilities": report["probabilities"], "labels": [p["label"] for p in report["predictions"]],
+            "engines": [p["group"].split("-")[0] for p in report["predictions"]],
+            "class_names": report["class_names"]}
+
+
+def ensemble_accuracy(rows: list[dict]) -> dict[str, float]:
+    """Accuracy of the mean of the seeds' class probabilities, overall and per engine (one model per seed)."""
+    names = rows[0]["class_names"]
+    mean = np.mean([r["probabilities"] for r in rows], axis=0)
+    correct = np.array([names[k] == label for k, label in zip(mean.argmax(axis=1), rows[0]["labels"])])
+    engines = np.array(rows[0]["engines"])
+    return {"cross": float(correct.mean()),
+            **{f"cross_{e}": float(correct[engines == e].mean()) for e in sorted(set(engines))}}
 
 
 def table(results: list[dict]) -> str:
     engines = sorted({k for r in results for k in r if k.startswith("cross_")})
     header = ["recipe", "seeds", "eSpeak val", "cross-synth overall", *[e.removeprefix("cross_") for e in engines],
-              "train s"]
+              "train s", "ensemble of the seeds"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name in dict.fromkeys(r["recipe"] for r in results):
         rows = [r for r in results if r["recipe"] == name]
@@ -76,8 +100,10 @@ def table(results: list[dict]) -> str:
                 return f"{values.mean():.1%} ± {values.std():.1%}"
             return f"{values.mean():.0f}"
 
+        together = ensemble_accuracy(rows)
         lines.append("| " + " | ".join([name, str(len(rows)), cell("val"), cell("cross"),
-                                         *[cell(e) for e in engines], cell("train_sec", False)]) + " |")
+                                         *[cell(e) for e in engines], cell("train_sec", False),
+                                         f"{together['cross']:.1%}"]) + " |")
     return "\n".join(lines)
 
 
@@ -94,7 +120,8 @@ def main() -> None:
     for name in args.recipes.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             results.append(run_recipe(name, seed, args.epochs, Path(args.runs), Path(args.set)))
-            print(json.dumps(results[-1]), flush=True)
+            print(json.dumps({k: v for k, v in results[-1].items()
+                              if k not in ("probabilities", "labels", "engines", "class_names")}), flush=True)
     text = table(results)
     print(text)
     if args.out:

@@ -1,7 +1,8 @@
 """Training-time augmentation, batched on the training device.
 
 Waveform domain (``(batch, channels, time)``): time shift, gain, background noise at a random SNR.
-Waveform domain also offers room reverberation (synthetic impulse responses, FFT convolution).
+Waveform domain also offers room reverberation (synthetic impulse responses, FFT convolution) and a random
+equaliser (a smooth gain curve over log frequency: the colour of another voice, microphone or synthesizer).
 Feature domain (``(batch, 1, bins, frames)``): time shift as a frame roll, frequency warping (vocal-tract
 length perturbation) and time stretching as one per-example affine resampling of the spectrogram (together
 they approximate speed perturbation), SpecAugment masks, and mixup of examples and their labels.
@@ -20,11 +21,15 @@ from torch import Tensor
 
 from lib.audio import NOISE_KINDS, add_noise, apply_gain, draw_shifts, draw_uniform, make_noise, time_shift
 from lib.config import ConfigDict
-from lib.features import FeatureConfig, apply_spec_masks, draw_spec_masks
+from lib.features import FeatureConfig, apply_spec_masks, draw_spec_masks, frequency_axis
 
 __all__ = ["AugmentConfig", "WaveformDraw", "draw_waveform_augment", "apply_waveform_augment",
            "augment_waveforms", "draw_impulse_responses", "apply_reverb", "shift_frames", "augment_features",
-           "draw_warp", "apply_warp", "warp_features", "mixup"]
+           "draw_warp", "apply_warp", "warp_features", "mixup", "EQ_KNOTS_HZ", "draw_eq", "eq_curve", "eq_bin_gains", "apply_eq"]
+
+# Knots of the random equaliser's gain curve, one an octave apart; the curve is linear in log frequency
+# between them and flat beyond the outer ones.
+EQ_KNOTS_HZ: tuple[float, ...] = (125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,8 @@ class AugmentConfig(ConfigDict):
         reverb_probability: fraction of examples played in a synthetic room (0: off).
         rt60_sec_max: longest reverberation time (RT60) of those rooms, in seconds.
         mixup_alpha: mixup's Beta(alpha, alpha) parameter (0: off; 0.2 is typical).
+        eq_probability: fraction of examples passed through a random equaliser (0: off).
+        eq_db: its largest boost or cut at each octave knot (:data:`EQ_KNOTS_HZ`), in dB.
     """
 
     time_shift_sec: float = 0.1
@@ -64,6 +71,8 @@ class AugmentConfig(ConfigDict):
     reverb_probability: float = 0.0
     rt60_sec_max: float = 0.6
     mixup_alpha: float = 0.0
+    eq_probability: float = 0.0
+    eq_db: float = 10.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "noise_kinds", tuple(self.noise_kinds))
@@ -71,12 +80,14 @@ class AugmentConfig(ConfigDict):
                      "mixup_alpha"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("noise_probability", "reverb_probability"):
+        for name in ("noise_probability", "reverb_probability", "eq_probability"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("freq_warp", "time_stretch"):
             if not 0 <= getattr(self, name) < 0.5:
                 raise ValueError(f"{name} must be in [0, 0.5), got {getattr(self, name)}")
+        if not 0 <= self.eq_db <= 30:
+            raise ValueError(f"eq_db must be in [0, 30] dB, got {self.eq_db}")
         if not 0.05 <= self.rt60_sec_max <= 2.0:
             raise ValueError(f"rt60_sec_max must be in [0.05, 2] s, got {self.rt60_sec_max}")
         if self.snr_db_min > self.snr_db_max:
@@ -87,8 +98,9 @@ class AugmentConfig(ConfigDict):
 
     @property
     def waveform_domain(self) -> bool:
-        """True when some step needs the waveform (noise, gain, reverb); time shift alone is done on frames."""
-        return self.noise_probability > 0 or self.gain_db > 0 or self.reverb_probability > 0
+        """True when some step needs the waveform (noise, gain, reverb, EQ); time shift alone is done on frames."""
+        return (self.noise_probability > 0 or self.gain_db > 0 or self.reverb_probability > 0
+                or (self.eq_probability > 0 and self.eq_db > 0))
 
     def summary(self, detailed: bool = True) -> str:
         """One line naming every step that is on, e.g. ``"shift ±0.1 s, 2 freq mask(s) ≤8 bins"`` (or ``"none"``)."""
@@ -110,6 +122,8 @@ class AugmentConfig(ConfigDict):
             parts.append(f"time stretch ±{a.time_stretch:.0%}")
         if a.reverb_probability:
             parts.append(f"reverb {a.reverb_probability:.0%}" + (f" (RT60 ≤{a.rt60_sec_max:g} s)" if detailed else ""))
+        if a.eq_probability and a.eq_db:
+            parts.append(f"EQ {a.eq_probability:.0%}" + (f" (±{a.eq_db:g} dB per octave knot)" if detailed else ""))
         if a.mixup_alpha:
             parts.append(f"mixup α={a.mixup_alpha:g}")
         return ", ".join(parts) or "none"
@@ -128,6 +142,8 @@ class WaveformDraw:
         snr_db: SNR in dB; ``inf`` where the example gets no noise.
         noise: ``(batch, 1, time)`` unit-RMS noise.
         impulse_response: ``(batch, 1, ir_time)`` room impulse responses; None when reverb is off.
+        eq_db: ``(batch, len(EQ_KNOTS_HZ))`` equaliser gains at the knots, in dB (zeros: flat); None when EQ is off.
+        eq_gain: ``(batch, time // 2 + 1)`` the same equaliser as a linear gain per FFT bin; None when EQ is off.
     """
 
     shift: Tensor
@@ -135,6 +151,8 @@ class WaveformDraw:
     snr_db: Tensor
     noise: Tensor
     impulse_response: Tensor | None = None
+    eq_db: Tensor | None = None
+    eq_gain: Tensor | None = None
 
 
 def draw_waveform_augment(batch_size: int, n_samples: int, sample_rate: int, config: AugmentConfig,
@@ -156,7 +174,53 @@ def draw_waveform_augment(batch_size: int, n_samples: int, sample_rate: int, con
     if config.reverb_probability > 0:
         impulse_response = draw_impulse_responses(batch_size, sample_rate, config.rt60_sec_max,
                                                   config.reverb_probability, generator)
-    return WaveformDraw(shift=shift, gain_db=gain, snr_db=snr, noise=noise, impulse_response=impulse_response)
+    eq_db = eq_gain = None
+    if config.eq_probability > 0 and config.eq_db > 0:
+        eq_db = draw_eq(batch_size, config.eq_db, config.eq_probability, generator)
+        eq_gain = eq_bin_gains(eq_db, n_samples, sample_rate)
+    return WaveformDraw(shift=shift, gain_db=gain, snr_db=snr, noise=noise, impulse_response=impulse_response,
+                        eq_db=eq_db, eq_gain=eq_gain)
+
+
+def draw_eq(batch_size: int, max_db: float, probability: float = 1.0,
+            generator: torch.Generator | None = None) -> Tensor:
+    """Random equaliser gains: uniform in [-max_db, max_db] at each knot of :data:`EQ_KNOTS_HZ`.
+
+    Examples not drawn (``1 - probability``) get a flat curve (all zeros). Returns ``(batch, n_knots)`` in dB.
+    """
+    device = _device_of(generator)
+    gains = (torch.rand(batch_size, len(EQ_KNOTS_HZ), generator=generator, device=device) * 2 - 1) * max_db
+    on = torch.rand(batch_size, generator=generator, device=device) < probability
+    return torch.where(on[:, None], gains, torch.zeros_like(gains))
+
+
+def eq_curve(eq_db: Tensor, frequencies: Tensor) -> Tensor:
+    """The equaliser's gain in dB at ``frequencies`` (Hz, ``(n_freqs,)``): knots joined linearly in log frequency.
+
+    ``eq_db (batch, n_knots)`` -> ``(batch, n_freqs)``; flat (the outer knot's gain) beyond the outer knots.
+    """
+    knots = torch.log2(torch.tensor(EQ_KNOTS_HZ, device=eq_db.device, dtype=eq_db.dtype))
+    position = torch.log2(frequencies.to(eq_db).clamp_min(EQ_KNOTS_HZ[0])).clamp(max=float(knots[-1]))
+    right = torch.searchsorted(knots, position).clamp(1, len(EQ_KNOTS_HZ) - 1)
+    weight = (position - knots[right - 1]) / (knots[right] - knots[right - 1])
+    return eq_db[:, right - 1] * (1 - weight) + eq_db[:, right] * weight
+
+
+def eq_bin_gains(eq_db: Tensor, n_samples: int, sample_rate: int) -> Tensor:
+    """The equaliser as a linear gain per bin of an ``n_samples``-point real FFT: ``(batch, n_samples // 2 + 1)``."""
+    frequencies = torch.fft.rfftfreq(n_samples, 1 / sample_rate, device=eq_db.device)
+    return 10 ** (eq_curve(eq_db, frequencies) / 20)
+
+
+def apply_eq(waveform: Tensor, eq_gain: Tensor) -> Tensor:
+    """Filter each example with its equaliser (zero phase, in the frequency domain).
+
+    ``waveform (batch, channels, time)``, ``eq_gain (batch, time // 2 + 1)`` from :func:`eq_bin_gains` ->
+    ``(batch, channels, time)``. The gain is smooth over frequency, so the FFT's circular convolution is short
+    and barely wraps around.
+    """
+    n = waveform.shape[-1]
+    return torch.fft.irfft(torch.fft.rfft(waveform, dim=-1) * eq_gain.to(waveform.device)[:, None, :], n=n, dim=-1)
 
 
 def draw_impulse_responses(batch_size: int, sample_rate: int, rt60_sec_max: float = 0.6, probability: float = 1.0,
@@ -209,6 +273,8 @@ def apply_waveform_augment(waveform: Tensor, draw: WaveformDraw) -> Tensor:
     out = waveform
     if draw.impulse_response is not None:
         out = apply_reverb(out, draw.impulse_response)
+    if draw.eq_db is not None:
+        out = apply_eq(out, draw.eq_gain)
     out = time_shift(out, draw.shift.to(device), mode="zero")
     out = apply_gain(out, draw.gain_db.to(device))
     noisy = torch.isfinite(draw.snr_db)
@@ -260,31 +326,62 @@ def draw_warp(batch_size: int, freq_warp: float, time_stretch: float,
     return scales(freq_warp), scales(time_stretch)
 
 
-def apply_warp(features: Tensor, freq_scale: Tensor, time_scale: Tensor) -> Tensor:
+def apply_warp(features: Tensor, freq_scale: Tensor, time_scale: Tensor, bin_hz: Tensor | None = None) -> Tensor:
     """Stretch each example's spectrogram along frequency and time (one ``grid_sample`` for the batch).
 
-    A frequency scale ``s`` moves the content of bin ``f`` to bin ``s * f`` (anchored at the lowest bin), as a
-    longer or shorter vocal tract would; a time scale ``s`` makes the utterance ``s`` times longer (anchored at
+    A frequency scale ``s`` moves what was at ``f`` Hz to ``s * f`` Hz, as a shorter (``s > 1``) or longer vocal
+    tract would (vocal-tract length perturbation); ``bin_hz`` gives each row's centre frequency
+    (:func:`lib.features.frequency_axis`), so on a mel axis the move is a scaling at low frequencies and nearly a
+    shift at high ones, as in Hz. Without ``bin_hz`` the rows are taken as evenly spaced from 0 Hz and content
+    moves from row ``r`` to row ``s * r``. A time scale ``s`` makes the utterance ``s`` times longer (anchored at
     the centre). Edges repeat the border values.
 
-    ``features (batch, 1, bins, frames)``, scales ``(batch,)`` -> ``(batch, 1, bins, frames)``.
+    ``features (batch, 1, bins, frames)``, scales ``(batch,)``, ``bin_hz (bins,)`` increasing ->
+    ``(batch, 1, bins, frames)``.
     """
-    batch = features.shape[0]
+    batch, _, n_bins, n_frames = features.shape
     freq_scale, time_scale = freq_scale.to(features), time_scale.to(features)
-    theta = torch.zeros(batch, 2, 3, dtype=features.dtype, device=features.device)
-    theta[:, 0, 0] = 1 / time_scale  # x (frames): x_in = x_out / s, about the centre
-    theta[:, 1, 1] = 1 / freq_scale  # y (bins): y_in = (y_out + 1) / s - 1, about the lowest bin
-    theta[:, 1, 2] = 1 / freq_scale - 1
-    grid = torch.nn.functional.affine_grid(theta, list(features.shape), align_corners=False)
+    rows = torch.arange(n_bins, dtype=features.dtype, device=features.device)
+    if bin_hz is None:
+        source_row = (rows[None, :] + 0.5) / freq_scale[:, None] - 0.5           # even rows anchored at 0 Hz
+    else:
+        source_row = _fractional_index(bin_hz.to(features), bin_hz.to(features)[None, :] / freq_scale[:, None])
+    columns = torch.arange(n_frames, dtype=features.dtype, device=features.device)
+    centre = (n_frames - 1) / 2
+    source_column = (columns[None, :] - centre) / time_scale[:, None] + centre     # (batch, frames)
+    # grid_sample's coordinates (align_corners=False): -1 and 1 are the outer edges of the first and last cell.
+    y = (2 * source_row + 1) / n_bins - 1                                            # (batch, bins)
+    x = (2 * source_column + 1) / n_frames - 1                                       # (batch, frames)
+    grid = torch.stack(torch.broadcast_tensors(x[:, None, :], y[:, :, None]), dim=-1)  # (batch, bins, frames, 2)
     return torch.nn.functional.grid_sample(features, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def warp_features(features: Tensor, config: AugmentConfig, generator: torch.Generator | None = None) -> Tensor:
-    """Draw and apply :func:`apply_warp` when ``freq_warp`` or ``time_stretch`` is on."""
+def _fractional_index(points: Tensor, values: Tensor) -> Tensor:
+    """Where ``values`` fall among increasing ``points`` ``(n,)``, as fractional indices (linear in between,
+    clamped to ``[0, n - 1]``). ``values (...)`` -> ``(...)``."""
+    right = torch.searchsorted(points, values.contiguous()).clamp(1, points.numel() - 1)
+    left_value, right_value = points[right - 1], points[right]
+    fraction = ((values - left_value) / (right_value - left_value)).clamp(0, 1)
+    return (right - 1 + fraction).clamp(0, points.numel() - 1)
+
+
+def warp_features(features: Tensor, config: AugmentConfig, generator: torch.Generator | None = None,
+                  feature_config: FeatureConfig | None = None) -> Tensor:
+    """Draw and apply :func:`apply_warp` when ``freq_warp`` or ``time_stretch`` is on.
+
+    With ``feature_config`` the frequency warp is linear in Hz over its rows (:func:`lib.features.frequency_axis`);
+    MFCCs have no frequency axis, so they get the time stretch only.
+    """
     if config.freq_warp == 0 and config.time_stretch == 0:
         return features
     freq_scale, time_scale = draw_warp(features.shape[0], config.freq_warp, config.time_stretch, generator)
-    return apply_warp(features, freq_scale, time_scale)
+    bin_hz = None
+    if feature_config is not None:
+        if feature_config.kind == "mfcc":
+            freq_scale = torch.ones_like(freq_scale)
+        else:
+            bin_hz = torch.as_tensor(frequency_axis(feature_config), dtype=torch.float32)
+    return apply_warp(features, freq_scale, time_scale, bin_hz)
 
 
 def mixup(features: Tensor, targets: Tensor, alpha: float,

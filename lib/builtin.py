@@ -57,6 +57,9 @@ class BuiltinSpec:
         include_unknown: add an `_unknown_` class of other words (:data:`UNKNOWN_WORDS`).
         include_silence: add a `_silence_` class of background noise only.
         n_speakers: synthetic speakers (voice groups); each says every word several times.
+        female_share: fraction of speakers drawn from eSpeak's female variants (:func:`lib.espeak.female_variants`;
+            about a sixth of all variants, so drawing uniformly would give mostly male voices); None draws
+            every (accent, variant) identity alike.
         voices: eSpeak language voices (accents) speakers are drawn from.
         sample_rate: output sample rate in Hz.
         clip_seconds: clip length; words are placed at a random offset inside it.
@@ -70,6 +73,7 @@ class BuiltinSpec:
     include_unknown: bool = False
     include_silence: bool = False
     n_speakers: int = 120
+    female_share: float | None = 0.5
     voices: tuple[str, ...] = espeak.english_voices
     sample_rate: int = 16000
     clip_seconds: float = 1.0
@@ -95,6 +99,8 @@ class BuiltinSpec:
             raise ValueError(f"n_speakers must be at least 1, got {self.n_speakers}")
         if self.clip_seconds <= 0.2:
             raise ValueError(f"clip_seconds must be more than 0.2 s, got {self.clip_seconds}")
+        if self.female_share is not None and not 0 <= self.female_share <= 1:
+            raise ValueError(f"female_share must be in [0, 1] or None, got {self.female_share}")
         if not self.voices:
             raise ValueError("voices is empty: give at least one eSpeak voice, e.g. 'en-us'")
 
@@ -129,7 +135,15 @@ def _speakers(spec: BuiltinSpec, rng: np.random.Generator) -> list[_Speaker]:
     """Distinct (accent, variant) identities, each with its own speaking rate, pitch and range."""
     variants = espeak.list_variants()
     identities = [(v, x) for v in spec.voices for x in variants]
-    chosen = rng.choice(len(identities), size=min(spec.n_speakers, len(identities)), replace=False)
+    n = min(spec.n_speakers, len(identities))
+    female = np.array([x in espeak.female_variants() for _, x in identities])
+    if spec.female_share is None or female.all() or not female.any():
+        chosen = rng.choice(len(identities), size=n, replace=False)
+    else:  # exactly round(share * n) female speakers, as far as there are enough identities of each kind
+        n_female = min(int(female.sum()), max(n - int((~female).sum()), round(spec.female_share * n)))
+        chosen = np.concatenate([rng.choice(np.flatnonzero(female), size=n_female, replace=False),
+                                 rng.choice(np.flatnonzero(~female), size=n - n_female, replace=False)])
+        chosen = chosen[rng.permutation(n)]
     return [_Speaker(*identities[i], rate=int(rng.integers(120, 230)), pitch=int(rng.integers(20, 80)),
                      pitch_range=int(rng.integers(20, 90))) for i in chosen]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["EspeakError", "synthesize", "list_variants", "english_voices", "espeak_sample_rate"]
+__all__ = ["EspeakError", "synthesize", "list_variants", "female_variants", "english_voices", "espeak_sample_rate"]
 
 # espeak_AUDIO_OUTPUT: AUDIO_OUTPUT_SYNCHRONOUS = 2 (speech is returned to the callback, Synth blocks).
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -112,6 +112,19 @@ def list_variants() -> tuple[str, ...]:
     """Names of eSpeak's voice variants (``espeak-ng-data/voices/!v``), e.g. ``("Alex", ..., "m3", "klatt2")``."""
     folder = _engine().data_path / "voices" / "!v"
     return tuple(sorted(p.name for p in folder.iterdir() if p.is_file()))
+
+
+@lru_cache(maxsize=1)
+def female_variants() -> frozenset[str]:
+    """The variants whose file says ``gender female`` (about a sixth of them: f1..f5, Alicia, steph, ...)."""
+    folder = _engine().data_path / "voices" / "!v"
+    female = set()
+    for name in list_variants():
+        for line in (folder / name).read_text(encoding="utf-8", errors="replace").splitlines():
+            words = line.lower().split()
+            if len(words) >= 2 and words[0] == "gender" and words[1] == "female":
+                female.add(name)
+    return frozenset(female)
 
 
 def synthesize(text: str, voice: str = "en-us", variant: str | None = None, rate: int = 175, pitch: int = 50,

@@ -73,6 +73,9 @@ class FeatureConfig(ConfigDict):
         n_mfcc: MFCC coefficients kept (mfcc only), at most ``n_mels``.
         normalization: ``"none"``; ``"per_clip"`` (subtract the mean and divide by the standard deviation
             over all bins and frames of each clip); ``"per_bin"`` (CMVN: each bin over time, per clip).
+        lifter: mel and linear only: keep the first ``lifter`` cepstral coefficients of each frame's dB
+            spectrum and turn them back into a spectrum (DCT, cut, inverse DCT): a smooth spectral envelope
+            without the pitch harmonics, same shape as before. 0 (default) keeps the spectrum as it is.
 
     Raises:
         ValueError: On any invalid field; the message names the field and the bad value.
@@ -91,6 +94,7 @@ class FeatureConfig(ConfigDict):
     top_db: float | None = 80.0
     n_mfcc: int = 40
     normalization: str = "per_clip"
+    lifter: int = 0
 
     def __post_init__(self) -> None:
         def fail(name: str, requirement: str) -> None:
@@ -139,6 +143,12 @@ class FeatureConfig(ConfigDict):
             if bool((filters.amax(dim=0) == 0).any()):
                 fail("n_mels", f"small enough that no mel filter is empty for n_fft={self.n_fft} between "
                                f"f_min={self.f_min} and f_max={self.effective_f_max} Hz")
+        if isinstance(self.lifter, bool) or not isinstance(self.lifter, int) or self.lifter < 0:
+            fail("lifter", "an int >= 0")
+        if self.lifter and self.kind == "mfcc":
+            fail("lifter", "0 for MFCC features (they are cepstral coefficients already)")
+        if self.lifter > self.n_bins:
+            fail("lifter", f"<= the number of bins ({self.n_bins})")
         if self.kind == "mfcc" and self.n_mfcc > self.n_mels:
             fail("n_mfcc", f"<= n_mels ({self.n_mels})")
 
@@ -219,6 +229,11 @@ class FeatureExtractor(nn.Module):
             mel.pop("sample_rate")
             self.transform = torchaudio.transforms.MFCC(c.sample_rate, c.n_mfcc, norm="ortho", melkwargs=mel)
             self.transform.amplitude_to_DB = self.to_db
+        smoothing = None
+        if c.lifter:
+            dct = torchaudio.functional.create_dct(c.n_bins, c.n_bins, norm="ortho")   # (bins, coefficients)
+            smoothing = dct[:, :c.lifter] @ dct[:, :c.lifter].T                        # (bins, bins), symmetric
+        self.register_buffer("smoothing", smoothing)
 
     def forward(self, waveform: Tensor) -> Tensor:
         """Featurises a batch.
@@ -241,6 +256,8 @@ class FeatureExtractor(nn.Module):
         x = self.transform(x)                            # (batch, 1, bins, frames): 4-D, so top_db is per example
         if self.config.kind != "mfcc":
             x = self.to_db(x)
+        if self.smoothing is not None:
+            x = torch.einsum("ij,bcjt->bcit", self.smoothing, x)
         if self.config.normalization == "per_clip":
             x = (x - x.mean(dim=(-2, -1), keepdim=True)) / (x.std(dim=(-2, -1), keepdim=True, correction=0) + _EPS)
         elif self.config.normalization == "per_bin":

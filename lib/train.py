@@ -35,7 +35,7 @@ from lib.data import AudioDataset, Split, split_dataset
 from lib.device import describe_device, resolve_device
 from lib.features import FeatureConfig, FeatureExtractor
 from lib.metrics import classification_metrics
-from lib.models import MODELS, build_model, count_parameters
+from lib.models import MODELS, Ensemble, build_model, count_parameters
 from lib.runs import new_run_id, save_run
 
 __all__ = ["TrainConfig", "StartEvent", "StepEvent", "EpochEvent", "DoneEvent", "TrainingDiverged",
@@ -228,6 +228,19 @@ def predict_logits(model: nn.Module, features: Tensor, batch_size: int = 512) ->
     return torch.cat(out) if out else torch.empty(0, 0)
 
 
+def _forward_loss(model: nn.Module, features: Tensor, targets: Tensor,
+                  label_smoothing: float) -> tuple[Tensor, Tensor]:
+    """The batch's logits ``(batch, n_classes)`` and its loss; an :class:`~lib.models.Ensemble` is trained as
+    separate models, so its loss is the mean of its members' own losses."""
+    if isinstance(model, Ensemble):
+        member_logits = model.member_logits(features).float()                       # (members, batch, classes)
+        loss = torch.stack([F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+                            for logits in member_logits]).mean()
+        return Ensemble.combine(member_logits), loss
+    logits = model(features).float()
+    return logits, F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+
+
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum,
@@ -373,13 +386,13 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
                                               augment, generator)
                 with torch.no_grad():
                     features = extractor(waveforms)
-            features = augment_features(warp_features(features, augment, generator), augment, generator)
+            features = augment_features(warp_features(features, augment, generator, feature_config), augment,
+                                        generator)
             labels = train_labels[index]
             targets = F.one_hot(labels, dataset.n_classes).float()
             features, targets = mixup(features, targets, augment.mixup_alpha, generator)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                logits = model(features)
-                loss = F.cross_entropy(logits.float(), targets, label_smoothing=config.label_smoothing)
+                logits, loss = _forward_loss(model, features, targets, config.label_smoothing)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"the loss became {loss.item()} at epoch {epoch}, step {step + 1}: the learning rate "

@@ -122,3 +122,67 @@ def test_mixup_mixes_features_and_targets_alike():
     assert torch.allclose(mixed[:, 0, 0, 0], soft @ torch.arange(4.0), atol=1e-5)
     again = mixup(features, targets, 0.4, torch.Generator().manual_seed(0))
     assert torch.equal(again[0], mixed)
+
+
+def test_warp_in_hz_moves_a_mel_row_to_the_scaled_frequency():
+    from lib.augment import apply_warp
+    from lib.features import frequency_axis
+
+    config = FeatureConfig()
+    bin_hz = torch.as_tensor(frequency_axis(config), dtype=torch.float32)
+    for row in (5, 20, 35):
+        features = torch.zeros(1, 1, config.n_bins, 4)
+        features[0, 0, row] = 1.0
+        moved = apply_warp(features, torch.tensor([1.2]), torch.ones(1), bin_hz)[0, 0, :, 0]
+        centre_hz = float((moved * bin_hz).sum() / moved.sum())  # where the energy landed, in Hz
+        # linear interpolation between mel rows: within a row's spacing of 1.2 x the original frequency
+        spacing = float(bin_hz[row + 1] - bin_hz[row])
+        assert abs(centre_hz - 1.2 * float(bin_hz[row])) < spacing
+    same = apply_warp(features, torch.ones(1), torch.ones(1), bin_hz)
+    assert torch.allclose(same, features, atol=1e-5)
+
+
+def test_warp_features_leaves_mfcc_rows_alone():
+    from lib.augment import warp_features
+
+    config = FeatureConfig(kind="mfcc", n_mfcc=13)
+    features = torch.randn(3, 1, 13, 50)
+    warped = warp_features(features, AugmentConfig(freq_warp=0.3), torch.Generator().manual_seed(0), config)
+    assert torch.allclose(warped, features, atol=1e-5)  # no time stretch asked, and MFCCs get no frequency warp
+
+
+def test_eq_curve_passes_through_its_knots_and_is_flat_outside():
+    from lib.augment import EQ_KNOTS_HZ, eq_curve
+
+    gains = torch.tensor([[-6.0, 0.0, 3.0, 9.0, -3.0, 0.0, 6.0]])
+    assert len(EQ_KNOTS_HZ) == gains.shape[1]
+    at_knots = eq_curve(gains, torch.tensor(EQ_KNOTS_HZ))
+    assert torch.allclose(at_knots, gains, atol=1e-4)
+    between = eq_curve(gains, torch.tensor([500 * 2 ** 0.5, 20.0, 12000.0]))  # half an octave above 500 Hz
+    assert torch.allclose(between, torch.tensor([[6.0, -6.0, 6.0]]), atol=1e-4)
+
+
+def test_eq_filters_a_tone_by_the_curve_and_is_identity_when_flat():
+    from lib.augment import apply_eq, eq_bin_gains
+
+    n, rate = 16000, 16000
+    t = torch.arange(n) / rate
+    tone = torch.sin(2 * torch.pi * 1000 * t)[None, None].repeat(2, 1, 1)  # exactly on a knot and an FFT bin
+    gains = torch.zeros(2, 7)
+    gains[1, 3] = 12.0                                                     # +12 dB at 1 kHz
+    out = apply_eq(tone, eq_bin_gains(gains, n, rate))
+    assert torch.allclose(out[0], tone[0], atol=1e-4)
+    ratio_db = 20 * torch.log10(out[1].pow(2).mean().sqrt() / tone[1].pow(2).mean().sqrt())
+    assert abs(float(ratio_db) - 12.0) < 0.05
+
+
+def test_eq_in_the_waveform_draw():
+    config = AugmentConfig(time_shift_sec=0, eq_probability=1.0, eq_db=6.0)
+    assert config.waveform_domain and "EQ" in config.summary()
+    draw = draw_waveform_augment(5, 16000, 16000, config, torch.Generator().manual_seed(0))
+    assert draw.eq_db.shape == (5, 7) and draw.eq_db.abs().max() <= 6.0 and draw.eq_gain.shape == (5, 8001)
+    assert not torch.allclose(apply_waveform_augment(_batch(5), draw), _batch(5), atol=1e-3)
+    off = draw_waveform_augment(5, 16000, 16000, config.replace(eq_probability=0.0))
+    assert off.eq_db is None and torch.equal(apply_waveform_augment(_batch(5), off), _batch(5))
+    with pytest.raises(ValueError, match="eq_db"):
+        AugmentConfig(eq_db=40)

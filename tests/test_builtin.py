@@ -61,7 +61,25 @@ def test_own_words_and_other_language(tmp_path):
 
 
 @pytest.mark.parametrize("bad", [dict(words=()), dict(words=("yes",)), dict(words=("yes", "yes")),
-                                 dict(clips_per_word=0), dict(voices=())])
+                                 dict(clips_per_word=0), dict(voices=()), dict(female_share=1.5)])
 def test_bad_spec_raises(bad):
     with pytest.raises(ValueError):
         BuiltinSpec(**bad)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_female_share_of_speakers(share):
+    from lib import espeak
+    from lib.builtin import _speakers
+
+    speakers = _speakers(BuiltinSpec(n_speakers=60, female_share=share), np.random.default_rng(0))
+    female = [s.variant in espeak.female_variants() for s in speakers]
+    assert len(speakers) == 60 and len({s.group for s in speakers}) == 60
+    assert np.mean(female) == pytest.approx(share)
+
+
+def test_female_variants_are_read_from_the_variant_files():
+    from lib import espeak
+
+    female = espeak.female_variants()
+    assert {"f1", "f2", "f5"} <= female and not {"m1", "m3", "klatt"} & female

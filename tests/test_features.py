@@ -54,6 +54,9 @@ def test_config_from_dict_rejects_unknown_keys():
     ({"top_db": -5.0}, "top_db", "-5.0"),
     ({"sample_rate": 16000.5}, "sample_rate", "16000.5"),
     ({"n_fft": True}, "n_fft", "True"),
+    ({"lifter": -1}, "lifter", "-1"),
+    ({"lifter": 41}, "lifter", "41"),
+    ({"kind": "mfcc", "n_mfcc": 13, "lifter": 8}, "lifter", "8"),
 ])
 def test_config_validation_names_field_and_value(changes, field, value):
     with pytest.raises(ValueError) as error:
@@ -276,3 +279,17 @@ def test_apply_and_spec_augment():
 def test_spec_augment_validation(name):
     with pytest.raises(ValueError, match=rf"{name}.*-1"):
         SpecAugment(**{name: -1})
+
+
+def test_lifter_smooths_away_harmonics_and_keeps_the_envelope():
+    """A harmonic-rich tone's log-mel spectrum: liftered, its row-to-row ripple drops, its broad shape stays."""
+    t = torch.arange(16000) / 16000
+    harmonics = sum(torch.sin(2 * torch.pi * 200 * k * t) / k for k in range(1, 30))   # F0 200 Hz, falling tilt
+    plain = FeatureExtractor(FeatureConfig(n_mels=64, normalization="none"))(harmonics)[0, 0].mean(dim=-1)
+    smooth = FeatureExtractor(FeatureConfig(n_mels=64, normalization="none", lifter=12))(harmonics)[0, 0].mean(-1)
+    assert smooth.shape == plain.shape == (64,)
+    ripple = lambda x: (x[1:] - x[:-1]).abs().mean()  # noqa: E731
+    assert ripple(smooth) < 0.5 * ripple(plain)
+    assert torch.corrcoef(torch.stack([plain, smooth]))[0, 1] > 0.8
+    full = FeatureExtractor(FeatureConfig(n_mels=64, normalization="none", lifter=64))(harmonics)[0, 0].mean(-1)
+    assert torch.allclose(full, plain, atol=1e-3)  # every coefficient kept: the spectrum itself

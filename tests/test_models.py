@@ -124,3 +124,32 @@ def test_no_streamlit_import():
 
     source = Path(lib.models.__file__).read_text()
     assert "streamlit" not in source
+
+
+def test_ensemble_averages_its_members_probabilities():
+    from lib.models import Ensemble
+
+    torch.manual_seed(0)
+    model = build_model("kws_resnet_x3", n_classes=6, n_bins=40, n_frames=101).eval()
+    assert isinstance(model, Ensemble) and len(model.members) == 3
+    assert count_parameters(model) == 3 * count_parameters(build_model("kws_resnet", 6, 40, 101))
+    x = torch.randn(4, 1, 40, 101)
+    with torch.no_grad():
+        member_logits = model.member_logits(x)                                   # (3, 4, 6)
+        expected = F.softmax(member_logits, dim=-1).mean(dim=0)
+        assert not torch.allclose(member_logits[0], member_logits[1])            # initialised independently
+        assert torch.allclose(F.softmax(model(x), dim=-1), expected, atol=1e-6)
+        assert torch.allclose(model(x).exp().sum(dim=-1), torch.ones(4), atol=1e-5)  # log-probabilities
+
+
+def test_engine_trains_each_ensemble_member_on_its_own_loss():
+    from lib.models import Ensemble
+    from lib.train import _forward_loss
+
+    torch.manual_seed(0)
+    model = build_model("kws_resnet_x3", n_classes=5, n_bins=40, n_frames=101).eval()  # eval: no dropout draws
+    x, targets = torch.randn(8, 1, 40, 101), F.one_hot(torch.arange(8) % 5, 5).float()
+    logits, loss = _forward_loss(model, x, targets, label_smoothing=0.0)
+    separate = torch.stack([F.cross_entropy(m(x), targets) for m in model.members]).mean()
+    assert torch.allclose(loss, separate, atol=1e-5)
+    assert torch.allclose(logits, Ensemble.combine(model.member_logits(x)), atol=1e-5)
