@@ -484,7 +484,8 @@ def load_dataset_arg(spec: str, args: argparse.Namespace | None = None) -> Audio
             if args.words:
                 options["words"] = tuple(w.strip() for w in args.words.split(",") if w.strip())
             options.update(clips_per_word=args.clips_per_word, include_unknown=args.unknown,
-                           include_silence=args.silence, seed=args.data_seed)
+                           include_silence=args.silence, seed=args.data_seed, n_speakers=args.n_speakers,
+                           female_share=None if args.female_share < 0 else args.female_share)
         source = {"kind": "builtin", "spec": asdict(BuiltinSpec(**options))}
     else:
         source = {"kind": "csv" if Path(spec).suffix.lower() == ".csv" else "folder", "path": spec}
@@ -492,7 +493,9 @@ def load_dataset_arg(spec: str, args: argparse.Namespace | None = None) -> Audio
 
 
 def _parser() -> argparse.ArgumentParser:
-    defaults, augment = TrainConfig(), AugmentConfig()
+    from lib.builtin import BuiltinSpec
+
+    defaults, augment, builtin = TrainConfig(), AugmentConfig(), BuiltinSpec()
     p = argparse.ArgumentParser(prog="python -m lib.train", description="Train an audio classifier and save the run.")
     p.add_argument("--dataset", default="builtin",
                    help="'builtin', a real dataset key (see `python -m lib.download --list`), a folder of class "
@@ -503,7 +506,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="k-fold cross-validation over the dataset's official folds; reports mean ± std accuracy")
     p.add_argument("--clip-seconds", type=float, default=FeatureConfig().clip_seconds)
     p.add_argument("--words", help="built-in set: comma-separated words (default: the ten Speech Commands keywords)")
-    p.add_argument("--clips-per-word", type=int, default=300)
+    p.add_argument("--clips-per-word", type=int, default=builtin.clips_per_word)
+    p.add_argument("--n-speakers", type=int, default=builtin.n_speakers,
+                   help="built-in set: synthetic speakers (eSpeak accent + voice variant identities)")
+    p.add_argument("--female-share", type=float, default=builtin.female_share,
+                   help="built-in set: fraction of female voices (-1: draw every eSpeak variant alike)")
     p.add_argument("--unknown", action="store_true", help="built-in set: add the _unknown_ class")
     p.add_argument("--silence", action="store_true", help="built-in set: add the _silence_ class")
     p.add_argument("--data-seed", type=int, default=0, help="built-in set: generation seed")
@@ -523,11 +530,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--freq-warp", type=float, default=augment.freq_warp, help="max frequency scaling, e.g. 0.15")
     p.add_argument("--time-stretch", type=float, default=augment.time_stretch, help="max time scaling, e.g. 0.2")
     p.add_argument("--reverb-probability", type=float, default=augment.reverb_probability)
+    p.add_argument("--rt60-sec-max", type=float, default=augment.rt60_sec_max, help="longest reverberation time")
+    p.add_argument("--eq-probability", type=float, default=augment.eq_probability,
+                   help="fraction of clips through a random equaliser")
+    p.add_argument("--eq-db", type=float, default=augment.eq_db, help="the equaliser's largest boost/cut, dB")
+    p.add_argument("--gain-db", type=float, default=augment.gain_db, help="max random gain either way, dB")
     p.add_argument("--mixup-alpha", type=float, default=augment.mixup_alpha)
     p.add_argument("--freq-masks", type=int, default=augment.n_freq_masks)
     p.add_argument("--time-masks", type=int, default=augment.n_time_masks)
     p.add_argument("--n-mels", type=int, default=FeatureConfig().n_mels)
     p.add_argument("--feature-kind", default=FeatureConfig().kind, choices=("mel", "mfcc", "linear"))
+    p.add_argument("--lifter", type=int, default=FeatureConfig().lifter,
+                   help="keep this many cepstral coefficients of each frame (a smooth envelope; 0: off)")
     p.add_argument("--run-id", help="name of the saved run (default: time-model-suffix)")
     p.add_argument("--out", default="models", help="folder of saved runs")
     p.add_argument("--force", action="store_true", help="overwrite a run of the same name")
@@ -538,11 +552,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         dataset = load_dataset_arg(args.dataset, args)
-        feature_config = FeatureConfig(n_mels=args.n_mels, kind=args.feature_kind, clip_seconds=args.clip_seconds)
+        feature_config = FeatureConfig(n_mels=args.n_mels, kind=args.feature_kind, clip_seconds=args.clip_seconds,
+                                       lifter=args.lifter)
         augment = AugmentConfig(time_shift_sec=args.time_shift_sec, noise_probability=args.noise_probability,
                                 n_freq_masks=args.freq_masks, n_time_masks=args.time_masks,
                                 freq_warp=args.freq_warp, time_stretch=args.time_stretch,
-                                reverb_probability=args.reverb_probability, mixup_alpha=args.mixup_alpha)
+                                reverb_probability=args.reverb_probability, rt60_sec_max=args.rt60_sec_max,
+                                eq_probability=args.eq_probability, eq_db=args.eq_db, gain_db=args.gain_db,
+                                mixup_alpha=args.mixup_alpha)
         config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                              optimizer=args.optimizer, learning_rate=args.learning_rate,
                              weight_decay=args.weight_decay, scheduler=args.scheduler,

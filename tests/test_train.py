@@ -126,3 +126,21 @@ def test_cross_validation_over_official_folds(builtin_cache, tiny_dataset, tmp_p
     out = capsys.readouterr().out
     assert code == 0 and "3-fold cross-validation: test accuracy" in out and "±" in out
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["cv-fold1", "cv-fold2", "cv-fold3"]
+
+
+def test_command_line_passes_recipe_flags_into_the_saved_run(tiny_dataset, tmp_path, capsys):
+    import json
+
+    manifest = tmp_path / "tiny.csv"
+    manifest.write_text("path,label\n" + "\n".join(f"{p},{tiny_dataset.class_names[y]}"
+                                                   for p, y in zip(tiny_dataset.paths, tiny_dataset.labels)) + "\n")
+    code = main(["--dataset", str(manifest), "--model", "kws_resnet_x3", "--epochs", "1", "--batch-size", "16",
+                 "--freq-warp", "0.15", "--reverb-probability", "0.3", "--rt60-sec-max", "0.4",
+                 "--eq-probability", "0.5", "--eq-db", "8", "--gain-db", "3", "--lifter", "20",
+                 "--out", str(tmp_path / "runs"), "--run-id", "recipe"])
+    assert code == 0, capsys.readouterr().err
+    saved = json.loads((tmp_path / "runs" / "recipe" / "config.json").read_text())
+    augment = saved["train_config"]["augment"]
+    assert saved["model"] == "kws_resnet_x3" and saved["feature_config"]["lifter"] == 20
+    assert (augment["freq_warp"], augment["reverb_probability"], augment["rt60_sec_max"], augment["eq_probability"],
+            augment["eq_db"], augment["gain_db"]) == (0.15, 0.3, 0.4, 0.5, 8.0, 3.0)
