@@ -26,6 +26,7 @@ Usage::
     python bench/cross_synth.py eval models/default [--set data/cross_synth] [--json out.json]
     python bench/cross_synth.py baseline [--set data/cross_synth] [--json out.json]   # PocketSphinx
     python bench/cross_synth.py baseline-espeak [--limit 300]   # PocketSphinx on built-in eSpeak clips
+    python bench/cross_synth.py compare models/default [--out docs/benchmarks.md]   # both, one table
 
 PocketSphinx is for evaluation only and never a dependency of the app: when the current interpreter cannot
 import it, ``baseline`` creates ``bench/.venv-eval`` (``python3 -m venv``, then ``pip install pocketsphinx``)
@@ -665,6 +666,63 @@ def espeak_subset(limit: int = 300, cache_dir: str | Path = ROOT / "data" / "bui
     return out
 
 
+# ------------------------------------------------------------------------------------------ compare
+
+
+def latency_ms(run_path: str | Path, runs: int = 200) -> tuple[float, float]:
+    """p50 and p95 of :meth:`lib.infer.Classifier.predict` on a one-second clip (CPU, after a warm-up), in ms."""
+    import numpy as np
+    import torch
+
+    from lib.infer import Classifier
+
+    classifier = Classifier.from_run(run_path, device="cpu")
+    waveform = torch.randn(1, classifier.feature_config.n_samples) * 0.1
+    for _ in range(10):
+        classifier.predict(waveform, classifier.feature_config.sample_rate)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        classifier.predict(waveform, classifier.feature_config.sample_rate)
+        times.append(1000 * (time.perf_counter() - started))
+    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
+
+
+def compare_report(run_path: str | Path, set_dir: str | Path = DEFAULT_SET) -> str:
+    """One table from one run: a saved run and PocketSphinx on the set, overall, per engine and per voice."""
+    from lib.runs import load_run
+
+    model, sphinx = evaluate_run(run_path, set_dir), run_baseline(set_dir)
+    run = load_run(run_path)
+    p50, p95 = latency_ms(run_path)
+    validation = run.metrics.get("validation", {}).get("accuracy")
+    train = run.config.get("train_config", {})
+    name = f"`{Path(run_path).as_posix()}` ({run.config.get('model')})"
+    lines = [f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {len(model['predictions'])} clips; "
+             f"command: `python bench/cross_synth.py compare {Path(run_path).as_posix()} --out docs/benchmarks.md`.",
+             "", f"| | {name} | PocketSphinx {sphinx['pocketsphinx']} (JSGF grammar of the ten words) |",
+             "|---|---|---|",
+             f"| **overall** | **{model['accuracy']:.1%}** | **{sphinx['accuracy']:.1%}** |"]
+    for key in ("per_engine", "per_voice"):
+        for group in model[key]:
+            lines.append(f"| {group} ({model[key][group]['n']}) | {model[key][group]['accuracy']:.1%} | "
+                         f"{sphinx[key][group]['accuracy']:.1%} |")
+    lines += ["", f"The run: {run.config.get('n_parameters', 0):,} parameters, trained "
+                  f"{run.config.get('duration_sec', 0) / 60:.1f} min on {run.config.get('device', '?')}, "
+                  f"{train.get('epochs')} epochs, augmentation: "
+                  f"{_augment_summary(train.get('augment', {}))}; eSpeak validation accuracy "
+                  + (f"{validation:.1%}" if validation is not None else "n/a")
+                  + f"; one-second clip inference on this CPU p50 {p50:.2f} ms, p95 {p95:.2f} ms.",
+              f"PocketSphinx gave no hypothesis for {sphinx['no_hypothesis']} clip(s) (counted as wrong)."]
+    return "\n".join(lines)
+
+
+def _augment_summary(augment: dict) -> str:
+    from lib.augment import AugmentConfig
+
+    return AugmentConfig.from_dict(augment).summary() if augment else "default"
+
+
 # ------------------------------------------------------------------------------------------ CLI
 
 
@@ -691,6 +749,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("baseline", help="PocketSphinx restricted to the ten words, on the set")
     p.add_argument("--set", default=str(DEFAULT_SET))
     p.add_argument("--json", default=None)
+    p = sub.add_parser("compare", help="a saved run and PocketSphinx on the set: one markdown table")
+    p.add_argument("run")
+    p.add_argument("--set", default=str(DEFAULT_SET))
+    p.add_argument("--out", default=None, help="write the table into this markdown file's cross-synth section")
     p = sub.add_parser("baseline-espeak", help="PocketSphinx on clips of the built-in eSpeak set (reference)")
     p.add_argument("--limit", type=int, default=300)
     p.add_argument("--json", default=None)
@@ -719,6 +781,14 @@ def main(argv: list[str] | None = None) -> int:
         if result.get("run_test_accuracy") is not None:
             _log(f"(the run's own test accuracy on held-out eSpeak voices: {result['run_test_accuracy']:.1%})")
         _write_json(args.json, result)
+    elif args.command == "compare":
+        report = compare_report(args.run, args.set)
+        _log(report)
+        if args.out:
+            from bench.report import write_section
+
+            write_section(args.out, "cross-synth-compare", report)
+            _log(f"wrote the cross-synth-compare section of {args.out}")
     elif args.command in ("baseline", "baseline-espeak"):
         if args.command == "baseline":
             result = run_baseline(args.set)
@@ -733,7 +803,8 @@ def main(argv: list[str] | None = None) -> int:
         _log(f"clips with no hypothesis: {result['no_hypothesis']}")
         _write_json(args.json, result)
     _log(f"\ncommands:\n  {me} build [--out DIR] [--force]\n  {me} eval RUN [--set DIR] [--json OUT]\n"
-         f"  {me} baseline [--set DIR] [--json OUT]\n  {me} baseline-espeak [--limit N] [--json OUT]")
+         f"  {me} baseline [--set DIR] [--json OUT]\n  {me} baseline-espeak [--limit N] [--json OUT]\n"
+         f"  {me} compare RUN [--set DIR] [--out docs/benchmarks.md]")
     _log(f"total time: {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -35,9 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.report import write_section  # noqa: E402
+
 RESULT_PREFIX = "@@BENCH-RESULT "
-START_MARKER = "<!-- engine-benchmark:start -->"
-END_MARKER = "<!-- engine-benchmark:end -->"
+SECTION = "engine-benchmark"  # docs/benchmarks.md markers: <!-- engine-benchmark:start --> ... :end -->
 DEFAULT_OUT = "docs/benchmarks.md"
 QUICK_OUT = "bench/out/engine-quick.md"  # bench/out/ is git-ignored: a smoke test never overwrites real results
 TARGET_ACCURACY = 0.95
@@ -639,7 +640,7 @@ def render(args: argparse.Namespace, command: str, info: dict, results: dict, ge
            total_sec: float) -> str:
     s = settings(args)
     engine, tutorial, features = results.get("engine", {}), results.get("tutorial", {}), results.get("features", {})
-    lines = [START_MARKER, "", "## Training engine vs. a tutorial-style pipeline", ""]
+    lines = ["## Training engine vs. a tutorial-style pipeline", ""]
     lines.append(f"Measured {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}"
                  + (" with `--quick` (tiny smoke-test settings: not representative)" if args.quick else "")
                  + f"; the whole benchmark took {total_sec / 60:.1f} min.")
@@ -817,23 +818,8 @@ def render(args: argparse.Namespace, command: str, info: dict, results: dict, ge
               "- **No per-item transforms, no DataLoader workers.** A batch is an index into device tensors; "
               "there is no `Dataset.__getitem__`, no collation and no inter-process copying.",
               "- bf16 autocast on CUDA (`mixed_precision`, both pipelines here); validation runs on cached "
-              "validation features.", "", END_MARKER, ""]
+              "validation features."]
     return "\n".join(lines)
-
-
-def write_report(path: Path, section: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_file():
-        text = path.read_text()
-        if START_MARKER in text and END_MARKER in text:
-            head, rest = text.split(START_MARKER, 1)
-            tail = rest.split(END_MARKER, 1)[1]
-            text = head + section.rstrip("\n") + tail
-        else:
-            text = text.rstrip("\n") + "\n\n" + section
-    else:
-        text = "# Benchmarks\n\nData, not tests: numbers measured by the scripts in `bench/`.\n\n" + section
-    path.write_text(text)
 
 
 def orchestrate(args: argparse.Namespace) -> int:
@@ -881,7 +867,7 @@ def orchestrate(args: argparse.Namespace) -> int:
     section = render(args, command, info, results, generated_sec, time.perf_counter() - overall)
     out = Path(args.out) if args.out else Path(QUICK_OUT if args.quick else DEFAULT_OUT)
     out = out if out.is_absolute() else Path.cwd() / out
-    write_report(out, section)
+    write_section(out, SECTION, section)
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": info, "results": results}, indent=2, default=float))
     print(section)

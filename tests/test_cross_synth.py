@@ -159,3 +159,18 @@ def test_evaluate_run_matches_classifier_predict(fake_set, tmp_path):
     saved = json.loads(out.read_text())
     assert saved["accuracy"] == pytest.approx(result["accuracy"])
     assert saved["per_engine"] == result["per_engine"]
+
+
+def test_compare_puts_the_run_and_the_baseline_in_one_table(fake_set, tmp_path, monkeypatch):
+    rows = cs.read_manifest(fake_set)
+    # PocketSphinx lives in its own venv (installed on first use): stand in a recogniser that is always right
+    monkeypatch.setattr(cs, "run_baseline", lambda set_dir: dict(
+        cs.score(rows, [r["label"] for r in rows], list(cs.WORDS), "perfect"), pocketsphinx="x", no_hypothesis=0))
+    out = tmp_path / "benchmarks.md"
+    assert cs.main(["compare", str(DEFAULT_RUN), "--set", str(fake_set), "--out", str(out)]) == 0
+    text = out.read_text()
+    model = cs.evaluate_run(DEFAULT_RUN, fake_set)
+    assert "<!-- cross-synth-compare:start -->" in text
+    assert f"| **overall** | **{model['accuracy']:.1%}** | **100.0%** |" in text
+    assert all(f"| {group} (" in text for group in [*model["per_engine"], *model["per_voice"]])
+    assert "p50" in text
