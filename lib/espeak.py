@@ -30,8 +30,10 @@ _EE_OK = 0
 # int (t_espeak_callback)(short *wav, int numsamples, espeak_EVENT *events)
 _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
-# The accents eSpeak speaks English with (voice names in espeak-ng-data/lang/gmw).
-english_voices: tuple[str, ...] = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
+# The accents eSpeak speaks English with (voice names in espeak-ng-data/lang/gmw; en-Shaw, the Shavian
+# alphabet, is left out).
+english_voices: tuple[str, ...] = (
+    "en-us", "en-us-nyc", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
 
 
 class EspeakError(RuntimeError):

@@ -228,17 +228,21 @@ def predict_logits(model: nn.Module, features: Tensor, batch_size: int = 512) ->
     return torch.cat(out) if out else torch.empty(0, 0)
 
 
-def _forward_loss(model: nn.Module, features: Tensor, targets: Tensor,
+def _forward_loss(model: nn.Module, features: list[Tensor], targets: list[Tensor],
                   label_smoothing: float) -> tuple[Tensor, Tensor]:
-    """The batch's logits ``(batch, n_classes)`` and its loss; an :class:`~lib.models.Ensemble` is trained as
-    separate models, so its loss is the mean of its members' own losses."""
-    if isinstance(model, Ensemble):
-        member_logits = model.member_logits(features).float()                       # (members, batch, classes)
-        loss = torch.stack([F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
-                            for logits in member_logits]).mean()
-        return Ensemble.combine(member_logits), loss
-    logits = model(features).float()
-    return logits, F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+    """Logits and loss of one training step.
+
+    ``features``/``targets`` hold one batch (``(batch, 1, bins, frames)`` / ``(batch, n_classes)``) per ensemble
+    member, or one for a single model. An :class:`~lib.models.Ensemble` is trained as separate models: member
+    ``k`` sees batch ``k`` and the loss is the mean of the members' own losses. Returns the logits of every
+    batch, concatenated ``(total, n_classes)``, and the loss.
+    """
+    members = model.members if isinstance(model, Ensemble) else [model]
+    if len(members) != len(features):
+        raise ValueError(f"{len(members)} model(s) but {len(features)} batch(es)")
+    logits = [member(x).float() for member, x in zip(members, features)]
+    losses = [F.cross_entropy(z, t, label_smoothing=label_smoothing) for z, t in zip(logits, targets)]
+    return torch.cat(logits), torch.stack(losses).mean()
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -365,34 +369,45 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
     yield StartEvent(n_train, len(split.validation), len(split.test), n_parameters, describe_device(device),
                      total_steps, cached)
 
+    n_members = len(model.members) if isinstance(model, Ensemble) else 1
+
+    def training_batch(index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One augmented batch: features ``(batch, 1, bins, frames)``, targets ``(batch, classes)``, labels."""
+        if cached:
+            features = shift_frames(train_features[index], augment.time_shift_sec, feature_config, generator)
+        else:
+            waveforms = augment_waveforms(train_waveforms[index].float() / 32767, feature_config.sample_rate,
+                                          augment, generator)
+            with torch.no_grad():
+                features = extractor(waveforms)
+        features = augment_features(warp_features(features, augment, generator, feature_config), augment,
+                                    generator)
+        labels = train_labels[index]
+        features, targets = mixup(features, F.one_hot(labels, dataset.n_classes).float(), augment.mixup_alpha,
+                                  generator)
+        return features, targets, labels
+
     history: list[dict] = []
     best = {"val_accuracy": -1.0, "state": None, "epoch": 0}
     step, status = 0, "finished"
     train_started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         model.train()
-        order = torch.randperm(n_train, generator=generator)[:batches_per_epoch * config.batch_size]
+        # An ensemble's members each get their own shuffle (and augmentation draws): different batch orders make
+        # them differ far more than different initialisations alone.
+        orders = [torch.randperm(n_train, generator=generator)[:batches_per_epoch * config.batch_size]
+                  for _ in range(n_members)]
         loss_sum, correct, seen = 0.0, 0, 0
-        for batch in order.split(config.batch_size):
+        for batches in zip(*(order.split(config.batch_size) for order in orders)):
             if stop.is_set():
                 status = "stopped"
                 break
             step_started = time.perf_counter()
-            index = batch.to(device)
-            if cached:
-                features = shift_frames(train_features[index], augment.time_shift_sec, feature_config, generator)
-            else:
-                waveforms = augment_waveforms(train_waveforms[index].float() / 32767, feature_config.sample_rate,
-                                              augment, generator)
-                with torch.no_grad():
-                    features = extractor(waveforms)
-            features = augment_features(warp_features(features, augment, generator, feature_config), augment,
-                                        generator)
-            labels = train_labels[index]
-            targets = F.one_hot(labels, dataset.n_classes).float()
-            features, targets = mixup(features, targets, augment.mixup_alpha, generator)
+            inputs = [training_batch(batch.to(device)) for batch in batches]   # [(features, targets, labels)]
+            labels = torch.cat([y for _, _, y in inputs])
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                logits, loss = _forward_loss(model, features, targets, config.label_smoothing)
+                logits, loss = _forward_loss(model, [f for f, _, _ in inputs], [t for _, t, _ in inputs],
+                                             config.label_smoothing)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"the loss became {loss.item()} at epoch {epoch}, step {step + 1}: the learning rate "
@@ -403,12 +418,12 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
             if scheduler is not None:
                 scheduler.step()
             step += 1
-            loss_sum += loss.item() * len(batch)
+            loss_sum += loss.item() * len(labels)
             correct += (logits.argmax(1) == labels).sum().item()
-            seen += len(batch)
+            seen += len(labels)
             now = time.perf_counter()
             yield StepEvent(epoch, step, total_steps, loss.item(), optimizer.param_groups[0]["lr"],
-                            len(batch) / max(now - step_started, 1e-9), len(batch), now - train_started)
+                            len(labels) / max(now - step_started, 1e-9), len(labels), now - train_started)
         if seen == 0:  # stopped before this epoch did anything
             break
         val_loss, val_accuracy, _ = _evaluate(model, val_features, val_labels)

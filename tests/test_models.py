@@ -142,14 +142,16 @@ def test_ensemble_averages_its_members_probabilities():
         assert torch.allclose(model(x).exp().sum(dim=-1), torch.ones(4), atol=1e-5)  # log-probabilities
 
 
-def test_engine_trains_each_ensemble_member_on_its_own_loss():
-    from lib.models import Ensemble
+def test_engine_trains_each_ensemble_member_on_its_own_batch_and_loss():
     from lib.train import _forward_loss
 
     torch.manual_seed(0)
     model = build_model("kws_resnet_x3", n_classes=5, n_bins=40, n_frames=101).eval()  # eval: no dropout draws
-    x, targets = torch.randn(8, 1, 40, 101), F.one_hot(torch.arange(8) % 5, 5).float()
-    logits, loss = _forward_loss(model, x, targets, label_smoothing=0.0)
-    separate = torch.stack([F.cross_entropy(m(x), targets) for m in model.members]).mean()
+    batches = [torch.randn(8, 1, 40, 101) for _ in range(3)]
+    targets = [F.one_hot(torch.randint(0, 5, (8,)), 5).float() for _ in range(3)]
+    logits, loss = _forward_loss(model, batches, targets, label_smoothing=0.0)
+    separate = torch.stack([F.cross_entropy(m(x), t) for m, x, t in zip(model.members, batches, targets)]).mean()
     assert torch.allclose(loss, separate, atol=1e-5)
-    assert torch.allclose(logits, Ensemble.combine(model.member_logits(x)), atol=1e-5)
+    assert logits.shape == (24, 5) and torch.allclose(logits[8:16], model.members[1](batches[1]), atol=1e-5)
+    with pytest.raises(ValueError, match="3 model"):
+        _forward_loss(model, batches[:1], targets[:1], label_smoothing=0.0)
