@@ -216,9 +216,23 @@ def cross_metrics(run_key: str, data_key: str, _classifier: Classifier, _dataset
 
 
 def show_cross(run: RunInfo) -> None:
-    kinds = {"active": "The active dataset", "folder": "A folder", "csv": "A CSV manifest"}
-    kind = st.radio("Test on", list(kinds), format_func=kinds.get, horizontal=True, key="eval_cross_kind")
-    if kind == "folder":
+    kinds = {"active": "The active dataset", "recordings": "My recordings", "folder": "A folder",
+             "csv": "A CSV manifest"}
+    kind = st.radio("Test on", list(kinds), format_func=kinds.get, horizontal=True, key="eval_cross_kind",
+                    help="See domain shift with your own eyes: a model trained on synthetic voices, tested on "
+                         "recordings of yours or on another dataset.")
+    if kind == "recordings":
+        from ui.common import RECORDINGS_DIR
+
+        sets = sorted(p.name for p in RECORDINGS_DIR.iterdir() if p.is_dir()) if RECORDINGS_DIR.is_dir() else []
+        if not sets:
+            st.info("No recordings yet: record a few words per class on the Record page (they are saved under "
+                    f"`{RECORDINGS_DIR}`), then come back.")
+            page_link("app_pages/record.py", "Go to the Record page", icon=":material/mic:")
+            return
+        name = st.selectbox("Recordings", sets, key="eval_cross_recordings")
+        source = {"kind": "folder", "path": str(RECORDINGS_DIR / name)}
+    elif kind == "folder":
         path = st.text_input("Folder with one sub-folder per class", key="eval_cross_folder",
                              placeholder="/data/my_words")
         source = {"kind": "folder", "path": path.strip()} if path.strip() else None

@@ -144,3 +144,34 @@ def test_evaluate_metrics_without_test_results(app_env):
         assert any("no usable test results" in e.value for e in at.error), [e.value for e in at.error]
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+
+
+def test_evaluate_on_my_recordings(app_env):
+    """The Record page's folders are offered by name; the run is scored on them like any dataset."""
+    import soundfile as sf
+
+    from lib.data import load_builtin
+    from ui.common import BUILTIN_CACHE, RECORDINGS_DIR, default_builtin_spec
+
+    if RECORDINGS_DIR.is_dir():
+        shutil.rmtree(RECORDINGS_DIR)
+    at = _page()
+    at.radio(key="eval_cross_kind").set_value("recordings").run()
+    assert any("No recordings yet" in i.value for i in at.info), [i.value for i in at.info]
+
+    dataset = load_builtin(default_builtin_spec(), BUILTIN_CACHE)
+    for i in range(0, len(dataset), 10):  # a few "recordings" of the run's own words
+        waveform, rate = dataset.clip(i)
+        folder = RECORDINGS_DIR / "my-words" / dataset.class_names[dataset.labels[i]]
+        folder.mkdir(parents=True, exist_ok=True)
+        sf.write(folder / f"take{i}.wav", waveform[0].numpy(), rate)
+    try:
+        at = _page()
+        at.radio(key="eval_cross_kind").set_value("recordings").run()
+        assert at.selectbox(key="eval_cross_recordings").value == "my-words"
+        at.button(key="eval_cross_go").click().run()
+        assert not at.exception, at.exception
+        assert not at.error, [e.value for e in at.error]
+        assert len(_confusion_colorbars(at)) == 3  # the recordings' confusion matrix joins test and validation
+    finally:
+        shutil.rmtree(RECORDINGS_DIR, ignore_errors=True)
