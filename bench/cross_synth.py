@@ -688,6 +688,26 @@ def latency_ms(run_path: str | Path, runs: int = 200) -> tuple[float, float]:
     return float(np.percentile(times, 50)), float(np.percentile(times, 95))
 
 
+def unit_bootstrap_interval(result: dict, n_resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% interval of the overall accuracy, resampling (voice, word) units rather than clips.
+
+    A voice's variants of one word usually stand or fall together, so the clips are not independent: the
+    350 clips are about 70 independent units, and the interval is wide.
+    """
+    import numpy as np
+
+    units: dict[tuple[str, str], list[bool]] = {}
+    for entry in result["predictions"]:
+        units.setdefault((entry["group"], entry["label"]), []).append(entry["predicted"] == entry["label"])
+    correct = np.array([sum(v) for v in units.values()], dtype=float)
+    counts = np.array([len(v) for v in units.values()], dtype=float)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(counts), size=(n_resamples, len(counts)))
+    accuracies = correct[picks].sum(axis=1) / counts[picks].sum(axis=1)
+    low, high = np.percentile(accuracies, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def compare_report(run_path: str | Path, set_dir: str | Path = DEFAULT_SET) -> str:
     """One table from one run: a saved run and PocketSphinx on the set, overall, per engine and per voice."""
     from lib.runs import load_run
@@ -702,7 +722,9 @@ def compare_report(run_path: str | Path, set_dir: str | Path = DEFAULT_SET) -> s
              f"command: `python bench/cross_synth.py compare {Path(run_path).as_posix()} --out docs/benchmarks.md`.",
              "", f"| | {name} | PocketSphinx {sphinx['pocketsphinx']} (JSGF grammar of the ten words) |",
              "|---|---|---|",
-             f"| **overall** | **{model['accuracy']:.1%}** | **{sphinx['accuracy']:.1%}** |"]
+             f"| **overall** | **{model['accuracy']:.1%}** | **{sphinx['accuracy']:.1%}** |",
+             "| 95% interval (bootstrap over voice × word units) | "
+             + " | ".join("{:.0%} to {:.0%}".format(*unit_bootstrap_interval(r)) for r in (model, sphinx)) + " |"]
     for key in ("per_engine", "per_voice"):
         for group in model[key]:
             lines.append(f"| {group} ({model[key][group]['n']}) | {model[key][group]['accuracy']:.1%} | "

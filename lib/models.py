@@ -14,8 +14,8 @@ Models:
     kws_transformer: a small Keyword Transformer (KWT, Berg et al. 2021) over 2-frame, full-height
         spectrogram patches.
     kws_resnet: a compact residual KWS network (the default).
-    kws_resnet_x3: three kws_resnet trained side by side, each on its own loss; predicts the mean of their
-        probabilities (an :class:`Ensemble`).
+    kws_resnet_x3, kws_resnet_x5: three or five kws_resnet trained side by side, each on its own shuffle and
+        loss; they predict the mean of their probabilities (an :class:`Ensemble`).
 
 Example:
     >>> model = build_model("bcresnet", n_classes=12, n_bins=40, n_frames=101)
@@ -519,10 +519,15 @@ class Ensemble(nn.Module):
         return self.combine(self.member_logits(x))  # (B, n_classes)
 
 
-@register("kws_resnet_x3", "Three kws_resnet trained side by side, probabilities averaged: steadier on unheard "
-                           "voices, 3x the compute")
-def kws_resnet_x3(n_classes: int, n_bins: int, n_frames: int, members: int = 3, **kwargs) -> Ensemble:
-    return Ensemble([KWSResNet(n_classes, n_bins, n_frames, **kwargs) for _ in range(members)])
+def _register_ensemble(n_members: int) -> None:
+    @register(f"kws_resnet_x{n_members}", f"{n_members} kws_resnet trained side by side on their own shuffles, "
+                                          f"probabilities averaged: steadier on unheard voices, {n_members}x the compute")
+    def build(n_classes: int, n_bins: int, n_frames: int, members: int = n_members, **kwargs) -> Ensemble:
+        return Ensemble([KWSResNet(n_classes, n_bins, n_frames, **kwargs) for _ in range(members)])
+
+
+for _n in (3, 5):
+    _register_ensemble(_n)
 
 
 # -----------------------------------------------------------------------------

@@ -173,4 +173,18 @@ def test_compare_puts_the_run_and_the_baseline_in_one_table(fake_set, tmp_path, 
     assert "<!-- cross-synth-compare:start -->" in text
     assert f"| **overall** | **{model['accuracy']:.1%}** | **100.0%** |" in text
     assert all(f"| {group} (" in text for group in [*model["per_engine"], *model["per_voice"]])
-    assert "p50" in text
+    assert "p50" in text and "95% interval" in text
+
+
+def test_unit_bootstrap_interval_brackets_the_accuracy_and_collapses_when_all_right():
+    def result(correct_units):
+        predictions = []
+        for unit in range(10):
+            right = unit < correct_units
+            predictions += [{"group": f"v{unit % 5}", "label": f"w{unit // 5}",
+                             "predicted": f"w{unit // 5}" if right else "x"} for _ in range(5)]
+        return {"predictions": predictions}
+
+    low, high = cs.unit_bootstrap_interval(result(7))
+    assert low < 0.7 < high and high - low > 0.3  # 10 units: wide, though there are 50 clips
+    assert cs.unit_bootstrap_interval(result(10)) == (1.0, 1.0)
