@@ -19,7 +19,7 @@ from lib.plots import (embedding_2d, fig_compare_curves, fig_confusion, fig_curv
                        fig_spectrogram)
 from lib.runs import RunInfo
 from ui.common import (BUILTIN_CACHE, active_dataset, dataset_features, load_classifier, load_dataset, page_header,
-                       run_picker, runs, source_key, spec_from_dict)
+                       page_link, run_picker, runs, source_key, spec_from_dict)
 
 MAX_MISTAKES = 12
 REPORT_KEYS = ("accuracy", "confusion_matrix", "class_names", "per_class", "macro", "weighted")

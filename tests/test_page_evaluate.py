@@ -157,6 +157,7 @@ def test_evaluate_on_my_recordings(app_env):
         shutil.rmtree(RECORDINGS_DIR)
     at = _page()
     at.radio(key="eval_cross_kind").set_value("recordings").run()
+    assert not at.exception, at.exception
     assert any("No recordings yet" in i.value for i in at.info), [i.value for i in at.info]
 
     dataset = load_builtin(default_builtin_spec(), BUILTIN_CACHE)
