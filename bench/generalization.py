@@ -49,6 +49,8 @@ RECIPES: dict[str, dict[str, dict]] = {
     "eq": {"augment": EQ},
     "wnr_eq": {"augment": {**WARP, **NOISE_REVERB, **EQ}},
     "wnr_warp25": {"augment": {**WARP, **NOISE_REVERB, "freq_warp": 0.25}},
+    "wnr_strongspec": {"augment": {**WARP, **NOISE_REVERB, "freq_mask_param": 12, "n_freq_masks": 3,
+                                   "time_mask_param": 20, "n_time_masks": 3}},
     "wnr_lifter16": {"augment": {**WARP, **NOISE_REVERB}, "features": {"lifter": 16}},
     "wnr_lifter12": {"augment": {**WARP, **NOISE_REVERB}, "features": {"lifter": 12}},
     "wnr_x3": {"augment": {**WARP, **NOISE_REVERB}, "train": {"model": "kws_resnet_x3"}},
