@@ -5,15 +5,14 @@ from __future__ import annotations
 import hashlib
 import math
 
-import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 import torch
 
 from lib.audio import NOISE_KINDS, AudioDecodeError, load_audio, pad_or_trim, resample, to_mono, wav_bytes
-from lib.augment import (EQ_KNOTS_HZ, AugmentConfig, apply_warp, apply_waveform_augment, draw_warp,
-                         draw_waveform_augment, eq_curve)
-from lib.features import FeatureConfig, apply_spec_masks, draw_spec_masks, extract, frame_grid, frequency_axis
+from lib.augment import (EQ_KNOTS_HZ, AugmentConfig, apply_warp, apply_waveform_augment, draw_feature_warp,
+                         draw_mixup_weights, draw_waveform_augment, eq_curve, warp_axis)
+from lib.features import FeatureConfig, apply_spec_masks, draw_spec_masks, extract, frame_grid
 from lib.plots import TEMPLATE, fig_spectrogram, fig_waveform
 from ui.common import active_dataset, augment_config, feature_config, page_header, page_link, source_key
 
@@ -295,16 +294,14 @@ clean = _model_input(clip_key, config.sample_rate, config.clip_seconds, waveform
 draw = draw_waveform_augment(1, clean.shape[-1], config.sample_rate, preview, torch.Generator().manual_seed(seed))
 augmented = apply_waveform_augment(clean[None], draw)[0]                                     # (1, n_samples)
 # As the training engine does it: waveform steps -> features -> warp -> SpecAugment masks -> mixup.
-freq_scale, time_scale = draw_warp(1, preview.freq_warp, preview.time_stretch,
-                                   torch.Generator().manual_seed(seed + WARP_SEED_OFFSET))
-warp_frequency = config.kind != "mfcc" and preview.freq_warp > 0   # MFCCs have no frequency axis
-if not warp_frequency:
-    freq_scale = torch.ones_like(freq_scale)
+freq_scale, time_scale = draw_feature_warp(1, preview, config,
+                                           torch.Generator().manual_seed(seed + WARP_SEED_OFFSET))
+bin_hz = warp_axis(config)
+warp_frequency = bin_hz is not None and preview.freq_warp > 0   # MFCCs have no frequency axis
 with torch.inference_mode():
     before = extract(clean, config)[0]                                                       # (1, bins, frames)
     unmasked = extract(augmented, config)
     if preview.freq_warp > 0 or preview.time_stretch > 0:
-        bin_hz = None if config.kind == "mfcc" else torch.as_tensor(frequency_axis(config), dtype=torch.float32)
         unmasked = apply_warp(unmasked, freq_scale, time_scale, bin_hz)
 n_bins, n_frames = config.n_bins, unmasked.shape[-1]
 mask = draw_spec_masks(1, n_bins, n_frames, min(preview.freq_mask_param, n_bins), preview.n_freq_masks,
@@ -366,10 +363,9 @@ if preview.mixup_alpha > 0:
         elif not others:
             st.caption("The dataset has only one class: there is nothing to mix with.")
         else:
-            rng = np.random.default_rng(seed + MIXUP_SEED_OFFSET)
-            partner = others[int(rng.integers(len(others)))]
-            u = float(rng.beta(preview.mixup_alpha, preview.mixup_alpha))
-            weight = max(u, 1 - u)                                  # as lib.augment.mixup: this example dominates
+            generator = torch.Generator().manual_seed(seed + MIXUP_SEED_OFFSET)
+            partner = others[int(torch.randint(len(others), (1,), generator=generator))]
+            weight = float(draw_mixup_weights(1, preview.mixup_alpha, generator)[0])  # as lib.augment.mixup
             partner_wave, partner_rate = dataset.clip(partner)
             partner_input = _model_input(f"{source_key(dataset.source)}#{partner}", config.sample_rate,
                                          config.clip_seconds, partner_wave, partner_rate)

@@ -25,7 +25,8 @@ from lib.features import FeatureConfig, apply_spec_masks, draw_spec_masks, frequ
 
 __all__ = ["AugmentConfig", "WaveformDraw", "draw_waveform_augment", "apply_waveform_augment",
            "augment_waveforms", "draw_impulse_responses", "apply_reverb", "shift_frames", "augment_features",
-           "draw_warp", "apply_warp", "warp_features", "mixup", "EQ_KNOTS_HZ", "draw_eq", "eq_curve", "eq_bin_gains", "apply_eq"]
+           "draw_warp", "apply_warp", "warp_axis", "draw_feature_warp", "warp_features", "draw_mixup_weights",
+           "mixup", "EQ_KNOTS_HZ", "draw_eq", "eq_curve", "eq_bin_gains", "apply_eq"]
 
 # Knots of the random equaliser's gain curve, one an octave apart; the curve is linear in log frequency
 # between them and flat beyond the outer ones.
@@ -200,10 +201,7 @@ def eq_curve(eq_db: Tensor, frequencies: Tensor) -> Tensor:
     ``eq_db (batch, n_knots)`` -> ``(batch, n_freqs)``; flat (the outer knot's gain) beyond the outer knots.
     """
     knots = torch.log2(torch.tensor(EQ_KNOTS_HZ, device=eq_db.device, dtype=eq_db.dtype))
-    position = torch.log2(frequencies.to(eq_db).clamp_min(EQ_KNOTS_HZ[0])).clamp(max=float(knots[-1]))
-    right = torch.searchsorted(knots, position).clamp(1, len(EQ_KNOTS_HZ) - 1)
-    weight = (position - knots[right - 1]) / (knots[right] - knots[right - 1])
-    return eq_db[:, right - 1] * (1 - weight) + eq_db[:, right] * weight
+    return _interp(torch.log2(frequencies.to(eq_db).clamp_min(1e-6)), knots, eq_db)
 
 
 def eq_bin_gains(eq_db: Tensor, n_samples: int, sample_rate: int) -> Tensor:
@@ -345,7 +343,8 @@ def apply_warp(features: Tensor, freq_scale: Tensor, time_scale: Tensor, bin_hz:
     if bin_hz is None:
         source_row = (rows[None, :] + 0.5) / freq_scale[:, None] - 0.5           # even rows anchored at 0 Hz
     else:
-        source_row = _fractional_index(bin_hz.to(features), bin_hz.to(features)[None, :] / freq_scale[:, None])
+        bin_hz = bin_hz.to(features)
+        source_row = _interp(bin_hz[None, :] / freq_scale[:, None], bin_hz, rows)  # fractional rows, (batch, bins)
     columns = torch.arange(n_frames, dtype=features.dtype, device=features.device)
     centre = (n_frames - 1) / 2
     source_column = (columns[None, :] - centre) / time_scale[:, None] + centre     # (batch, frames)
@@ -356,32 +355,59 @@ def apply_warp(features: Tensor, freq_scale: Tensor, time_scale: Tensor, bin_hz:
     return torch.nn.functional.grid_sample(features, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def _fractional_index(points: Tensor, values: Tensor) -> Tensor:
-    """Where ``values`` fall among increasing ``points`` ``(n,)``, as fractional indices (linear in between,
-    clamped to ``[0, n - 1]``). ``values (...)`` -> ``(...)``."""
-    right = torch.searchsorted(points, values.contiguous()).clamp(1, points.numel() - 1)
-    left_value, right_value = points[right - 1], points[right]
-    fraction = ((values - left_value) / (right_value - left_value)).clamp(0, 1)
-    return (right - 1 + fraction).clamp(0, points.numel() - 1)
+def _interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:
+    """Piecewise-linear interpolation, like ``numpy.interp``: flat beyond the outer points.
+
+    ``xp (n,)`` increasing, ``fp (..., n)`` the values there, ``x`` any shape; returns ``fp``'s leading dimensions
+    followed by ``x``'s (``fp (n,)``: the shape of ``x``).
+    """
+    right = torch.searchsorted(xp, x.contiguous()).clamp(1, xp.numel() - 1)
+    weight = ((x - xp[right - 1]) / (xp[right] - xp[right - 1])).clamp(0, 1)
+    left = fp[..., right - 1]
+    return left + (fp[..., right] - left) * weight
+
+
+def warp_axis(feature_config: FeatureConfig) -> Tensor | None:
+    """``bin_hz`` for :func:`apply_warp`: each row's centre frequency in Hz (:func:`lib.features.frequency_axis`),
+    or None for MFCCs, whose rows are no frequency axis. ``(bins,)`` float32."""
+    if feature_config.kind == "mfcc":
+        return None
+    return torch.as_tensor(frequency_axis(feature_config), dtype=torch.float32)
+
+
+def draw_feature_warp(batch_size: int, config: AugmentConfig, feature_config: FeatureConfig | None = None,
+                      generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """:func:`draw_warp` for features made with ``feature_config``: MFCCs get a frequency scale of 1 (the time
+    stretch only). Returns ``freq_scale`` and ``time_scale``, each ``(batch,)``."""
+    freq_scale, time_scale = draw_warp(batch_size, config.freq_warp, config.time_stretch, generator)
+    if feature_config is not None and warp_axis(feature_config) is None:
+        freq_scale = torch.ones_like(freq_scale)
+    return freq_scale, time_scale
 
 
 def warp_features(features: Tensor, config: AugmentConfig, generator: torch.Generator | None = None,
                   feature_config: FeatureConfig | None = None) -> Tensor:
     """Draw and apply :func:`apply_warp` when ``freq_warp`` or ``time_stretch`` is on.
 
-    With ``feature_config`` the frequency warp is linear in Hz over its rows (:func:`lib.features.frequency_axis`);
-    MFCCs have no frequency axis, so they get the time stretch only.
+    With ``feature_config`` the frequency warp is linear in Hz over its rows (:func:`warp_axis`); MFCCs have no
+    frequency axis, so they get the time stretch only.
     """
     if config.freq_warp == 0 and config.time_stretch == 0:
         return features
-    freq_scale, time_scale = draw_warp(features.shape[0], config.freq_warp, config.time_stretch, generator)
-    bin_hz = None
-    if feature_config is not None:
-        if feature_config.kind == "mfcc":
-            freq_scale = torch.ones_like(freq_scale)
-        else:
-            bin_hz = torch.as_tensor(frequency_axis(feature_config), dtype=torch.float32)
-    return apply_warp(features, freq_scale, time_scale, bin_hz)
+    freq_scale, time_scale = draw_feature_warp(features.shape[0], config, feature_config, generator)
+    return apply_warp(features, freq_scale, time_scale,
+                      None if feature_config is None else warp_axis(feature_config))
+
+
+def draw_mixup_weights(batch_size: int, alpha: float, generator: torch.Generator | None = None) -> Tensor:
+    """Mixup's weight of each example itself: ``max(u, 1 - u)`` with ``u ~ Beta(alpha, alpha)``. ``(batch,)``, CPU."""
+    beta = torch.distributions.Beta(torch.tensor(float(alpha)), torch.tensor(float(alpha)))
+    # torch's Beta takes no generator: seed a forked global RNG from ours, so the draw stays reproducible.
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        weight = beta.sample((batch_size,))
+    return torch.maximum(weight, 1 - weight)  # the example itself dominates
 
 
 def mixup(features: Tensor, targets: Tensor, alpha: float,
@@ -399,14 +425,7 @@ def mixup(features: Tensor, targets: Tensor, alpha: float,
     if alpha <= 0:
         return features, targets
     batch = features.shape[0]
-    beta = torch.distributions.Beta(torch.tensor(float(alpha)), torch.tensor(float(alpha)))
-    # torch's Beta takes no generator: seed a forked global RNG from ours, so the draw stays reproducible.
-    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        weight = beta.sample((batch,))
-    partner = torch.randperm(batch, generator=generator)
-    weight = torch.maximum(weight, 1 - weight).to(features.device)  # the example itself dominates
-    partner = partner.to(features.device)
+    weight = draw_mixup_weights(batch, alpha, generator).to(features.device)
+    partner = torch.randperm(batch, generator=generator).to(features.device)
     mixed = weight[:, None, None, None] * features + (1 - weight[:, None, None, None]) * features[partner]
     return mixed, weight[:, None] * targets + (1 - weight[:, None]) * targets[partner]

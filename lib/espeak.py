@@ -109,20 +109,22 @@ def espeak_sample_rate() -> int:
     return _engine().sample_rate
 
 
+def _variants_folder() -> Path:
+    return _engine().data_path / "voices" / "!v"
+
+
 @lru_cache(maxsize=1)
 def list_variants() -> tuple[str, ...]:
     """Names of eSpeak's voice variants (``espeak-ng-data/voices/!v``), e.g. ``("Alex", ..., "m3", "klatt2")``."""
-    folder = _engine().data_path / "voices" / "!v"
-    return tuple(sorted(p.name for p in folder.iterdir() if p.is_file()))
+    return tuple(sorted(p.name for p in _variants_folder().iterdir() if p.is_file()))
 
 
 @lru_cache(maxsize=1)
 def female_variants() -> frozenset[str]:
     """The variants whose file says ``gender female`` (about a sixth of them: f1..f5, Alicia, steph, ...)."""
-    folder = _engine().data_path / "voices" / "!v"
     female = set()
     for name in list_variants():
-        for line in (folder / name).read_text(encoding="utf-8", errors="replace").splitlines():
+        for line in (_variants_folder() / name).read_text(encoding="utf-8", errors="replace").splitlines():
             words = line.lower().split()
             if len(words) >= 2 and words[0] == "gender" and words[1] == "female":
                 female.add(name)
