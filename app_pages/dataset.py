@@ -42,7 +42,9 @@ def _open_builtin() -> None:
         spec = BuiltinSpec(words=words, clips_per_word=int(st.session_state["ds_clips"]),
                            include_unknown=bool(st.session_state["ds_unknown"]),
                            include_silence=bool(st.session_state["ds_silence"]),
-                           seed=int(st.session_state["ds_seed"]))
+                           seed=int(st.session_state["ds_seed"]),
+                           piper_clips_per_word=int(st.session_state["ds_piper"]),
+                           kokoro_clips_per_word=int(st.session_state["ds_kokoro"]))
     except ValueError as error:
         st.session_state["ds_form_error"] = f"Cannot build this set: {error}."
         return
@@ -274,8 +276,11 @@ if kind == "builtin":
     st.session_state.setdefault("ds_unknown", bool(current.include_unknown))
     st.session_state.setdefault("ds_silence", bool(current.include_silence))
     st.session_state.setdefault("ds_seed", int(current.seed))
-    st.caption("Keywords spoken by synthetic eSpeak NG speakers on this machine (no download). The same settings "
-               "always give the same clips; a new set is synthesized once and then reused.")
+    st.session_state.setdefault("ds_piper", int(current.piper_clips_per_word))
+    st.session_state.setdefault("ds_kokoro", int(current.kokoro_clips_per_word))
+    st.caption("Keywords spoken by synthetic eSpeak NG speakers on this machine (no download), optionally with "
+               "neural voices that sound like recorded people. The same settings always give the same clips; a "
+               "new set is synthesized once and then reused.")
     with st.form("ds_builtin_form"):
         st.text_input("Words (comma-separated, one class each)", key="ds_words",
                       help=f"The Speech Commands keywords are: {', '.join(SPEECH_COMMANDS_WORDS)}.")
@@ -284,6 +289,12 @@ if kind == "builtin":
         c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="ds_seed")
         c3.checkbox("Add an `_unknown_` class", key="ds_unknown", help="Other words, as in Speech Commands.")
         c3.checkbox("Add a `_silence_` class", key="ds_silence", help="Background noise only.")
+        c1.number_input("Piper clips per word", min_value=0, max_value=10_000, step=10, key="ds_piper",
+                        help="Extra clips said by Piper's US English neural voice (about 20 clips/s).")
+        c2.number_input("Kokoro clips per word", min_value=0, max_value=10_000, step=10, key="ds_kokoro",
+                        help="Extra clips said by Kokoro-82M's voices (four female, one male) reading English: "
+                             "accented, natural speech, about 2 clips/s. Models trained with neural voices "
+                             "understand other voices better (docs/benchmarks.md).")
         st.form_submit_button("Generate / open", type="primary", on_click=_open_builtin, key="ds_generate")
 elif kind == "folder":
     st.session_state.setdefault("ds_folder", source["path"] if source["kind"] == "folder" else "")

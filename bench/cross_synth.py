@@ -708,6 +708,19 @@ def unit_bootstrap_interval(result: dict, n_resamples: int = 2000, seed: int = 0
     return float(low), float(high)
 
 
+def validation_by_voice_kind(metrics: dict) -> dict[str, tuple[float, int]]:
+    """Validation accuracy and clip count of a run's eSpeak clips and of its neural-voice clips (if any).
+
+    The built-in set names neural-voice clips ``<word>_piper_NNNN.wav`` / ``<word>_kokoro_NNNN.wav``.
+    """
+    kinds: dict[str, list[bool]] = {}
+    for entry in metrics.get("validation", {}).get("predictions", []):
+        name = Path(entry["path"]).name
+        kind = "Piper" if "_piper_" in name else "Kokoro" if "_kokoro_" in name else "eSpeak"
+        kinds.setdefault(kind, []).append(entry["true"] == entry["pred"])
+    return {kind: (sum(v) / len(v), len(v)) for kind, v in kinds.items()}
+
+
 def compare_report(run_path: str | Path, set_dir: str | Path = DEFAULT_SET) -> str:
     """One table from one run: a saved run and PocketSphinx on the set, overall, per engine and per voice."""
     from lib.runs import load_run
@@ -715,7 +728,7 @@ def compare_report(run_path: str | Path, set_dir: str | Path = DEFAULT_SET) -> s
     model, sphinx = evaluate_run(run_path, set_dir), run_baseline(set_dir)
     run = load_run(run_path)
     p50, p95 = latency_ms(run_path)
-    validation = run.metrics.get("validation", {}).get("accuracy")
+    validation = validation_by_voice_kind(run.metrics)
     train = run.config.get("train_config", {})
     name = f"`{Path(run_path).as_posix()}` ({run.config.get('model')})"
     lines = [f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {len(model['predictions'])} clips; "
@@ -732,8 +745,8 @@ def compare_report(run_path: str | Path, set_dir: str | Path = DEFAULT_SET) -> s
     lines += ["", f"The run: {run.config.get('n_parameters', 0):,} parameters, trained "
                   f"{run.config.get('duration_sec', 0) / 60:.1f} min on {run.config.get('device', '?')}, "
                   f"{train.get('epochs')} epochs, augmentation: "
-                  f"{_augment_summary(train.get('augment', {}))}; eSpeak validation accuracy "
-                  + (f"{validation:.1%}" if validation is not None else "n/a")
+                  f"{_augment_summary(train.get('augment', {}))}; validation accuracy (voices held out) "
+                  + (", ".join(f"{kind} {acc:.1%} of {n}" for kind, (acc, n) in validation.items()) or "n/a")
                   + f"; one-second clip inference on this CPU p50 {p50:.2f} ms, p95 {p95:.2f} ms.",
               f"PocketSphinx gave no hypothesis for {sphinx['no_hypothesis']} clip(s) (counted as wrong)."]
     return "\n".join(lines)

@@ -5,6 +5,10 @@ speaker's own rate, pitch and pitch range), with per-clip jitter, an intonation 
 exclamation), a random place in the clip, a random level and background noise at a random SNR. Each clip's
 ``group`` is its speaker, so splits can keep voices apart.
 
+Optionally some clips of every word are said by neural voices instead (:mod:`lib.neural_voices`: Piper's
+US English voice and Kokoro-82M's voices reading English phonemes), which sound like recorded people rather
+than formant synthesis; their groups are named ``piper-...`` and ``kokoro-...``.
+
 The set is written once to ``<cache_dir>/<key>/`` as 16 kHz mono WAV files plus ``manifest.csv``
 (path, label, group) and ``spec.json``; a second request with the same :class:`BuiltinSpec` reuses it.
 The folder is written under a temporary name and renamed when complete, so a crash never leaves half a set.
@@ -30,7 +34,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from lib import espeak
+from lib import espeak, neural_voices
 
 __all__ = ["SPEECH_COMMANDS_WORDS", "UNKNOWN_WORDS", "UNKNOWN_LABEL", "SILENCE_LABEL", "BuiltinSpec",
            "generate_builtin", "builtin_folder"]
@@ -66,6 +70,8 @@ class BuiltinSpec:
         snr_db_range: background noise SNR range in dB, drawn uniformly per clip.
         noise_probability: fraction of clips that get background noise.
         seed: the random seed.
+        piper_clips_per_word: extra clips of each word (and `_unknown_`) said by the Piper voice.
+        kokoro_clips_per_word: extra clips of each word (and `_unknown_`) said by Kokoro voices.
     """
 
     words: tuple[str, ...] = SPEECH_COMMANDS_WORDS
@@ -80,6 +86,8 @@ class BuiltinSpec:
     snr_db_range: tuple[float, float] = (10.0, 40.0)
     noise_probability: float = 0.8
     seed: int = 0
+    piper_clips_per_word: int = 0
+    kokoro_clips_per_word: int = 0
     version: int = field(default=1, repr=False)  # bump when the recipe changes, so old caches are not reused
 
     def __post_init__(self) -> None:
@@ -95,6 +103,8 @@ class BuiltinSpec:
             raise ValueError("a classifier needs at least two classes: add a word or the _unknown_/_silence_ class")
         if self.clips_per_word < 1:
             raise ValueError(f"clips_per_word must be at least 1, got {self.clips_per_word}")
+        if self.piper_clips_per_word < 0 or self.kokoro_clips_per_word < 0:
+            raise ValueError("piper_clips_per_word and kokoro_clips_per_word cannot be negative")
         if self.n_speakers < 1:
             raise ValueError(f"n_speakers must be at least 1, got {self.n_speakers}")
         if self.clip_seconds <= 0.2:
@@ -110,12 +120,22 @@ class BuiltinSpec:
         return list(self.words) + [UNKNOWN_LABEL] * self.include_unknown + [SILENCE_LABEL] * self.include_silence
 
     @property
+    def neural_clips_per_word(self) -> int:
+        return self.piper_clips_per_word + self.kokoro_clips_per_word
+
+    @property
     def n_clips(self) -> int:
-        return len(self.class_names) * self.clips_per_word
+        spoken = len(self.words) + self.include_unknown
+        return (spoken * (self.clips_per_word + self.neural_clips_per_word)
+                + self.include_silence * self.clips_per_word)
 
     def key(self) -> str:
-        """A short hash naming this spec's cache folder."""
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        """A short hash naming this spec's cache folder (eSpeak-only specs keep their pre-neural-voice keys)."""
+        fields = asdict(self)
+        for name in ("piper_clips_per_word", "kokoro_clips_per_word"):
+            if not fields[name]:
+                del fields[name]
+        return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -165,13 +185,76 @@ def _colored_noise(rng: np.random.Generator, n_samples: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class _NeuralSpeaker:
+    """A neural-voice identity: a voice (Kokoro: a mix of voices) with its own tempo and pitch/formant shift."""
+
+    engine: str                  # "piper" or "kokoro"
+    name: str                    # the voice (Kokoro: the strongest in the mix) and a number
+    weights: tuple[float, ...]   # Kokoro's style mix over neural_voices.KOKORO_VOICES; () for Piper
+    accent: str                  # the eSpeak accent whose IPA Kokoro reads ("" for Piper)
+    tempo: float                 # Piper: length scale (> 1 slower); Kokoro: speed (> 1 faster)
+    shift: float                 # played back this much faster: pitch, formants and tempo rise together
+
+    @property
+    def group(self) -> str:
+        return f"{self.engine}-{self.name}"
+
+
+_PIPER_SPEAKERS = 12
+_KOKORO_SPEAKERS = 30
+
+
+def _neural_speakers(rng: np.random.Generator) -> dict[str, list[_NeuralSpeaker]]:
+    """Speakers of both neural engines: Piper's one voice at several tempi and shifts; Kokoro's five voices
+    (four female, one male) taken in turn as the main part of a random mix of all five."""
+    piper = [_NeuralSpeaker("piper", f"joe-{i:02d}", (), "", tempo=float(rng.uniform(0.8, 1.25)),
+                            shift=float(rng.uniform(0.85, 1.18))) for i in range(_PIPER_SPEAKERS)]
+    kokoro = []
+    for i in range(_KOKORO_SPEAKERS):
+        main = i % len(neural_voices.KOKORO_VOICES)
+        weights = 0.5 * rng.dirichlet(np.full(len(neural_voices.KOKORO_VOICES), 0.3))
+        weights[main] += 0.5
+        kokoro.append(_NeuralSpeaker(
+            "kokoro", f"{neural_voices.KOKORO_VOICES[main]}-{i:02d}", tuple(float(w) for w in weights),
+            accent=str(rng.choice(["en-us", "en-gb-x-rp"], p=[0.7, 0.3])), tempo=float(rng.uniform(0.8, 1.2)),
+            shift=float(rng.uniform(0.92, 1.08))))
+    return {"piper": piper, "kokoro": kokoro}
+
+
+@dataclass(frozen=True)
 class _ClipJob:
     """Everything needed to render one clip, drawn in the parent so workers only apply it."""
 
     path: str
     text: str | None          # None: silence (background noise only)
-    speaker: _Speaker | None
+    speaker: _Speaker | _NeuralSpeaker | None
     seed: int
+
+    @property
+    def engine(self) -> str:
+        return self.speaker.engine if isinstance(self.speaker, _NeuralSpeaker) else "espeak"
+
+
+def _speak(text: str, speaker: _Speaker | _NeuralSpeaker, rng: np.random.Generator,
+           seed: int) -> tuple[np.ndarray, int]:
+    """``text`` said by ``speaker`` with per-clip jitter: ``((time,) float, sample_rate)``."""
+    punctuation = _INTONATION[rng.integers(len(_INTONATION))]
+    if isinstance(speaker, _Speaker):
+        return espeak.synthesize(
+            text + punctuation, voice=speaker.voice, variant=speaker.variant,
+            rate=int(speaker.rate * rng.uniform(0.85, 1.15)),
+            pitch=int(np.clip(speaker.pitch + rng.integers(-8, 9), 0, 99)),
+            pitch_range=int(np.clip(speaker.pitch_range + rng.integers(-15, 16), 0, 100)), seed=seed % 2**31)
+    tempo = speaker.tempo * rng.uniform(0.9, 1.1)
+    if speaker.engine == "piper":
+        speech, rate = neural_voices.piper_speak(text + punctuation, length_scale=tempo,
+                                                 noise_scale=rng.uniform(0.3, 1.0),
+                                                 noise_w_scale=rng.uniform(0.3, 1.2))
+    else:
+        phonemes = neural_voices.kokoro_phonemes(text, speaker.accent) + punctuation
+        speech, rate = neural_voices.kokoro_speak(phonemes, speaker.weights, speed=tempo)
+    # Declared at a higher rate, the clip plays faster and higher; rounded to 100 Hz to keep resampling cheap.
+    return speech, int(round(rate * speaker.shift * rng.uniform(0.97, 1.03) / 100)) * 100
 
 
 def _render_clip(spec: BuiltinSpec, job: _ClipJob) -> np.ndarray:
@@ -179,13 +262,8 @@ def _render_clip(spec: BuiltinSpec, job: _ClipJob) -> np.ndarray:
     rng = np.random.default_rng(job.seed)
     n_samples = round(spec.sample_rate * spec.clip_seconds)
     clip = np.zeros(n_samples, dtype=np.float64)
-    speaker = job.speaker
-    if job.text is not None and speaker is not None:
-        speech, rate = espeak.synthesize(
-            job.text + _INTONATION[rng.integers(len(_INTONATION))], voice=speaker.voice, variant=speaker.variant,
-            rate=int(speaker.rate * rng.uniform(0.85, 1.15)),
-            pitch=int(np.clip(speaker.pitch + rng.integers(-8, 9), 0, 99)),
-            pitch_range=int(np.clip(speaker.pitch_range + rng.integers(-15, 16), 0, 100)), seed=job.seed % 2**31)
+    if job.text is not None and job.speaker is not None:
+        speech, rate = _speak(job.text, job.speaker, rng, job.seed)
         speech = _trim_silence(speech)
         if rate != spec.sample_rate and speech.size:
             g = math.gcd(rate, spec.sample_rate)
@@ -206,6 +284,8 @@ def _render_clip(spec: BuiltinSpec, job: _ClipJob) -> np.ndarray:
 
 def _render_jobs(spec: BuiltinSpec, jobs: list[_ClipJob], folder: Path) -> None:
     """Render ``jobs`` into ``folder``. Meant for a fresh process (see :func:`generate_builtin`)."""
+    if jobs and jobs[0].engine != "espeak":  # the neural graphs draw noise: seed this process's sequence
+        neural_voices.seed(jobs[0].seed)
     for job in jobs:
         sf.write(folder / job.path, _render_clip(spec, job), spec.sample_rate, subtype="PCM_16")
 
@@ -215,39 +295,71 @@ def _job_file(spec: BuiltinSpec, jobs: list[_ClipJob], path: Path) -> Path:
     return path
 
 
+def _speaker_from_dict(fields: dict | None) -> _Speaker | _NeuralSpeaker | None:
+    if fields is None:
+        return None
+    if "engine" in fields:
+        return _NeuralSpeaker(**{**fields, "weights": tuple(fields["weights"])})
+    return _Speaker(**fields)
+
+
 def _main(job_file: str, folder: str) -> None:
-    """``python -m lib.builtin JOBS.json FOLDER``: render one class's clips (the worker process)."""
+    """``python -m lib.builtin JOBS.json FOLDER``: render one class's clips of one engine (the worker process)."""
     payload = json.loads(Path(job_file).read_text())
     spec = BuiltinSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in payload["spec"].items()})
-    jobs = [_ClipJob(j["path"], j["text"], _Speaker(**j["speaker"]) if j["speaker"] else None, j["seed"])
-            for j in payload["jobs"]]
+    jobs = [_ClipJob(j["path"], j["text"], _speaker_from_dict(j["speaker"]), j["seed"]) for j in payload["jobs"]]
     _render_jobs(spec, jobs, Path(folder))
 
 
 def _plan(spec: BuiltinSpec) -> dict[str, list[_ClipJob]]:
-    """Draw every clip's word, speaker and seed, class by class (deterministic in ``spec.seed``)."""
+    """Draw every clip's word, speaker and seed, class by class (deterministic in ``spec.seed``).
+
+    The neural-voice clips are drawn after all eSpeak clips from their own generator, so adding them leaves
+    the eSpeak clips of a spec exactly as they were.
+    """
     rng = np.random.default_rng(spec.seed)
     speakers = _speakers(spec, rng)
+
+    def text_for(label: str, draw: np.random.Generator) -> str | None:
+        if label == SILENCE_LABEL:
+            return None
+        return UNKNOWN_WORDS[int(draw.integers(len(UNKNOWN_WORDS)))] if label == UNKNOWN_LABEL else label
+
     plan = {}
     for label in spec.class_names:
         jobs = []
         for i in range(spec.clips_per_word):
             speaker = None if label == SILENCE_LABEL else speakers[int(rng.integers(len(speakers)))]
-            text = (None if label == SILENCE_LABEL else
-                    UNKNOWN_WORDS[int(rng.integers(len(UNKNOWN_WORDS)))] if label == UNKNOWN_LABEL else label)
+            text = text_for(label, rng)
             jobs.append(_ClipJob(f"{label}/{label}_{i:04d}.wav", text, speaker, int(rng.integers(2**62))))
         plan[label] = jobs
+    if spec.neural_clips_per_word:
+        neural_rng = np.random.default_rng([spec.seed, 1])
+        neural = _neural_speakers(neural_rng)
+        counts = {"piper": spec.piper_clips_per_word, "kokoro": spec.kokoro_clips_per_word}
+        for label in spec.class_names:
+            if label == SILENCE_LABEL:
+                continue
+            for engine, count in counts.items():
+                for i in range(count):
+                    speaker = neural[engine][int(neural_rng.integers(len(neural[engine])))]
+                    plan[label].append(_ClipJob(f"{label}/{label}_{engine}_{i:04d}.wav", text_for(label, neural_rng),
+                                                speaker, int(neural_rng.integers(2**62))))
     return plan
 
 
 def _run_workers(spec: BuiltinSpec, plan: dict[str, list[_ClipJob]], staging: Path,
                  progress: ProgressCallback | None) -> None:
-    """Render each class in its own fresh worker process, as many at once as there are cores.
+    """Render each class's clips of each engine in its own fresh worker process, as many at once as there are
+    cores.
 
-    eSpeak keeps hidden state between utterances, so the same call twice in one process can differ; a fresh
-    process per class makes the output depend only on the spec, whatever the number of cores.
+    eSpeak keeps hidden state between utterances, and the neural voices draw their noise from one seeded
+    sequence per process, so the same call twice in one process can differ; a fresh process per (class,
+    engine) makes the output depend only on the spec, whatever the number of cores.
     """
-    pending = [_job_file(spec, jobs, staging / f".jobs-{i}.json") for i, jobs in enumerate(plan.values())]
+    batches = [[job for job in jobs if job.engine == engine] for jobs in plan.values()
+               for engine in ("espeak", "piper", "kokoro")]
+    pending = [_job_file(spec, jobs, staging / f".jobs-{i}.json") for i, jobs in enumerate(b for b in batches if b)]
     running: list[subprocess.Popen] = []
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
@@ -293,6 +405,10 @@ def generate_builtin(spec: BuiltinSpec = BuiltinSpec(), cache_dir: str | Path = 
         if progress:
             progress(spec.n_clips, spec.n_clips)
         return manifest
+    engines = [e for e, n in (("piper", spec.piper_clips_per_word), ("kokoro", spec.kokoro_clips_per_word)) if n]
+    neural_voices.check_available(engines)  # a missing wheel fails here, with the pip command, not in a worker
+    if "kokoro" in engines:
+        neural_voices.prepare_kokoro()
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:

@@ -500,7 +500,9 @@ def load_dataset_arg(spec: str, args: argparse.Namespace | None = None) -> Audio
                 options["words"] = tuple(w.strip() for w in args.words.split(",") if w.strip())
             options.update(clips_per_word=args.clips_per_word, include_unknown=args.unknown,
                            include_silence=args.silence, seed=args.data_seed, n_speakers=args.n_speakers,
-                           female_share=None if args.female_share < 0 else args.female_share)
+                           female_share=None if args.female_share < 0 else args.female_share,
+                           piper_clips_per_word=args.piper_clips_per_word,
+                           kokoro_clips_per_word=args.kokoro_clips_per_word)
         source = {"kind": "builtin", "spec": asdict(BuiltinSpec(**options))}
     else:
         source = {"kind": "csv" if Path(spec).suffix.lower() == ".csv" else "folder", "path": spec}
@@ -526,6 +528,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="built-in set: synthetic speakers (eSpeak accent + voice variant identities)")
     p.add_argument("--female-share", type=float, default=builtin.female_share,
                    help="built-in set: fraction of female voices (-1: draw every eSpeak variant alike)")
+    p.add_argument("--piper-clips-per-word", type=int, default=builtin.piper_clips_per_word,
+                   help="built-in set: extra clips of each word said by the Piper neural voice")
+    p.add_argument("--kokoro-clips-per-word", type=int, default=builtin.kokoro_clips_per_word,
+                   help="built-in set: extra clips of each word said by Kokoro neural voices (slower to make)")
     p.add_argument("--unknown", action="store_true", help="built-in set: add the _unknown_ class")
     p.add_argument("--silence", action="store_true", help="built-in set: add the _silence_ class")
     p.add_argument("--data-seed", type=int, default=0, help="built-in set: generation seed")

@@ -188,3 +188,13 @@ def test_unit_bootstrap_interval_brackets_the_accuracy_and_collapses_when_all_ri
     low, high = cs.unit_bootstrap_interval(result(7))
     assert low < 0.7 < high and high - low > 0.3  # 10 units: wide, though there are 50 clips
     assert cs.unit_bootstrap_interval(result(10)) == (1.0, 1.0)
+
+
+def test_validation_accuracy_is_split_by_voice_kind():
+    predictions = [{"path": "d/yes/yes_0001.wav", "true": 0, "pred": 0},
+                   {"path": "d/yes/yes_0002.wav", "true": 0, "pred": 1},
+                   {"path": "d/no/no_piper_0000.wav", "true": 1, "pred": 1},
+                   {"path": "d/no/no_kokoro_0003.wav", "true": 1, "pred": 0}]
+    split = cs.validation_by_voice_kind({"validation": {"predictions": predictions}})
+    assert split == {"eSpeak": (0.5, 2), "Piper": (1.0, 1), "Kokoro": (0.0, 1)}
+    assert cs.validation_by_voice_kind({}) == {}

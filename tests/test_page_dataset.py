@@ -60,6 +60,19 @@ def test_generate_own_builtin_words(at):
     assert any("2 classes, 8 clips" in m.value for m in at.sidebar.markdown)
 
 
+def test_generate_builtin_with_neural_voices(at):
+    at.text_input(key="ds_words").set_value("yes, no")
+    at.number_input(key="ds_clips").set_value(2)
+    at.number_input(key="ds_piper").set_value(1)
+    at.number_input(key="ds_kokoro").set_value(1)
+    at.button(key="ds_generate").click().run()
+    assert not at.exception
+    assert not at.error
+    spec = at.session_state["dataset_source"]["spec"]
+    assert (spec["piper_clips_per_word"], spec["kokoro_clips_per_word"]) == (1, 1)
+    assert metric_value(at, "Clips") == "8"  # 2 words x (2 eSpeak + 1 Piper + 1 Kokoro)
+
+
 def test_invalid_builtin_spec_shows_error(at):
     at.text_input(key="ds_words").set_value("cat, cat")
     at.button(key="ds_generate").click().run()
