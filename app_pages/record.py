@@ -144,8 +144,9 @@ with st.expander("How it works: teach the model your own sounds", icon=":materia
         f"2. **Use the folder as the active dataset** once it has {MIN_CLASSES} classes or more.\n"
         "3. **Train** a model on it on the Train page (a small CNN trains in seconds).\n"
         "4. **Come back here**, pick the new run and test it live.\n\n"
-        "The shipped default model learned from synthetic (eSpeak) voices only: on other synthesizers' voices it "
-        "gets about four words in five right, so expect mistakes on yours. The Evaluate page scores any run on "
+        "The shipped default model learned from synthetic voices only (eSpeak NG and two neural voices, Piper "
+        "and Kokoro): on voices of other speech synthesizers it gets about nine words in ten right, but it has "
+        "never heard a person, so expect some mistakes on your voice. The Evaluate page scores any run on "
         "your recordings (**My recordings**), which shows how far your voice is from what it trained on.")
 
 run = run_picker("Run", key="record_run")

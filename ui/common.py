@@ -122,10 +122,11 @@ def ensure_builtin(spec: BuiltinSpec) -> None:
     """Generate the built-in set with a progress bar if it is not cached yet."""
     if (builtin_folder(spec, BUILTIN_CACHE) / "manifest.csv").is_file():
         return
-    bar = st.progress(0.0, text=f"Synthesizing {spec.n_clips:,} clips with eSpeak NG (once)...")
+    engines = "eSpeak NG" + (" and neural voices (Kokoro takes minutes)" if spec.neural_clips_per_word else "")
+    bar = st.progress(0.0, text=f"Synthesizing {spec.n_clips:,} clips with {engines} (once)...")
 
     def progress(done: int, total: int) -> None:
-        bar.progress(done / max(total, 1), text=f"Synthesizing clips with eSpeak NG: {done:,} / {total:,}")
+        bar.progress(done / max(total, 1), text=f"Synthesizing clips with {engines}: {done:,} / {total:,}")
 
     generate_builtin(spec, BUILTIN_CACHE, progress)
     bar.empty()
