@@ -37,6 +37,7 @@ EQ = dict(eq_probability=0.8, eq_db=10.0)
 BIG_DATA = dict(clips_per_word=600, n_speakers=400)
 PIPER = dict(piper_clips_per_word=100)
 NEURAL = dict(piper_clips_per_word=100, kokoro_clips_per_word=150)
+MORE_KOKORO = dict(piper_clips_per_word=100, kokoro_clips_per_word=250)
 
 # name -> what it changes from the defaults: augmentation, feature settings, built-in set settings, training.
 RECIPES: dict[str, dict[str, dict]] = {
@@ -60,6 +61,8 @@ RECIPES: dict[str, dict[str, dict]] = {
     "wnr_x3_piper": {"augment": {**WARP, **NOISE_REVERB}, "train": {"model": "kws_resnet_x3"}, "data": PIPER},
     "wnr_x3_neural": {"augment": {**WARP, **NOISE_REVERB}, "train": {"model": "kws_resnet_x3"}, "data": NEURAL},
     "wnr_x5_neural": {"augment": {**WARP, **NOISE_REVERB}, "train": {"model": "kws_resnet_x5"}, "data": NEURAL},
+    "wnr_x5_kokoro250": {"augment": {**WARP, **NOISE_REVERB}, "train": {"model": "kws_resnet_x5"},
+                         "data": MORE_KOKORO},
 }
 
 
