@@ -1,0 +1,492 @@
+"""Every GPU check in one command: device, training speed in bf16 and float32, live events, GPU = CPU inference.
+
+Data, not a test. Made to run once on a lent GPU machine that has torch and torchaudio (2.11) but none of this
+project's other packages and no network: it needs only torch, numpy, scikit-learn, ``lib`` and two small
+wheels (``soundfile`` and ``espeakng-loader``, to synthesize the built-in set), installed beside it with
+``pip install --no-deps --no-index WHEELS/*.whl``. On a machine without a GPU it says so, measures the CPU
+with a short version of the same checks, and still exits 0.
+
+What it does, in order:
+
+1. the device: name, memory, torch/CUDA versions;
+2. the built-in set (default :class:`~lib.builtin.BuiltinSpec`, eSpeak voices; synthesized if missing);
+3. the default model's recipe (``make default-model``: ``kws_resnet_x5``, frequency warp, time stretch, noise,
+   reverb, 20 epochs) trained twice, with bf16 autocast and in float32: samples/s, time to 95% validation
+   accuracy, peak GPU memory, final accuracy;
+4. live events: a short run through :class:`lib.jobs.JobQueue`, polled as the Train page polls it; the check
+   passes when step events are seen while the job is still running, before it ends;
+5. inference: the shipped ``models/default`` and the bf16 run, on the test clips, on the GPU and on the CPU:
+   max abs difference of the probabilities (tolerance :data:`INFERENCE_TOLERANCE`) and agreement of the
+   top class;
+6. the model step per model: forward + backward + AdamW at batch 256, float32 / bf16 / bf16 channels_last,
+   samples/s and FLOP/s (``torch.utils.flop_counter``).
+
+Usage::
+
+    python bench/gpu_check.py                               # writes the gpu-check section of docs/benchmarks.md
+    python bench/gpu_check.py --out bench/out/gpu.md --quick  # short (CPU smoke test; what the test runs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from bench.report import write_section  # noqa: E402
+
+SECTION = "gpu-check"
+TARGET_ACCURACY = 0.95
+INFERENCE_TOLERANCE = 2e-3  # probabilities; cuDNN may use TF32 convolutions, which round to ~1e-3 relative
+NO_GPU = "no GPU was found (torch.cuda.is_available() is False): these are CPU figures from the short checks"
+STEP_MODELS = ("tutorial_cnn", "kws_resnet", "bcresnet", "crnn", "kws_transformer")
+
+
+def log(message: str) -> None:
+    print(f"[gpu-check] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Check:
+    """One check's outcome: ``ok`` None means measured (no pass/fail), True/False a verdict."""
+
+    name: str
+    ok: bool | None = None
+    figures: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+def run_check(name: str, fn, *args) -> Check:
+    """Runs ``fn(*args) -> Check`` and turns an exception into a failed check (the others still run)."""
+    log(f"{name} ...")
+    started = time.perf_counter()
+    try:
+        check = fn(*args)
+    except Exception as error:  # noqa: BLE001 - one broken check must not hide the others' figures
+        traceback.print_exc()
+        check = Check(name, ok=False, error=f"{type(error).__name__}: {error}")
+    log(f"{name}: {'error: ' + check.error if check.error else 'done'} in {time.perf_counter() - started:.1f} s")
+    return check
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_mb(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+
+
+# ------------------------------------------------------------------------------------------------ the checks
+def check_device(device: torch.device) -> Check:
+    figures = {"torch": torch.__version__, "python": platform.python_version(), "device": str(device)}
+    try:
+        import torchaudio
+
+        figures["torchaudio"] = torchaudio.__version__
+    except Exception as error:  # noqa: BLE001 - reported, not needed
+        figures["torchaudio"] = f"not importable ({error})"
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        figures.update(name=props.name, memory_gb=props.total_memory / 1e9, capability=f"{props.major}.{props.minor}",
+                       cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
+    else:
+        figures.update(name=f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
+    return Check("device", ok=None, figures=figures)
+
+
+def load_data(args: argparse.Namespace):
+    from lib.builtin import BuiltinSpec
+    from lib.data import load_builtin
+
+    spec = BuiltinSpec(**({"words": ("yes", "no", "up"), "clips_per_word": 24, "n_speakers": 12}
+                          if args.quick else {}))
+    cache_dir = Path(args.data_dir) if args.data_dir else ROOT / "data" / "builtin"
+    started = time.perf_counter()
+    dataset = load_builtin(spec, cache_dir)
+    log(f"dataset: {len(dataset)} clips, {dataset.n_classes} classes in {time.perf_counter() - started:.1f} s")
+    return dataset
+
+
+def recipe(args: argparse.Namespace, mixed_precision: bool, epochs: int | None = None):
+    """The shipped default model's training settings (the Makefile's ``default-model`` target)."""
+    from lib.augment import AugmentConfig
+    from lib.train import TrainConfig
+
+    augment = AugmentConfig(freq_warp=0.15, time_stretch=0.2, noise_probability=0.5, reverb_probability=0.3)
+    return TrainConfig(model="kws_resnet_x5", epochs=epochs or (2 if args.quick else 20),
+                       augment=augment, device=args.device, mixed_precision=mixed_precision,
+                       max_batches=2 if args.quick else None)
+
+
+def check_training(args: argparse.Namespace, dataset, mixed_precision: bool, runs_root: Path,
+                   baseline: bool = False) -> Check:
+    """Trains the recipe (``baseline``: one ``kws_resnet`` with the default augmentation instead, which trains
+    on features cached on the device) and reports its speed, memory and accuracy."""
+    from lib.augment import AugmentConfig
+    from lib.features import FeatureConfig
+    from lib.train import DoneEvent, EpochEvent, StartEvent, StepEvent, iter_training
+
+    config = recipe(args, mixed_precision)
+    if baseline:
+        config = config.replace(model="kws_resnet", augment=AugmentConfig())
+    device = torch.device(args.device_resolved)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    name = training_name(mixed_precision, baseline)
+    run_id = "gpu-check-" + ("baseline" if baseline else "bf16" if mixed_precision else "fp32")
+    steps, epochs, done, start = [], [], None, None
+    started = time.perf_counter()
+    for event in iter_training(dataset, FeatureConfig(), config, runs_root=runs_root, run_id=run_id,
+                               overwrite=True):
+        if isinstance(event, StartEvent):
+            start = event
+        elif isinstance(event, StepEvent):
+            steps.append(event)
+        elif isinstance(event, EpochEvent):
+            epochs.append(event)
+            log(f"  epoch {event.epoch}: val {event.val_accuracy:.1%} at {event.elapsed_sec:.1f} s")
+        elif isinstance(event, DoneEvent):
+            done = event
+    wall = time.perf_counter() - started
+    if done is None or done.status == "failed":
+        return Check(name, ok=False, error=done.message if done else "no done event")
+    # Throughput over the steps after the first epoch (the first pays cuDNN autotuning and allocator warm-up).
+    later = [s for s in steps if s.epoch > 1]
+    later = later if len(later) > 1 else steps
+    samples = sum(s.batch_size for s in later[1:])
+    span = later[-1].elapsed_sec - later[0].elapsed_sec if len(later) > 1 else float("nan")
+    reached = next((e.elapsed_sec for e in epochs if e.val_accuracy >= TARGET_ACCURACY), None)
+    figures = {"samples_per_sec": samples / span if span > 0 else float("nan"),
+               "time_to_95_sec": reached, "train_sec": epochs[-1].elapsed_sec if epochs else None,
+               "wall_sec": wall, "peak_gpu_mb": peak_memory_mb(device), "epochs": len(epochs),
+               "val_accuracy": done.metrics["validation"].get("accuracy"),
+               "test_accuracy": done.metrics["test"].get("accuracy"), "run_path": done.run_path,
+               "n_train": start.n_train if start else None, "cached_features": start.cached_features if start else None}
+    return Check(name, ok=None, figures=figures)
+
+
+def training_name(mixed_precision: bool, baseline: bool = False) -> str:
+    precision = "bf16 autocast" if mixed_precision else "float32"
+    return f"train {precision}, kws_resnet, default augmentation" if baseline else f"train {precision}"
+
+
+def check_live_events(args: argparse.Namespace, dataset, runs_root: Path) -> Check:
+    """A job in the background, polled every 50 ms like the Train page's fragment: steps must show up before
+    the job ends (and not all at once at the end)."""
+    from lib.features import FeatureConfig
+    from lib.jobs import JobQueue
+
+    config = recipe(args, mixed_precision=True, epochs=6 if args.quick else 3).replace(model="kws_resnet")
+    queue = JobQueue()
+    job = queue.submit(dataset, FeatureConfig(), config, runs_root, run_id="gpu-check-live")
+    seen_running: list[int] = []   # step counts observed while the job was running
+    started = time.perf_counter()
+    first_step_sec = None
+    while not job.wait(timeout=0.05):
+        snap = job.snapshot()
+        if snap.state == "running" and snap.steps:
+            seen_running.append(snap.steps[-1].step)
+            first_step_sec = first_step_sec or time.perf_counter() - started
+        if time.perf_counter() - started > 300:
+            job.stop()
+    snap = job.snapshot()
+    total = snap.start.total_steps if snap.start else 0
+    distinct = len(set(seen_running))
+    ok = snap.state == "finished" and distinct >= 2 and (not seen_running or min(seen_running) < total)
+    return Check("live events", ok=ok,
+                 figures={"state": snap.state, "total_steps": total, "distinct_step_counts_seen_while_running": distinct,
+                          "first_step_seen_sec": first_step_sec, "device": snap.start.device if snap.start else None},
+                 error=None if ok else (snap.done.message if snap.done and snap.state == "failed" else
+                                        f"saw {distinct} distinct step counts while running"))
+
+
+def check_inference(args: argparse.Namespace, dataset, run_paths: list[str]) -> Check:
+    """GPU probabilities equal CPU probabilities (the same run, the same clips) within the tolerance."""
+    from lib.infer import Classifier
+
+    device = torch.device(args.device_resolved)
+    if device.type == "cpu":
+        return Check("inference GPU = CPU", ok=None, figures={"skipped": "no GPU: nothing to compare"})
+    n = min(len(dataset), 512)
+    indices = np.random.default_rng(0).choice(len(dataset), n, replace=False)
+    figures: dict = {"clips": n, "tolerance": INFERENCE_TOLERANCE}
+    ok = True
+    for path in run_paths:
+        cpu = Classifier.from_run(path, device="cpu")
+        gpu = Classifier.from_run(path, device=device)
+        waveforms = dataset.to_tensor(cpu.feature_config.sample_rate, cpu.feature_config.n_samples, indices)
+        p_cpu, p_gpu = cpu.predict_batch(waveforms), gpu.predict_batch(waveforms)
+        diff = (p_cpu - p_gpu).abs().max().item()
+        agree = (p_cpu.argmax(1) == p_gpu.argmax(1)).float().mean().item()
+        # Latency of one clip on each device (p50 over 50 runs after 5 warm-up runs).
+        clip = waveforms[:1]
+        latency = {}
+        for label, clf in (("cpu", cpu), ("gpu", gpu)):
+            times = []
+            for i in range(55):
+                t0 = time.perf_counter()
+                clf.predict_batch(clip)
+                synchronize(clf.device)
+                if i >= 5:
+                    times.append(time.perf_counter() - t0)
+            latency[label] = float(np.median(times) * 1000)
+        figures[Path(path).name] = {"max_abs_diff": diff, "top1_agreement": agree,
+                                    "p50_ms_cpu": latency["cpu"], "p50_ms_gpu": latency["gpu"]}
+        ok = ok and diff <= INFERENCE_TOLERANCE and agree >= 0.99
+    return Check("inference GPU = CPU", ok=ok, figures=figures)
+
+
+def model_step(model_name: str, device: torch.device, batch: int, dtype: str, channels_last: bool,
+               steps: int, compile: bool = False) -> dict:
+    """Samples/s and FLOP/s of forward + backward + AdamW on random features of the default shape."""
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from lib.features import FeatureConfig
+    from lib.models import build_model
+
+    fc = FeatureConfig()
+    torch.manual_seed(0)
+    model = build_model(model_name, 10, fc.n_bins, fc.n_frames).to(device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.randn(batch, 1, fc.n_bins, fc.n_frames, device=device).contiguous(memory_format=memory_format)
+    y = torch.randint(0, 10, (batch,), device=device)
+    autocast = dtype == "bf16"
+
+    forward = torch.compile(model) if compile else model
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            loss = F.cross_entropy(forward(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    with FlopCounterMode(display=False) as counter:
+        model_forward, forward = forward, model  # count the eager model's FLOPs (the same arithmetic)
+        step()
+        forward = model_forward
+    flops = counter.get_total_flops()
+    t_compile = time.perf_counter()
+    step()
+    synchronize(device)
+    compile_sec = time.perf_counter() - t_compile
+    for _ in range(3):
+        step()
+    synchronize(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    synchronize(device)
+    seconds = (time.perf_counter() - t0) / steps
+    result = {"samples_per_sec": batch / seconds, "gflops_per_sec": flops / seconds / 1e9,
+              "mflop_per_sample": flops / batch / 1e6}
+    if compile:
+        result["compile_sec"] = compile_sec
+    return result
+
+
+def check_model_steps(args: argparse.Namespace) -> Check:
+    device = torch.device(args.device_resolved)
+    batch = 256 if device.type == "cuda" else 64
+    steps = 30 if device.type == "cuda" else 3
+    variants = [("fp32", False), ("bf16", False), ("bf16", True)] if device.type == "cuda" else [("fp32", False)]
+    models = STEP_MODELS if not args.quick else ("kws_resnet",)
+    figures = {}
+    for name in models:
+        for dtype, channels_last in variants:
+            key = f"{name} {dtype}{' channels_last' if channels_last else ''}"
+            try:
+                figures[key] = model_step(name, device, batch, dtype, channels_last, steps)
+            except Exception as error:  # noqa: BLE001 - one model must not hide the others
+                figures[key] = {"error": f"{type(error).__name__}: {error}"}
+    figures["batch"] = batch
+    return Check("model step", ok=None, figures=figures)
+
+
+def check_compile(args: argparse.Namespace) -> Check:
+    """``torch.compile`` of the ``kws_resnet`` training step: compile time and samples/s after it."""
+    device = torch.device(args.device_resolved)
+    batch = 256 if device.type == "cuda" else 64
+    dtype = "bf16" if device.type == "cuda" else "fp32"
+    t0 = time.perf_counter()
+    compiled = model_step("kws_resnet", device, batch, dtype, False, 30 if device.type == "cuda" else 3, compile=True)
+    compiled["first_call_sec"] = compiled.pop("compile_sec")
+    compiled["total_sec"] = time.perf_counter() - t0
+    return Check("compile", ok=None, figures={f"kws_resnet {dtype} compiled": compiled, "batch": batch})
+
+
+# ------------------------------------------------------------------------------------------------ the report
+def fmt(value, spec: str = ".0f", missing: str = "—") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return missing
+    return format(value, spec)
+
+
+def render(checks: dict[str, Check], device: torch.device, command: str, total_sec: float) -> str:
+    """The markdown section; checks not run yet (or at all) are left out."""
+    info = checks["device"].figures
+    lines = ["## GPU check (`bench/gpu_check.py`)", ""]
+    if device.type != "cuda":
+        lines += [f"**{NO_GPU}.**", ""]
+    lines += [f"Device: **{info.get('name')}**" + (f", {info['memory_gb']:.0f} GB, compute capability "
+                                                   f"{info['capability']}, CUDA {info['cuda']}, cuDNN {info['cudnn']}"
+                                                   if device.type == "cuda" else "") + ".",
+              f"torch {info.get('torch')}, torchaudio {info.get('torchaudio')}, Python {info.get('python')}. "
+              f"Generated {time.strftime('%Y-%m-%d')} by `{command}` in {total_sec:.0f} s.", ""]
+    lines += render_training([c for name, c in checks.items() if name.startswith("train ")], device)
+    lines += render_checks(checks)
+    lines += render_steps(checks.get("model step"), checks.get("compile"))
+    return "\n".join(lines) + "\n"
+
+
+def render_training(checks: list[Check], device: torch.device) -> list[str]:
+    if not checks:
+        return []
+    lines = ["### Training on the built-in set: the default model's recipe (`kws_resnet_x5`, warp, stretch, noise, "
+             "reverb, 20 epochs) and a single `kws_resnet` with the default augmentation", "",
+             "| run | samples/s | time to 95% val. | training time | peak GPU memory | val. acc. | test acc. | epochs |",
+             "|---|---|---|---|---|---|---|---|"]
+    for check in checks:
+        label = check.name.removeprefix("train ")
+        if device.type != "cuda" and "bf16" in label:
+            label += " (CUDA only: float32 here)"
+        if check.error:
+            lines.append(f"| {label} | error: {check.error} | | | | | | |")
+            continue
+        f = check.figures
+        reached = f"{f['time_to_95_sec']:.1f} s" if f["time_to_95_sec"] is not None else "not reached"
+        memory = f"{f['peak_gpu_mb']:.0f} MiB" if f["peak_gpu_mb"] is not None else "n/a"
+        lines.append(f"| {label} | {fmt(f['samples_per_sec'])} | {reached} | {fmt(f['train_sec'], '.1f')} s | "
+                     f"{memory} | {fmt(f['val_accuracy'] * 100, '.1f')}% | {fmt(f['test_accuracy'] * 100, '.1f')}% | "
+                     f"{f['epochs']} |")
+    return lines + ["", "Samples/s counts every ensemble member's batch (5 × 64 clips a step for the recipe), after "
+                    "the first epoch. The recipe's waveform-domain augmentation runs on the device, batched; the "
+                    "default augmentation trains on features cached on the device.", ""]
+
+
+def render_checks(checks: dict[str, Check]) -> list[str]:
+    verdict = {True: "pass", False: "**FAIL**", None: "measured"}
+    lines = ["### Checks", "", "| check | result | figures |", "|---|---|---|"]
+    live = checks.get("live events")
+    if live is not None:
+        f = live.figures
+        lines.append(f"| live events during a run (`lib.jobs`, polled every 50 ms) | {verdict[live.ok]} | "
+                     + (f"{f.get('distinct_step_counts_seen_while_running')} different step counts seen while "
+                        f"running (of {f.get('total_steps')} steps); first after {fmt(f.get('first_step_seen_sec'), '.1f')} s"
+                        if not live.error else live.error) + " |")
+    inference = checks.get("inference GPU = CPU")
+    if inference is None:
+        pass
+    elif "skipped" in inference.figures:
+        lines.append(f"| inference on the GPU equals the CPU | skipped | {inference.figures['skipped']} |")
+    elif inference.error:
+        lines.append(f"| inference on the GPU equals the CPU | {verdict[False]} | {inference.error} |")
+    else:
+        for run, f in inference.figures.items():
+            if isinstance(f, dict):
+                ok = f["max_abs_diff"] <= INFERENCE_TOLERANCE and f["top1_agreement"] >= .99
+                lines.append(f"| inference GPU = CPU: `{run}` ({inference.figures['clips']} clips) | {verdict[ok]} | "
+                             f"max abs diff of probabilities {f['max_abs_diff']:.1e} (tolerance "
+                             f"{INFERENCE_TOLERANCE:g}), top-1 agreement {f['top1_agreement']:.1%}; one clip p50 "
+                             f"{f['p50_ms_cpu']:.2f} ms CPU, {f['p50_ms_gpu']:.2f} ms GPU |")
+    return lines + [""]
+
+
+def render_steps(steps: Check | None, compiled: Check | None) -> list[str]:
+    if steps is None:
+        return []
+    lines = [f"### The model step (forward + backward + AdamW, batch {steps.figures.get('batch')}, random features "
+             "of the default shape; FLOPs from `torch.utils.flop_counter`)", "",
+             "| model | variant | samples/s | GFLOP/s | MFLOP per sample |", "|---|---|---|---|---|"]
+    rows = dict(steps.figures)
+    if compiled is not None:
+        rows.update({k: v for k, v in compiled.figures.items() if isinstance(v, dict)})
+        if compiled.error:
+            rows["kws_resnet compiled"] = {"error": compiled.error}
+    for key, f in rows.items():
+        if not isinstance(f, dict):
+            continue
+        model, _, variant = key.partition(" ")
+        if "error" in f:
+            lines.append(f"| {model} | {variant} | error: {f['error']} | | |")
+            continue
+        if "first_call_sec" in f:
+            variant += f" (`torch.compile`: first step {f['first_call_sec']:.0f} s)"
+        lines.append(f"| {model} | {variant} | {fmt(f['samples_per_sec'])} | {fmt(f['gflops_per_sec'])} | "
+                     f"{fmt(f['mflop_per_sample'], '.1f')} |")
+    if steps.error:
+        lines.append(f"\nmodel step error: {steps.error}")
+    return lines
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python bench/gpu_check.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="docs/benchmarks.md", help="markdown file; its gpu-check section is replaced")
+    p.add_argument("--device", default="auto", help="auto (the GPU when there is one), cuda, cpu")
+    p.add_argument("--data-dir", help="the built-in set's cache folder (default: data/builtin)")
+    p.add_argument("--quick", action="store_true", help="a tiny set and a few steps (the CPU smoke test)")
+    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile measurement (GPU only)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from lib.device import resolve_device
+
+    device = resolve_device(args.device)
+    args.device_resolved = str(device)
+    if device.type != "cuda":
+        log(NO_GPU)
+        args.quick = True  # a CPU would take many minutes over the full recipe: the short checks say enough
+    started = time.perf_counter()
+    command = "python bench/gpu_check.py" + (f" --out {args.out}" if args.out != "docs/benchmarks.md" else "")
+    checks = {"device": check_device(device)}
+
+    def add(check: Check) -> None:
+        """Keep a check and rewrite the section, so a run cut short still leaves what it measured."""
+        checks[check.name] = check
+        write_section(args.out, SECTION, render(checks, device, command, time.perf_counter() - started))
+
+    dataset = load_data(args)
+    with tempfile.TemporaryDirectory(prefix="gpu-check-runs-") as runs:
+        runs_root = Path(runs)
+        add(run_check(training_name(True, True), check_training, args, dataset, True, runs_root, True))
+        for mixed in (True, False):
+            add(run_check(training_name(mixed), check_training, args, dataset, mixed, runs_root))
+        add(run_check("live events", check_live_events, args, dataset, runs_root))
+        run_paths = [str(ROOT / "models" / "default")] if (ROOT / "models" / "default" / "model.pt").is_file() else []
+        bf16 = checks[training_name(True)].figures.get("run_path")
+        run_paths += [bf16] if bf16 else []
+        add(run_check("inference GPU = CPU", check_inference, args, dataset, run_paths))
+    add(run_check("model step", check_model_steps, args))
+    if device.type == "cuda" and not args.no_compile:
+        add(run_check("compile", check_compile, args))
+    print(render(checks, device, command, time.perf_counter() - started))
+    failed = [c.name for c in checks.values() if c.ok is False]
+    if failed:
+        log(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
