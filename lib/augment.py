@@ -15,6 +15,7 @@ augmentation on every rerun; a test can pin it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import torch
 from torch import Tensor
@@ -26,7 +27,9 @@ from lib.features import FeatureConfig, apply_spec_masks, draw_spec_masks, frequ
 __all__ = ["AugmentConfig", "WaveformDraw", "draw_waveform_augment", "apply_waveform_augment",
            "augment_waveforms", "draw_impulse_responses", "apply_reverb", "shift_frames", "augment_features",
            "draw_warp", "apply_warp", "warp_axis", "draw_feature_warp", "warp_features", "draw_mixup_weights",
-           "mixup", "EQ_KNOTS_HZ", "draw_eq", "eq_curve", "eq_bin_gains", "apply_eq"]
+           "mixup", "AUGMENT_DOMAINS", "EQ_KNOTS_HZ", "draw_eq", "eq_curve", "eq_bin_gains", "apply_eq"]
+
+AUGMENT_DOMAINS = ("spectrogram", "waveform")
 
 # Knots of the random equaliser's gain curve, one an octave apart; the curve is linear in log frequency
 # between them and flat beyond the outer ones.
@@ -55,6 +58,10 @@ class AugmentConfig(ConfigDict):
         mixup_alpha: mixup's Beta(alpha, alpha) parameter (0: off; 0.2 is typical).
         eq_probability: fraction of examples passed through a random equaliser (0: off).
         eq_db: its largest boost or cut at each octave knot (:data:`EQ_KNOTS_HZ`), in dB.
+        domain: where time shift, gain, noise, reverb and EQ are applied when any of the last four is on:
+            ``"spectrogram"`` (default: on each clip's power spectrogram, cached once, at the model's speed; see
+            :mod:`lib.power_augment`) or ``"waveform"`` (on the waveform, every batch featurised again; exact,
+            slower). Features with ``power != 2`` always use the waveform.
     """
 
     time_shift_sec: float = 0.1
@@ -74,9 +81,12 @@ class AugmentConfig(ConfigDict):
     mixup_alpha: float = 0.0
     eq_probability: float = 0.0
     eq_db: float = 10.0
+    domain: str = "spectrogram"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "noise_kinds", tuple(self.noise_kinds))
+        if self.domain not in AUGMENT_DOMAINS:
+            raise ValueError(f"domain must be one of {AUGMENT_DOMAINS}, got {self.domain!r}")
         for name in ("time_shift_sec", "gain_db", "freq_mask_param", "n_freq_masks", "time_mask_param", "n_time_masks",
                      "mixup_alpha"):
             if getattr(self, name) < 0:
@@ -96,6 +106,13 @@ class AugmentConfig(ConfigDict):
         unknown = set(self.noise_kinds) - set(NOISE_KINDS)
         if unknown or not self.noise_kinds:
             raise ValueError(f"noise_kinds must be some of {NOISE_KINDS}, got {self.noise_kinds}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "AugmentConfig":
+        """As :meth:`ConfigDict.from_dict`; settings saved before ``domain`` existed with a waveform step on
+        (noise, gain, reverb, EQ) were applied to waveforms, and say so."""
+        config = super().from_dict(d)
+        return config.replace(domain="waveform") if "domain" not in d and config.waveform_domain else config
 
     @property
     def waveform_domain(self) -> bool:

@@ -182,6 +182,11 @@ class FeatureConfig(ConfigDict):
         return self.sample_rate / 2 if self.f_max is None else float(self.f_max)
 
     @property
+    def power_bins(self) -> int:
+        """Rows of the linear (pre-dB) spectrogram: ``n_mels`` (mel, mfcc) or ``n_fft // 2 + 1`` (linear)."""
+        return self.n_fft // 2 + 1 if self.kind == "linear" else self.n_mels
+
+    @property
     def n_bins(self) -> int:
         """Feature rows: ``n_mels`` (mel), ``n_mfcc`` (mfcc) or ``n_fft // 2 + 1`` (linear)."""
         return {"mel": self.n_mels, "mfcc": self.n_mfcc, "linear": self.n_fft // 2 + 1}[self.kind]
@@ -235,8 +240,17 @@ class FeatureExtractor(nn.Module):
             smoothing = dct[:, :c.lifter] @ dct[:, :c.lifter].T                        # (bins, bins), symmetric
         self.register_buffer("smoothing", smoothing)
 
+    @property
+    def filterbank(self) -> Tensor | None:
+        """The mel filters that sum power bins into rows, ``(n_fft // 2 + 1, n_mels)``; None for linear features."""
+        if self.config.kind == "mel":
+            return self.transform.mel_scale.fb
+        if self.config.kind == "mfcc":
+            return self.transform.MelSpectrogram.mel_scale.fb
+        return None
+
     def forward(self, waveform: Tensor) -> Tensor:
-        """Featurises a batch.
+        """Featurises a batch: :meth:`finish` of :meth:`power`.
 
         Args:
             waveform (Tensor): ``(batch, channels, time)``, also ``(channels, time)`` or ``(time,)``;
@@ -244,6 +258,19 @@ class FeatureExtractor(nn.Module):
 
         Returns:
             Tensor: ``(batch, 1, n_bins, frames)`` float32, ``frames = config.frames_for(time)``.
+        """
+        return self.finish(self.power(waveform))
+
+    def power(self, waveform: Tensor) -> Tensor:
+        """The linear stage: the mel (mel, mfcc) or linear spectrogram before dB, ``|STFT|**power`` summed by the
+        mel filters. With ``power == 2`` it is linear in the signal's power, so gain, added noise, reverberation
+        and equalisation can be applied to it directly (:mod:`lib.power_augment`).
+
+        Args:
+            waveform (Tensor): As :meth:`forward`.
+
+        Returns:
+            Tensor: ``(batch, 1, power_bins, frames)`` float32, ``power_bins = config.power_bins``.
         """
         if waveform.dim() == 1:
             waveform = waveform[None, None]
@@ -253,9 +280,18 @@ class FeatureExtractor(nn.Module):
             raise ValueError(f"waveform must be (batch, channels, time), (channels, time) or (time,), "
                              f"got shape {tuple(waveform.shape)}")
         x = waveform.float().mean(dim=1, keepdim=True)   # (batch, 1, time)
-        x = self.transform(x)                            # (batch, 1, bins, frames): 4-D, so top_db is per example
-        if self.config.kind != "mfcc":
-            x = self.to_db(x)
+        if self.config.kind == "mfcc":
+            return self.transform.MelSpectrogram(x)      # (batch, 1, n_mels, frames)
+        return self.transform(x)                         # (batch, 1, bins, frames)
+
+    def finish(self, power: Tensor) -> Tensor:
+        """The rest: dB with ``top_db`` per example (4-D input), the DCT (mfcc), the lifter, the normalisation.
+
+        ``power (batch, 1, power_bins, frames)`` from :meth:`power` -> ``(batch, 1, n_bins, frames)``.
+        """
+        x = self.to_db(power)
+        if self.config.kind == "mfcc":                   # torchaudio's MFCC.forward after its mel stage
+            x = torch.matmul(x.transpose(-1, -2), self.transform.dct_mat).transpose(-1, -2)
         if self.smoothing is not None:
             x = torch.einsum("ij,bcjt->bcit", self.smoothing, x)
         if self.config.normalization == "per_clip":

@@ -29,17 +29,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lib.augment import AugmentConfig, augment_features, augment_waveforms, mixup, shift_frames, warp_features
+from lib.augment import (AUGMENT_DOMAINS, AugmentConfig, augment_features, augment_waveforms, mixup, shift_frames,
+                         warp_features)
 from lib.config import ConfigDict
 from lib.data import AudioDataset, Split, split_dataset
 from lib.device import describe_device, resolve_device
 from lib.features import FeatureConfig, FeatureExtractor
 from lib.metrics import classification_metrics
 from lib.models import MODELS, Ensemble, build_model, count_parameters
+from lib.power_augment import NoiseBank, apply_power_augment, draw_power_augment, signal_power
 from lib.runs import new_run_id, save_run
 
 __all__ = ["TrainConfig", "StartEvent", "StepEvent", "EpochEvent", "DoneEvent", "TrainingDiverged",
-           "iter_training", "run_training", "featurize", "featurize_dataset", "predict_logits", "library_versions"]
+           "iter_training", "run_training", "featurize", "featurize_dataset", "power_dataset", "predict_logits", "library_versions"]
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("onecycle", "cosine", "none")
@@ -124,6 +126,7 @@ class StartEvent:
     device: str
     total_steps: int
     cached_features: bool
+    batches_from: str = "features"  # "features" (cached), "power" (cached, augmented per batch) or "waveform"
     kind: str = "start"
 
 
@@ -208,6 +211,22 @@ def featurize_dataset(dataset: AudioDataset, extractor: FeatureExtractor, indice
     parts = [featurize(extractor, dataset.to_tensor(config.sample_rate, config.n_samples, part).to(device))
              for part in _chunks(indices, chunk)]
     return torch.cat(parts) if parts else torch.empty(0, *config.feature_shape, device=device)
+
+
+@torch.no_grad()
+def power_dataset(dataset: AudioDataset, extractor: FeatureExtractor, indices: np.ndarray,
+                  device: torch.device | str = "cpu", chunk: int = 2048) -> tuple[Tensor, Tensor]:
+    """Power spectrograms (:meth:`FeatureExtractor.power`) and mean squares of the clips at ``indices``, built
+    ``chunk`` clips at a time: ``(n, 1, power_bins, frames)`` and ``(n,)`` on ``device``."""
+    config = extractor.config
+    powers, clip_powers = [], []
+    for part in _chunks(np.asarray(indices), chunk):
+        waveforms = dataset.to_tensor(config.sample_rate, config.n_samples, part).to(device)
+        clip_powers.append(signal_power(waveforms))
+        powers.append(torch.cat([extractor.power(waveforms[i:i + 512]) for i in range(0, len(waveforms), 512)]))
+    if not powers:
+        return (torch.empty(0, 1, config.power_bins, config.n_frames, device=device), torch.empty(0, device=device))
+    return torch.cat(powers), torch.cat(clip_powers)
 
 
 def _int16_waveforms(dataset: AudioDataset, indices: np.ndarray, config: FeatureConfig, device: torch.device,
@@ -345,14 +364,21 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
 
     extractor = FeatureExtractor(feature_config).to(device)
     augment = config.augment
-    cached = not augment.waveform_domain
+    # Three ways to make a training batch: features cached once (no waveform step is on), power spectrograms
+    # cached once and augmented per batch (lib.power_augment), or waveforms augmented and featurised per batch.
+    mode = ("features" if not augment.waveform_domain else
+            "power" if augment.domain == "spectrogram" and feature_config.power == 2 else "waveform")
     # Features are built chunk by chunk from the dataset, so no split's waveforms are ever all in memory as
     # float32 (Speech Commands v2 would need 6.7 GB); only when waveform-domain augmentation needs them are the
     # training waveforms kept, as int16 (half that), and turned back to float one batch at a time.
     val_features, test_features = (featurize_dataset(dataset, extractor, split.validation, device),
                                    featurize_dataset(dataset, extractor, split.test, device))
-    train_features = featurize_dataset(dataset, extractor, split.train, device) if cached else None
-    train_waveforms = None if cached else _int16_waveforms(dataset, split.train, feature_config, device)
+    train_features = featurize_dataset(dataset, extractor, split.train, device) if mode == "features" else None
+    train_power, train_clip_power = (power_dataset(dataset, extractor, split.train, device) if mode == "power"
+                                     else (None, None))
+    noise_bank = (NoiseBank(extractor, augment.noise_kinds, seed=config.seed)
+                  if mode == "power" and augment.noise_probability > 0 else None)
+    train_waveforms = _int16_waveforms(dataset, split.train, feature_config, device) if mode == "waveform" else None
     train_labels, val_labels, test_labels = (torch.as_tensor(dataset.labels[i], device=device)
                                              for i in (split.train, split.validation, split.test))
 
@@ -367,14 +393,19 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
     autocast = device.type == "cuda" and config.mixed_precision
     n_parameters = count_parameters(model)
     yield StartEvent(n_train, len(split.validation), len(split.test), n_parameters, describe_device(device),
-                     total_steps, cached)
+                     total_steps, mode != "waveform", mode)
 
     n_members = len(model.members) if isinstance(model, Ensemble) else 1
 
     def training_batch(index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One augmented batch: features ``(batch, 1, bins, frames)``, targets ``(batch, classes)``, labels."""
-        if cached:
+        if mode == "features":
             features = shift_frames(train_features[index], augment.time_shift_sec, feature_config, generator)
+        elif mode == "power":
+            draw = draw_power_augment(len(index), feature_config, augment, generator)
+            with torch.no_grad():
+                features = extractor.finish(apply_power_augment(train_power[index], train_clip_power[index], draw,
+                                                                noise_bank, extractor, augment.rt60_sec_max))
         else:
             waveforms = augment_waveforms(train_waveforms[index].float() / 32767, feature_config.sample_rate,
                                           augment, generator)
@@ -557,6 +588,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--eq-db", type=float, default=augment.eq_db, help="the equaliser's largest boost/cut, dB")
     p.add_argument("--gain-db", type=float, default=augment.gain_db, help="max random gain either way, dB")
     p.add_argument("--mixup-alpha", type=float, default=augment.mixup_alpha)
+    p.add_argument("--augment-domain", default=augment.domain, choices=AUGMENT_DOMAINS,
+                   help="apply shift, gain, noise, reverb and EQ to cached power spectrograms (fast) or to "
+                        "waveforms (exact, re-featurised every batch)")
     p.add_argument("--freq-masks", type=int, default=augment.n_freq_masks)
     p.add_argument("--time-masks", type=int, default=augment.n_time_masks)
     p.add_argument("--n-mels", type=int, default=FeatureConfig().n_mels)
@@ -580,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
                                 freq_warp=args.freq_warp, time_stretch=args.time_stretch,
                                 reverb_probability=args.reverb_probability, rt60_sec_max=args.rt60_sec_max,
                                 eq_probability=args.eq_probability, eq_db=args.eq_db, gain_db=args.gain_db,
-                                mixup_alpha=args.mixup_alpha)
+                                mixup_alpha=args.mixup_alpha, domain=args.augment_domain)
         config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                              optimizer=args.optimizer, learning_rate=args.learning_rate,
                              weight_decay=args.weight_decay, scheduler=args.scheduler,

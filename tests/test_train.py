@@ -1,5 +1,6 @@
 """The training engine on the tiny built-in set: convergence, stop, divergence, determinism, saved runs."""
 
+import math
 import threading
 
 import numpy as np
@@ -15,8 +16,8 @@ from lib.train import (DoneEvent, EpochEvent, StartEvent, StepEvent, TrainConfig
 FAST = dict(model="tutorial_cnn", epochs=6, batch_size=16, learning_rate=1e-2)
 
 
-def _events(dataset, config, **kwargs):
-    return list(iter_training(dataset, FeatureConfig(), config, **kwargs))
+def _events(dataset, config, feature_config=None, **kwargs):
+    return list(iter_training(dataset, feature_config or FeatureConfig(), config, **kwargs))
 
 
 def test_tiny_run_converges_and_is_saved(tiny_dataset, tmp_path):
@@ -78,11 +79,22 @@ def test_same_seed_same_result_on_cpu(tiny_dataset):
     assert [e.loss for e in other if isinstance(e, StepEvent)] != losses[0]
 
 
-def test_waveform_domain_augmentation_path(tiny_dataset):
-    augment = AugmentConfig(noise_probability=0.5, gain_db=6.0)
+@pytest.mark.parametrize("domain, batches_from", [("waveform", "waveform"), ("spectrogram", "power")])
+def test_waveform_step_augmentation_paths(tiny_dataset, domain, batches_from):
+    augment = AugmentConfig(noise_probability=0.5, gain_db=6.0, reverb_probability=0.5, eq_probability=0.5,
+                            domain=domain)
     events = _events(tiny_dataset, TrainConfig(**{**FAST, "epochs": 1}, augment=augment, max_batches=2), save=False)
-    assert events[0].cached_features is False
+    assert events[0].batches_from == batches_from and events[0].cached_features is (domain == "spectrogram")
     assert events[-1].status == "finished" and sum(isinstance(e, StepEvent) for e in events) == 2
+    assert all(math.isfinite(e.loss) for e in events if isinstance(e, StepEvent))
+
+
+def test_power_features_fall_back_to_waveforms(tiny_dataset):
+    """Magnitude spectrograms (power=1) are not linear in the signal's power: the engine augments waveforms."""
+    augment = AugmentConfig(noise_probability=0.5)
+    events = _events(tiny_dataset, TrainConfig(**{**FAST, "epochs": 1}, augment=augment, max_batches=1), save=False,
+                     feature_config=FeatureConfig(power=1.0))
+    assert events[0].batches_from == "waveform" and events[-1].status == "finished"
 
 
 @pytest.mark.parametrize("model", ["kws_resnet", "crnn"])
