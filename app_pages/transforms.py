@@ -10,10 +10,11 @@ import streamlit as st
 import torch
 
 from lib.audio import NOISE_KINDS, AudioDecodeError, load_audio, pad_or_trim, resample, to_mono, wav_bytes
-from lib.augment import (EQ_KNOTS_HZ, AugmentConfig, apply_warp, apply_waveform_augment, draw_feature_warp,
-                         draw_mixup_weights, draw_waveform_augment, eq_curve, warp_axis)
+from lib.augment import (EQ_KNOTS_HZ, AugmentConfig, apply_warp, draw_feature_warp, draw_mixup_weights, eq_curve,
+                         warp_axis)
 from lib.features import FeatureConfig, apply_spec_masks, draw_spec_masks, extract, frame_grid
 from lib.plots import TEMPLATE, fig_spectrogram, fig_waveform
+from lib.power_augment import preview_clip
 from ui.common import active_dataset, augment_config, feature_config, page_header, page_link, source_key
 
 SOURCES = {"dataset": "From the dataset", "upload": "Upload a file", "record": "Record"}
@@ -27,6 +28,7 @@ NOISE_CHOICES = {**{k: k for k in NOISE_KINDS}, "mixed": "mixed (" + ", ".join(N
 MASK_SEED_OFFSET = 1_000_003   # the masks get their own generator, so noise on/off does not move them
 WARP_SEED_OFFSET = 2_000_003   # so do the warp scales
 MIXUP_SEED_OFFSET = 3_000_017  # and mixup's partner clip and weight
+DOMAINS = {"spectrogram": "the power spectrogram (fast)", "waveform": "the waveform (exact)"}
 LIGHT = {"displayModeBar": False}
 
 
@@ -55,7 +57,7 @@ def _init_widgets() -> None:
         "tf_rt60": float(ac.rt60_sec_max),
         "tf_eq_on": ac.eq_probability > 0,
         "tf_eq_p": float(ac.eq_probability) if ac.eq_probability > 0 else 0.5, "tf_eq_db": float(ac.eq_db),
-        "tf_mixup": float(ac.mixup_alpha), "tf_lifter": int(fc.lifter),
+        "tf_mixup": float(ac.mixup_alpha), "tf_lifter": int(fc.lifter), "tf_domain": ac.domain,
     }
     for key, value in defaults.items():
         st.session_state.setdefault(key, value)
@@ -249,6 +251,11 @@ with right, st.expander("Augmentation (training only)", expanded=True, icon=":ma
     st.slider("Mixup α (0: off)", *_span(0.0, 1.0, "tf_mixup"), step=0.05, key="tf_mixup",
               help="Blend each example with another one and their labels by the same weight, drawn from "
                    "Beta(α, α) (0.2 is typical).")
+    st.radio("Shift, gain, noise, reverb and EQ act on", list(DOMAINS), format_func=DOMAINS.get, key="tf_domain",
+             horizontal=True, help="Training applies them to each clip's power spectrogram, cached once (fast: an "
+                                   "epoch costs about what the model costs), or to the waveform, featurised again "
+                                   "every batch (exact, several times slower). The two agree within about 1.5 dB "
+                                   "per band.")
     st.button("New random draw", key="tf_reroll", on_click=_new_draw, icon=":material/casino:")
 
 ss = st.session_state
@@ -276,7 +283,7 @@ try:
                             freq_warp=float(ss["tf_freq_warp"]), time_stretch=float(ss["tf_time_stretch"]),
                             reverb_probability=1.0 if reverb_on else 0.0, rt60_sec_max=float(ss["tf_rt60"]),
                             eq_probability=1.0 if eq_on else 0.0, eq_db=float(ss["tf_eq_db"]),
-                            mixup_alpha=float(ss["tf_mixup"]), **mask_params)
+                            mixup_alpha=float(ss["tf_mixup"]), domain=ss["tf_domain"], **mask_params)
     saved = augment_config()
     # With noise off, the saved SNR range and colours stay as they are (they only matter once noise is on).
     training = (preview.replace(noise_probability=0.8, snr_db_min=snr - 5, snr_db_max=snr + 5) if noise_on else
@@ -291,16 +298,17 @@ except ValueError as error:
 # -- 3. before / after
 seed = int(ss["aug_seed"])
 clean = _model_input(clip_key, config.sample_rate, config.clip_seconds, waveform, rate)     # (1, n_samples)
-draw = draw_waveform_augment(1, clean.shape[-1], config.sample_rate, preview, torch.Generator().manual_seed(seed))
-augmented = apply_waveform_augment(clean[None], draw)[0]                                     # (1, n_samples)
-# As the training engine does it: waveform steps -> features -> warp -> SpecAugment masks -> mixup.
+# As the training engine does it: waveform steps (on the power spectrogram or the waveform, as training will)
+# -> features -> warp -> SpecAugment masks -> mixup.
+steps_preview = preview_clip(clean, config, preview, torch.Generator().manual_seed(seed))
+augmented = steps_preview.waveform                                                           # (1, n_samples)
 freq_scale, time_scale = draw_feature_warp(1, preview, config,
                                            torch.Generator().manual_seed(seed + WARP_SEED_OFFSET))
 bin_hz = warp_axis(config)
 warp_frequency = bin_hz is not None and preview.freq_warp > 0   # MFCCs have no frequency axis
 with torch.inference_mode():
     before = extract(clean, config)[0]                                                       # (1, bins, frames)
-    unmasked = extract(augmented, config)
+    unmasked = steps_preview.features[None]
     if preview.freq_warp > 0 or preview.time_stretch > 0:
         unmasked = apply_warp(unmasked, freq_scale, time_scale, bin_hz)
 n_bins, n_frames = config.n_bins, unmasked.shape[-1]
@@ -310,12 +318,12 @@ mask = draw_spec_masks(1, n_bins, n_frames, min(preview.freq_mask_param, n_bins)
 after = apply_spec_masks(unmasked, mask)[0]
 
 st.subheader("3. Before and after augmentation")
-shift_ms = 1000 * int(draw.shift[0]) / config.sample_rate
-snr_text = f"noise at {float(draw.snr_db[0]):.1f} dB SNR" if math.isfinite(float(draw.snr_db[0])) else "no noise"
-steps = [f"shift {shift_ms:+.0f} ms", f"gain {float(draw.gain_db[0]):+.1f} dB", snr_text]
-if draw.impulse_response is not None:
+shift_ms = 1000 * steps_preview.shift_sec
+snr_text = (f"noise at {steps_preview.snr_db:.1f} dB SNR" if math.isfinite(steps_preview.snr_db) else "no noise")
+steps = [f"shift {shift_ms:+.0f} ms", f"gain {steps_preview.gain_db:+.1f} dB", snr_text]
+if steps_preview.reverb:
     steps.append(f"room reverb (RT60 up to {preview.rt60_sec_max:g} s)")
-eq_knots = None if draw.eq_db is None else tuple(round(float(g), 2) for g in draw.eq_db[0])
+eq_knots = steps_preview.eq_db
 if eq_knots is not None:
     steps.append("EQ " + " ".join(f"{round(g):+d}" for g in eq_knots)
                  + f" dB at {EQ_KNOTS_HZ[0]:g} Hz to {EQ_KNOTS_HZ[-1] / 1000:g} kHz")
@@ -329,6 +337,10 @@ st.caption(f"Draw #{seed}: {', '.join(steps)}. Press **New random draw** for ano
 st.caption("The augmented audio plays the waveform steps (shift, gain, noise, reverb, EQ). The frequency warp, "
            "time stretch, masks and mixup act on the features, so you see them in the spectrogram but do not "
            "hear them."
+           + (" Training applies the waveform steps to each clip's cached power spectrogram (fast); the spectrogram "
+              "shows exactly that, the audio is the same draw played on the waveform (its room echo is one random "
+              "room of the drawn size; the spectrogram uses the room's average)."
+              if preview.domain == "spectrogram" and preview.waveform_domain and config.power == 2 else "")
            + (" MFCCs have no frequency axis: the frequency warp is skipped for them." if config.kind == "mfcc"
               and preview.freq_warp > 0 else ""))
 zmin, zmax = float(min(before.min(), after.min())), float(max(before.max(), after.max()))

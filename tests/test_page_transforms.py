@@ -103,6 +103,18 @@ def test_use_for_training_writes_session_configs(at):
     assert at.success
 
 
+def test_domain_choice_is_shown_and_saved_for_training(at):
+    at.toggle(key="tf_noise_on").set_value(True).run()
+    assert not at.exception
+    assert at.session_state["tf_domain"] == "spectrogram"
+    assert any("cached power spectrogram" in c.value for c in at.caption)
+    at.radio(key="tf_domain").set_value("waveform").run()
+    assert not at.exception
+    assert not any("cached power spectrogram" in c.value for c in at.caption)
+    at.button(key="tf_use").click().run()
+    assert AugmentConfig.from_dict(at.session_state["augment_config"]).domain == "waveform"
+
+
 def test_corrupt_upload_shows_error(at):
     at.segmented_control(key="tf_source").set_value("upload").run()
     assert not at.exception
