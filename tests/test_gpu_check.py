@@ -21,7 +21,7 @@ def test_cpu_run_says_no_gpu_and_reports_cpu_figures(tmp_path, capsys):
     assert "<!-- gpu-check:start -->" in text and "<!-- gpu-check:end -->" in text
     # Every training row has a number for samples/s, and no check failed or errored.
     rows = [line for line in text.splitlines() if line.startswith("| float32") or line.startswith("| bf16")]
-    assert len(rows) == 3, rows
+    assert len(rows) == 4, rows
     for row in rows:
         assert float(row.split("|")[2]) > 0, row
     assert "FAIL" not in text and "error" not in text
