@@ -22,6 +22,7 @@ import io
 import math
 import os
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO, Sequence, Union
 
@@ -34,7 +35,7 @@ from torch import Tensor
 __all__ = [
     "ACCEPTED_FORMATS", "NOISE_KINDS", "AudioDecodeError",
     "load_audio", "save_wav", "wav_bytes", "duration_seconds",
-    "to_mono", "to_channels", "resample", "pad_or_trim",
+    "to_mono", "to_channels", "resample", "resample_rates", "MAX_RATE_TERM", "pad_or_trim",
     "draw_shifts", "draw_uniform", "seconds_to_samples", "shift_samples", "time_shift",
     "apply_gain", "make_noise", "add_noise", "normalize_peak", "normalize_rms",
 ]
@@ -45,6 +46,7 @@ NOISE_KINDS: tuple[str, ...] = ("white", "pink", "brown")
 AudioSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
 
 _EPS = 1e-12
+MAX_RATE_TERM = 1000  # resample between rates whose ratio's terms are at most this (the kernel stays a few MB)
 _PAD_MODES = ("left", "center", "random")
 _SHIFT_MODES = ("roll", "zero")
 # Power spectrum exponent: power ~ 1 / f**exponent.
@@ -226,8 +228,33 @@ def to_channels(waveform: Tensor, n_channels: int) -> Tensor:
     return mono.expand(*mono.shape[:-2], n_channels, mono.shape[-1]).contiguous()
 
 
+def resample_rates(orig_sr: int, new_sr: int) -> tuple[int, int]:
+    """The pair of rates :func:`resample` hands to torchaudio: ``orig_sr / new_sr`` in lowest terms, or, where those
+    terms are large (16,001 Hz to 16,000 Hz is 16001/16000, whose sinc kernel needs gigabytes), the nearest ratio of
+    terms at most :data:`MAX_RATE_TERM`, which is within 0.1% (the audio plays that much faster or slower).
+
+    Raises:
+        ValueError: If a rate is not positive, or no such ratio is within 0.1% (an absurd pair of rates).
+    """
+    orig_sr, new_sr = int(orig_sr), int(new_sr)
+    if orig_sr <= 0 or new_sr <= 0:
+        raise ValueError(f"sample rates must be positive, got {orig_sr} and {new_sr}")
+    g = math.gcd(orig_sr, new_sr)
+    if max(orig_sr, new_sr) // g <= MAX_RATE_TERM:
+        return orig_sr // g, new_sr // g
+    # Bound the larger term: approximate small/large with a denominator of at most MAX_RATE_TERM.
+    small, large = sorted((orig_sr, new_sr))
+    ratio = Fraction(small, large).limit_denominator(MAX_RATE_TERM)
+    if ratio == 0 or abs(float(ratio) * large / small - 1) > 1e-3:
+        raise ValueError(f"cannot resample {orig_sr} Hz to {new_sr} Hz in bounded memory: convert the file to a "
+                         "common sample rate (8, 16, 22.05, 44.1 or 48 kHz) first")
+    terms = (ratio.numerator, ratio.denominator)
+    return terms if orig_sr < new_sr else terms[::-1]
+
+
 def resample(waveform: Tensor, orig_sr: int, new_sr: int) -> Tensor:
-    """Change the sample rate (``torchaudio.functional.resample``, windowed sinc).
+    """Change the sample rate (``torchaudio.functional.resample``, windowed sinc), in bounded memory whatever the
+    rates (:func:`resample_rates`).
 
     Args:
         waveform (Tensor): ``(..., time)`` float.
@@ -235,13 +262,15 @@ def resample(waveform: Tensor, orig_sr: int, new_sr: int) -> Tensor:
         new_sr (int): Wanted sample rate in Hz.
 
     Returns:
-        Tensor: ``(..., ceil(time * new_sr / orig_sr))``; the input itself when the rates are equal.
+        Tensor: ``(..., ceil(time * new_sr / orig_sr))`` (within 0.1% for odd rate pairs); the input itself when the
+        rates are equal.
     """
-    if orig_sr <= 0 or new_sr <= 0:
-        raise ValueError(f"sample rates must be positive, got {orig_sr} and {new_sr}")
-    if orig_sr == new_sr:
+    if orig_sr == new_sr and orig_sr > 0:
         return waveform
-    return torchaudio.functional.resample(waveform, int(orig_sr), int(new_sr))
+    orig_terms, new_terms = resample_rates(orig_sr, new_sr)
+    if orig_terms == new_terms:
+        return waveform
+    return torchaudio.functional.resample(waveform, orig_terms, new_terms)
 
 
 # ------------------------------------------------------------------------------------ time operations

@@ -43,7 +43,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from lib.audio import pad_or_trim, resample
+from lib.audio import pad_or_trim, resample, resample_rates
 from lib.catalog import ClipRef, DatasetIndex, get_card, load_dataset
 from lib.data import DatasetError
 
@@ -268,7 +268,7 @@ def _fit(samples: np.ndarray, n_samples: int) -> np.ndarray:
 @functools.lru_cache(maxsize=16)
 def _resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
     """A resampler with its sinc kernel computed once per rate pair (shared by the decoding threads)."""
-    return torchaudio.transforms.Resample(orig, new)
+    return torchaudio.transforms.Resample(*resample_rates(orig, new))
 
 
 def _to_int16(samples: np.ndarray) -> np.ndarray:

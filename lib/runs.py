@@ -38,7 +38,7 @@ import torch
 __all__ = [
     "DEFAULT_ROOT", "CONFIG_FILE", "MODEL_FILE", "METRICS_FILE", "REQUIRED_CONFIG_KEYS",
     "RunError", "RunInfo", "LoadedRun",
-    "new_run_id", "is_valid_run_id", "save_run", "list_runs", "load_run", "latest_run",
+    "new_run_id", "is_valid_run_id", "check_run_target", "save_run", "list_runs", "load_run", "latest_run",
     "rename_run", "delete_run", "run_zip_bytes", "write_json_atomic",
 ]
 
@@ -177,6 +177,35 @@ def new_run_id(model_name: str) -> str:
 
 
 # -- save ------------------------------------------------------------------------------------------
+def check_run_target(root: str | Path, run_id: str | None, overwrite: bool = False) -> Path | None:
+    """Check, before any work, that a run could be saved as ``<root>/<run_id>``: a safe name, not taken (unless
+    ``overwrite``), and a folder that exists (it is created) and can be written. ``run_id`` None checks the folder
+    only. Returns the run's folder (None without a name).
+
+    Raises:
+        ValueError: If ``run_id`` is not a safe folder name.
+        FileExistsError: If the run exists and ``overwrite`` is false.
+        OSError: If ``root`` cannot be created or written (the message says which folder).
+    """
+    if run_id is not None:
+        _check_run_id(run_id)
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-test-{secrets.token_hex(4)}"
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as error:
+        raise OSError(f"cannot save runs in {root} ({error.strerror or error}): choose a folder you can write "
+                      "to") from error
+    if run_id is None:
+        return None
+    target = root / run_id
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"Run '{run_id}' already exists in {root}: choose another name or overwrite it")
+    return target
+
+
 def save_run(root: str | Path, run_id: str, *, state_dict: dict[str, Any], config: dict[str, Any],
              metrics: dict[str, Any], overwrite: bool = False) -> Path:
     """Save a run atomically as ``<root>/<run_id>/{config.json, model.pt, metrics.json}``.
@@ -201,13 +230,7 @@ def save_run(root: str | Path, run_id: str, *, state_dict: dict[str, Any], confi
         FileExistsError: If the run exists and ``overwrite`` is false.
         TypeError: If ``config`` or ``metrics`` is not JSON-serialisable.
     """
-    _check_run_id(run_id)
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    target = root / run_id
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"Run '{run_id}' already exists in {root}: choose another name or overwrite it")
-
+    root, target = Path(root), check_run_target(root, run_id, overwrite)
     tmp = root / f".tmp-{run_id}-{secrets.token_hex(4)}"
     tmp.mkdir()
     try:

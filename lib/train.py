@@ -38,7 +38,7 @@ from lib.features import FeatureConfig, FeatureExtractor
 from lib.metrics import classification_metrics
 from lib.models import MODELS, Ensemble, build_model, count_parameters
 from lib.power_augment import NoiseBank, apply_power_augment, draw_power_augment, signal_power
-from lib.runs import new_run_id, save_run
+from lib.runs import check_run_target, new_run_id, save_run
 
 __all__ = ["TrainConfig", "StartEvent", "StepEvent", "EpochEvent", "DoneEvent", "TrainingDiverged",
            "iter_training", "run_training", "featurize", "featurize_dataset", "power_dataset", "predict_logits", "library_versions"]
@@ -104,8 +104,8 @@ class TrainConfig(ConfigDict):
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"learning_rate must be a positive finite number, got {self.learning_rate}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.max_batches is not None and self.max_batches < 1:
@@ -341,10 +341,12 @@ def iter_training(dataset: AudioDataset, feature_config: FeatureConfig, config: 
     except torch.cuda.OutOfMemoryError:
         yield DoneEvent("failed", f"out of GPU memory with batch size {config.batch_size}: lower the batch size "
                                   "or choose a smaller model")
-    except (ValueError, RuntimeError) as error:
+    except (FileExistsError, PermissionError) as error:
+        yield DoneEvent("failed", str(error))
+    except (ValueError, RuntimeError, OSError) as error:
         if "out of memory" in str(error).lower():
             yield DoneEvent("failed", f"out of memory with batch size {config.batch_size}: lower the batch size")
-        elif isinstance(error, ValueError):
+        elif isinstance(error, (ValueError, OSError)):
             yield DoneEvent("failed", str(error))
         else:
             raise
@@ -356,6 +358,8 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
     if dataset.n_classes < 2 or len(np.unique(dataset.labels)) < 2:
         raise ValueError(f"{dataset.name!r} has only one class: a classifier needs at least two classes")
     device = resolve_device(config.device)
+    if save:  # a taken name or a folder that cannot be written fails now, not after the training
+        check_run_target(runs_root, run_id, overwrite)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)  # CPU draws; moved to the device when applied
     split = _split(dataset, config)
@@ -470,8 +474,14 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
         if status == "stopped":
             break
 
+    if step == 0:
+        yield DoneEvent("stopped", "stopped before the first training step: nothing was trained or saved")
+        return
     if best["state"] is not None:
         model.load_state_dict(best["state"])
+    if not all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point()):
+        raise TrainingDiverged(f"the weights are no longer finite numbers: the learning rate "
+                               f"({config.learning_rate:g}) is probably too high; try {config.learning_rate / 10:g}")
     _, _, val_probabilities = _evaluate(model, val_features, val_labels)
     _, _, test_probabilities = _evaluate(model, test_features, test_labels)
     metrics = {"history": history, "best_epoch": best["epoch"],

@@ -180,6 +180,36 @@ def test_resample_keeps_frequency():
     assert audio.resample(clip, 44100, 44100) is clip
 
 
+@pytest.mark.parametrize("orig_sr, new_sr, terms", [(44100, 16000, (441, 160)), (48000, 16000, (3, 1)),
+                                                     (16001, 16000, (1, 1)), (999_983, 16000, (125, 2))])
+def test_resample_rates_stay_small_and_close(orig_sr, new_sr, terms):
+    """Odd rates (16,001 Hz once cost 5 GB) resample through a nearby ratio of small terms, within 0.1%."""
+    assert audio.resample_rates(orig_sr, new_sr) == terms
+    a, b = terms
+    assert max(a, b) <= audio.MAX_RATE_TERM and abs((b / a) / (new_sr / orig_sr) - 1) <= 1e-3
+
+
+def test_odd_rates_resample_in_bounded_memory():
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    clip = tone(440.0, sample_rate=44101, seconds=0.5)[None]
+    out = audio.resample(clip, 44101, 16000)
+    assert abs(out.shape[-1] - 8000) <= 8                                      # within 0.1% of the exact length
+    spectrum = torch.fft.rfft(out[0]).abs()
+    assert abs(spectrum.argmax().item() * 16000 / out.shape[-1] - 440.0) <= 2.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000   # KiB: well under 200 MB more
+    same = audio.resample(clip, 16001, 16000)
+    assert same is clip                                                        # 16001/16000 ~ 1: left as it is
+
+
+def test_absurd_rates_are_refused_with_a_message():
+    with pytest.raises(ValueError, match="common sample rate"):
+        audio.resample(torch.zeros(1, 10), 3, 16000)
+    with pytest.raises(ValueError, match="positive"):
+        audio.resample(torch.zeros(1, 10), 0, 16000)
+
+
 # ---------------------------------------------------------------------------------------- pad / trim
 
 

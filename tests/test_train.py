@@ -119,6 +119,49 @@ def test_bad_configs_raise():
     assert TrainConfig.from_dict(config.to_dict()) == config
 
 
+def test_stop_before_the_first_step_saves_nothing(tiny_dataset, tmp_path):
+    stop = threading.Event()
+    stop.set()
+    done = run_training(tiny_dataset, FeatureConfig(), TrainConfig(**FAST), runs_root=tmp_path, stop=stop)
+    assert done.status == "stopped" and done.run_id is None and "nothing was trained" in done.message
+    assert list_runs(tmp_path) == []
+
+
+@pytest.mark.parametrize("learning_rate", [float("inf"), float("nan"), -1.0])
+def test_learning_rates_that_are_no_numbers_are_refused(learning_rate):
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainConfig(learning_rate=learning_rate)
+
+
+def test_non_finite_weights_are_never_saved_as_a_run(tiny_dataset, tmp_path, monkeypatch):
+    """A run whose weights went NaN without the loss noticing (it can with a huge learning rate) fails."""
+    import lib.train as engine
+
+    real = engine._evaluate
+
+    def poison(model, features, labels):  # the weights become NaN after the last step
+        with torch.no_grad():
+            next(model.parameters()).fill_(float("nan"))
+        return real(model, features, labels)
+
+    monkeypatch.setattr(engine, "_evaluate", poison)
+    done = run_training(tiny_dataset, FeatureConfig(), TrainConfig(**{**FAST, "epochs": 1}), runs_root=tmp_path)
+    assert done.status == "failed" and "learning rate" in done.message and "finite" in done.message
+    assert list_runs(tmp_path) == []
+
+
+def test_a_taken_run_id_or_unwritable_folder_fails_before_training(tiny_dataset, tmp_path):
+    (tmp_path / "taken").mkdir()
+    events = _events(tiny_dataset, TrainConfig(**FAST), runs_root=tmp_path, run_id="taken")
+    assert len(events) == 1 and events[0].status == "failed" and "already exists" in events[0].message
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    events = _events(tiny_dataset, TrainConfig(**FAST), runs_root=blocker / "runs")
+    assert len(events) == 1 and events[0].status == "failed" and "cannot save runs" in events[0].message
+    events = _events(tiny_dataset, TrainConfig(**FAST), runs_root=tmp_path, run_id="../escape")
+    assert len(events) == 1 and events[0].status == "failed"
+
+
 def test_command_line_trains_and_saves(builtin_cache, tmp_path, capsys):
     code = main(["--dataset", "builtin", "--words", "yes,no,up", "--clips-per-word", "24", "--data-seed", "7",
                  "--data-dir", str(builtin_cache.parent), "--model", "tutorial_cnn", "--epochs", "1",
