@@ -11,6 +11,7 @@ one split; a dataset with its own folds can be split by holding one out.
 from __future__ import annotations
 
 import csv
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,13 +192,17 @@ def load_csv(csv_path: str | Path, root: str | Path | None = None,
         raise DatasetError(f"{csv_path.name} lacks the column(s) {', '.join(sorted(missing))}; "
                            f"it has {', '.join(sorted(c for c in columns if c)) or 'none'}. "
                            "A manifest needs 'path' and 'label' (and may have 'group' and 'fold').")
-    entries, failed = [], []
+    entries, failed, first_seen = [], [], {}
     for n, row in enumerate(rows, start=2):
         path, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
         if not path or not label:
             failed.append((f"{csv_path.name} line {n}", "empty path or label"))
             continue
         full = Path(path) if Path(path).is_absolute() else base / path
+        seen = first_seen.setdefault(os.path.normpath(full), (n, label))
+        if seen[1] != label:  # one clip under two labels would train on both answers
+            raise DatasetError(f"{csv_path.name} lists {path} twice with different labels: {seen[1]!r} on line "
+                               f"{seen[0]} and {label!r} on line {n}. Keep one label per file.")
         if not full.is_file():
             failed.append((str(full), "file not found"))
             continue

@@ -378,9 +378,13 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> list[RunInfo]:
         The runs, newest first (ties by name, descending).
     """
     root = Path(root)
-    if not root.is_dir():
+    try:
+        folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:  # no folder (yet, or deleted meanwhile)
         return []
-    infos = [_run_info(p) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    infos = [_run_info(p) for p in folders]
+    # Another session may delete a run while this one lists: a folder gone meanwhile is not listed.
+    infos = [info for info in infos if info.error is None or info.path.is_dir()]
     return sorted(infos, key=lambda info: (_sort_time(info), info.run_id), reverse=True)
 
 
@@ -468,6 +472,9 @@ def delete_run(root: str | Path, run_id: str) -> None:
     path = _run_path(root, run_id)
     if not path.is_dir():
         raise _run_error(path, None, "does not exist", _NO_RUN_HINT)
+    if path.is_symlink():  # a run linked in from elsewhere: remove the link, never the folder it points to
+        path.unlink()
+        return
     doomed = path.with_name(f".del-{run_id}-{secrets.token_hex(4)}")
     os.rename(path, doomed)
     shutil.rmtree(doomed)
@@ -476,7 +483,8 @@ def delete_run(root: str | Path, run_id: str) -> None:
 def run_zip_bytes(path: str | Path) -> bytes:
     """A zip archive of a run folder, in memory (for a download button).
 
-    Files are stored under ``<run_id>/``, so unzipping into a runs root restores the run.
+    Files are stored under ``<run_id>/``, so unzipping into a runs root restores the run. Only the run's own
+    regular files go in: a symbolic link (to a file or a folder, anywhere) is never followed.
 
     Raises:
         RunError: If the folder does not exist.
@@ -486,6 +494,9 @@ def run_zip_bytes(path: str | Path) -> bytes:
         raise _run_error(path, None, "does not exist", _NO_RUN_HINT)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for file in sorted(p for p in path.rglob("*") if p.is_file()):
-            archive.write(file, arcname=f"{path.name}/{file.relative_to(path).as_posix()}")
+        for folder, subfolders, files in os.walk(path):   # os.walk does not descend into linked folders
+            for name in sorted(files):
+                file = Path(folder) / name
+                if not file.is_symlink() and file.is_file():
+                    archive.write(file, arcname=f"{path.name}/{file.relative_to(path).as_posix()}")
     return buffer.getvalue()

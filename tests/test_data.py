@@ -76,6 +76,17 @@ def test_csv_errors(tmp_path):
         load_csv(only_missing)
 
 
+def test_csv_with_one_file_under_two_labels_names_the_rows(folder, tmp_path):
+    manifest = tmp_path / "conflict.csv"
+    manifest.write_text("path,label\nlow/0.wav,low\nhigh/0.wav,high\n./low/0.wav,high\n")
+    with pytest.raises(DatasetError, match=r"low/0.wav twice with different labels: 'low' on line 2 and 'high' on "
+                                           r"line 4"):
+        load_csv(manifest)
+    same = tmp_path / "same.csv"  # the same file twice under one label is allowed (listed twice)
+    same.write_text("path,label\nlow/0.wav,low\nlow/0.wav,low\nhigh/0.wav,high\n")
+    assert len(load_csv(same)) == 3
+
+
 def test_split_keeps_groups_apart_and_classes_balanced():
     rng = np.random.default_rng(0)
     n_groups, n_classes = 60, 4

@@ -242,6 +242,43 @@ def test_zip(tmp_path):
         assert archive.read("z/model.pt") == (path / "model.pt").read_bytes()
 
 
+def test_zip_never_follows_links(tmp_path):
+    secret = tmp_path / "outside"
+    secret.mkdir()
+    (secret / "passwords.txt").write_text("not for the class")
+    path = save(tmp_path / "runs", "z")
+    (path / "notes.txt").write_text("a note of the run's own")
+    os.symlink(secret / "passwords.txt", path / "link.txt")
+    os.symlink(secret, path / "linked-folder")
+    with zipfile.ZipFile(io.BytesIO(run_zip_bytes(path))) as archive:
+        assert sorted(archive.namelist()) == ["z/config.json", "z/metrics.json", "z/model.pt", "z/notes.txt"]
+
+
+def test_deleting_a_linked_run_removes_the_link_only(tmp_path):
+    elsewhere = save(tmp_path / "elsewhere", "kept")
+    (tmp_path / "runs").mkdir()
+    os.symlink(elsewhere, tmp_path / "runs" / "linked")
+    assert visible(tmp_path / "runs") == ["linked"]
+    delete_run(tmp_path / "runs", "linked")
+    assert visible(tmp_path / "runs") == [] and not list((tmp_path / "runs").iterdir())
+    assert (elsewhere / "model.pt").is_file()
+
+
+def test_listing_survives_runs_deleted_meanwhile(tmp_path, monkeypatch):
+    save(tmp_path, "a")
+    save(tmp_path, "b")
+    real = runs._run_info
+
+    def delete_first(path):  # another session deletes "a" between the folder listing and the reading
+        if path.name == "a" and path.exists():
+            delete_run(tmp_path, "a")
+        return real(path)
+
+    monkeypatch.setattr(runs, "_run_info", delete_first)
+    assert [info.run_id for info in list_runs(tmp_path)] == ["b"]
+    assert list_runs(tmp_path / "missing") == []
+
+
 def test_newest_first(tmp_path):
     save(tmp_path, "middle", created="2026-05-01T12:00:00")
     save(tmp_path, "oldest", created="2025-01-01T00:00:00")
