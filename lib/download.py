@@ -236,6 +236,10 @@ def download(url: str, dest: str | Path, sha256: str | None = None, progress: Do
 
 
 # ------------------------------------------------------------------------------------------------ extract
+MAX_EXPANSION = 20                 # unpacked bytes per archive byte, at most (audio archives: 1-3)
+EXPANSION_SLACK_BYTES = 64 * 2**20
+
+
 def _safe_member(name: str, archive: Path) -> str:
     """The member's path relative to the extraction folder; raises DownloadError for one escaping it."""
     clean = name.replace("\\", "/")
@@ -262,11 +266,26 @@ def _check_link(member: str, link: str, archive: Path, hard: bool) -> None:
                                 "extraction folder; nothing extracted")
 
 
+def _expansion_limit(archive: Path) -> int:
+    """The most bytes ``archive`` may unpack to: :data:`MAX_EXPANSION` times its size plus
+    :data:`EXPANSION_SLACK_BYTES` (audio compresses far less than that; a zip bomb far more)."""
+    return MAX_EXPANSION * archive.stat().st_size + EXPANSION_SLACK_BYTES
+
+
+def _check_expansion(total: int, archive: Path) -> None:
+    if total > _expansion_limit(archive):
+        raise DownloadError(f"{archive.name} unpacks to more than {_expansion_limit(archive) / 1e6:,.0f} MB from "
+                            f"{archive.stat().st_size / 1e6:,.1f} MB (over {MAX_EXPANSION} times its size): it is "
+                            "not an audio dataset (a zip bomb?); nothing extracted")
+
+
 def _extract_tar(archive: Path, staging: Path, progress: ExtractProgress | None) -> None:
     size = archive.stat().st_size
-    last = 0.0
+    last, unpacked = 0.0, 0
     with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
         for member in tar:  # one streaming pass: each member is checked before it is written
+            unpacked += member.size if member.isfile() else 0
+            _check_expansion(unpacked, archive)
             name = _safe_member(member.name, archive)
             if member.issym() or member.islnk():
                 _check_link(name, member.linkname, archive, hard=member.islnk())
@@ -295,6 +314,7 @@ def _extract_zip(archive: Path, staging: Path, progress: ExtractProgress | None)
             if stat.S_ISLNK(info.external_attr >> 16):
                 _check_link(name, zf.read(info).decode("utf-8", "replace"), archive, hard=False)
         total, done, last = sum(i.file_size for i in members) or 1, 0, 0.0
+        _check_expansion(total, archive)
         for info in members:
             info.filename = _safe_member(info.filename, archive) + ("/" if info.is_dir() else "")
             if info.filename.strip("/"):

@@ -141,6 +141,29 @@ def test_refuses_members_escaping_the_target(tmp_path, kind):
     assert not os.path.exists("/tmp/audiowb-evil-absolute.txt")
 
 
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_refuses_an_archive_that_expands_a_hundredfold(tmp_path, kind):
+    """A zip bomb: 100 MB of zeros packs into ~100 KB; a dataset's audio packs 1-3 times, never 20."""
+    import io
+    import tarfile
+    import zipfile
+
+    archive = tmp_path / f"bomb.{kind}"
+    zeros = bytes(100 * 2**20)
+    if kind == "zip":
+        with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("data/zeros.wav", zeros)
+    else:
+        with tarfile.open(archive, "w:gz") as tar:
+            info = tarfile.TarInfo("data/zeros.wav")
+            info.size = len(zeros)
+            tar.addfile(info, io.BytesIO(zeros))
+    assert archive.stat().st_size < 2**20
+    with pytest.raises(DownloadError, match="zip bomb"):
+        extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
 def test_refuses_a_non_empty_target_and_a_damaged_archive(tmp_path):
     archive = make_tar(make_yesno(tmp_path / "src"), tmp_path / "a.tar.gz")
     (tmp_path / "busy").mkdir()
