@@ -43,6 +43,11 @@ __all__ = [
 KINDS = ("mel", "mfcc", "linear")
 NORMALIZATIONS = ("none", "per_clip", "per_bin")
 _EPS = 1e-5  # added to the standard deviation in normalisation (a silent clip has std 0)
+# Bounds that keep one clip's work small whatever a config.json says (a run file is user input).
+MAX_SAMPLE_RATE = 192_000
+MAX_CLIP_SECONDS = 60.0
+MAX_N_FFT = 16_384
+MAX_FEATURE_VALUES = 8_000_000  # 32 MB of float32 per clip
 
 
 def _hz_to_mel(hz: float) -> float:
@@ -117,6 +122,12 @@ class FeatureConfig(ConfigDict):
                 fail(name, f"one of {choices}")
         if self.clip_seconds <= 0:
             fail("clip_seconds", "> 0")
+        if self.sample_rate > MAX_SAMPLE_RATE:
+            fail("sample_rate", f"at most {MAX_SAMPLE_RATE} Hz")
+        if self.clip_seconds > MAX_CLIP_SECONDS:
+            fail("clip_seconds", f"at most {MAX_CLIP_SECONDS} s (longer recordings are classified window by window)")
+        if self.n_fft > MAX_N_FFT:
+            fail("n_fft", f"at most {MAX_N_FFT}")
         if self.n_samples <= self.n_fft // 2:
             fail("clip_seconds", f"long enough for reflect padding ({self.n_fft // 2 + 1} samples or more)")
         if self.win_length is not None and self.win_length > self.n_fft:
@@ -151,6 +162,9 @@ class FeatureConfig(ConfigDict):
             fail("lifter", f"<= the number of bins ({self.n_bins})")
         if self.kind == "mfcc" and self.n_mfcc > self.n_mels:
             fail("n_mfcc", f"<= n_mels ({self.n_mels})")
+        if self.power_bins * self.n_frames > MAX_FEATURE_VALUES:
+            fail("hop_length", f"large enough that one clip has at most {MAX_FEATURE_VALUES:,} feature values "
+                               f"({self.power_bins} bins x {self.n_frames} frames is too many)")
 
     # -- serialisation ---------------------------------------------------------------------------
 

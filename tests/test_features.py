@@ -57,6 +57,12 @@ def test_config_from_dict_rejects_unknown_keys():
     ({"lifter": -1}, "lifter", "-1"),
     ({"lifter": 41}, "lifter", "41"),
     ({"kind": "mfcc", "n_mfcc": 13, "lifter": 8}, "lifter", "8"),
+    # a config.json is user input: bounds that keep one clip's features small
+    ({"clip_seconds": 3600.0}, "clip_seconds", "3600.0"),
+    ({"sample_rate": 10_000_000}, "sample_rate", "10000000"),
+    ({"n_fft": 2**20, "win_length": None}, "n_fft", "1048576"),
+    ({"kind": "linear", "n_fft": 4096, "win_length": None, "hop_length": 32, "clip_seconds": 30.0}, "hop_length",
+     "32"),
 ])
 def test_config_validation_names_field_and_value(changes, field, value):
     with pytest.raises(ValueError) as error:
