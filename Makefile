@@ -38,12 +38,13 @@ test-fast: $(VENV)/.dev
 # The shipped model: five kws_resnet trained side by side (own shuffles) on the default built-in eSpeak set plus
 # 100 Piper and 250 Kokoro clips per word (neural voices; synthesizing them takes ~16 min once, then cached),
 # with vocal-tract-length and tempo warping, background noise and room reverb; see docs/benchmarks.md. It was trained
-# with that augmentation on waveforms (--augment-domain waveform), so this target retrains it bit for bit.
+# with that augmentation on waveforms and contiguous tensors (--augment-domain waveform --memory-format contiguous),
+# so this target retrains it bit for bit.
 default-model: $(VENV)/.runtime
 	$(PY) -m lib.train --dataset builtin --piper-clips-per-word 100 --kokoro-clips-per-word 250 \
 		--model kws_resnet_x5 --epochs 20 \
 		--freq-warp 0.15 --time-stretch 0.2 --noise-probability 0.5 --reverb-probability 0.3 \
-		--augment-domain waveform --run-id default --out models --force
+		--augment-domain waveform --memory-format contiguous --run-id default --out models --force
 
 ## Benchmarks (data, not tests): writes docs/benchmarks.md.
 bench: $(VENV)/.runtime

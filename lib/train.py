@@ -45,6 +45,7 @@ __all__ = ["TrainConfig", "StartEvent", "StepEvent", "EpochEvent", "DoneEvent", 
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("onecycle", "cosine", "none")
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class TrainConfig(ConfigDict):
         seed: seeds initialisation, the split, shuffling and augmentation; on CPU the same seed gives the same run.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
         mixed_precision: bfloat16 autocast on CUDA (ignored elsewhere).
+        memory_format: ``"auto"`` (the model's preference, :attr:`lib.models.ModelSpec.channels_last`),
+            ``"channels_last"`` or ``"contiguous"``: how weights and features are laid out in memory (the same
+            arithmetic, summed in another order; channels_last trains ``kws_resnet`` about 1.5x faster on a CPU).
         max_batches: stop each epoch after this many batches (smoke runs); None: all.
     """
 
@@ -90,6 +94,7 @@ class TrainConfig(ConfigDict):
     seed: int = 0
     device: str = "auto"
     mixed_precision: bool = True
+    memory_format: str = "auto"
     max_batches: int | None = None
 
     def __post_init__(self) -> None:
@@ -99,6 +104,8 @@ class TrainConfig(ConfigDict):
             raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.memory_format not in MEMORY_FORMATS:
+            raise ValueError(f"memory_format must be one of {MEMORY_FORMATS}, got {self.memory_format!r}")
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
         for name in ("epochs", "batch_size"):
@@ -387,6 +394,10 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
                                              for i in (split.train, split.validation, split.test))
 
     model = build_model(config.model, dataset.n_classes, feature_config.n_bins, feature_config.n_frames).to(device)
+    channels_last = (config.memory_format == "channels_last"
+                     or (config.memory_format == "auto" and MODELS[config.model].channels_last))
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
     optimizer = _optimizer(model, config)
     n_train = len(split.train)
     batches_per_epoch = math.ceil(n_train / config.batch_size)
@@ -420,7 +431,7 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
         labels = train_labels[index]
         features, targets = mixup(features, F.one_hot(labels, dataset.n_classes).float(), augment.mixup_alpha,
                                   generator)
-        return features, targets, labels
+        return features.contiguous(memory_format=memory_format), targets, labels
 
     history: list[dict] = []
     best = {"val_accuracy": -1.0, "state": None, "epoch": 0}
@@ -587,6 +598,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--device", default=defaults.device)
     p.add_argument("--max-batches", type=int, default=None, help="stop each epoch after N batches (smoke runs)")
+    p.add_argument("--memory-format", default=defaults.memory_format, choices=MEMORY_FORMATS,
+                   help="weights and features in channels_last or contiguous layout (auto: the model's preference)")
     p.add_argument("--time-shift-sec", type=float, default=augment.time_shift_sec)
     p.add_argument("--noise-probability", type=float, default=augment.noise_probability)
     p.add_argument("--freq-warp", type=float, default=augment.freq_warp, help="max frequency scaling, e.g. 0.15")
@@ -631,7 +644,8 @@ def main(argv: list[str] | None = None) -> int:
                              label_smoothing=args.label_smoothing, augment=augment,
                              validation_fraction=args.validation_fraction, test_fraction=args.test_fraction,
                              seed=args.seed, device=args.device, max_batches=args.max_batches,
-                             test_fold=args.test_fold, validation_fold=args.validation_fold)
+                             test_fold=args.test_fold, validation_fold=args.validation_fold,
+                             memory_format=args.memory_format)
     except (ValueError, OSError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
