@@ -203,45 +203,52 @@ def featurize(extractor: FeatureExtractor, waveforms: Tensor, batch_size: int = 
     return torch.cat(chunks) if chunks else torch.empty(0, *extractor.config.feature_shape, device=waveforms.device)
 
 
-def _chunks(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
-    for start in range(0, len(indices), size):
-        yield indices[start:start + size]
+def _stream_clips(dataset: AudioDataset, indices: np.ndarray, config: FeatureConfig, device: torch.device | str,
+                  chunk: int) -> Iterator[tuple[slice, Tensor]]:
+    """The clips at ``indices``, ``chunk`` at a time: the rows they fill in an output of ``len(indices)`` rows, and
+    their waveforms ``(n, 1, n_samples)`` on ``device``. Outputs are filled in place, so that no more than one chunk
+    of waveforms and no second copy of the output (as ``torch.cat`` of parts would make) is ever in memory."""
+    for first in range(0, len(indices), chunk):
+        part = indices[first:first + chunk]
+        yield (slice(first, first + len(part)),
+               dataset.to_tensor(config.sample_rate, config.n_samples, part).to(device))
 
 
 @torch.no_grad()
 def featurize_dataset(dataset: AudioDataset, extractor: FeatureExtractor, indices: np.ndarray | None = None,
                       device: torch.device | str = "cpu", chunk: int = 2048) -> Tensor:
-    """Features of a dataset's clips (all, or those at ``indices``), built ``chunk`` clips at a time so that the
-    waveforms of the whole set are never in memory at once. Returns ``(n, 1, bins, frames)`` on ``device``."""
+    """Features of a dataset's clips (all, or those at ``indices``), streamed ``chunk`` clips at a time.
+    Returns ``(n, 1, bins, frames)`` on ``device``."""
     config = extractor.config
     indices = np.arange(len(dataset)) if indices is None else np.asarray(indices)
-    parts = [featurize(extractor, dataset.to_tensor(config.sample_rate, config.n_samples, part).to(device))
-             for part in _chunks(indices, chunk)]
-    return torch.cat(parts) if parts else torch.empty(0, *config.feature_shape, device=device)
+    out = torch.empty(len(indices), *config.feature_shape, device=device)
+    for rows, waveforms in _stream_clips(dataset, indices, config, device, chunk):
+        out[rows] = featurize(extractor, waveforms)
+    return out
 
 
 @torch.no_grad()
 def power_dataset(dataset: AudioDataset, extractor: FeatureExtractor, indices: np.ndarray,
                   device: torch.device | str = "cpu", chunk: int = 2048) -> tuple[Tensor, Tensor]:
-    """Power spectrograms (:meth:`FeatureExtractor.power`) and mean squares of the clips at ``indices``, built
+    """Power spectrograms (:meth:`FeatureExtractor.power`) and mean squares of the clips at ``indices``, streamed
     ``chunk`` clips at a time: ``(n, 1, power_bins, frames)`` and ``(n,)`` on ``device``."""
-    config = extractor.config
-    powers, clip_powers = [], []
-    for part in _chunks(np.asarray(indices), chunk):
-        waveforms = dataset.to_tensor(config.sample_rate, config.n_samples, part).to(device)
-        clip_powers.append(signal_power(waveforms))
-        powers.append(torch.cat([extractor.power(waveforms[i:i + 512]) for i in range(0, len(waveforms), 512)]))
-    if not powers:
-        return (torch.empty(0, 1, config.power_bins, config.n_frames, device=device), torch.empty(0, device=device))
-    return torch.cat(powers), torch.cat(clip_powers)
+    config, indices = extractor.config, np.asarray(indices)
+    powers = torch.empty(len(indices), 1, config.power_bins, config.n_frames, device=device)
+    clip_powers = torch.empty(len(indices), device=device)
+    for rows, waveforms in _stream_clips(dataset, indices, config, device, chunk):
+        clip_powers[rows] = signal_power(waveforms)
+        powers[rows] = torch.cat([extractor.power(waveforms[i:i + 512]) for i in range(0, len(waveforms), 512)])
+    return powers, clip_powers
 
 
 def _int16_waveforms(dataset: AudioDataset, indices: np.ndarray, config: FeatureConfig, device: torch.device,
                      chunk: int = 2048) -> Tensor:
     """The clips at ``indices`` as int16 ``(n, 1, n_samples)`` on ``device`` (divide by 32767 for float)."""
-    parts = [(dataset.to_tensor(config.sample_rate, config.n_samples, part).clamp(-1, 1) * 32767).round()
-             .to(torch.int16).to(device) for part in _chunks(np.asarray(indices), chunk)]
-    return torch.cat(parts) if parts else torch.empty(0, 1, config.n_samples, dtype=torch.int16, device=device)
+    indices = np.asarray(indices)
+    out = torch.empty(len(indices), 1, config.n_samples, dtype=torch.int16, device=device)
+    for rows, waveforms in _stream_clips(dataset, indices, config, device, chunk):
+        out[rows] = (waveforms.clamp(-1, 1) * 32767).round().to(torch.int16)
+    return out
 
 
 @torch.no_grad()
