@@ -4,7 +4,8 @@ threads) against the new one (a process per job with a thread budget, :mod:`lib.
 Data, not a test. Each measurement trains ``kws_resnet`` for a fixed number of steps on the built-in set, with the
 default augmentation (features cached, an epoch costs only the model) or with background noise and room reverb
 (waveform augmentation every step), either quiet or beside one competing CPU-bound process (a loop of float32
-matrix products, its own torch threads set by ``--competitor-threads``). The conditions are interleaved round by
+matrix products, its own torch threads set by ``--competitor-threads``, by default in a session of its own like
+another user's program). The conditions are interleaved round by
 round (the order reversed every other round) so that the machine's own drift falls on all of them alike; each
 figure is the median over rounds of samples per second over the steps after the first few (warm-up), timed step by
 step (the validation at the end is not counted).
@@ -55,10 +56,13 @@ def log(message: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- the competitor
-def _busy(threads: int, ready, stop) -> None:
-    """A CPU-bound process: float32 matrix products in a loop until ``stop`` is set."""
+def _busy(threads: int, own_session: bool, ready, stop) -> None:
+    """A CPU-bound process: float32 matrix products in a loop until ``stop`` is set. In a session of its own it is
+    scheduled like another user's program (Linux's autogroup shares the CPU between sessions first)."""
     import torch
 
+    if own_session:
+        os.setsid()
     torch.set_num_threads(threads)
     a = torch.randn(384, 384)
     ready.set()
@@ -70,11 +74,11 @@ def _busy(threads: int, ready, stop) -> None:
 class Competitor:
     """One competing CPU-bound process, started and stopped around the loaded measurements."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, own_session: bool) -> None:
         context = multiprocessing.get_context("spawn")
         self._ready, self._stop = context.Event(), context.Event()
-        self._process = context.Process(target=_busy, args=(threads, self._ready, self._stop), daemon=True,
-                                        name="contention-competitor")
+        self._process = context.Process(target=_busy, args=(threads, own_session, self._ready, self._stop),
+                                        daemon=True, name="contention-competitor")
 
     def __enter__(self) -> "Competitor":
         self._process.start()
@@ -149,7 +153,7 @@ def measure(runner: str, recipe: str, dataset, args: argparse.Namespace, runs_ro
 
 
 # ----------------------------------------------------------------------------------------------------- report
-def render(args: argparse.Namespace, info: dict, results: dict, n_train: int, total_sec: float) -> str:
+def render(args: argparse.Namespace, command: str, info: dict, results: dict, n_train: int, total_sec: float) -> str:
     """The markdown section: one row per recipe and runner, quiet vs. loaded, medians over rounds."""
     def median(recipe: str, runner: str, load: str) -> float:
         return statistics.median(r["samples_per_sec"] for r in results[recipe][runner][load])
@@ -158,20 +162,23 @@ def render(args: argparse.Namespace, info: dict, results: dict, n_train: int, to
         values = sorted(r["samples_per_sec"] for r in results[recipe][runner][load])
         return f"{values[0]:,.0f}–{values[-1]:,.0f}" if len(values) > 1 else ""
 
+    where = ("in a session of its own, like another user's program" if args.competitor_session == "own"
+             else "in the benchmark's own session")
     lines = ["## Training beside other work", "",
              f"Measured {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}"
              + (" with `--quick` (smoke-test settings: not representative)" if args.quick else "")
              + f"; the whole benchmark took {total_sec / 60:.1f} min.", "",
-             f"Command: `{shlex.join(['python', 'bench/contention.py', *sys.argv[1:]])}`", "",
+             f"Command: `{command}`", "",
              f"Machine: {info['cpu']}, {info['cores']} cores (`os.cpu_count()`; usable: {info['usable_cores']}), "
              f"{info['os']}; Python {info['python']}, torch {info['torch']}. Load average at start: "
              f"{', '.join(map(str, info.get('load_average', [])))} (other users' work is part of every condition).",
              "",
              f"Each run trains `{args.model}` for {args.steps} steps of {args.batch_size} clips on the built-in set "
              f"({n_train} training clips), CPU. \"Loaded\": beside one competing CPU-bound process (float32 matrix "
-             f"products, {args.competitor_threads} torch thread(s)). Old: training in a thread of the app's process "
-             "at torch's default threads (before lib.jobs ran jobs in processes). New: a `lib.jobs` job, its own "
-             "spawned process at `lib.device.train_threads()` threads (the pages keep the rest). Samples/s over "
+             f"products, {args.competitor_threads} torch thread(s), {where}). Old: training in a thread of the "
+             "app's process at torch's default threads (before lib.jobs ran jobs in processes). New: a `lib.jobs` "
+             "job, its own spawned process at `lib.device.train_threads()` threads (the pages keep the rest). "
+             "Samples/s over "
              f"steps {WARMUP_STEPS + 1}–{args.steps}, each step timed alone; median over {args.rounds} interleaved "
              "rounds (range in brackets).", "",
              "| augmentation | runner | threads | quiet samples/s | loaded samples/s | loaded / quiet |",
@@ -183,6 +190,15 @@ def render(args: argparse.Namespace, info: dict, results: dict, n_train: int, to
             lines.append(f"| {recipe} | {runner}: {RUNNERS[runner]} | {threads} | {quiet:,.0f} "
                          f"({spread(recipe, runner, 'quiet')}) | {loaded:,.0f} ({spread(recipe, runner, 'loaded')}) "
                          f"| {loaded / quiet:.0%} |")
+    load, cores = info.get("load_average", [0.0])[0], info["usable_cores"]
+    loads = [r["load_average"] for recipe in results.values() for runner in recipe.values()
+             for load_kind in runner.values() for r in load_kind]
+    if load > cores / 2:
+        lines += ["", f"**Caveat:** the machine was busy with other work before the benchmark started (load average "
+                      f"{load:.1f} on {cores} usable cores) and stayed so (load average {min(loads):.1f}–"
+                      f"{max(loads):.1f} over the measurements), so \"quiet\" is not idle: the speeds are several "
+                      "times below an idle machine's, and the runners' ranges may overlap. Read the ratios rather "
+                      "than the absolute figures, and rerun on an idle machine for a clean comparison."]
     lines += ["", "What it means:", ""]
     for recipe in results:
         if {"old", "new"} <= set(results[recipe]):
@@ -217,7 +233,8 @@ def run(args: argparse.Namespace) -> int:
             if round_ % 2:
                 order.reverse()
             for load in loads:
-                competitor = Competitor(args.competitor_threads) if load == "loaded" else None
+                competitor = (Competitor(args.competitor_threads, args.competitor_session == "own")
+                              if load == "loaded" else None)
                 if competitor:
                     competitor.__enter__()
                 try:
@@ -230,11 +247,12 @@ def run(args: argparse.Namespace) -> int:
                 finally:
                     if competitor:
                         competitor.__exit__(None, None, None)
-    section = render(args, info, results, n_train, time.perf_counter() - overall)
+    command = shlex.join(["python", "bench/contention.py", *sys.argv[1:]])
+    section = render(args, command, info, results, n_train, time.perf_counter() - overall)
     out = Path(args.out) if args.out else ROOT / (QUICK_OUT if args.quick else DEFAULT_OUT)
     write_section(out, SECTION, section)
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": info, "results": results}, indent=2))
+        Path(args.json).write_text(json.dumps({"command": command, "machine": info, "results": results}, indent=2))
     print(section)
     log(f"wrote {out}")
     return 0
@@ -249,6 +267,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds over all conditions")
     p.add_argument("--competitor-threads", type=int, default=1, help="torch threads of the competing process")
+    p.add_argument("--competitor-session", choices=("own", "same"), default="own",
+                   help="own: the competitor runs in a session of its own, like another user's program or a second "
+                        "app; same: in this benchmark's session (Linux's autogroup then shares one group's CPU "
+                        "between them)")
     p.add_argument("--clips-per-word", type=int, default=300, help="size of the built-in set (default: the app's)")
     p.add_argument("--recipes", default="default,noise+reverb", help=f"comma-separated: {', '.join(RECIPES)}")
     p.add_argument("--runners", default="old,new", help=f"comma-separated: {', '.join(RUNNERS)}")

@@ -75,7 +75,8 @@ def test_killed_training_process_fails_the_job_and_the_next_one_runs(tiny_datase
     # Under Streamlit, __main__ is the page script last run; a training process must not run it again.
     marker = tmp_path / "page-script-ran"
     script = tmp_path / "page.py"
-    script.write_text(f"open({str(marker)!r}, 'w').close()\nraise SystemExit('a page script ran in a training process')\n")
+    script.write_text(f"open({str(marker)!r}, 'w').close()\n"
+                      "raise SystemExit('a page script ran in a training process')\n")
     fake_main = types.ModuleType("__main__")
     fake_main.__file__ = str(script)
     monkeypatch.setitem(sys.modules, "__main__", fake_main)

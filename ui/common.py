@@ -31,7 +31,7 @@ from lib.augment import AugmentConfig
 from lib.builtin import BuiltinSpec, builtin_folder, generate_builtin
 from lib.catalog import CATALOG, get_card
 from lib.data import AudioDataset, DatasetError, catalog_cache_args, load_source
-from lib.device import describe_device, page_threads, resolve_device
+from lib.device import describe_device, page_threads, resolve_device, train_threads
 from lib.diskcache import cached_dataset
 from lib.features import FeatureConfig, FeatureExtractor
 from lib.infer import Classifier
@@ -234,7 +234,11 @@ def load_classifier(run: RunInfo) -> Classifier | None:
 # --------------------------------------------------------------------------------------------------- layout
 @st.cache_resource(show_spinner=False)
 def device_description() -> str:
-    return describe_device(resolve_device("auto"))
+    """The sidebar's device line; on the CPU, how its cores are shared between training and the pages."""
+    device = resolve_device("auto")
+    if device.type != "cpu":
+        return describe_device(device)
+    return f"CPU: {train_threads()} training thread(s), {page_threads()} for the pages"
 
 
 def sidebar() -> None:
