@@ -2,7 +2,9 @@
 
 The thread budget splits the cores this process may use between training and the pages, so that a training job
 and the app never ask for more threads than there are cores: OpenMP threads that share a core with another busy
-thread wait for each other at every parallel region, and training then runs 5-10 times slower
+thread wait for each other at every parallel region. On an otherwise idle 2-core server, one other busy process
+cut 2-thread training to 10-30% of its speed (979 to 103-129 samples/s with noise and reverb), while 1-thread
+training kept 635-1,639 samples/s (the performance issue's figures); ``bench/contention.py`` measures it
 (docs/benchmarks.md, "Training beside other work").
 """
 
