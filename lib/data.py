@@ -253,7 +253,8 @@ def catalog_cache_args(source: dict, data_dir: str | Path = "data") -> dict:
                 **source.get("options", {}))
 
 
-def load_source(source: dict, data_dir: str | Path = "data", progress: ProgressCallback | None = None) -> AudioDataset:
+def load_source(source: dict, data_dir: str | Path = "data", progress: ProgressCallback | None = None,
+                builtin_cache: str | Path | None = None) -> AudioDataset:
     """Open the dataset a source describes: the dict :attr:`AudioDataset.source` and saved runs record.
 
     Args:
@@ -262,6 +263,8 @@ def load_source(source: dict, data_dir: str | Path = "data", progress: ProgressC
         data_dir: the data folder: built-in sets are cached in ``<data_dir>/builtin``, real datasets'
             decoded clips in ``<data_dir>/cache``.
         progress: ``progress(done, total)`` while generating, decoding or building a cache.
+        builtin_cache: where built-in sets are cached instead of ``<data_dir>/builtin`` (a training process
+            reopens a set where the app found it: ``source["cache_dir"]``).
 
     Raises:
         DatasetError: the kind is unknown, or the dataset cannot be opened (the message says why).
@@ -270,7 +273,7 @@ def load_source(source: dict, data_dir: str | Path = "data", progress: ProgressC
     if kind == "builtin":
         from lib.builtin import BuiltinSpec
 
-        return load_builtin(BuiltinSpec(**source["spec"]), Path(data_dir) / "builtin", progress)
+        return load_builtin(BuiltinSpec(**source["spec"]), builtin_cache or Path(data_dir) / "builtin", progress)
     if kind == "folder":
         return load_folder(source["path"], progress)
     if kind == "csv":

@@ -1,12 +1,62 @@
-"""Compute device choice: CUDA > Apple MPS > CPU, chosen automatically and overridable."""
+"""Compute device choice (CUDA > Apple MPS > CPU, chosen automatically and overridable) and the CPU thread budget.
+
+The thread budget splits the cores this process may use between training and the pages, so that a training job
+and the app never ask for more threads than there are cores: OpenMP threads that share a core with another busy
+thread wait for each other at every parallel region. On an otherwise idle 2-core server, one other busy process
+cut 2-thread training to 10-30% of its speed (979 to 103-129 samples/s with noise and reverb), while 1-thread
+training kept 635-1,639 samples/s (the performance issue's figures); ``bench/contention.py`` measures it
+(docs/benchmarks.md, "Training beside other work").
+"""
 
 from __future__ import annotations
 
+import os
+
 import torch
 
-__all__ = ["DEVICE_CHOICES", "resolve_device", "describe_device", "available_devices"]
+__all__ = ["DEVICE_CHOICES", "TRAIN_THREADS_ENV", "resolve_device", "describe_device", "available_devices",
+           "usable_cores", "train_threads", "page_threads"]
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+TRAIN_THREADS_ENV = "AUDIOWB_TRAIN_THREADS"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which containers and ``taskset`` narrow), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _kept_for_pages(cores: int) -> int:
+    """Cores left to the pages while a job trains: one per four cores, at least one."""
+    return max(1, cores // 4)
+
+
+def train_threads() -> int:
+    """Intra-op threads of a training job: ``AUDIOWB_TRAIN_THREADS`` when set, else the usable cores minus those
+    kept for the pages (one per four cores, at least one), at least 1. On 2 cores: 1; on 16: 12.
+
+    Raises:
+        ValueError: ``AUDIOWB_TRAIN_THREADS`` is not a whole number of at least 1.
+    """
+    setting = os.environ.get(TRAIN_THREADS_ENV, "").strip()
+    if setting:
+        try:
+            threads = int(setting)
+        except ValueError:
+            threads = 0
+        if threads < 1:
+            raise ValueError(f"{TRAIN_THREADS_ENV} must be a whole number of threads, at least 1; got {setting!r}")
+        return threads
+    cores = usable_cores()
+    return max(1, cores - _kept_for_pages(cores))
+
+
+def page_threads() -> int:
+    """Intra-op threads of the app's own work (inference, features, maps): the usable cores a training job leaves,
+    at least 1. On 2 cores: 1; on 16: 4."""
+    return max(1, usable_cores() - train_threads())
 
 
 def _mps_available() -> bool:
@@ -43,4 +93,5 @@ def describe_device(device: torch.device | str) -> str:
         return f"CUDA GPU: {torch.cuda.get_device_name(device)}"
     if device.type == "mps":
         return "Apple MPS"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU ({threads} thread{'s' if threads != 1 else ''})"

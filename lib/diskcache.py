@@ -211,6 +211,19 @@ class CachedDataset:
         subset.name, subset.source = self.name, self.source
         return subset
 
+    def __reduce__(self):
+        """Pickled by reference: the cache folder and the selected rows, never the clips (a training process
+        reopens the memory map instead of receiving gigabytes through a pipe)."""
+        return _reopen_cache, (str(self.folder), self._rows, self.name, self.source)
+
+
+def _reopen_cache(folder: str, rows: np.ndarray, name: str, source: dict) -> CachedDataset:
+    """The other side of :meth:`CachedDataset.__reduce__`: the cache at ``folder``, limited to ``rows``."""
+    whole = open_cache(folder)
+    dataset = CachedDataset(whole.folder, whole._meta, whole._table, whole._waveforms, rows)
+    dataset.name, dataset.source = name, source
+    return dataset
+
 
 # ------------------------------------------------------------------------------------------------ reading
 def open_cache(folder: str | Path) -> CachedDataset:

@@ -1,28 +1,86 @@
-"""Background training jobs: a thread per job, one running job per device, the rest waiting in line.
+"""Background training jobs: a process per job, one running job per device, the rest waiting in line.
 
 A UI submits a job and gets a :class:`TrainingJob` back at once; it then polls the job (``snapshot()``) for
 the events so far and can ``stop()`` it at any time. Jobs live in a process-wide :class:`JobQueue`, so a page
 that is left and opened again (or another browser session) finds them still running.
+
+Each job trains in a process of its own, started with multiprocessing's "spawn" method (a fresh interpreter: no
+OpenMP or CUDA state copied from the server) and running a fixed number of torch threads
+(:func:`lib.device.train_threads`, ``AUDIOWB_TRAIN_THREADS``), so that the pages and other programs on the machine
+cannot starve it and it cannot starve them. The training process reopens the dataset from its source (built-in
+set, folder, CSV) or receives it pickled (a real dataset's disk cache pickles as its folder); its events come back
+through a pipe, and a thread of this process records them on the job. A training process that dies (killed, out
+of memory) ends its job as "failed" and frees its device for the next job in line.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import itertools
+import multiprocessing
+import multiprocessing.spawn
+import os
+import pickle
+import signal
 import threading
 import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 
-from lib.data import AudioDataset
-from lib.device import resolve_device
+import numpy as np
+import torch
+
+from lib.data import AudioDataset, DatasetError, load_source
+from lib.device import resolve_device, train_threads
 from lib.features import FeatureConfig
 from lib.train import DoneEvent, EpochEvent, StartEvent, StepEvent, TrainConfig, iter_training
 
-__all__ = ["TrainingJob", "JobSnapshot", "JobQueue", "JOB_QUEUE"]
+__all__ = ["TrainingJob", "JobSnapshot", "JobQueue", "JOB_QUEUE", "WorkerEvent", "StopFlag"]
 
 _ids = itertools.count(1)
+_SPAWN = multiprocessing.get_context("spawn")
+_PROCESS_PREFIX = "audiowb-train-"  # training processes' names: job 3 trains in "audiowb-train-3"
+_POLL_SEC = 0.25  # how often the parent looks whether a silent training process is still alive
+_EXIT_GRACE_SEC = 30.0  # a training process that sent its last event gets this long to exit before it is killed
+RELOADABLE_KINDS = ("builtin", "folder", "csv")  # sources a training process reopens itself (others are pickled)
+
+
+@dataclass
+class WorkerEvent:
+    """Sent first by a job's training process: which process it is and how it is set up.
+
+    Attributes:
+        pid: the training process's id.
+        num_threads: its torch intra-op threads (``torch.get_num_threads()`` there).
+        dataset_from: ``"source"`` (reopened from ``dataset.source``) or ``"pickle"`` (sent whole; a disk cache
+            is sent as its folder).
+    """
+
+    pid: int
+    num_threads: int
+    dataset_from: str
+    kind: str = "worker"
+
+
+class StopFlag:
+    """A stop request shared with a training process: one byte of shared memory, set once, read at every step.
+
+    It takes no lock (unlike ``multiprocessing.Event``), so a training process killed at any moment can never
+    leave a lock held that would make :meth:`set` hang the page that calls it.
+    """
+
+    def __init__(self) -> None:
+        self._flag = _SPAWN.RawValue(ctypes.c_bool, False)
+
+    def set(self) -> None:
+        self._flag.value = True
+
+    def is_set(self) -> bool:
+        return bool(self._flag.value)
 
 
 @dataclass
@@ -65,7 +123,10 @@ class JobSnapshot:
 
 @dataclass
 class TrainingJob:
-    """One training run in the background. Create it through :meth:`JobQueue.submit`."""
+    """One training run in the background. Create it through :meth:`JobQueue.submit`.
+
+    ``worker`` is the training process's :class:`WorkerEvent` once it has started (None before).
+    """
 
     dataset: AudioDataset
     feature_config: FeatureConfig
@@ -76,7 +137,8 @@ class TrainingJob:
     job_id: int = field(default_factory=lambda: next(_ids))
     created: float = field(default_factory=time.time)
     state: str = "queued"
-    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    worker: WorkerEvent | None = None
+    _stop: StopFlag = field(default_factory=StopFlag, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _start: StartEvent | None = field(default=None, repr=False)
     _steps: list = field(default_factory=list, repr=False)
@@ -94,7 +156,9 @@ class TrainingJob:
 
     def _record(self, event) -> None:
         with self._lock:
-            if isinstance(event, StartEvent):
+            if isinstance(event, WorkerEvent):
+                self.worker = event
+            elif isinstance(event, StartEvent):
                 self._start = event
             elif isinstance(event, StepEvent):
                 self._steps.append(event)
@@ -119,8 +183,125 @@ class TrainingJob:
         return True
 
 
+# ------------------------------------------------------------------------------------- the training process
+@dataclass(frozen=True)
+class _DatasetParcel:
+    """How a training process gets its dataset: reopened from ``source``, or unpickled from ``pickled``.
+
+    A reopened set is checked against the clips the app had (``paths``, ``labels``, ``class_names``): files added
+    to a folder since are left out, files gone or classes changed fail the job with a message.
+    """
+
+    source: dict | None
+    pickled: bytes | None
+    class_names: list[str]
+    paths: list[str]
+    labels: np.ndarray
+
+    @classmethod
+    def of(cls, dataset) -> "_DatasetParcel":
+        source = dataset.source if isinstance(dataset, AudioDataset) else None
+        reloadable = (isinstance(source, dict) and source.get("kind") in RELOADABLE_KINDS
+                      and (source["kind"] != "builtin" or bool(source.get("cache_dir"))))
+        return cls(source if reloadable else None, None if reloadable else pickle.dumps(dataset, protocol=5),
+                   list(dataset.class_names), list(dataset.paths), np.asarray(dataset.labels))
+
+    @property
+    def dataset_from(self) -> str:
+        return "pickle" if self.source is None else "source"
+
+    def open(self):
+        """The dataset, as the app had it. Raises :class:`lib.data.DatasetError` when its files changed."""
+        if self.source is None:
+            return pickle.loads(self.pickled)
+        dataset = load_source(self.source, builtin_cache=self.source.get("cache_dir"))
+        if dataset.paths != self.paths:  # files added since the app opened it, or the app trains on a subset
+            row = {path: i for i, path in enumerate(dataset.paths)}
+            gone = sum(path not in row for path in self.paths)
+            if gone:
+                raise DatasetError(f"{gone} of the {len(self.paths)} clips of {dataset.name!r} are gone from disk "
+                                   "since the app opened it: open the dataset again and start again")
+            dataset = dataset.subset(np.array([row[path] for path in self.paths], dtype=np.int64))
+        if list(dataset.class_names) != self.class_names or not np.array_equal(dataset.labels, self.labels):
+            raise DatasetError(f"the classes or labels of {dataset.name!r} changed on disk since the app opened it: "
+                               "open the dataset again and start again")
+        return dataset
+
+
+def _without_parent_main(get_preparation_data):
+    """Wrap ``multiprocessing.spawn.get_preparation_data`` so that a training process does not run the parent's
+    ``__main__`` again. Spawn re-runs the parent's main script in the child; under Streamlit that is the page script
+    last run (Streamlit installs each script run as ``__main__``), which must never run in a training process. The
+    training process needs nothing from ``__main__`` (its target and arguments live in ``lib``); other processes
+    are prepared as before."""
+    @functools.wraps(get_preparation_data)
+    def prepare(name: str) -> dict:
+        data = get_preparation_data(name)
+        if name.startswith(_PROCESS_PREFIX):
+            data.pop("init_main_from_path", None)
+            data.pop("init_main_from_name", None)
+        return data
+
+    prepare.skips_main_of_training_processes = True
+    return prepare
+
+
+if not getattr(multiprocessing.spawn.get_preparation_data, "skips_main_of_training_processes", False):
+    multiprocessing.spawn.get_preparation_data = _without_parent_main(multiprocessing.spawn.get_preparation_data)
+
+
+def _failure_message(error: BaseException) -> str:
+    if isinstance(error, DatasetError):
+        return f"could not open the dataset: {error}"
+    return (f"training failed: {error}. Details: "
+            f"{traceback.format_exc(limit=3).splitlines()[-1]}")
+
+
+def _stop_when_orphaned(stop: StopFlag, parent_pid: int) -> None:
+    """Stop training (and so end the process, saving the run) if the app that started it has gone."""
+    def watch() -> None:
+        while not stop.is_set():
+            if os.getppid() != parent_pid:
+                stop.set()
+                return
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
+
+
+def _train_in_process(parcel: _DatasetParcel, feature_config: FeatureConfig, train_config: TrainConfig,
+                      runs_root: Path, run_id: str | None, num_threads: int, events: Connection, stop: StopFlag,
+                      parent_pid: int) -> None:
+    """A job's training process: set the thread budget, open the dataset, train, send every event to ``events``
+    (a :class:`WorkerEvent` first, a :class:`~lib.train.DoneEvent` last)."""
+    try:
+        torch.set_num_threads(num_threads)
+        torch.set_num_interop_threads(1)  # allowed here: nothing has run in parallel in this fresh process yet
+        _stop_when_orphaned(stop, parent_pid)
+        events.send(WorkerEvent(os.getpid(), torch.get_num_threads(), parcel.dataset_from))
+        dataset = parcel.open()
+        for event in iter_training(dataset, feature_config, train_config, runs_root=runs_root, run_id=run_id,
+                                   stop=stop):
+            events.send(event)
+    except Exception as error:  # noqa: BLE001 - a job must end with a message, never die silently
+        events.send(DoneEvent("failed", _failure_message(error)))
+    finally:
+        events.close()
+
+
+def _death_message(exitcode: int | None) -> str:
+    """Why a training process ended without a result, in words."""
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name if -exitcode in signal.valid_signals() else f"signal {-exitcode}"
+        if -exitcode == signal.SIGKILL:
+            return ("the training process was killed (SIGKILL); unless someone killed it, the machine ran out of "
+                    "memory: lower the batch size, or choose a smaller model or dataset")
+        return f"the training process was ended by {name} before it finished"
+    return f"the training process exited (code {exitcode}) before it finished"
+
+
 class JobQueue:
-    """Runs submitted jobs one at a time per device, first come first served."""
+    """Runs submitted jobs one at a time per device, first come first served, each in its own process."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
@@ -168,18 +349,57 @@ class JobQueue:
             self._running[key] = job
             job.state = "running"
         try:
-            for event in iter_training(job.dataset, job.feature_config, job.train_config, runs_root=job.runs_root,
-                                       run_id=job.run_id, stop=job._stop):
-                job._record(event)
+            self._train_in_child(job)
         except Exception as error:  # noqa: BLE001 - a job must end with a message, never die silently
-            job._record(DoneEvent("failed", f"training failed: {error}. Details: "
-                                            f"{traceback.format_exc(limit=3).splitlines()[-1]}"))
+            job._record(DoneEvent("failed", f"the training process could not be started: {error}"))
         finally:
             if not job.ended:
                 job._record(DoneEvent("failed", "training ended without a result"))
             with self._condition:
                 self._running[key] = None
                 self._condition.notify_all()
+
+    @staticmethod
+    def _train_in_child(job: TrainingJob) -> None:
+        """Start the job's training process, record its events until the last one, then wait for it to exit."""
+        parcel = _DatasetParcel.of(job.dataset)
+        reader, writer = _SPAWN.Pipe(duplex=False)
+        process = _SPAWN.Process(
+            target=_train_in_process, name=f"{_PROCESS_PREFIX}{job.job_id}", daemon=True,
+            args=(parcel, job.feature_config, job.train_config, job.runs_root, job.run_id, train_threads(), writer,
+                  job._stop, os.getpid()))
+        try:
+            process.start()
+            writer.close()  # the child holds the only writing end now: its death reads as end-of-file here
+            JobQueue._follow(job, process, reader)
+        finally:
+            writer.close()
+            reader.close()
+            if process.pid is not None:  # started: give it time to exit, then make sure it has
+                process.join(_EXIT_GRACE_SEC)
+                if process.is_alive():
+                    process.kill()
+                    process.join()
+                process.close()
+
+    @staticmethod
+    def _follow(job: TrainingJob, process, reader: Connection) -> None:
+        """Record the training process's events on ``job`` until its DoneEvent, or end the job as "failed" when
+        the process dies without one (killed, out of memory)."""
+        while not job.ended:
+            if not reader.poll(_POLL_SEC):
+                if process.is_alive():
+                    continue
+                if not reader.poll(0):
+                    job._record(DoneEvent("failed", _death_message(process.exitcode)))
+                    return
+            try:
+                event = reader.recv()
+            except (EOFError, OSError, pickle.UnpicklingError):  # it died, maybe in the middle of an event
+                process.join(5.0)
+                job._record(DoneEvent("failed", _death_message(process.exitcode)))
+                return
+            job._record(event)
 
 
 JOB_QUEUE = JobQueue()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,12 @@ def test_to_tensor_clip_and_subset(roots, tmp_path):
     assert sub.labels.tolist() == [cached.labels[short], cached.labels[0]] and sub.folds[0] == cached.folds[short]
     assert torch.equal(sub.to_tensor(16000, 16000)[0], cached.to_tensor(16000, 16000, np.array([short]))[0])
     assert sum(cached.class_counts().values()) == 54 and cached.n_classes == 12
+    # Pickled by reference (a training process reopens the memory map): the folder and rows, not the clips.
+    data = pickle.dumps(sub)
+    assert len(data) < 2000
+    again = pickle.loads(data)
+    assert again.paths == sub.paths and again.name == sub.name and again.source == sub.source
+    assert torch.equal(again.to_tensor(16000, 16000), sub.to_tensor(16000, 16000))
 
 
 def test_gtzan_stores_every_crop_grouped_by_track(roots, tmp_path):

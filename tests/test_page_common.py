@@ -3,7 +3,10 @@
 from pathlib import Path
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
+
+from lib.device import page_threads, resolve_device, train_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,7 +18,11 @@ def test_sidebar_changes_the_data_folder(app_env, tmp_path):
     try:
         at = AppTest.from_file(str(ROOT / "app_pages" / "runs.py"), default_timeout=60)
         at.run()
-        assert "CPU" in " ".join(md.value for md in at.sidebar.markdown)  # the compute device
+        sidebar = " ".join(md.value for md in at.sidebar.markdown)
+        assert "CPU" in sidebar or "GPU" in sidebar or "MPS" in sidebar  # the compute device
+        if resolve_device("auto").type == "cpu":  # how the cores are shared between training and the pages
+            assert f"CPU: {train_threads()} training thread(s), {page_threads()} for the pages" in sidebar
+        assert torch.get_num_threads() == page_threads()  # the pages' own torch work keeps to its share
         at.sidebar.text_input(key="data_dir_input").set_value(str(tmp_path / "elsewhere")).run()
         at.sidebar.button(key="data_dir_apply").click().run()
         assert not at.exception

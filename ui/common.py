@@ -10,7 +10,9 @@ Session state keys (initialised once by :func:`init_state`, changed in callbacks
     ``train_job_id``    this session's latest training job
 
 Environment: ``AUDIOWB_DATA_DIR`` (datasets, default ``./data``), ``AUDIOWB_RUNS_DIR`` (saved runs, default
-``./models``), ``AUDIOWB_BUILTIN_CLIPS`` (clips per word of the default built-in set, default 300).
+``./models``), ``AUDIOWB_BUILTIN_CLIPS`` (clips per word of the default built-in set, default 300),
+``AUDIOWB_TRAIN_THREADS`` (torch threads of a training job; the pages get the cores it leaves, see
+:func:`lib.device.train_threads`).
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
+import torch
 from streamlit.errors import StreamlitAPIException
 
 from lib.augment import AugmentConfig
 from lib.builtin import BuiltinSpec, builtin_folder, generate_builtin
 from lib.catalog import CATALOG, get_card
 from lib.data import AudioDataset, DatasetError, catalog_cache_args, load_source
-from lib.device import describe_device, resolve_device
+from lib.device import describe_device, page_threads, resolve_device, train_threads
 from lib.diskcache import cached_dataset
 from lib.features import FeatureConfig, FeatureExtractor
 from lib.infer import Classifier
@@ -40,6 +43,10 @@ DATA_DIR = Path(os.environ.get("AUDIOWB_DATA_DIR", ROOT / "data"))
 RUNS_DIR = Path(os.environ.get("AUDIOWB_RUNS_DIR", ROOT / "models"))
 BUILTIN_CACHE = DATA_DIR / "builtin"
 RECORDINGS_DIR = DATA_DIR / "recordings"
+
+# The pages' own torch work (inference, features, maps) runs on the cores a training job leaves: training runs in
+# processes of its own with lib.device.train_threads(), so together they never ask for more threads than cores.
+torch.set_num_threads(page_threads())
 
 
 def set_data_dir(path: str | Path) -> Path:
@@ -227,7 +234,11 @@ def load_classifier(run: RunInfo) -> Classifier | None:
 # --------------------------------------------------------------------------------------------------- layout
 @st.cache_resource(show_spinner=False)
 def device_description() -> str:
-    return describe_device(resolve_device("auto"))
+    """The sidebar's device line; on the CPU, how its cores are shared between training and the pages."""
+    device = resolve_device("auto")
+    if device.type != "cpu":
+        return describe_device(device)
+    return f"CPU: {train_threads()} training thread(s), {page_threads()} for the pages"
 
 
 def sidebar() -> None:
