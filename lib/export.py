@@ -17,7 +17,7 @@ resampling and cutting a long recording into windows stay outside (:class:`lib.i
 An export is a self-contained folder::
 
     model.onnx | model.torchscript.pt   the graph with its weights
-    model.int8.onnx                     optional: ONNX Runtime dynamic int8 quantization (``--int8``)
+    model.int8.onnx                     optional: the network's Conv and Gemm layers quantized to int8 (``--int8``)
     labels.json                         class names, sample rate, clip length, input/output, the export's check
     example.py                          classifies audio files (ONNX: onnxruntime, numpy, soundfile; no torch)
 
@@ -177,7 +177,9 @@ def _export_torchscript(module: WaveformClassifier, path: Path) -> None:
 
 
 def _quantize_int8(source: Path, target: Path) -> None:
-    """ONNX Runtime dynamic quantization: weights to uint8, activations quantized on the fly."""
+    """ONNX Runtime dynamic quantization of the network's Conv and Gemm layers (uint8 weights, activations
+    quantized on the fly). The preprocessing stays float32: quantizing the mel filterbank's MatMul too turns the
+    default model's 97% on the tiny test set into chance."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -189,7 +191,8 @@ def _quantize_int8(source: Path, target: Path) -> None:
         quiet = logging.getLogger().level
         logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process is logged on the root logger
         try:
-            quantize_dynamic(str(plain), str(target), weight_type=QuantType.QUInt8)
+            quantize_dynamic(str(plain), str(target), op_types_to_quantize=["Conv", "Gemm"],
+                             weight_type=QuantType.QUInt8)
         finally:
             logging.getLogger().setLevel(quiet)
 
