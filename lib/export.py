@@ -50,12 +50,12 @@ from torch import Tensor, nn
 from lib.audio import center_pad_or_trim
 from lib.features import FeatureConfig
 from lib.infer import Classifier
-from lib.runs import RunError, load_run, write_json_atomic
+from lib.runs import RunError, load_run, run_zip_bytes, write_json_atomic
 
 __all__ = [
     "FORMATS", "MODEL_FILES", "INT8_FILE", "LABELS_FILE", "EXAMPLE_FILE", "TOLERANCE",
     "ExportError", "WaveformClassifier", "ExportedModel", "ExportedClassifier",
-    "export_classifier", "export_run", "probe_waveforms", "is_export", "main",
+    "export_classifier", "export_run", "export_zip_bytes", "example_script", "probe_waveforms", "is_export", "main",
 ]
 
 FORMATS = ("onnx", "torchscript")
@@ -326,6 +326,25 @@ def export_run(run: str | Path, out: str | Path, format: str = "onnx", int8: boo
     classifier = Classifier.from_run(run, device="cpu")
     config = load_run(run).config
     return export_classifier(classifier, out, format=format, int8=int8, overwrite=overwrite, config=config)
+
+
+def export_zip_bytes(run: str | Path, format: str = "onnx", int8: bool = False) -> bytes:
+    """Exports a run into a temporary folder and returns it as a zip archive (for a download button).
+
+    Args:
+        run: The run folder.
+        format, int8: As in :func:`export_classifier`.
+
+    Returns:
+        bytes: A zip holding ``<run_id>-<format>/`` with the model, labels.json and example.py.
+
+    Raises:
+        RunError: If the run cannot be loaded.
+        ExportError: As :func:`export_classifier`.
+    """
+    with tempfile.TemporaryDirectory(prefix="export-") as tmp:
+        out = export_run(run, Path(tmp) / f"{Path(run).name}-{format}", format=format, int8=int8)
+        return run_zip_bytes(out)
 
 
 # ------------------------------------------------------------------------------------------------ loading
