@@ -337,7 +337,7 @@ def center_pad_or_trim(waveform: Tensor, n_samples: int) -> Tensor:
     # that. Only non-negative numbers are divided (ONNX's integer Div truncates, Python's floors), and one of
     # the two terms is 0: (span + excess) / 2 = max(excess, 0), (span - excess) / 2 = max(-excess, 0).
     start = (span + excess) // 2 // 2 - (span - excess) // 2 // 2
-    return F.pad(waveform, (n_samples, n_samples)).narrow(-1, n_samples + start, n_samples)
+    return F.pad(waveform, (n_samples, n_samples)).narrow(-1, n_samples + start, n_samples).contiguous()
 
 
 def seconds_to_samples(seconds: float, sample_rate: int) -> int:

@@ -359,7 +359,7 @@ class ExportedModel:
     Args:
         path: The export folder.
         int8: Load ``model.int8.onnx`` instead of the float model.
-        threads: Intra-op threads of the runtime; ``None`` keeps its default.
+        threads: Intra-op threads of ONNX Runtime; ``None`` keeps its default (TorchScript uses torch's setting).
 
     Attributes:
         labels (dict): The contents of labels.json.
