@@ -179,7 +179,7 @@ def _export_torchscript(module: WaveformClassifier, path: Path) -> None:
 def _quantize_int8(source: Path, target: Path) -> None:
     """ONNX Runtime dynamic quantization of the network's Conv and Gemm layers (uint8 weights, activations
     quantized on the fly). The preprocessing stays float32: quantizing the mel filterbank's MatMul too turns the
-    default model's 97% on the tiny test set into chance."""
+    default model's 97% on 72 clips of three words into 33% (one class for everything)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
