@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test test-fast e2e-deps default-model bench clean-cache
+.PHONY: run test test-fast e2e-deps default-model bench bench-serve clean-cache
 
 # Runtime environment: re-installed whenever requirements.txt changes.
 $(VENV)/.runtime: requirements.txt
@@ -49,6 +49,11 @@ default-model: $(VENV)/.runtime
 ## Benchmarks (data, not tests): writes docs/benchmarks.md.
 bench: $(VENV)/.runtime
 	$(PY) bench/engine.py --out docs/benchmarks.md
+
+## Export and serving benchmarks (ONNX/TorchScript/int8 vs lib.infer; HTTP load on 127.0.0.1): docs/benchmarks.md.
+bench-serve: $(VENV)/.runtime
+	$(PY) bench/export.py
+	$(PY) bench/serve_load.py bench/out/export-default/onnx models/default
 
 clean-cache:
 	rm -rf data/cache

@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from lib.augment import AugmentConfig
-from lib.runs import RunInfo, delete_run, rename_run, run_zip_bytes
+from lib.export import FORMATS, ExportError, export_zip_bytes
+from lib.runs import RunError, RunInfo, delete_run, rename_run, run_zip_bytes
 from ui.common import RUNS_DIR, active_run, page_header, runs
 
 
@@ -156,3 +157,38 @@ with other_col:
                        file_name=f"{selected_id}.zip", mime="application/zip", key="runs_download",
                        icon=":material/download:", on_click="ignore",
                        help="config.json, model.pt and metrics.json; unzip it into a runs folder to restore it.")
+
+st.subheader("Export for deployment")
+st.caption("The model with its whole preprocessing in one file: a mono waveform at the run's sample rate in "
+           "(any length; centre padded or trimmed to one clip inside), class probabilities out. The zip also "
+           "holds labels.json and an example.py that classifies audio files without this project (ONNX: "
+           "onnxruntime, numpy and soundfile only). Serve it with `python -m lib.serve FOLDER`.")
+FORMAT_LABELS = {"onnx": "ONNX", "torchscript": "TorchScript"}
+format_col, int8_col, build_col = st.columns(3, gap="large")
+with format_col:
+    export_format = st.radio("Format", FORMATS, format_func=FORMAT_LABELS.get, key="runs_export_format",
+                             horizontal=True)
+with int8_col:
+    int8 = st.checkbox("Also an int8 model", key="runs_export_int8", disabled=export_format != "onnx",
+                       help="ONNX Runtime dynamic quantization of the network's Conv and Gemm layers: a smaller "
+                            "file; see docs/benchmarks.md for its accuracy and speed.")
+with build_col:
+    build = st.button("Build export", key="runs_export_build", icon=":material/deployed_code:",
+                      disabled=selected.error is not None,
+                      help="A malformed run cannot be exported." if selected.error else
+                           "Exports the run and checks it against the app's own inference (takes a few seconds).")
+if build:
+    with st.spinner(f"Exporting '{selected_id}' to {FORMAT_LABELS[export_format]}..."):
+        try:
+            archive = export_zip_bytes(path, export_format, int8=int8 and export_format == "onnx")
+        except (RunError, ExportError) as error:
+            st.session_state.pop("runs_export", None)
+            st.error(f"Cannot export '{selected_id}': {error}", icon=":material/error:")
+        else:
+            st.session_state["runs_export"] = (selected_id, export_format, archive)
+export = st.session_state.get("runs_export")
+if export and export[0] == selected_id:
+    _, built_format, archive = export
+    st.download_button(f"Download the {FORMAT_LABELS[built_format]} export ({len(archive) / 1e6:.1f} MB zip)",
+                       data=archive, file_name=f"{selected_id}-{built_format}.zip", mime="application/zip",
+                       key="runs_export_download", icon=":material/download:", on_click="ignore")

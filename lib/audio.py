@@ -35,7 +35,7 @@ from torch import Tensor
 __all__ = [
     "ACCEPTED_FORMATS", "NOISE_KINDS", "AudioDecodeError",
     "load_audio", "save_wav", "wav_bytes", "duration_seconds",
-    "to_mono", "to_channels", "resample", "resample_rates", "MAX_RATE_TERM", "pad_or_trim",
+    "to_mono", "to_channels", "resample", "resample_rates", "MAX_RATE_TERM", "pad_or_trim", "center_pad_or_trim",
     "draw_shifts", "draw_uniform", "seconds_to_samples", "shift_samples", "time_shift",
     "apply_gain", "make_noise", "add_noise", "normalize_peak", "normalize_rms",
 ]
@@ -332,6 +332,8 @@ def pad_or_trim(waveform: Tensor, n_samples: int, mode: str = "center",
     time = waveform.shape[-1]
     if time == n_samples:
         return waveform
+    if mode == "center":
+        return center_pad_or_trim(waveform, n_samples)
     span = abs(time - n_samples)  # possible offsets: 0..span
     if mode == "random":
         batch = waveform.shape[0] if waveform.ndim >= 3 else 1
@@ -342,6 +344,29 @@ def pad_or_trim(waveform: Tensor, n_samples: int, mode: str = "center",
     # Trimming starts reading at +offset; padding places the clip at +offset, i.e. reads from -offset.
     start = offset if time > n_samples else -offset
     return _gather_time(waveform, start, n_samples, wrap=False)
+
+
+def center_pad_or_trim(waveform: Tensor, n_samples: int) -> Tensor:
+    """Crop the middle ``n_samples`` or zero-pad both sides equally (the extra sample at the end).
+
+    :func:`pad_or_trim` with ``mode="center"``, written without a branch on the input's length (pad by
+    ``n_samples`` on each side, then one slice), so that ``torch.export`` and ``torch.jit.trace`` record it
+    for any length: the exported models of :mod:`lib.export` fit their input with it.
+
+    Args:
+        waveform (Tensor): ``(..., time)``, any ``time >= 1``.
+        n_samples (int): Output length (>= 1).
+
+    Returns:
+        Tensor: ``(..., n_samples)``, a new tensor.
+    """
+    excess = waveform.shape[-1] - n_samples  # > 0: trim, < 0: pad
+    span = abs(excess)
+    # Trim: start at floor(excess / 2). Pad: place the clip at floor(-excess / 2), i.e. start reading at minus
+    # that. Only non-negative numbers are divided (ONNX's integer Div truncates, Python's floors), and one of
+    # the two terms is 0: (span + excess) / 2 = max(excess, 0), (span - excess) / 2 = max(-excess, 0).
+    start = (span + excess) // 2 // 2 - (span - excess) // 2 // 2
+    return F.pad(waveform, (n_samples, n_samples)).narrow(-1, n_samples + start, n_samples).contiguous()
 
 
 def seconds_to_samples(seconds: float, sample_rate: int) -> int:

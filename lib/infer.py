@@ -185,8 +185,15 @@ class Classifier:
         return (f"Classifier(run_id={self.run_id!r}, model={type(self.model).__name__}, "
                 f"classes={self.class_names}, device={str(self.device)!r})")
 
-    def _probabilities(self, clips: Tensor) -> Tensor:
-        """``(batch, channels, n_samples)`` on the device -> ``(batch, n_classes)`` float32 probabilities."""
+    def clip_probabilities(self, clips: Tensor) -> Tensor:
+        """The model on clips of one clip length: features, logits, softmax (what :mod:`lib.export` exports).
+
+        Args:
+            clips (Tensor): ``(batch, channels, n_samples)`` float, at ``feature_config.sample_rate``, on the device.
+
+        Returns:
+            Tensor: ``(batch, n_classes)`` float32 probabilities.
+        """
         return self.model(self.extractor(clips)).float().softmax(dim=-1)
 
     def window_starts(self, n_samples: int, hop_seconds: float | None = None) -> np.ndarray:
@@ -271,7 +278,7 @@ class Classifier:
             else:
                 index = torch.as_tensor(starts, device=self.device)[:, None] + torch.arange(length, device=self.device)
                 clips = mono[index][:, None]  # (n_windows, 1, length)
-            window_probabilities = self._probabilities(clips).cpu().numpy()  # (n_windows, n_classes)
+            window_probabilities = self.clip_probabilities(clips).cpu().numpy()  # (n_windows, n_classes)
             loudest = int(clips.pow(2).mean(dim=(1, 2)).argmax())
         probabilities = window_probabilities.mean(axis=0) if aggregate == "mean" else window_probabilities[loudest]
         return Prediction(
@@ -309,7 +316,7 @@ class Classifier:
             chunks = []
             for i in range(0, len(waveforms), batch_size):
                 clips = waveforms[i:i + batch_size].to(self.device, torch.float32)
-                chunks.append(self._probabilities(pad_or_trim(clips, length, mode="center")).cpu())
+                chunks.append(self.clip_probabilities(pad_or_trim(clips, length, mode="center")).cpu())
             out = torch.cat(chunks) if chunks else torch.empty(0, self.n_classes)
         return out.clone()  # a normal tensor (not an inference tensor): callers may modify it in place
 

@@ -64,3 +64,24 @@ def app_env() -> dict:
                             runs_root=RUNS_DIR, run_id="default")
         assert done.status == "finished", done.message
     return {"data_dir": BUILTIN_CACHE.parent, "runs_dir": RUNS_DIR, "run_path": run_path}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
+    """A kws_resnet trained for 3 epochs on the tiny set, saved as run 'tiny-export' (export and serve tests)."""
+    from lib.features import FeatureConfig
+    from lib.train import TrainConfig, run_training
+
+    done = run_training(tiny_dataset, FeatureConfig(),
+                        TrainConfig(model="kws_resnet", epochs=3, batch_size=16, device="cpu"),
+                        runs_root=tmp_path_factory.mktemp("export-runs"), run_id="tiny-export")
+    assert done.status == "finished", done.message
+    return done.run_path
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_export(tiny_run, tmp_path_factory) -> Path:
+    """``tiny_run`` exported to ONNX with its int8 model (lib.export)."""
+    from lib.export import export_run
+
+    return export_run(tiny_run, tmp_path_factory.mktemp("exports") / "onnx", format="onnx", int8=True)

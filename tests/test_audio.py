@@ -408,3 +408,19 @@ def test_normalize_rms():
     rms = out.pow(2).mean(dim=(1, 2)).sqrt()
     torch.testing.assert_close(rms, torch.tensor([10 ** (-6 / 20), 10 ** (-6 / 20), 0.0]))
     assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("time", [1, 2, 5, 6, 9, 10, 11, 12, 17, 40])
+@pytest.mark.parametrize("n_samples", [5, 10])
+def test_center_pad_or_trim_matches_slicing(time, n_samples):
+    """The branch-free centre fit equals plain slicing: the middle kept, or the clip placed at floor(pad / 2)."""
+    x = torch.arange(1, time + 1, dtype=torch.float32).expand(2, 3, time)
+    if time >= n_samples:
+        start = (time - n_samples) // 2
+        expected = x[..., start:start + n_samples]
+    else:
+        expected = torch.zeros(2, 3, n_samples)
+        offset = (n_samples - time) // 2
+        expected[..., offset:offset + time] = x
+    torch.testing.assert_close(audio.center_pad_or_trim(x, n_samples), expected)
+    torch.testing.assert_close(audio.pad_or_trim(x, n_samples, "center"), expected)

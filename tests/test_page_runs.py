@@ -124,3 +124,43 @@ def test_runs_malformed_run_is_listed_with_its_error(app_env, copied_run):
     at.button(key="runs_delete").click().run()
     assert not at.exception, at.exception
     assert not (RUNS_DIR / run_id).exists()
+
+
+def test_runs_export_builds_a_zip_to_download(app_env, copied_run):
+    import io
+    import json
+    import zipfile
+
+    run_id, _ = copied_run
+    at = _page()
+    at.selectbox(key="runs_selected").set_value(run_id).run()
+    assert at.checkbox(key="runs_export_int8").disabled is False  # ONNX is the default format
+    at.radio(key="runs_export_format").set_value("torchscript").run()
+    assert at.checkbox(key="runs_export_int8").disabled
+    at.button(key="runs_export_build").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    (download,) = [b for b in at.get("download_button") if "TorchScript export" in b.proto.label]
+    built_id, built_format, archive = at.session_state["runs_export"]
+    assert (built_id, built_format) == (run_id, "torchscript")
+    with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
+        names = set(zipped.namelist())
+        labels = json.loads(zipped.read(f"{run_id}-torchscript/labels.json"))
+    assert names == {f"{run_id}-torchscript/{f}" for f in ("model.torchscript.pt", "labels.json", "example.py")}
+    assert labels["run_id"] == run_id and labels["check"]["max_abs_difference"] <= 1e-4
+    at.selectbox(key="runs_selected").set_value("default").run()  # another run: its export is not offered
+    assert not [b for b in at.get("download_button") if "export" in b.proto.label]
+
+
+def test_runs_export_error_is_shown(app_env, copied_run):
+    from ui.common import RUNS_DIR
+
+    run_id, _ = copied_run
+    (RUNS_DIR / run_id / "model.pt").write_bytes(b"not a checkpoint")
+    at = _page()
+    at.selectbox(key="runs_selected").set_value(run_id).run()
+    at.button(key="runs_export_build").click().run()
+    assert not at.exception, at.exception
+    assert any(f"Cannot export '{run_id}'" in e.value and "model.pt" in e.value for e in at.error), \
+        [e.value for e in at.error]
+    assert "runs_export" not in at.session_state
