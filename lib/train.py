@@ -41,7 +41,8 @@ from lib.power_augment import NoiseBank, apply_power_augment, draw_power_augment
 from lib.runs import check_run_target, new_run_id, save_run
 
 __all__ = ["TrainConfig", "StartEvent", "StepEvent", "EpochEvent", "DoneEvent", "TrainingDiverged",
-           "iter_training", "run_training", "featurize", "featurize_dataset", "power_dataset", "predict_logits", "library_versions"]
+           "iter_training", "run_training", "featurize", "featurize_dataset", "power_dataset", "predict_logits",
+           "library_versions"]
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("onecycle", "cosine", "none")
@@ -355,9 +356,7 @@ def iter_training(dataset: AudioDataset, feature_config: FeatureConfig, config: 
     except torch.cuda.OutOfMemoryError:
         yield DoneEvent("failed", f"out of GPU memory with batch size {config.batch_size}: lower the batch size "
                                   "or choose a smaller model")
-    except (FileExistsError, PermissionError) as error:
-        yield DoneEvent("failed", str(error))
-    except (ValueError, RuntimeError, OSError) as error:
+    except (ValueError, RuntimeError, OSError) as error:  # OSError: a taken run name, a folder not writable
         if "out of memory" in str(error).lower():
             yield DoneEvent("failed", f"out of memory with batch size {config.batch_size}: lower the batch size")
         elif isinstance(error, (ValueError, OSError)):
