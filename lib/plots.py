@@ -60,11 +60,19 @@ def _color(i: int) -> str:
 
 def _style(fig: go.Figure, title: str | None, height: int, xtitle: str | None = None,
            ytitle: str | None = None, **layout: Any) -> go.Figure:
-    """Applies the shared look: template, compact margins, height, optional title, axis titles."""
-    margin = dict(l=60, r=20, t=50 if title else 20, b=50) | layout.pop("margin", {})
+    """Applies the shared look: template, compact margins, height, optional title, axis titles.
+
+    A horizontal legend above the plot gets its own row under the title (the title sits at the top of the
+    figure, the legend just above the plot area), so the two never overlap however wide the figure is.
+    """
+    legend = layout.get("legend") or {}
+    legend_on_top = legend.get("orientation") == "h" and float(legend.get("y", 0)) >= 1
+    top = (85 if legend_on_top else 50) if title else (45 if legend_on_top else 20)
+    margin = dict(l=60, r=20, t=top, b=50) | layout.pop("margin", {})
     fig.update_layout(
         template=TEMPLATE, height=int(height), margin=margin,
-        title=dict(text=title, x=0.0, xanchor="left", font=dict(size=15)) if title else None,
+        title=dict(text=title, x=0.0, xanchor="left", font=dict(size=15), yref="container", y=1.0,
+                   yanchor="top", pad=dict(t=10)) if title else None,
         hoverlabel=dict(namelength=-1),
         **layout,
     )
@@ -393,6 +401,14 @@ def _series(history: Sequence[dict], metric: str) -> tuple[list, list[float]]:
     return [x for x, _ in points], [y for _, y in points]
 
 
+def _epoch_axis(fig: go.Figure, histories: Sequence[Sequence[Mapping[str, Any]]]) -> go.Figure:
+    """Whole-number epoch ticks (never 1.5), about ten at most: ``dtick`` grows with the number of epochs."""
+    last = max((float(item.get("epoch", j + 1)) for history in histories for j, item in enumerate(history)),
+               default=1.0)
+    fig.update_xaxes(tick0=1, dtick=max(1, math.ceil(last / 10)), tickformat="d")
+    return fig
+
+
 def fig_curves(history: Sequence[Mapping[str, Any]], metrics: Sequence[str] = ("train_loss", "val_loss"),
                title: str | None = None, ytitle: str | None = None,
                names: Sequence[str] | Mapping[str, str] | None = None) -> go.Figure:
@@ -425,6 +441,7 @@ def fig_curves(history: Sequence[Mapping[str, Any]], metrics: Sequence[str] = ("
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=legend[i],
                                      line=dict(color=_color(i), width=2), marker=dict(size=5),
                                      hovertemplate="epoch %{x}<br>%{y:.4g}<extra>" + legend[i] + "</extra>"))
+    _epoch_axis(fig, [history])
     return _style(fig, title, 300, "Epoch", ytitle or _default_ytitle(drawn or metrics),
                   legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
 
@@ -495,7 +512,9 @@ def fig_compare_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], met
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=str(run),
                                      line=dict(color=_color(i), width=2), marker=dict(size=5),
                                      hovertemplate="epoch %{x}<br>%{y:.4g}<extra>" + str(run) + "</extra>"))
-    return _style(fig, title, 320, "Epoch", _pretty(metric).capitalize())
+    _epoch_axis(fig, list(histories.values()))
+    return _style(fig, title, 320, "Epoch", _pretty(metric).capitalize(),
+                  legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
 
 
 # -- inference -------------------------------------------------------------------------------------
