@@ -265,6 +265,32 @@ def _apply_data_dir() -> None:
         st.session_state["data_dir_error"] = f"Cannot use that folder: {error}. Choose a folder you can write to."
 
 
+def detections_text(prediction) -> str:
+    """``yes (0.52–0.93 s), stop (2.10–2.55 s)``: the sounds a :class:`lib.infer.Prediction` heard."""
+    return ", ".join(f"{d.label} ({d.start_sec:.2f}–{d.end_sec:.2f} s)" for d in prediction.detections)
+
+
+def show_detections(prediction, key: str) -> None:
+    """What a long recording was heard to say, by the one rule of :mod:`lib.detect` (Record and Inference):
+    one row per sound with its times, class and confidence; a line when it was silent."""
+    if prediction.n_windows < 2:
+        return
+    if not prediction.detections:
+        st.info("No sound stands out from the background in this recording: nothing was heard (the answer "
+                "above is the model's guess for its middle).")
+        return
+    n = len(prediction.detections)
+    st.markdown(f"**Heard {n} sound{'s' if n > 1 else ''}** (each classified in a "
+                f"{prediction.window_seconds:g} s window centred on it; silence is not classified"
+                + ("; the answer above is the loudest" if n > 1 else "") + ")")
+    st.dataframe({"start (s)": [round(d.start_sec, 2) for d in prediction.detections],
+                  "end (s)": [round(d.end_sec, 2) for d in prediction.detections],
+                  "class": [d.label for d in prediction.detections],
+                  "confidence": [round(d.probability, 4) for d in prediction.detections]},
+                 hide_index=True, key=key, column_config={"confidence": st.column_config.ProgressColumn(
+                     "confidence", min_value=0.0, max_value=1.0, format="percent")})
+
+
 def page_link(page: str, label: str, icon: str | None = None) -> None:
     """``st.page_link`` to another page; when a page runs outside the router (on its own, as in some tests)
     a plain hint instead of an error."""
