@@ -34,7 +34,7 @@ from lib.audio import AudioSource, load_audio, pad_or_trim, resample
 from lib.detect import Detection, detection_windows, group_detections, sound_segments
 from lib.device import resolve_device
 from lib.features import FeatureConfig, FeatureExtractor
-from lib.models import build_model
+from lib.models import Ensemble, build_model
 from lib.runs import RunError, load_run
 
 __all__ = ["Classifier", "Prediction", "penultimate"]
@@ -98,8 +98,6 @@ class Prediction:
 def _output_layers(model: nn.Module) -> list[nn.Module]:
     """The layer that turns each network's learned representation into class scores: the last layer with
     weights (registered last) of the model, or of each member of an ensemble."""
-    from lib.models import Ensemble
-
     networks = list(model.members) if isinstance(model, Ensemble) else [model]
     layers = []
     for network in networks:
@@ -110,7 +108,7 @@ def _output_layers(model: nn.Module) -> list[nn.Module]:
     return layers
 
 
-def penultimate(model: nn.Module, features: Tensor, batch_size: int = 512) -> Tensor:
+def penultimate(model: nn.Module, features: Tensor, batch_size: int = 512, first_member_only: bool = False) -> Tensor:
     """What a trained model has learned to see in each clip: the input of its output layer.
 
     The output layer (a ``Linear``, or a 1x1 ``Conv2d`` after pooling) only draws straight lines through this
@@ -121,10 +119,14 @@ def penultimate(model: nn.Module, features: Tensor, batch_size: int = 512) -> Te
         model: A network of :mod:`lib.models` (in eval mode), ``(batch, 1, bins, frames) -> (batch, classes)``.
         features: ``(n, 1, bins, frames)`` on the model's device.
         batch_size: Clips per forward pass.
+        first_member_only: For an ensemble, only its first member's (a fifth of the compute for five members:
+            what one of its networks learned).
 
     Returns:
-        Tensor: ``(n, dim)`` float32 on the CPU (``dim`` e.g. 64 for tutorial_cnn, 5 x 90 for kws_resnet_x5).
+        Tensor: ``(n, dim)`` float32 on the CPU (``dim`` e.g. 64 for tutorial_cnn, 5 x 32 for kws_resnet_x5).
     """
+    if first_member_only and isinstance(model, Ensemble):
+        model = model.members[0]
     captured: list[Tensor] = []
     hooks = [layer.register_forward_pre_hook(lambda _, inputs: captured.append(inputs[0].flatten(1).float()))
              for layer in _output_layers(model)]
@@ -379,13 +381,14 @@ class Classifier:
             out = torch.cat(chunks) if chunks else torch.empty(0, self.n_classes)
         return out.clone()  # a normal tensor (not an inference tensor): callers may modify it in place
 
-    def embed_batch(self, waveforms: Tensor, batch_size: int = 256) -> Tensor:
+    def embed_batch(self, waveforms: Tensor, batch_size: int = 256, first_member_only: bool = False) -> Tensor:
         """The learned representation (:func:`penultimate`) of many clips at the run's sample rate.
 
         Args:
             waveforms: ``(batch, channels, time)`` (or ``(batch, time)``) at ``feature_config.sample_rate``;
                 other lengths are centre padded or trimmed to one clip.
             batch_size: Clips per forward pass.
+            first_member_only: As in :func:`penultimate`.
 
         Returns:
             Tensor: ``(batch, dim)`` float32, on the CPU.
@@ -398,7 +401,7 @@ class Classifier:
         with torch.inference_mode():
             for i in range(0, len(waveforms), batch_size):
                 clips = pad_or_trim(waveforms[i:i + batch_size].to(self.device, torch.float32), length, mode="center")
-                chunks.append(penultimate(self.model, self.extractor(clips), batch_size))
+                chunks.append(penultimate(self.model, self.extractor(clips), batch_size, first_member_only))
         return torch.cat(chunks).clone() if chunks else torch.empty(0, 0)
 
     def predict_file(self, source: AudioSource, hop_seconds: float | None = None) -> Prediction:

@@ -32,6 +32,7 @@ from lib.device import describe_device, resolve_device
 from lib.diskcache import cached_dataset
 from lib.features import FeatureConfig, FeatureExtractor
 from lib.infer import Classifier
+from lib.plots import embedding_2d
 from lib.runs import RunError, RunInfo, latest_run, list_runs
 from lib.train import featurize_dataset
 
@@ -171,6 +172,17 @@ def _featurize(key: str, config_json: str, n_clips: int, _dataset: AudioDataset)
 def dataset_features(dataset: AudioDataset, config: FeatureConfig) -> np.ndarray:
     """Features of every clip ``(n_clips, 1, bins, frames)``, cached per dataset and feature config."""
     return _featurize(source_key(dataset.source) + _fingerprint(dataset.source), config.to_json(), len(dataset), dataset)
+
+
+#: 2-D projections of the maps (Dataset and Evaluate pages).
+PROJECTIONS = {"pca": "PCA (linear, instant)", "tsne": "t-SNE (keeps neighbours; ~10 s the first time for 3,000 clips)"}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def map_points(key: str, method: str, _vectors: np.ndarray) -> np.ndarray:
+    """``(n, 2)`` points of ``_vectors`` ``(n, dim)`` by :func:`lib.plots.embedding_2d`, cached per ``key``
+    (which must name the vectors: the array itself is not hashed) and method."""
+    return embedding_2d(np.asarray(_vectors).reshape(len(_vectors), -1), method=method)
 
 
 # --------------------------------------------------------------------------------------------------- runs
