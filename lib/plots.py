@@ -28,6 +28,7 @@ __all__ = [
     "fig_waveform", "fig_spectrogram", "fig_class_counts", "fig_histogram", "fig_embedding",
     "fig_confusion", "fig_prf", "fig_curves", "fig_steps", "fig_compare_curves", "fig_probabilities",
     "fig_window_predictions", "fig_pipeline", "embedding_2d", "smooth_ema", "decimate_minmax",
+    "image_spectrogram", "image_waveform",
 ]
 
 TEMPLATE = "plotly_white"
@@ -255,6 +256,71 @@ def fig_spectrogram(spec: Any, config: FeatureConfig, title: str | None = None, 
         hovertemplate="%{x:.3f} s<br>" + y_hover + "<br>%{z:.2f} " + ("dB" if unit == "dB" else "")
                       + "<extra></extra>"))
     return _style(fig, title, 320, "Time (s)", frequency_axis_label(config))
+
+
+# -- still images (for grids of many small figures: a PNG costs the browser nothing to draw) -----------
+def _viridis_lut() -> np.ndarray:
+    """``(256, 3)`` uint8: Plotly's Viridis, the colour scale of :func:`fig_spectrogram`, interpolated."""
+    from plotly.colors import hex_to_rgb, sequential
+
+    stops = np.array([hex_to_rgb(c) for c in sequential.Viridis], dtype=float)
+    positions = np.linspace(0, 1, len(stops))
+    grid = np.linspace(0, 1, 256)
+    return np.stack([np.interp(grid, positions, stops[:, k]) for k in range(3)], axis=1).round().astype(np.uint8)
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def image_spectrogram(spec: Any, zmin: float | None = None, zmax: float | None = None, scale: int = 3) -> bytes:
+    """A feature image as a PNG in the colours of :func:`fig_spectrogram` (low bins at the bottom).
+
+    Args:
+        spec: ``(bins, frames)`` (or with leading size-1 dimensions).
+        zmin, zmax: Colour range; ``None`` = data range.
+        scale: Pixels per bin vertically (frames are one pixel each).
+
+    Returns:
+        PNG bytes, ``bins * scale`` pixels high and ``frames`` wide.
+    """
+    z = _np(spec, dtype=np.float32)
+    while z.ndim > 2 and z.shape[0] == 1:
+        z = z[0]
+    if z.ndim != 2:
+        raise ValueError(f"spec must be (bins, frames), got shape {z.shape}")
+    low = float(np.nanmin(z)) if zmin is None else float(zmin)
+    high = float(np.nanmax(z)) if zmax is None else float(zmax)
+    level = np.clip((np.nan_to_num(z, nan=low) - low) / max(high - low, 1e-12), 0, 1)
+    pixels = _viridis_lut()[(level[::-1] * 255).round().astype(np.intp)]  # (bins, frames, 3), low bins at the bottom
+    return _png(np.repeat(pixels, max(1, int(scale)), axis=0))
+
+
+def image_waveform(waveform: Any, width: int = 400, height: int = 120) -> bytes:
+    """A waveform (channels mixed) as a PNG: the min and max of the samples under each pixel column, on
+    a zero line, full scale ±1 from top to bottom.
+
+    Returns:
+        PNG bytes, ``width`` x ``height``.
+    """
+    x = _np(waveform, dtype=np.float32)
+    mono = x.reshape(-1, x.shape[-1]).mean(axis=0) if x.ndim > 1 else x
+    pixels = np.full((height, width, 3), 255, dtype=np.uint8)
+    pixels[height // 2] = (200, 200, 200)
+    if mono.size:
+        columns = np.array_split(np.clip(mono, -1, 1), min(width, mono.size))
+        colour = np.array([int(PRIMARY[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.uint8)
+        for c, chunk in enumerate(columns):
+            top = int(round((1 - chunk.max()) / 2 * (height - 1)))
+            bottom = int(round((1 - chunk.min()) / 2 * (height - 1)))
+            pixels[top:bottom + 1, c * width // len(columns)] = colour
+    return _png(pixels)
 
 
 # -- dataset ---------------------------------------------------------------------------------------

@@ -136,3 +136,20 @@ def test_tsne_map_and_example_controls(at):
     at.slider(key="ds_per_class").set_value(4).run()
     assert not at.exception
     assert len(at.get("audio")) == 24  # 6 classes shown by default x 4 examples, the cap
+
+
+def test_the_map_shows_what_the_active_model_learned_and_the_input_features(at):
+    maps = [s for s in _chart_specs(at) if s["layout"]["xaxis"]["title"]["text"] == "Component 1"]
+    assert len(maps) == 1 and "learned (its last hidden layer)" in maps[0]["layout"]["title"]["text"]
+    assert len({trace["name"] for trace in maps[0]["data"]}) == 10  # one trace per class
+    at.radio(key="ds_map_what").set_value("features").run()
+    assert not at.exception
+    maps = [s for s in _chart_specs(at) if s["layout"]["xaxis"]["title"]["text"] == "Component 1"]
+    assert len(maps) == 1 and maps[0]["layout"]["title"]["text"].startswith("Input features")
+
+
+def test_the_grids_are_images_so_a_rerun_sends_few_interactive_charts(at):
+    """Examples and class averages are still images; only the overview (3) and the map (1) are Plotly charts
+    (the page used to send 38 charts on every rerun)."""
+    assert len(at.get("plotly_chart")) == 4
+    assert len(at.get("image")) == 10 + 6 * 2 * 2  # class averages + (waveform, spectrogram) of 2 examples x 6 classes
