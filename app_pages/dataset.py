@@ -136,7 +136,18 @@ def _fetch(key: str, **how) -> None:
 
     try:
         root = fetch_dataset(key, common.DATA_DIR, progress=on_download, extract_progress=on_extract, **how)
-    except (DownloadError, DatasetError, OSError) as error:
+    except DownloadError as error:
+        bar.empty()
+        if error.unreachable:  # offline or a dead address: what to do here, in the app
+            card = CATALOG[key]
+            st.error(f"Could not download {name}: {error.problem}. Without internet on this computer: download "
+                     f"`{card.archive_name}` on one that has it (from {_safe_source(key)[0]}), copy it here and "
+                     "open it in the **Use a downloaded archive** tab above; or, for a copy already extracted, use "
+                     "**I already have it**. Meanwhile the built-in set stays active.")
+        else:
+            st.error(f"Could not get {name}: {error.problem}")
+        return
+    except (DatasetError, OSError) as error:
         bar.empty()
         st.error(f"Could not get {name}: {error}")
         return

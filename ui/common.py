@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+import threading
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from lib.augment import AugmentConfig
-from lib.builtin import BuiltinSpec, builtin_folder, generate_builtin
+from lib.builtin import BuiltinSpec, builtin_folder, builtin_name, generate_builtin
 from lib.catalog import CATALOG, get_card
 from lib.data import AudioDataset, DatasetError, catalog_cache_args, load_source
 from lib.device import describe_device, resolve_device
@@ -119,22 +120,82 @@ def ensure_catalog_cache(source: dict) -> None:
         bar.empty()
 
 
+@dataclass
+class BuiltinBuild:
+    """A built-in set being synthesized in a background thread (one per set and process, shared by sessions)."""
+
+    n_clips: int
+    done: int = 0
+    error: str | None = None
+    finished: bool = False
+
+
+_BUILDS: dict[str, BuiltinBuild] = {}
+_BUILDS_LOCK = threading.Lock()
+
+
+class DatasetBuilding(Exception):
+    """The built-in set is still being synthesized (its progress is on the page)."""
+
+
+def _build_in_background(spec: BuiltinSpec) -> BuiltinBuild:
+    """The build of ``spec``'s set, started in a background thread if it is not under way (or failed before)."""
+    key = str(builtin_folder(spec, BUILTIN_CACHE))
+    with _BUILDS_LOCK:
+        build = _BUILDS.get(key)
+        if build is None or build.error is not None:
+            build = _BUILDS[key] = BuiltinBuild(spec.n_clips)
+            cache = BUILTIN_CACHE
+
+            def work() -> None:
+                def progress(done: int, total: int) -> None:
+                    build.done = done
+
+                try:
+                    generate_builtin(spec, cache, progress)
+                except (RuntimeError, OSError, ValueError) as error:  # eSpeak, a worker or a missing voice
+                    build.error = str(error)
+                finally:
+                    build.finished = True
+
+            threading.Thread(target=work, name=f"builtin-{spec.key()}", daemon=True).start()
+    return build
+
+
+@st.fragment(run_every=1.0)
+def _build_progress(key: str, engines: str) -> None:
+    """The synthesis progress bar; reruns the whole page once the set is ready."""
+    build = _BUILDS[key]
+    if build.finished:
+        st.rerun()
+    st.progress(build.done / max(build.n_clips, 1),
+                text=f"Synthesizing the built-in set with {engines} (once, in the background): "
+                     f"{build.done:,} / {build.n_clips:,} clips")
+
+
 def ensure_builtin(spec: BuiltinSpec) -> None:
-    """Generate the built-in set with a progress bar if it is not cached yet."""
+    """Make sure the built-in set of ``spec`` is on disk. The first time it is synthesized in a background thread
+    while the page shows its progress and goes on drawing (the home page is usable at once).
+
+    Raises:
+        DatasetBuilding: While the set is being synthesized (its progress bar is drawn where this was called).
+        RuntimeError: If the synthesis failed.
+    """
     if (builtin_folder(spec, BUILTIN_CACHE) / "manifest.csv").is_file():
         return
+    build = _build_in_background(spec)
+    if build.finished and build.error is None:
+        return
+    if build.error is not None:
+        raise RuntimeError(build.error)
     engines = "eSpeak NG" + (" and neural voices (Kokoro takes minutes)" if spec.neural_clips_per_word else "")
-    bar = st.progress(0.0, text=f"Synthesizing {spec.n_clips:,} clips with {engines} (once)...")
-
-    def progress(done: int, total: int) -> None:
-        bar.progress(done / max(total, 1), text=f"Synthesizing clips with {engines}: {done:,} / {total:,}")
-
-    generate_builtin(spec, BUILTIN_CACHE, progress)
-    bar.empty()
+    _build_progress(str(builtin_folder(spec, BUILTIN_CACHE)), engines)
+    raise DatasetBuilding()
 
 
 def load_dataset(source: dict) -> AudioDataset:
-    """The dataset for ``source`` (decoded once per process). Raises DatasetError / ValueError with a message."""
+    """The dataset for ``source`` (decoded once per process). Raises DatasetError / ValueError with a message,
+    or DatasetBuilding while the built-in set is synthesized."""
     if source["kind"] == "builtin":
         ensure_builtin(spec_from_dict(source["spec"]))
     if source["kind"] == "catalog":
@@ -143,11 +204,19 @@ def load_dataset(source: dict) -> AudioDataset:
         return _load_dataset(source_key(source), _fingerprint(source))
 
 
-def active_dataset(show_errors: bool = True) -> AudioDataset | None:
-    """The session's dataset; on failure shows ``st.error`` with what to do and returns None."""
+def active_dataset(show_errors: bool = True, wait: bool = True) -> AudioDataset | None:
+    """The session's dataset; on failure shows ``st.error`` with what to do and returns None.
+
+    While the built-in set is being synthesized its progress is shown and the page stops there, or, with
+    ``wait=False`` (the home page), None is returned and the page goes on.
+    """
     init_state()
     try:
         return load_dataset(st.session_state["dataset_source"])
+    except DatasetBuilding:
+        if wait:
+            st.stop()
+        return None
     except (DatasetError, ValueError, OSError, RuntimeError) as error:  # RuntimeError: eSpeak or a worker failed
         if show_errors:
             st.error(f"Could not open the dataset: {error}. Choose another one on the Dataset page.")
@@ -250,7 +319,7 @@ def sidebar() -> None:
         st.caption("Active dataset")
         if source["kind"] == "builtin":
             spec = spec_from_dict(source["spec"])
-            st.markdown(f"**Synthetic Speech Commands**  \n{len(spec.class_names)} classes, {spec.n_clips:,} clips")
+            st.markdown(f"**{builtin_name(spec)}**  \n{len(spec.class_names)} classes, {spec.n_clips:,} clips")
         elif source["kind"] == "catalog":
             name = CATALOG[source["key"]].name if source.get("key") in CATALOG else source.get("key")
             st.markdown(f"**{name}**  \nreal dataset: `{source.get('root')}`")
