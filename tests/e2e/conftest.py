@@ -130,9 +130,17 @@ def wait_for_app(page, timeout_ms: int = 60_000) -> None:
 
 
 def screenshot(page, name: str) -> Path:
+    """A full-height screenshot: Streamlit scrolls its main area inside the window, so the window is made as tall
+    as that area for the shot (then put back)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
+    viewport = page.viewport_size
+    height = page.evaluate("""() => Math.max(...[...document.querySelectorAll('[data-testid="stMain"], section')]
+        .map(el => el.scrollHeight), document.body.scrollHeight)""")
+    page.set_viewport_size({"width": viewport["width"], "height": min(max(height, viewport["height"]), 12000)})
+    time.sleep(0.8)  # let the charts re-layout
     page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(viewport)
     return path
 
 
