@@ -244,7 +244,7 @@ def _overview_figs(key: str, _dataset) -> tuple:
 def _example_images(key: str, config_json: str, index: int, _dataset, _features: np.ndarray) -> tuple:
     """One example's WAV bytes, waveform PNG and spectrogram PNG."""
     waveform, rate = _dataset.clip(index)
-    return wav_bytes(waveform, rate), image_waveform(waveform, 360, 90), image_spectrogram(_features[index], scale=3)
+    return wav_bytes(waveform, rate), image_waveform(waveform, 360, 90), image_spectrogram(_features[index], scale=2, time_scale=3)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

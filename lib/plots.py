@@ -279,16 +279,18 @@ def _png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def image_spectrogram(spec: Any, zmin: float | None = None, zmax: float | None = None, scale: int = 3) -> bytes:
+def image_spectrogram(spec: Any, zmin: float | None = None, zmax: float | None = None, scale: int = 3,
+                      time_scale: int = 1) -> bytes:
     """A feature image as a PNG in the colours of :func:`fig_spectrogram` (low bins at the bottom).
 
     Args:
         spec: ``(bins, frames)`` (or with leading size-1 dimensions).
         zmin, zmax: Colour range; ``None`` = data range.
-        scale: Pixels per bin vertically (frames are one pixel each).
+        scale: Pixels per bin vertically.
+        time_scale: Pixels per frame horizontally.
 
     Returns:
-        PNG bytes, ``bins * scale`` pixels high and ``frames`` wide.
+        PNG bytes, ``bins * scale`` pixels high and ``frames * time_scale`` wide.
     """
     z = _np(spec, dtype=np.float32)
     while z.ndim > 2 and z.shape[0] == 1:
@@ -299,7 +301,7 @@ def image_spectrogram(spec: Any, zmin: float | None = None, zmax: float | None =
     high = float(np.nanmax(z)) if zmax is None else float(zmax)
     level = np.clip((np.nan_to_num(z, nan=low) - low) / max(high - low, 1e-12), 0, 1)
     pixels = _viridis_lut()[(level[::-1] * 255).round().astype(np.intp)]  # (bins, frames, 3), low bins at the bottom
-    return _png(np.repeat(pixels, max(1, int(scale)), axis=0))
+    return _png(np.repeat(np.repeat(pixels, max(1, int(scale)), axis=0), max(1, int(time_scale)), axis=1))
 
 
 def image_waveform(waveform: Any, width: int = 400, height: int = 120) -> bytes:

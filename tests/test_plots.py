@@ -273,3 +273,18 @@ def test_epoch_axes_tick_at_whole_epochs_only():
     assert (short.layout.xaxis.tick0, short.layout.xaxis.dtick) == (1, 1)
     long = plots.fig_compare_curves({"a": [{"epoch": e, "val_accuracy": 0.5} for e in range(1, 41)]})
     assert long.layout.xaxis.dtick == 4 and float(long.layout.xaxis.dtick).is_integer()
+
+
+def test_still_images_have_the_promised_size_and_low_bins_at_the_bottom():
+    import io
+
+    from PIL import Image
+
+    spec = np.zeros((40, 101))
+    spec[0] = 1.0  # the lowest bin is the loudest
+    image = Image.open(io.BytesIO(plots.image_spectrogram(spec, scale=2, time_scale=3))).convert("RGB")
+    assert image.size == (303, 80)
+    bottom, top = np.asarray(image)[-1, 0], np.asarray(image)[0, 0]
+    assert bottom.sum() > top.sum()  # Viridis: loud is bright yellow, quiet dark purple
+    wave = Image.open(io.BytesIO(plots.image_waveform(np.zeros(16000), 200, 50)))
+    assert wave.size == (200, 50)
