@@ -1,8 +1,12 @@
 """Audio classification workbench: the router. Each step of the path is one page under app_pages/ (not pages/: Streamlit would then treat the folder as its old pages directory)."""
 
+from pathlib import Path
+
 import streamlit as st
 
-st.set_page_config(page_title="Audio classification workbench", page_icon=":material/graphic_eq:", layout="wide")
+# A local favicon: a ":material/...:" page icon makes the browser fetch it from fonts.gstatic.com (fails offline).
+FAVICON = Path(__file__).parent / "ui" / "favicon.png"
+st.set_page_config(page_title="Audio classification workbench", page_icon=str(FAVICON), layout="wide")
 
 PAGES = {
     "Start": [st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)],

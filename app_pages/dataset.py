@@ -8,17 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
+import torch
 
 from lib.audio import wav_bytes
 from lib.builtin import SPEECH_COMMANDS_WORDS, BuiltinSpec, builtin_folder
 from lib.catalog import CATALOG, find_root, resolve_source
 from lib.data import DatasetError
 from lib.download import DownloadError, archive_path, dataset_folder, fetch_dataset
-from lib.features import FeatureConfig
-from lib.plots import embedding_2d, fig_class_counts, fig_embedding, fig_histogram, fig_spectrogram, fig_waveform
+from lib.infer import penultimate
+from lib.plots import fig_class_counts, fig_embedding, fig_histogram, image_spectrogram, image_waveform
 import ui.common as common
-from ui.common import (BUILTIN_CACHE, active_dataset, dataset_features, default_builtin_spec, feature_config,
-                       init_state, page_header, source_key, spec_from_dict)
+from ui.common import (BUILTIN_CACHE, PROJECTIONS, active_dataset, active_run, dataset_features, default_builtin_spec,
+                       feature_config, init_state, load_classifier, map_points, page_header, source_key, spec_from_dict)
 
 SOURCES = {"builtin": "Built-in (synthetic keywords)", "folder": "Folder on disk", "csv": "CSV manifest",
            "catalog": "Real dataset"}
@@ -135,7 +136,18 @@ def _fetch(key: str, **how) -> None:
 
     try:
         root = fetch_dataset(key, common.DATA_DIR, progress=on_download, extract_progress=on_extract, **how)
-    except (DownloadError, DatasetError, OSError) as error:
+    except DownloadError as error:
+        bar.empty()
+        if error.unreachable:  # offline or a dead address: what to do here, in the app
+            card = CATALOG[key]
+            st.error(f"Could not download {name}: {error.problem}. Without internet on this computer: download "
+                     f"`{card.archive_name}` on one that has it (from {_safe_source(key)[0]}), copy it here and "
+                     "open it in the **Use a downloaded archive** tab above; or, for a copy already extracted, use "
+                     "**I already have it**. Meanwhile the built-in set stays active.")
+        else:
+            st.error(f"Could not get {name}: {error.problem}")
+        return
+    except (DatasetError, OSError) as error:
         bar.empty()
         st.error(f"Could not get {name}: {error}")
         return
@@ -189,19 +201,20 @@ def _catalog_chooser(source: dict) -> None:
 
 # --------------------------------------------------------------------------------------- caches
 @st.cache_data(show_spinner=False, max_entries=8)
-def _embedding(key: str, config_json: str, method: str, _features: np.ndarray) -> np.ndarray:
-    """2-D map of every clip, cached per dataset, feature config and method (the features are not hashed)."""
-    return embedding_2d(_features.reshape(len(_features), -1), method=method)
+def _learned_vectors(key: str, run_key: str, _classifier, _dataset) -> np.ndarray:
+    """``(n_clips, dim)``: what the run learned to see in each clip (its last hidden layer; for an ensemble its
+    first network, a fifth of the compute), cached per dataset and run."""
+    config = _classifier.feature_config
+    features = torch.from_numpy(dataset_features(_dataset, config))
+    return penultimate(_classifier.model, features, first_member_only=True).numpy()
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _embedding_fig(key: str, config_json: str, method: str, _dataset, _features: np.ndarray):
+def _embedding_fig(key: str, what: str, method: str, title: str, _dataset, _points: np.ndarray):
     """The clips' 2-D map; hover: file name and class."""
-    points = _embedding(key, config_json, method, _features)
     labels = [_dataset.class_names[int(y)] for y in _dataset.labels]
     hover = [f"{Path(p).name} ({label})" for p, label in zip(_dataset.paths, labels)]
-    title = {"pca": "PCA", "tsne": "t-SNE"}[method] + " of the features (click a point to listen)"
-    return fig_embedding(points, labels, hover, title=title)
+    return fig_embedding(_points, labels, hover, title=title)
 
 
 def _selected_row(point: dict) -> int | None:
@@ -218,14 +231,8 @@ def _selected_row(point: dict) -> int | None:
         return None
 
 
-def _small(fig, height: int):
-    """Smaller figures for grids."""
-    fig.update_layout(height=height, margin=dict(l=40, r=10, t=30, b=35))
-    return fig
-
-
-# Building a Plotly figure costs tens of ms; the grids hold dozens, so each is built once per dataset and
-# feature config (the figures are shared read-only: st.plotly_chart does not change them).
+# Building a Plotly figure costs tens of ms and the browser much more to draw; the overview's three are built once
+# per dataset, and the grids (dozens of clips) are still images (PNG), which cost nothing to draw.
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _overview_figs(key: str, _dataset) -> tuple:
     return (fig_class_counts(_dataset.class_counts(), title="Clips per class"),
@@ -233,29 +240,22 @@ def _overview_figs(key: str, _dataset) -> tuple:
             fig_histogram(_dataset.sample_rates, "Sample rate (Hz)", title="Sample rates", nbins=20))
 
 
-@st.cache_resource(show_spinner=False, max_entries=512)
-def _example_figs(key: str, config_json: str, index: int, _dataset, _features: np.ndarray) -> tuple:
+@st.cache_data(show_spinner=False, max_entries=512)
+def _example_images(key: str, config_json: str, index: int, _dataset, _features: np.ndarray) -> tuple:
+    """One example's WAV bytes, waveform PNG and spectrogram PNG."""
     waveform, rate = _dataset.clip(index)
-    return (_small(fig_waveform(waveform, rate, max_points=1500), 180),
-            _small(fig_spectrogram(_features[index], FeatureConfig.from_json(config_json)), 220))
+    return wav_bytes(waveform, rate), image_waveform(waveform, 360, 90), image_spectrogram(_features[index], scale=2, time_scale=3)
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _mean_figs(key: str, config_json: str, _dataset, _features: np.ndarray) -> dict:
-    """One heatmap per class (at most MAX_MEAN_SPECS) of the mean features, on one colour scale."""
-    config = FeatureConfig.from_json(config_json)
+@st.cache_data(show_spinner=False, max_entries=8)
+def _mean_images(key: str, config_json: str, _dataset, _features: np.ndarray) -> dict[str, bytes]:
+    """One PNG per class (at most MAX_MEAN_SPECS) of the mean features, on one colour scale."""
     means = {name: _features[_dataset.labels == i].mean(axis=0) for i, name in enumerate(_dataset.class_names)
              if (_dataset.labels == i).any()}
     means = dict(list(means.items())[:MAX_MEAN_SPECS])
     zmin = float(min(m.min() for m in means.values()))
     zmax = float(max(m.max() for m in means.values()))
-    figs = {}
-    for name, mean in means.items():
-        fig = _small(fig_spectrogram(mean, config, title=name, zmin=zmin, zmax=zmax), 220)
-        fig.update_traces(showscale=False)
-        fig.update_yaxes(title_text=None)
-        figs[name] = fig
-    return figs
+    return {name: image_spectrogram(mean, zmin, zmax, scale=3) for name, mean in means.items()}
 
 
 # --------------------------------------------------------------------------------------- page
@@ -388,20 +388,27 @@ with st.spinner("Computing features (once per dataset and settings)..."):
 st.caption(f"Spectrograms below use the current feature settings ({config.kind}, {config.n_bins} bins, "
            f"{config.clip_seconds:g} s at {config.sample_rate} Hz): change them on the Transforms page.")
 
-# -- examples per class
-st.subheader("Listen to examples")
-suffix = hashlib.sha1(key.encode()).hexdigest()[:8]  # per-dataset widget key: the options change with it
-e1, e2 = st.columns([1, 3])
-per_class = e1.slider("Examples per class", 1, 4, 2, key="ds_per_class")
-chosen = e2.multiselect("Classes", dataset.class_names, default=dataset.class_names[:min(6, dataset.n_classes)],
-                        key=f"ds_classes_{suffix}")
-if not chosen:
-    st.info("Choose at least one class to see examples.")
-else:
+AXES = ("time → (one clip), frequency ↑ (low at the bottom); colours as on the Transforms page, where the "
+        "spectrogram has real axes and hover values")
+
+
+@st.fragment
+def examples(dataset, key: str, config, features: np.ndarray) -> None:
+    """Examples per class (a fragment: choosing classes reruns only this section)."""
+    st.subheader("Listen to examples")
+    suffix = hashlib.sha1(key.encode()).hexdigest()[:8]  # per-dataset widget key: the options change with it
+    e1, e2 = st.columns([1, 3])
+    per_class = e1.slider("Examples per class", 1, 4, 2, key="ds_per_class")
+    chosen = e2.multiselect("Classes", dataset.class_names,
+                            default=dataset.class_names[:min(6, dataset.n_classes)], key=f"ds_classes_{suffix}")
+    if not chosen:
+        st.info("Choose at least one class to see examples.")
+        return
     shown_classes = chosen[:max(1, MAX_EXAMPLES // per_class)]
     if len(shown_classes) < len(chosen):
         st.caption(f"Showing the first {len(shown_classes)} classes ({MAX_EXAMPLES} examples at most): pick fewer "
                    "classes or fewer examples per class to see others.")
+    st.caption(f"Each example: its sound, its waveform and its spectrogram ({AXES}).")
     containers = st.tabs(shown_classes) if len(shown_classes) > 3 else [st.container() for _ in shown_classes]
     for name, box in zip(shown_classes, containers):
         label = dataset.class_names.index(name)
@@ -412,49 +419,81 @@ else:
                 st.markdown(f"**{name}** ({len(rows)} clips)")
             for column, i in zip(st.columns(per_class), picks):
                 with column:
-                    waveform, rate = dataset.clip(int(i))
-                    fig_wave, fig_spec = _example_figs(key, config.to_json(), int(i), dataset, features)
+                    audio, wave_png, spec_png = _example_images(key, config.to_json(), int(i), dataset, features)
                     st.caption(Path(dataset.paths[i]).name)
-                    st.audio(wav_bytes(waveform, rate))
-                    st.plotly_chart(fig_wave, key=f"ds_wave_{i}", config={"displayModeBar": False})
-                    st.plotly_chart(fig_spec, key=f"ds_spec_{i}", config={"displayModeBar": False})
+                    st.audio(audio, format="audio/wav")
+                    st.image(wave_png, width="stretch")
+                    st.image(spec_png, width="stretch")
+
+
+@st.fragment
+def learned_map(dataset, key: str, config, features: np.ndarray) -> None:
+    """The 2-D map of every clip (a fragment: choosing what to map, or clicking a point, reruns only this)."""
+    st.subheader("Map of all clips")
+    st.caption("Every clip squeezed to two numbers: clips that are alike land close together. Click a point to "
+               "listen to it.")
+    left, right = st.columns(2)
+    what = left.radio("Map of", ["learned", "features"], horizontal=True, key="ds_map_what",
+                      format_func={"learned": "What the model learned", "features": "Input features"}.get,
+                      help="The input features (spectrograms) of one word differ more between voices than between "
+                           "words, so they are intermixed; the model's last hidden layer is where it has pulled "
+                           "the classes apart.")
+    method = right.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get, horizontal=True,
+                         key="ds_method")
+    if len(dataset) < 2:
+        st.info("A map needs at least two clips.")
+        return
+    if what == "learned":
+        run = active_run()
+        classifier = load_classifier(run) if run is not None else None
+        if classifier is None:
+            st.info("No trained model yet: train one on the Train page to see what it learned, or map the input "
+                    "features.")
+            return
+        with st.spinner(f"Running {run.run_id} over the clips (once)..."):
+            vectors = _learned_vectors(key, f"{run.run_id}:{run.created}", classifier, dataset)
+        title = f"What {run.run_id} learned (its last hidden layer)"
+        if run.model and "_x" in run.model:
+            title += ", first network of the ensemble"
+        map_key = f"{key}|{run.run_id}:{run.created}"
+    else:
+        vectors, title, map_key = features, "Input features", f"{key}|{config.to_json()}"
+    with st.spinner("Projecting the clips..."):
+        points = map_points(map_key, method, vectors)
+    title = f"{title}, {PROJECTIONS[method].split(' ')[0]} (click a point to listen)"
+    fig = _embedding_fig(map_key, what, method, title, dataset, points)
+    event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="embedding")
+    unknown = sorted(set(dataset.class_names) - set(classifier.class_names)) if what == "learned" else []
+    if unknown:
+        st.caption(f"Classes {run.run_id} was not trained on ({', '.join(unknown)}) land wherever they sound most "
+                   "like its own.")
+    selected = list(getattr(getattr(event, "selection", None), "points", None) or [])
+    if not selected:
+        st.caption("No clip selected.")
+        return
+    row = _selected_row(selected[0])
+    if row is None or not 0 <= row < len(dataset):
+        st.warning("Could not find the clip of that point: click it again.")
+        return
+    waveform, rate = dataset.clip(row)
+    st.markdown(f"**{dataset.class_names[int(dataset.labels[row])]}**: `{dataset.paths[row]}` "
+                f"({waveform.shape[-1] / rate:.2f} s, {rate} Hz)")
+    st.audio(wav_bytes(waveform, rate))
+
+
+examples(dataset, key, config, features)
 
 # -- mean spectrogram per class
 st.subheader("Average spectrogram per class")
 st.caption("Each image is the mean of the features of all the class's clips: where the energy of a word usually "
-           "lies in time and frequency. Same colour scale for every class.")
-mean_figs = _mean_figs(key, config.to_json(), dataset, features)
-if len(mean_figs) < dataset.n_classes:
-    st.caption(f"The first {len(mean_figs)} classes are shown.")
+           f"lies in time and frequency. Same colour scale for every class; {AXES}.")
+mean_images = _mean_images(key, config.to_json(), dataset, features)
+if len(mean_images) < dataset.n_classes:
+    st.caption(f"The first {len(mean_images)} classes are shown.")
 per_row = 5
-names = list(mean_figs)
+names = list(mean_images)
 for start in range(0, len(names), per_row):
-    cols = st.columns(per_row)
-    for col, name in zip(cols, names[start:start + per_row]):
-        col.plotly_chart(mean_figs[name], key=f"ds_mean_{start}_{name}", config={"displayModeBar": False})
+    for col, name in zip(st.columns(per_row), names[start:start + per_row]):
+        col.image(mean_images[name], caption=name, width="stretch")
 
-# -- 2-D map
-st.subheader("Map of all clips")
-st.caption("Every clip's features squeezed to two numbers: clips that sound alike land close together. Click a "
-           "point to listen to it.")
-method = st.radio("Method", ["pca", "tsne"], format_func={"pca": "PCA (fast)", "tsne": "t-SNE (slower, "
-                                                          "shows clusters better)"}.get,
-                  horizontal=True, key="ds_method")
-if len(dataset) < 2:
-    st.info("A map needs at least two clips.")
-else:
-    with st.spinner("Projecting the clips (t-SNE can take a while on large sets)..."):
-        fig = _embedding_fig(key, config.to_json(), method, dataset, features)
-    event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="embedding")
-    selected = list(getattr(getattr(event, "selection", None), "points", None) or [])
-    if not selected:
-        st.caption("No clip selected.")
-    else:
-        row = _selected_row(selected[0])
-        if row is None or not 0 <= row < len(dataset):
-            st.warning("Could not find the clip of that point: click it again.")
-        else:
-            waveform, rate = dataset.clip(row)
-            st.markdown(f"**{dataset.class_names[int(dataset.labels[row])]}**: `{dataset.paths[row]}` "
-                        f"({waveform.shape[-1] / rate:.2f} s, {rate} Hz)")
-            st.audio(wav_bytes(waveform, rate))
+learned_map(dataset, key, config, features)

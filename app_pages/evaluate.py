@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -14,14 +15,18 @@ from lib.builtin import builtin_folder
 from lib.data import AudioDataset, DatasetError
 from lib.features import FeatureConfig, extract
 from lib.infer import Classifier
-from lib.metrics import classification_metrics
-from lib.plots import (embedding_2d, fig_compare_curves, fig_confusion, fig_curves, fig_embedding, fig_prf,
+from lib.metrics import classification_metrics, macro_over_present
+from lib.plots import (fig_compare_curves, fig_confusion, fig_curves, fig_embedding, fig_prf,
                        fig_spectrogram)
+from lib.run_extras import mistake_clip, test_embedding
 from lib.runs import RunInfo
-from ui.common import (BUILTIN_CACHE, active_dataset, dataset_features, load_classifier, load_dataset, page_header,
-                       page_link, run_picker, runs, source_key, spec_from_dict)
+from ui.common import (BUILTIN_CACHE, PROJECTIONS, active_dataset, dataset_features, load_classifier, load_dataset,
+                       map_points, page_header, page_link, run_picker, runs, source_key, spec_from_dict)
 
 MAX_MISTAKES = 12
+MAP_SOURCES = {"learned": "What the model learned", "features": "Input features"}
+CHANGED = ("The dataset changed since this run was trained (other clips or classes), so its test clips cannot be "
+           "mapped from it.")
 REPORT_KEYS = ("accuracy", "confusion_matrix", "class_names", "per_class", "macro", "weighted")
 
 
@@ -68,15 +73,31 @@ def fmt(value: Any, kind: str = "") -> str:
 def show_report(report: dict, key: str) -> None:
     """Accuracy and averaged scores, confusion matrix (counts / normalised) and per-class scores."""
     macro, weighted = report["macro"], report["weighted"]
+    present = macro_over_present(report["confusion_matrix"], report["class_names"])
     row1, row2 = st.columns(4), st.columns(4)
     row1[0].metric("Accuracy", fmt(report["accuracy"], "pct"))
-    row1[1].metric("Macro precision", fmt(macro["precision"], "pct"))
-    row1[2].metric("Macro recall", fmt(macro["recall"], "pct"))
-    row1[3].metric("Macro F1", fmt(macro["f1"], "pct"), help="Mean of the per-class F1: every class counts the same.")
+    if present is not None:  # a subset of the classes: absent classes would count as zeros in the plain average
+        k, n = len(present["classes"]), len(report["class_names"])
+        macro = present["macro"]
+        row1[1].metric(f"Macro precision ({k} classes)", fmt(macro["precision"], "pct"))
+        row1[2].metric(f"Macro recall ({k} classes)", fmt(macro["recall"], "pct"))
+        row1[3].metric(f"Macro F1 ({k} classes)", fmt(macro["f1"], "pct"),
+                       help="Mean of the per-class F1 over the classes these clips have.")
+    else:
+        row1[1].metric("Macro precision", fmt(macro["precision"], "pct"))
+        row1[2].metric("Macro recall", fmt(macro["recall"], "pct"))
+        row1[3].metric("Macro F1", fmt(macro["f1"], "pct"),
+                       help="Mean of the per-class F1: every class counts the same.")
     row2[0].metric("Clips", fmt(report.get("n", sum(r["support"] for r in report["per_class"])), "int"))
     row2[1].metric("Weighted precision", fmt(weighted["precision"], "pct"))
     row2[2].metric("Weighted recall", fmt(weighted["recall"], "pct"))
     row2[3].metric("Weighted F1", fmt(weighted["f1"], "pct"), help="Per-class F1 weighted by each class's clips.")
+    if present is not None:
+        full = report["macro"]
+        st.caption(f"These clips hold only {k} of the run's {n} classes ({', '.join(present['classes'])}): the "
+                   f"macro scores above are averaged over those {k}. Over all {n} classes, where the absent ones "
+                   f"count as 0, they would read precision {fmt(full['precision'], 'pct')}, recall "
+                   f"{fmt(full['recall'], 'pct')}, F1 {fmt(full['f1'], 'pct')}.")
     left, right = st.columns(2, gap="large")
     with left:
         normalize = st.toggle("Normalise each row (recall per class)", key=f"eval_norm_{key}")
@@ -141,12 +162,13 @@ def show_mistakes(run: RunInfo, report: dict) -> None:
     for i, p in enumerate(wrong[:MAX_MISTAKES]):
         with columns[i % 3].container(border=True):
             st.markdown(f"true **{names[p['true']]}** → predicted **{names[p['pred']]}** ({p['confidence']:.0%})")
-            path = Path(p["path"])
-            st.caption(path.name)
+            path = mistake_clip(run.path, p["index"]) or Path(p["path"])  # the run's own copy, else the dataset's
+            st.caption(Path(p["path"]).name)
             try:
                 audio, spec = clip_view(str(path), path.stat().st_mtime, config.to_json())
             except (OSError, AudioDecodeError) as error:
-                st.warning(f"Cannot play {path.name}: the file is gone or unreadable ({error}).")
+                st.warning(f"Cannot play {path.name}: the run kept no copy and the dataset's file is gone or "
+                           f"unreadable ({error}). Open the dataset it was trained on on the Dataset page.")
                 continue
             st.audio(audio, format="audio/wav")
             fig = fig_spectrogram(spec, config)
@@ -177,30 +199,60 @@ def run_dataset(run: RunInfo) -> AudioDataset | None:
         return None
 
 
+def _matches(dataset: AudioDataset, names: list[str], predictions: list[dict]) -> bool:
+    """Whether ``dataset`` is still the one the run's test predictions index into."""
+    index = [p["index"] for p in predictions]
+    return list(dataset.class_names) == list(names) and max(index) < len(dataset) and all(
+        dataset.paths[p["index"]] == p["path"] for p in predictions)
+
+
 def show_map(run: RunInfo, report: dict) -> None:
     predictions = report.get("predictions") or []
     if len(predictions) < 2:
         st.info("The map needs at least two test clips with saved predictions.")
         return
-    dataset = run_dataset(run)
-    if dataset is None:
-        return
     names = report["class_names"]
     index = [p["index"] for p in predictions]
-    if list(dataset.class_names) != list(names) or max(index) >= len(dataset) or any(
-            dataset.paths[p["index"]] != p["path"] for p in predictions):
-        st.info("The dataset changed since this run was trained (other clips or classes), so its test clips "
-                "cannot be mapped.")
-        return
-    method = st.radio("Projection", ["pca", "tsne"], horizontal=True, key="eval_map_method",
-                      format_func=lambda m: {"pca": "PCA (linear, fast)", "tsne": "t-SNE (keeps neighbours)"}[m])
-    config = FeatureConfig.from_dict(run.config["feature_config"])
-    with st.spinner("Computing features…"):
-        points = embedding_2d(dataset_features(dataset, config)[index], method=method)
+    left, right = st.columns(2)
+    what = left.radio("Map of", list(MAP_SOURCES), format_func=MAP_SOURCES.get, horizontal=True, key="eval_map_what",
+                      help="What the model learned separates the classes; the input features show why the task is "
+                           "hard (spectrograms of one word differ more between voices than between words).")
+    method = right.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get, horizontal=True,
+                         key="eval_map_method")
+    vectors = None
+    if what == "learned":
+        kept = test_embedding(run.path)
+        if kept is not None and kept[0].tolist() == index:
+            vectors = kept[1]
+        else:  # a run saved before runs kept their test embedding: recompute it from its dataset
+            dataset = run_dataset(run)
+            classifier = load_classifier(run) if dataset is not None else None
+            if dataset is None or classifier is None:
+                return
+            if not _matches(dataset, names, predictions):
+                st.info(CHANGED)
+                return
+            config = classifier.feature_config
+            with st.spinner("Running the model over the test clips…"):
+                vectors = classifier.embed_batch(dataset.to_tensor(config.sample_rate, config.n_samples,
+                                                                   np.array(index))).numpy()
+    else:
+        dataset = run_dataset(run)
+        if dataset is None:
+            return
+        if not _matches(dataset, names, predictions):
+            st.info(CHANGED)
+            return
+        with st.spinner("Computing features…"):
+            vectors = dataset_features(dataset, FeatureConfig.from_dict(run.config["feature_config"]))[index]
+    with st.spinner("Projecting the clips…"):
+        points = map_points(f"{run.run_id}:{run.created}:{what}", method, vectors)
     hover = [f"{Path(p['path']).name}: predicted {names[p['pred']]} ({p['confidence']:.0%})" for p in predictions]
     symbols = ["correct" if p["true"] == p["pred"] else "wrong" for p in predictions]
+    title = ("Test clips as the model sees them (its last hidden layer)" if what == "learned"
+             else "Test clips: input features")
     st.plotly_chart(fig_embedding(points, [names[p["true"]] for p in predictions], hover, symbols=symbols,
-                                  title="Test clips: input features projected to 2-D"), key="eval_map")
+                                  title=f"{title}, {PROJECTIONS[method].split(' ')[0]}"), key="eval_map")
     st.caption("Colour: true class; ✕: misclassified. Clips the model confuses often sit between classes.")
 
 

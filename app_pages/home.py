@@ -2,28 +2,32 @@
 
 import streamlit as st
 
-from lib.plots import fig_pipeline
-from ui.common import active_dataset, active_run, page_header, page_link
-
-page_header("Audio classification workbench",
-            "Walk the whole path of audio classification: data, features, training, evaluation and live use.")
-
-st.plotly_chart(fig_pipeline(), config={"displayModeBar": False})
+# The title and the first words are sent before the imports below, which load PyTorch (seconds on a cold start):
+# the first page is never blank.
+TITLE = "Audio classification workbench"
+st.title(TITLE)
+st.caption("Walk the whole path of audio classification: data, features, training, evaluation and live use.")
 st.markdown(
     "A sound becomes a **waveform** (samples over time), the waveform becomes a **spectrogram** (energy per "
     "frequency band over short frames), a small **CNN** reads the spectrogram like an image, and outputs one "
     "probability per **class**. Every page below is one step of that path.")
 
-dataset = active_dataset()
-run = active_run()
+from lib.plots import fig_pipeline  # noqa: E402
+from ui.common import active_dataset, active_run, page_link, sidebar  # noqa: E402
+
+sidebar()
+st.plotly_chart(fig_pipeline(), config={"displayModeBar": False})
+
 left, right = st.columns(2)
 with left:
     st.subheader("Your data")
+    dataset = active_dataset(wait=False)  # a first start synthesizes the built-in set: its progress shows here
     if dataset is not None:
         st.metric("Clips", f"{len(dataset):,}", help=dataset.name)
         st.write(f"**{dataset.name}**: {dataset.n_classes} classes ({', '.join(dataset.class_names)}).")
 with right:
     st.subheader("Your model")
+    run = active_run()
     if run is None:
         st.info("No trained model yet: start on the Train page.")
     else:

@@ -11,7 +11,8 @@ from lib.audio import ACCEPTED_FORMATS, AudioDecodeError, load_audio, pad_or_tri
 from lib.features import extract
 from lib.infer import Prediction
 from lib.plots import fig_probabilities, fig_spectrogram, fig_waveform, fig_window_predictions
-from ui.common import active_dataset, load_classifier, page_header, page_link, run_picker
+from ui.common import (active_dataset, detections_text, load_classifier, page_header, page_link, run_picker,
+                       show_detections)
 
 UPLOAD_TYPES = ["wav", "flac", "ogg", "mp3"]
 SPECTROGRAM_MAX_SECONDS = 30.0  # a long file's spectrogram shows its start only (a heatmap of hours is useless)
@@ -108,12 +109,14 @@ def summary_table() -> pd.DataFrame:
     for item, prediction in results:
         if prediction is None:
             rows.append({"file": item["name"], "status": "could not read", "top class": None, "confidence": None,
-                         "2nd class": None, "2nd probability": None, "latency (ms)": None, "duration (s)": None})
+                         "2nd class": None, "2nd probability": None, "sounds heard": None, "latency (ms)": None,
+                         "duration (s)": None})
             continue
         ranked = prediction.top(2) + [(None, None)]
         rows.append({"file": item["name"], "status": "ok", "top class": ranked[0][0],
                      "confidence": round(ranked[0][1], 4), "2nd class": ranked[1][0],
                      "2nd probability": None if ranked[1][1] is None else round(ranked[1][1], 4),
+                     "sounds heard": detections_text(prediction) if prediction.n_windows > 1 else None,
                      "latency (ms)": round(prediction.latency_ms, 1),
                      "duration (s)": round(prediction.duration_sec, 3)})
     return pd.DataFrame(rows)
@@ -172,12 +175,14 @@ def show_result(i: int, item: dict, prediction: Prediction) -> None:
     with right:
         spectrogram_figure(item, prediction, key=f"inference_spec_{i}")
     st.plotly_chart(fig_probabilities(prediction.probabilities, prediction.class_names,
-                                      title="Class probabilities" + (" (mean over windows)"
-                                                                     if prediction.n_windows > 1 else "")),
+                                      title="Class probabilities" + (" (of the loudest sound)"
+                                                                     if prediction.detections and
+                                                                     prediction.n_windows > 1 else "")),
                     key=f"inference_probs_{i}")
     if prediction.n_windows > 1:
-        st.markdown(f"**Along the timeline**: the file is longer than the run's {config.clip_seconds:g} s clips, "
-                    f"so {prediction.n_windows} overlapping windows were classified.")
+        show_detections(prediction, key=f"inference_detections_{i}")
+        st.markdown(f"**Along the timeline**: every {config.clip_seconds:g} s window of the file (overlapping), "
+                    "silence included, as the model sees it.")
         st.plotly_chart(fig_window_predictions(prediction.window_starts, prediction.window_probabilities,
                                                prediction.class_names, title="Probability per window"),
                         key=f"inference_windows_{i}")

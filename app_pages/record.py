@@ -14,7 +14,7 @@ from lib.audio import AudioDecodeError, load_audio, pad_or_trim, resample, save_
 from lib.data import AUDIO_EXTENSIONS
 from lib.features import extract
 from lib.plots import fig_class_counts, fig_probabilities, fig_spectrogram, fig_window_predictions
-from ui.common import RECORDINGS_DIR, load_classifier, page_header, page_link, run_picker
+from ui.common import RECORDINGS_DIR, load_classifier, page_header, page_link, run_picker, show_detections
 
 DEFAULT_DATASET = "my-recordings"
 RECORD_SAMPLE_RATE = 16000
@@ -171,12 +171,7 @@ def show_prediction(prediction, config) -> None:
     cols[0].metric("Heard", prediction.top_class)
     cols[1].metric("Confidence", f"{prediction.top_probability:.1%}")
     cols[2].metric("Latency", f"{prediction.latency_ms:.1f} ms", help="Resampling, features and the model on the CPU.")
-    if prediction.n_windows > 1 and prediction.chosen_window is not None:
-        start = prediction.window_starts[prediction.chosen_window]
-        st.caption(f"The recording lasts {prediction.duration_sec:.1f} s, longer than the model's "
-                   f"{config.clip_seconds:g} s clips: the answer above is the loudest window, "
-                   f"{start:.1f}–{start + config.clip_seconds:.1f} s, where the word is; the timeline below shows "
-                   f"all {prediction.n_windows} windows.")
+    show_detections(prediction, key="record_detections")
     left, right = st.columns(2)
     with left:
         st.plotly_chart(fig_probabilities(prediction.probabilities, prediction.class_names,
@@ -195,7 +190,7 @@ def show_prediction(prediction, config) -> None:
 
 if waveform is not None and classifier is not None:
     try:
-        prediction = classifier.predict(waveform, rate, aggregate="loudest")  # one word, somewhere in it
+        prediction = classifier.predict(waveform, rate)  # the rule of lib.detect, as on the Inference page
     except ValueError as error:  # non-finite samples
         st.error(f"Could not classify the recording: {error}. Record again.")
     else:

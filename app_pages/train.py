@@ -132,28 +132,15 @@ def stop() -> None:
         job.stop()
 
 
-# ------------------------------------------------------------------------------------------------- page
-page_header("Train", "Pick a model and its training settings, start a run in the background and watch it learn.")
-st.session_state.setdefault("train_error", None)
-st.session_state.setdefault("train_handled_job", None)
-
-dataset = active_dataset()
-features = feature_config()
-my_job = find_job(st.session_state.get("train_job_id"))
-busy = my_job is not None and not my_job.ended
-persist = dict(persist_state="session")
-
-if dataset is not None:
-    st.caption(f"Dataset: **{dataset.name}**, {len(dataset):,} clips, {dataset.n_classes} classes "
-               f"({', '.join(dataset.class_names[:12])}{'…' if dataset.n_classes > 12 else ''}).")
+def draw_settings(dataset) -> None:
+    """Every setting of the next run (session-persisted widgets)."""
     info = summaries(dataset.n_classes, features.n_bins, features.n_frames)
     model_col, opt_col, data_col = st.columns(3, gap="large")
     with model_col:
         st.subheader("Model")
         names = list(MODELS)
-        model = st.selectbox("Model", names, index=names.index(DEFAULTS.model), key="train_model", **persist,
-                             format_func=lambda n: f"{n} ({info[n]['parameters']:,} parameters)")
-        st.caption(info[model]["description"])
+        model = st.selectbox("Model", names, index=names.index(DEFAULTS.model), key="train_model", **persist)
+        st.caption(f"{info[model]['parameters']:,} parameters. {info[model]['description']}")
         st.number_input("Epochs", 1, 500, DEFAULTS.epochs, key="train_epochs", **persist)  # passes over the data
         st.select_slider("Batch size", BATCH_SIZES, DEFAULTS.batch_size, key="train_batch", **persist,
                          help="Clips per optimisation step. Lower it if you run out of memory.")
@@ -176,9 +163,9 @@ if dataset is not None:
                              format_func=lambda v: f"{v:g}", **persist, help="Peak learning rate.")
         if optimizer == "sgd":
             st.slider("Momentum", 0.0, 0.99, DEFAULTS.momentum, 0.01, key="train_momentum", **persist)
-        st.selectbox("Scheduler", SCHEDULERS, key="train_scheduler", **persist,
-                     format_func=lambda s: f"{s}: {SCHEDULER_HELP.get(s, '')}",
-                     help="How the learning rate changes over the run.")
+        scheduler = st.selectbox("Scheduler", SCHEDULERS, key="train_scheduler", **persist,
+                                 help="How the learning rate changes over the run.")
+        st.caption(f"Learning rate: {SCHEDULER_HELP.get(scheduler, scheduler)}.")
         st.select_slider("Weight decay", (0.0, 1e-5, 1e-4, 1e-3, 1e-2, 3e-2, 0.1), DEFAULTS.weight_decay,
                          key="train_wd", format_func=lambda v: f"{v:g}", **persist)
         st.slider("Label smoothing", 0.0, 0.3, DEFAULTS.label_smoothing, 0.01, key="train_smoothing", **persist)
@@ -248,6 +235,10 @@ if dataset is not None:
                     f"{features.clip_seconds:g} s clips → input shape **{features.n_bins} × {features.n_frames}**.")
         page_link("app_pages/transforms.py", "Change the features in the Transform lab")
 
+
+
+def draw_buttons() -> None:
+    """Start and Stop, and why a start failed."""
     buttons = st.container(horizontal=True)
     buttons.button("Start training", type="primary", key="train_start", on_click=start, disabled=busy,
                    icon=":material/play_arrow:",
@@ -258,8 +249,22 @@ if dataset is not None:
     if st.session_state["train_error"]:
         st.error(st.session_state["train_error"])
 
-st.divider()
-st.subheader("Live view")
+
+
+# ------------------------------------------------------------------------------------------------- page
+page_header("Train", "Pick a model and its training settings, start a run in the background and watch it learn.")
+st.session_state.setdefault("train_error", None)
+st.session_state.setdefault("train_handled_job", None)
+
+dataset = active_dataset()
+features = feature_config()
+my_job = find_job(st.session_state.get("train_job_id"))
+busy = my_job is not None and not my_job.ended
+persist = dict(persist_state="session")
+
+if dataset is not None:
+    st.caption(f"Dataset: **{dataset.name}**, {len(dataset):,} clips, {dataset.n_classes} classes "
+               f"({', '.join(dataset.class_names[:12])}{'…' if dataset.n_classes > 12 else ''}).")
 
 
 @st.fragment(run_every=1.0 if busy else None)
@@ -328,4 +333,17 @@ def live_view() -> None:
                                                                      title="Accuracy per epoch")), key="train_fig_acc")
 
 
-live_view()
+# While a run trains, its live view comes first and the settings fold away below it: pressing Start shortens the
+# page, so the progress lands where the eyes are (and is at the top when you come back to the page).
+if dataset is not None and busy:
+    draw_buttons()
+    live_view()
+    with st.expander("Settings for the next run", icon=":material/tune:"):
+        draw_settings(dataset)
+else:
+    if dataset is not None:
+        draw_settings(dataset)
+        draw_buttons()
+    st.divider()
+    st.subheader("Live view")
+    live_view()

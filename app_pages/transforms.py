@@ -24,7 +24,7 @@ WIN_LENGTHS = [128, 200, 256, 320, 400, 512, 640, 800, 1024, 1536, 2048]
 HOP_LENGTHS = [32, 64, 80, 100, 128, 160, 200, 256, 320, 400, 512, 1024]
 KINDS = {"mel": "Mel", "mfcc": "MFCC", "linear": "Linear STFT"}
 NORMS = {"none": "none (dB)", "per_clip": "per clip", "per_bin": "per bin (CMVN)"}
-NOISE_CHOICES = {**{k: k for k in NOISE_KINDS}, "mixed": "mixed (" + ", ".join(NOISE_KINDS) + ")"}
+NOISE_CHOICES = {**{k: k for k in NOISE_KINDS}, "mixed": "mixed"}
 MASK_SEED_OFFSET = 1_000_003   # the masks get their own generator, so noise on/off does not move them
 WARP_SEED_OFFSET = 2_000_003   # so do the warp scales
 MIXUP_SEED_OFFSET = 3_000_017  # and mixup's partner clip and weight
@@ -215,7 +215,7 @@ with right, st.expander("Augmentation (training only)", expanded=True, icon=":ma
     a.slider("Noise SNR (dB)", *_span(-10.0, 50.0, "tf_snr"), step=0.5, key="tf_snr", disabled=not noise_on,
              help="Signal-to-noise ratio: lower is noisier. Training draws SNRs within ±5 dB of it.")
     b.selectbox("Noise colour", list(NOISE_CHOICES), format_func=NOISE_CHOICES.get, key="tf_noise_kind",
-                disabled=not noise_on)
+                disabled=not noise_on, help="mixed: each clip gets " + ", ".join(NOISE_KINDS) + " noise at random.")
     a, b = st.columns(2)
     a.slider("Max frequency warp (±)", *_span(0.0, 0.45, "tf_freq_warp"), step=0.01, key="tf_freq_warp",
              help="Vocal-tract length perturbation: the spectrogram's frequency axis is scaled by up to this "

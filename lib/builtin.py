@@ -37,7 +37,7 @@ from scipy.signal import resample_poly
 from lib import espeak, neural_voices
 
 __all__ = ["SPEECH_COMMANDS_WORDS", "UNKNOWN_WORDS", "UNKNOWN_LABEL", "SILENCE_LABEL", "BuiltinSpec",
-           "generate_builtin", "builtin_folder"]
+           "generate_builtin", "builtin_folder", "builtin_name"]
 
 SPEECH_COMMANDS_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 # The Speech Commands v2 auxiliary words: the `_unknown_` class says these.
@@ -384,6 +384,15 @@ def _run_workers(spec: BuiltinSpec, plan: dict[str, list[_ClipJob]], staging: Pa
             process.kill()
         for job_file in staging.glob(".jobs-*.json"):
             job_file.unlink()
+
+
+def builtin_name(spec: BuiltinSpec) -> str:
+    """What to call the set: "Synthetic Speech Commands" when its words are Speech Commands keywords, else
+    "Synthetic keywords" with its words (a set of cat, dog and bird is not Speech Commands)."""
+    if set(spec.words) <= set(SPEECH_COMMANDS_WORDS):
+        return "Synthetic Speech Commands"
+    words = ", ".join(spec.words[:6]) + (", …" if len(spec.words) > 6 else "")
+    return f"Synthetic keywords ({words})"
 
 
 def builtin_folder(spec: BuiltinSpec, cache_dir: str | Path) -> Path:

@@ -228,12 +228,12 @@ def load_builtin(spec=None, cache_dir: str | Path = "data/builtin",
     """
     from dataclasses import asdict
 
-    from lib.builtin import BuiltinSpec, generate_builtin
+    from lib.builtin import BuiltinSpec, builtin_name, generate_builtin
 
     spec = spec or BuiltinSpec()
     manifest = generate_builtin(spec, cache_dir, progress)
     dataset = load_csv(manifest, progress=progress)
-    dataset.name = "Synthetic Speech Commands"
+    dataset.name = builtin_name(spec)
     dataset.source = {"kind": "builtin", "spec": asdict(spec), "cache_dir": str(cache_dir)}
     # Keep the spec's class order (words as given), not alphabetical.
     order = {c: i for i, c in enumerate(spec.class_names)}

@@ -53,7 +53,18 @@ _REPORT_EVERY_S = 0.1
 
 
 class DownloadError(RuntimeError):
-    """A download or an extraction failed; the message says what to do about it."""
+    """A download or an extraction failed; the message says what to do about it (on the command line).
+
+    Attributes:
+        problem: What went wrong, without the command-line advice (an app says what to do in its own words);
+            the whole message when there is no separate advice.
+        unreachable: True when the server could not be reached or answered with an error (offline, dead URL).
+    """
+
+    def __init__(self, message: str, problem: str | None = None, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.problem = problem or message
+        self.unreachable = unreachable
 
 
 def default_data_dir() -> Path:
@@ -219,11 +230,11 @@ def download(url: str, dest: str | Path, sha256: str | None = None, progress: Do
             log.warning("download of %s interrupted (%s); resuming", url, error)
             time.sleep(min(retry_wait * 2 ** (attempt - 1), 30))
         except urllib.error.HTTPError as error:
-            raise DownloadError(f"could not download {url}: HTTP {error.code} {error.reason}. "
-                                + _manual_hint(url, dest, hint)) from error
+            problem = f"could not download {url}: HTTP {error.code} {error.reason}"
+            raise DownloadError(f"{problem}. " + _manual_hint(url, dest, hint), problem, unreachable=True) from error
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
-            reason = getattr(error, "reason", None) or error
-            raise DownloadError(f"could not reach {url} ({reason}). " + _manual_hint(url, dest, hint)) from error
+            problem = f"could not reach {url} ({getattr(error, 'reason', None) or error})"
+            raise DownloadError(f"{problem}. " + _manual_hint(url, dest, hint), problem, unreachable=True) from error
     actual = sha256_file(part)
     if expected is not None and actual != expected:
         part.unlink(missing_ok=True)

@@ -5,9 +5,10 @@ repeats what training did to every clip: mix to mono, resample to the run's ``Fe
 centre pad or trim to its clip length, featurise with a :class:`~lib.features.FeatureExtractor` of that config,
 and run the model in eval mode.
 
-A recording longer than one clip is cut into overlapping windows of the clip length (hop: half a clip by
-default), the last one aligned to the end of the recording so that its tail is covered; all windows are
-classified in one batch, and the recording's probabilities are the mean of the windows' probabilities.
+A recording longer than one clip is answered by the rule of :mod:`lib.detect`: its sounds are found, each is
+classified in a window of one clip centred on it, and every sound is a :class:`~lib.detect.Detection` with its
+times; the recording's probabilities are those of its loudest sound. For a timeline the recording is also cut
+into overlapping windows of the clip length (hop: half a clip by default), the last one aligned to its end.
 
 Example:
     >>> classifier = Classifier.from_run("models/20261121-071500-kws_resnet-3fa2")
@@ -21,7 +22,7 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,12 +31,15 @@ import torch
 from torch import Tensor, nn
 
 from lib.audio import AudioSource, load_audio, pad_or_trim, resample
+from lib.detect import Detection, detection_windows, group_detections, sound_segments
 from lib.device import resolve_device
 from lib.features import FeatureConfig, FeatureExtractor
-from lib.models import build_model
+from lib.models import Ensemble, build_model
 from lib.runs import RunError, load_run
 
-__all__ = ["Classifier", "Prediction"]
+__all__ = ["Classifier", "Prediction", "penultimate", "WINDOW_BATCH"]
+
+WINDOW_BATCH = 256  # windows of a long recording classified at a time (bounded memory whatever its length)
 
 
 @dataclass
@@ -43,7 +47,8 @@ class Prediction:
     """The result of classifying one recording.
 
     Attributes:
-        probabilities: ``(n_classes,)`` float32, the recording's class probabilities (mean over windows).
+        probabilities: ``(n_classes,)`` float32, the recording's answer: the whole recording's probabilities
+            when it fits in one clip (or has no sound), else those of its loudest detection.
         class_names: The run's class names, in the order of the probabilities.
         window_starts: ``(n_windows,)`` float64, each window's start in seconds from the recording's start
             (a recording no longer than one clip has one window starting at 0).
@@ -51,6 +56,8 @@ class Prediction:
         latency_ms: Wall time of the prediction (preprocessing, features and model), milliseconds.
         duration_sec: The recording's duration, seconds.
         window_seconds: Length of each window (the run's clip length), seconds.
+        detections: The sounds heard, in time order, each with its times and probabilities
+            (:mod:`lib.detect`); empty when the recording has no sound.
     """
 
     probabilities: np.ndarray
@@ -60,7 +67,7 @@ class Prediction:
     latency_ms: float
     duration_sec: float
     window_seconds: float | None = None
-    chosen_window: int | None = None  # the window the answer is from (aggregate="loudest"), else None
+    detections: list[Detection] = field(default_factory=list)
 
     @property
     def top_class(self) -> str:
@@ -88,6 +95,54 @@ class Prediction:
         """
         order = np.argsort(-self.probabilities, kind="stable")[:max(0, int(k))]
         return [(self.class_names[i], float(self.probabilities[i])) for i in order]
+
+
+def _output_layers(model: nn.Module) -> list[nn.Module]:
+    """The layer that turns each network's learned representation into class scores: the last layer with
+    weights (registered last) of the model, or of each member of an ensemble."""
+    networks = list(model.members) if isinstance(model, Ensemble) else [model]
+    layers = []
+    for network in networks:
+        with_weights = [m for m in network.modules() if not list(m.children()) and any(True for _ in m.parameters())]
+        if not with_weights:
+            raise ValueError(f"{type(network).__name__} has no layer with weights")
+        layers.append(with_weights[-1])
+    return layers
+
+
+def penultimate(model: nn.Module, features: Tensor, batch_size: int = 512, first_member_only: bool = False) -> Tensor:
+    """What a trained model has learned to see in each clip: the input of its output layer.
+
+    The output layer (a ``Linear``, or a 1x1 ``Conv2d`` after pooling) only draws straight lines through this
+    representation, so its classes lie in separate clusters where the input features are intermixed: the
+    map worth showing. For an ensemble, the members' representations side by side.
+
+    Args:
+        model: A network of :mod:`lib.models` (in eval mode), ``(batch, 1, bins, frames) -> (batch, classes)``.
+        features: ``(n, 1, bins, frames)`` on the model's device.
+        batch_size: Clips per forward pass.
+        first_member_only: For an ensemble, only its first member's (a fifth of the compute for five members:
+            what one of its networks learned).
+
+    Returns:
+        Tensor: ``(n, dim)`` float32 on the CPU (``dim`` e.g. 64 for tutorial_cnn, 5 x 32 for kws_resnet_x5).
+    """
+    if first_member_only and isinstance(model, Ensemble):
+        model = model.members[0]
+    captured: list[Tensor] = []
+    hooks = [layer.register_forward_pre_hook(lambda _, inputs: captured.append(inputs[0].flatten(1).float()))
+             for layer in _output_layers(model)]
+    chunks = []
+    try:
+        with torch.inference_mode():
+            for i in range(0, len(features), batch_size):
+                captured.clear()
+                model(features[i:i + batch_size])
+                chunks.append(torch.cat(captured, dim=1).cpu())
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return torch.cat(chunks) if chunks else torch.empty(0, 0)
 
 
 def _as_device(device: str | torch.device) -> torch.device:
@@ -227,22 +282,22 @@ class Classifier:
 
     # -- prediction --------------------------------------------------------------------------------
     def predict(self, waveform: Tensor | np.ndarray, sample_rate: int,
-                hop_seconds: float | None = None, aggregate: str = "mean") -> Prediction:
+                hop_seconds: float | None = None) -> Prediction:
         """Classifies one recording of any sample rate, channel count and length.
 
         The recording is mixed to mono and resampled to the run's sample rate. If it lasts one clip or less
-        it is centre padded with silence to one clip; otherwise it is cut into windows of one clip every
-        ``hop_seconds``, the last window aligned to the end. All windows are classified in one batch.
+        it is centre padded with silence to one clip and classified whole. A longer one is answered by the
+        rule of :mod:`lib.detect`: each sound in it is classified in a window of one clip centred on it
+        (silence never is), and the answer is its loudest sound's. For the timeline, all windows of one clip
+        every ``hop_seconds`` (the last aligned to the end) are classified too, in the same batch.
 
         Args:
             waveform: ``(time,)`` or ``(channels, time)`` float samples (a tensor or a NumPy array).
             sample_rate: Its sample rate in Hz.
-            hop_seconds: Seconds between windows of a long recording; ``None`` means half a clip.
-            aggregate: How windows make the answer: ``"mean"`` of their probabilities (sounds that fill the
-                recording), or the ``"loudest"`` window's (one word said somewhere in a longer recording).
+            hop_seconds: Seconds between the timeline's windows; ``None`` means half a clip.
 
         Returns:
-            Prediction: The aggregated probabilities ``(n_classes,)``, each window's start and
+            Prediction: The answer ``(n_classes,)``, the detections, each timeline window's start and
             probabilities ``(n_windows, n_classes)``, the latency and the duration.
 
         Raises:
@@ -250,8 +305,6 @@ class Classifier:
                 the sample rate is not positive, or ``hop_seconds`` is invalid.
         """
         started = time.perf_counter()
-        if aggregate not in ("mean", "loudest"):
-            raise ValueError(f"aggregate must be 'mean' or 'loudest', got {aggregate!r}")
         if isinstance(waveform, np.ndarray):
             waveform = np.ascontiguousarray(waveform)  # torch cannot wrap negative strides
         waveform = torch.as_tensor(waveform)
@@ -263,6 +316,8 @@ class Classifier:
             raise ValueError(f"the waveform is empty (shape {tuple(waveform.shape)}): nothing to classify")
         if not waveform.is_floating_point():
             waveform = waveform.float()
+        rate, length = self.feature_config.sample_rate, self.feature_config.n_samples
+        window_sec = self.feature_config.clip_seconds
         with torch.inference_mode():
             if not bool(torch.isfinite(waveform).all()):
                 raise ValueError("the waveform has non-finite samples (NaN or infinity): nothing to classify")
@@ -270,26 +325,46 @@ class Classifier:
             mono = waveform.to(self.device, torch.float32)
             if mono.ndim == 2:
                 mono = mono.mean(dim=0)  # (time,): mixing first makes resampling cheaper (both are linear)
-            mono = resample(mono, int(sample_rate), self.feature_config.sample_rate)
-            length = self.feature_config.n_samples
+            mono = resample(mono, int(sample_rate), rate)
             starts = self.window_starts(mono.shape[-1], hop_seconds)
+            segments = sound_segments(mono.cpu().numpy(), rate)
+            windows = detection_windows(segments, mono.shape[-1] / rate, window_sec) if len(starts) > 1 else []
             if len(starts) == 1:
-                clips = pad_or_trim(mono, length, mode="center")[None, None]  # (1, 1, length)
+                probabilities_all = self.clip_probabilities(
+                    pad_or_trim(mono, length, mode="center")[None, None]).cpu().numpy()       # (1, n_classes)
             else:
-                index = torch.as_tensor(starts, device=self.device)[:, None] + torch.arange(length, device=self.device)
-                clips = mono[index][:, None]  # (n_windows, 1, length)
-            window_probabilities = self.clip_probabilities(clips).cpu().numpy()  # (n_windows, n_classes)
-            loudest = int(clips.pow(2).mean(dim=(1, 2)).argmax())
-        probabilities = window_probabilities.mean(axis=0) if aggregate == "mean" else window_probabilities[loudest]
+                every = np.concatenate([starts, [round(s * rate) for _, s in windows]]).astype(np.int64)
+                # Windows are cut and classified WINDOW_BATCH at a time: a long upload costs one batch of memory.
+                offsets = torch.arange(length, device=self.device)
+                parts = []
+                for i in range(0, len(every), WINDOW_BATCH):
+                    index = torch.as_tensor(every[i:i + WINDOW_BATCH], device=self.device)[:, None] + offsets
+                    parts.append(self.clip_probabilities(mono[index][:, None]).cpu().numpy())  # (batch, n_classes)
+                probabilities_all = np.concatenate(parts)              # (n_windows + n_detection_windows, n_classes)
+        window_probabilities = probabilities_all[:len(starts)]
+        if len(starts) == 1:  # one clip: classified whole, as in training; its sound (if any) is its detection
+            detections = [Detection(segments[0][0], segments[-1][1], window_probabilities[0], list(self.class_names),
+                                    max(level for *_, level in segments))] if segments else []
+        else:
+            detections = group_detections(segments, windows, probabilities_all[len(starts):], self.class_names,
+                                          window_sec)
+        if detections:
+            probabilities = max(detections, key=lambda d: d.level_db).probabilities
+        elif len(starts) == 1:
+            probabilities = window_probabilities[0]
+        else:  # no sound at all: the whole recording's middle, as one clip (a "_silence_" class can answer)
+            middle = pad_or_trim(mono, length, mode="center")[None, None]
+            with torch.inference_mode():
+                probabilities = self.clip_probabilities(middle).cpu().numpy()[0]
         return Prediction(
             probabilities=probabilities,
             class_names=list(self.class_names),
-            window_starts=starts / self.feature_config.sample_rate,
+            window_starts=starts / rate,
             window_probabilities=window_probabilities,
             latency_ms=(time.perf_counter() - started) * 1000.0,
             duration_sec=duration,
-            window_seconds=self.feature_config.clip_seconds,
-            chosen_window=loudest if aggregate == "loudest" else None,
+            window_seconds=window_sec,
+            detections=detections,
         )
 
     def predict_batch(self, waveforms: Tensor, batch_size: int = 256) -> Tensor:
@@ -319,6 +394,29 @@ class Classifier:
                 chunks.append(self.clip_probabilities(pad_or_trim(clips, length, mode="center")).cpu())
             out = torch.cat(chunks) if chunks else torch.empty(0, self.n_classes)
         return out.clone()  # a normal tensor (not an inference tensor): callers may modify it in place
+
+    def embed_batch(self, waveforms: Tensor, batch_size: int = 256, first_member_only: bool = False) -> Tensor:
+        """The learned representation (:func:`penultimate`) of many clips at the run's sample rate.
+
+        Args:
+            waveforms: ``(batch, channels, time)`` (or ``(batch, time)``) at ``feature_config.sample_rate``;
+                other lengths are centre padded or trimmed to one clip.
+            batch_size: Clips per forward pass.
+            first_member_only: As in :func:`penultimate`.
+
+        Returns:
+            Tensor: ``(batch, dim)`` float32, on the CPU.
+        """
+        waveforms = torch.as_tensor(waveforms)
+        if waveforms.ndim == 2:
+            waveforms = waveforms[:, None]
+        length = self.feature_config.n_samples
+        chunks = []
+        with torch.inference_mode():
+            for i in range(0, len(waveforms), batch_size):
+                clips = pad_or_trim(waveforms[i:i + batch_size].to(self.device, torch.float32), length, mode="center")
+                chunks.append(penultimate(self.model, self.extractor(clips), batch_size, first_member_only))
+        return torch.cat(chunks).clone() if chunks else torch.empty(0, 0)
 
     def predict_file(self, source: AudioSource, hop_seconds: float | None = None) -> Prediction:
         """Decodes and classifies an audio file.

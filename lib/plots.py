@@ -28,6 +28,7 @@ __all__ = [
     "fig_waveform", "fig_spectrogram", "fig_class_counts", "fig_histogram", "fig_embedding",
     "fig_confusion", "fig_prf", "fig_curves", "fig_steps", "fig_compare_curves", "fig_probabilities",
     "fig_window_predictions", "fig_pipeline", "embedding_2d", "smooth_ema", "decimate_minmax",
+    "image_spectrogram", "image_waveform",
 ]
 
 TEMPLATE = "plotly_white"
@@ -60,11 +61,19 @@ def _color(i: int) -> str:
 
 def _style(fig: go.Figure, title: str | None, height: int, xtitle: str | None = None,
            ytitle: str | None = None, **layout: Any) -> go.Figure:
-    """Applies the shared look: template, compact margins, height, optional title, axis titles."""
-    margin = dict(l=60, r=20, t=50 if title else 20, b=50) | layout.pop("margin", {})
+    """Applies the shared look: template, compact margins, height, optional title, axis titles.
+
+    A horizontal legend above the plot gets its own row under the title (the title sits at the top of the
+    figure, the legend just above the plot area), so the two never overlap however wide the figure is.
+    """
+    legend = layout.get("legend") or {}
+    legend_on_top = legend.get("orientation") == "h" and float(legend.get("y", 0)) >= 1
+    top = (85 if legend_on_top else 50) if title else (45 if legend_on_top else 20)
+    margin = dict(l=60, r=20, t=top, b=50) | layout.pop("margin", {})
     fig.update_layout(
         template=TEMPLATE, height=int(height), margin=margin,
-        title=dict(text=title, x=0.0, xanchor="left", font=dict(size=15)) if title else None,
+        title=dict(text=title, x=0.0, xanchor="left", font=dict(size=15), yref="container", y=1.0,
+                   yanchor="top", pad=dict(t=10)) if title else None,
         hoverlabel=dict(namelength=-1),
         **layout,
     )
@@ -249,6 +258,73 @@ def fig_spectrogram(spec: Any, config: FeatureConfig, title: str | None = None, 
     return _style(fig, title, 320, "Time (s)", frequency_axis_label(config))
 
 
+# -- still images (for grids of many small figures: a PNG costs the browser nothing to draw) -----------
+def _viridis_lut() -> np.ndarray:
+    """``(256, 3)`` uint8: Plotly's Viridis, the colour scale of :func:`fig_spectrogram`, interpolated."""
+    from plotly.colors import hex_to_rgb, sequential
+
+    stops = np.array([hex_to_rgb(c) for c in sequential.Viridis], dtype=float)
+    positions = np.linspace(0, 1, len(stops))
+    grid = np.linspace(0, 1, 256)
+    return np.stack([np.interp(grid, positions, stops[:, k]) for k in range(3)], axis=1).round().astype(np.uint8)
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def image_spectrogram(spec: Any, zmin: float | None = None, zmax: float | None = None, scale: int = 3,
+                      time_scale: int = 1) -> bytes:
+    """A feature image as a PNG in the colours of :func:`fig_spectrogram` (low bins at the bottom).
+
+    Args:
+        spec: ``(bins, frames)`` (or with leading size-1 dimensions).
+        zmin, zmax: Colour range; ``None`` = data range.
+        scale: Pixels per bin vertically.
+        time_scale: Pixels per frame horizontally.
+
+    Returns:
+        PNG bytes, ``bins * scale`` pixels high and ``frames * time_scale`` wide.
+    """
+    z = _np(spec, dtype=np.float32)
+    while z.ndim > 2 and z.shape[0] == 1:
+        z = z[0]
+    if z.ndim != 2:
+        raise ValueError(f"spec must be (bins, frames), got shape {z.shape}")
+    low = float(np.nanmin(z)) if zmin is None else float(zmin)
+    high = float(np.nanmax(z)) if zmax is None else float(zmax)
+    level = np.clip((np.nan_to_num(z, nan=low) - low) / max(high - low, 1e-12), 0, 1)
+    pixels = _viridis_lut()[(level[::-1] * 255).round().astype(np.intp)]  # (bins, frames, 3), low bins at the bottom
+    return _png(np.repeat(np.repeat(pixels, max(1, int(scale)), axis=0), max(1, int(time_scale)), axis=1))
+
+
+def image_waveform(waveform: Any, width: int = 400, height: int = 120) -> bytes:
+    """A waveform (channels mixed) as a PNG: the min and max of the samples under each pixel column, on
+    a zero line, full scale ±1 from top to bottom.
+
+    Returns:
+        PNG bytes, ``width`` x ``height``.
+    """
+    x = _np(waveform, dtype=np.float32)
+    mono = x.reshape(-1, x.shape[-1]).mean(axis=0) if x.ndim > 1 else x
+    pixels = np.full((height, width, 3), 255, dtype=np.uint8)
+    pixels[height // 2] = (200, 200, 200)
+    if mono.size:
+        columns = np.array_split(np.clip(mono, -1, 1), min(width, mono.size))
+        colour = np.array([int(PRIMARY[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.uint8)
+        for c, chunk in enumerate(columns):
+            top = int(round((1 - chunk.max()) / 2 * (height - 1)))
+            bottom = int(round((1 - chunk.min()) / 2 * (height - 1)))
+            pixels[top:bottom + 1, c * width // len(columns)] = colour
+    return _png(pixels)
+
+
 # -- dataset ---------------------------------------------------------------------------------------
 def fig_class_counts(counts: Mapping[str, int], title: str | None = None) -> go.Figure:
     """Clips per class as a bar chart (in the mapping's order)."""
@@ -393,6 +469,14 @@ def _series(history: Sequence[dict], metric: str) -> tuple[list, list[float]]:
     return [x for x, _ in points], [y for _, y in points]
 
 
+def _epoch_axis(fig: go.Figure, histories: Sequence[Sequence[Mapping[str, Any]]]) -> go.Figure:
+    """Whole-number epoch ticks (never 1.5), about ten at most: ``dtick`` grows with the number of epochs."""
+    last = max((float(item.get("epoch", j + 1)) for history in histories for j, item in enumerate(history)),
+               default=1.0)
+    fig.update_xaxes(tick0=1, dtick=max(1, math.ceil(last / 10)), tickformat="d")
+    return fig
+
+
 def fig_curves(history: Sequence[Mapping[str, Any]], metrics: Sequence[str] = ("train_loss", "val_loss"),
                title: str | None = None, ytitle: str | None = None,
                names: Sequence[str] | Mapping[str, str] | None = None) -> go.Figure:
@@ -425,6 +509,7 @@ def fig_curves(history: Sequence[Mapping[str, Any]], metrics: Sequence[str] = ("
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=legend[i],
                                      line=dict(color=_color(i), width=2), marker=dict(size=5),
                                      hovertemplate="epoch %{x}<br>%{y:.4g}<extra>" + legend[i] + "</extra>"))
+    _epoch_axis(fig, [history])
     return _style(fig, title, 300, "Epoch", ytitle or _default_ytitle(drawn or metrics),
                   legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
 
@@ -495,7 +580,9 @@ def fig_compare_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], met
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=str(run),
                                      line=dict(color=_color(i), width=2), marker=dict(size=5),
                                      hovertemplate="epoch %{x}<br>%{y:.4g}<extra>" + str(run) + "</extra>"))
-    return _style(fig, title, 320, "Epoch", _pretty(metric).capitalize())
+    _epoch_axis(fig, list(histories.values()))
+    return _style(fig, title, 320, "Epoch", _pretty(metric).capitalize(),
+                  legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
 
 
 # -- inference -------------------------------------------------------------------------------------

@@ -8,9 +8,13 @@ Usage::
 
     yes.wav: yes 0.93, no 0.04, up 0.01 (12.3 ms)
 
-and, with ``--windows``, one line per window of a recording longer than one clip::
+the answer being its loudest sound's (:mod:`lib.detect`); a recording longer than one clip then prints one line
+per sound heard in it, with its times::
 
-      0.00-1.00 s: yes 0.91
+      0.52-0.93 s: yes 0.95
+      2.10-2.55 s: stop 0.97
+
+and, with ``--windows``, one line per window of the timeline (``  window 0.00-1.00 s: yes 0.91``).
 
 A file that cannot be decoded prints ``file: error: <message>`` on stderr; the other files are still
 classified and the exit code is 1. A run that cannot be loaded prints its error and exits with 2.
@@ -26,7 +30,7 @@ from lib.device import DEVICE_CHOICES
 from lib.infer import Classifier, Prediction
 from lib.runs import DEFAULT_ROOT, RunError
 
-__all__ = ["main", "resolve_run_path", "format_prediction", "format_windows"]
+__all__ = ["main", "resolve_run_path", "format_prediction", "format_detections", "format_windows"]
 
 
 def resolve_run_path(run: str, root: str | Path = DEFAULT_ROOT) -> Path:
@@ -54,15 +58,24 @@ def format_prediction(name: str, prediction: Prediction, top: int = 3) -> str:
     return f"{name}: {classes} ({prediction.latency_ms:.1f} ms)"
 
 
+def format_detections(prediction: Prediction) -> list[str]:
+    """One line per sound heard, ``  0.52-0.93 s: yes 0.95``; none for a recording of one clip or less."""
+    if prediction.n_windows < 2:
+        return []
+    if not prediction.detections:
+        return ["  no sound heard (silence)"]
+    return [f"  {d.start_sec:.2f}-{d.end_sec:.2f} s: {d.label} {d.probability:.2f}" for d in prediction.detections]
+
+
 def format_windows(prediction: Prediction) -> list[str]:
-    """One line per window, ``  0.00-1.00 s: class 0.91``; none for a single-window recording."""
+    """One line per timeline window, ``  window 0.00-1.00 s: class 0.91``; none for a single-window recording."""
     if prediction.n_windows < 2:
         return []
     length = prediction.window_seconds or 0.0
     lines = []
     for start, probabilities in zip(prediction.window_starts, prediction.window_probabilities):
         best = int(probabilities.argmax())
-        lines.append(f"  {start:.2f}-{start + length:.2f} s: {prediction.class_names[best]} "
+        lines.append(f"  window {start:.2f}-{start + length:.2f} s: {prediction.class_names[best]} "
                      f"{float(probabilities[best]):.2f}")
     return lines
 
@@ -73,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, MP3)")
     p.add_argument("--top", type=int, default=3, help="classes to print per file (default 3)")
     p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} (default auto)")
-    p.add_argument("--windows", action="store_true", help="also print each window of files longer than one clip")
+    p.add_argument("--windows", action="store_true", help="also print each timeline window of files longer than one clip")
     p.add_argument("--hop", type=float, default=None, help="seconds between windows (default: half a clip)")
     return p
 
@@ -108,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             status = 1
             continue
         print(format_prediction(file, prediction, args.top))
+        for line in format_detections(prediction):
+            print(line)
         if args.windows:
             for line in format_windows(prediction):
                 print(line)

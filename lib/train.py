@@ -35,9 +35,11 @@ from lib.config import ConfigDict
 from lib.data import AudioDataset, Split, split_dataset
 from lib.device import describe_device, resolve_device
 from lib.features import FeatureConfig, FeatureExtractor
+from lib.infer import penultimate
 from lib.metrics import classification_metrics
 from lib.models import MODELS, Ensemble, build_model, count_parameters
 from lib.power_augment import NoiseBank, apply_power_augment, draw_power_augment, signal_power
+from lib.run_extras import save_run_extras
 from lib.runs import check_run_target, new_run_id, save_run
 
 __all__ = ["TrainConfig", "StartEvent", "StepEvent", "EpochEvent", "DoneEvent", "TrainingDiverged",
@@ -504,7 +506,11 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
     metrics = {"history": history, "best_epoch": best["epoch"],
                "validation": _split_report("validation", dataset, split.validation, val_probabilities),
                "test": _split_report("test", dataset, split.test, test_probabilities)}
-    message = (f"{status} after {len(history)} epoch(s): validation accuracy "
+    full_epochs, extra_steps = divmod(step, batches_per_epoch)
+    ran = (f"{len(history)} epoch(s)" if status == "finished" else
+           f"{step:,} of {total_steps:,} steps ({full_epochs} full epoch(s)"
+           + (f" and {extra_steps} step(s) of epoch {full_epochs + 1})" if extra_steps else ")"))
+    message = (f"{status} after {ran}: validation accuracy "
                f"{metrics['validation'].get('accuracy', float('nan')):.1%}, "
                f"test accuracy {metrics['test'].get('accuracy', float('nan')):.1%}")
     if not save:
@@ -522,6 +528,8 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
         "best_epoch": best["epoch"]}
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     path = save_run(runs_root, run_id, state_dict=state, config=run_config, metrics=metrics, overwrite=overwrite)
+    # The run keeps its misclassified test clips and its test embedding, to show them where the dataset is not.
+    save_run_extras(path, metrics["test"], dataset.clip, penultimate(model.eval(), test_features).numpy())
     yield DoneEvent(status, message, run_id, str(path), metrics)
 
 

@@ -83,3 +83,10 @@ def test_female_variants_are_read_from_the_variant_files():
 
     female = espeak.female_variants()
     assert {"f1", "f2", "f5"} <= female and not {"m1", "m3", "klatt"} & female
+
+
+def test_a_set_of_other_words_is_not_called_speech_commands():
+    from lib.builtin import builtin_name
+
+    assert builtin_name(BuiltinSpec()) == "Synthetic Speech Commands"
+    assert builtin_name(BuiltinSpec(words=("cat", "dog", "bird"))) == "Synthetic keywords (cat, dog, bird)"

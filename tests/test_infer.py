@@ -93,7 +93,8 @@ def test_long_stereo_8k_input_is_windowed(classifier, tiny_dataset):
     np.testing.assert_allclose(prediction.window_starts, [0.0, 0.5, 1.0, 1.5, 2.0])
     assert prediction.window_probabilities.shape == (5, 3)
     np.testing.assert_allclose(prediction.window_probabilities.sum(1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(prediction.probabilities, prediction.window_probabilities.mean(0), atol=1e-6)
+    assert len(prediction.detections) == 1 and 1.0 <= prediction.detections[0].start_sec < 2.0  # the one sound
+    np.testing.assert_allclose(prediction.probabilities, prediction.detections[0].probabilities, atol=1e-6)
     assert prediction.duration_sec == pytest.approx(3.0)
     assert prediction.latency_ms > 0
 
@@ -197,7 +198,10 @@ def test_cli(trained, classifier, tiny_dataset, tmp_path, capsys):
     assert lines[0].startswith(f"{wav}: {expected} ")
     assert lines[0].endswith(" ms)") and lines[0].count(",") == 1
     assert lines[1].startswith(f"{long_wav}: ")
-    assert lines[2].startswith("  0.00-1.00 s: ")
+    # the long file: one line per sound heard (times and class), then the timeline's windows
+    sounds = [line for line in lines[2:] if not line.startswith("  window ")]
+    assert sounds and all(" s: " in line for line in sounds)
+    assert [line for line in lines if line.startswith("  window 0.00-1.00 s: ")]
     assert f"{bad}: error: " in err
     assert str(wav) not in err
 
@@ -226,15 +230,14 @@ def test_latency_one_second(classifier, tiny_dataset):
           f"p90 {np.percentile(times, 90):.2f} ms ({torch.get_num_threads()} threads)")
 
 
-def test_loudest_window_answers_for_a_word_in_a_long_recording(classifier, tiny_dataset):
-    # a one-second clip of the dataset placed at 2 s in 4 s of silence: "loudest" answers from that window
+def test_a_word_in_a_long_recording_is_answered_from_a_window_centred_on_it(classifier, tiny_dataset):
+    # a one-second clip of the dataset placed at 2 s in 4 s of silence: the silence does not dilute the answer
     word, _ = _clip(tiny_dataset, 0)  # (channels, 16000) at 16 kHz
     clip = torch.zeros(1, 4 * 16000)
     clip[0, 32000:48000] = word[0]
-    loud = classifier.predict(clip, 16000, aggregate="loudest")
-    alone = classifier.predict(word, 16000)
-    assert loud.chosen_window is not None and loud.window_starts[loud.chosen_window] == 2.0
-    np.testing.assert_allclose(loud.probabilities, alone.probabilities, atol=1e-5)
-    assert classifier.predict(clip, 16000).chosen_window is None
-    with pytest.raises(ValueError, match="aggregate"):
-        classifier.predict(clip, 16000, aggregate="max")
+    long = classifier.predict(clip, 16000)
+    assert len(long.detections) == 1
+    detection = long.detections[0]
+    assert 2.0 <= detection.start_sec < detection.end_sec <= 3.0
+    np.testing.assert_allclose(long.probabilities, detection.probabilities)
+    assert long.top_class == classifier.predict(word, 16000).top_class

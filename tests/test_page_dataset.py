@@ -28,6 +28,19 @@ def _open(at: AppTest, kind: str, **fields: str) -> AppTest:
     return at
 
 
+def _until_built(at: AppTest, timeout: float = 180) -> AppTest:
+    """A new built-in set is synthesized in the background while the page shows its progress: rerun until done."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not [m for m in at.metric if m.label == "Clips"]:
+        assert not at.exception, at.exception
+        assert time.monotonic() < deadline, "the built-in set was not synthesized in time"
+        time.sleep(0.5)
+        at.run()
+    return at
+
+
 @pytest.fixture
 def at(app_env) -> AppTest:
     app = AppTest.from_file(PAGE, default_timeout=60)
@@ -53,11 +66,14 @@ def test_generate_own_builtin_words(at):
     at.number_input(key="ds_clips").set_value(4)
     at.button(key="ds_generate").click().run()
     assert not at.exception
+    assert any("in the background" in p.proto.text for p in at.get("progress"))  # the page shows the synthesis
+    _until_built(at)
     assert not at.error
     assert at.session_state["dataset_source"]["spec"]["words"] == ("cat", "dog")
     assert metric_value(at, "Clips") == "8"
     assert metric_value(at, "Classes") == "2"
-    assert any("2 classes, 8 clips" in m.value for m in at.sidebar.markdown)
+    assert any("Synthetic keywords (cat, dog)" in m.value and "2 classes, 8 clips" in m.value
+               for m in at.sidebar.markdown)  # not "Synthetic Speech Commands"
 
 
 def test_generate_builtin_with_neural_voices(at):
@@ -66,7 +82,7 @@ def test_generate_builtin_with_neural_voices(at):
     at.number_input(key="ds_piper").set_value(1)
     at.number_input(key="ds_kokoro").set_value(1)
     at.button(key="ds_generate").click().run()
-    assert not at.exception
+    _until_built(at)
     assert not at.error
     spec = at.session_state["dataset_source"]["spec"]
     assert (spec["piper_clips_per_word"], spec["kokoro_clips_per_word"]) == (1, 1)
@@ -136,3 +152,20 @@ def test_tsne_map_and_example_controls(at):
     at.slider(key="ds_per_class").set_value(4).run()
     assert not at.exception
     assert len(at.get("audio")) == 24  # 6 classes shown by default x 4 examples, the cap
+
+
+def test_the_map_shows_what_the_active_model_learned_and_the_input_features(at):
+    maps = [s for s in _chart_specs(at) if s["layout"]["xaxis"]["title"]["text"] == "Component 1"]
+    assert len(maps) == 1 and "learned (its last hidden layer)" in maps[0]["layout"]["title"]["text"]
+    assert len({trace["name"] for trace in maps[0]["data"]}) == 10  # one trace per class
+    at.radio(key="ds_map_what").set_value("features").run()
+    assert not at.exception
+    maps = [s for s in _chart_specs(at) if s["layout"]["xaxis"]["title"]["text"] == "Component 1"]
+    assert len(maps) == 1 and maps[0]["layout"]["title"]["text"].startswith("Input features")
+
+
+def test_the_grids_are_images_so_a_rerun_sends_few_interactive_charts(at):
+    """Examples and class averages are still images; only the overview (3) and the map (1) are Plotly charts
+    (the page used to send 38 charts on every rerun)."""
+    assert len(at.get("plotly_chart")) == 4
+    assert len(at.get("image")) == 10 + 6 * 2 * 2  # class averages + (waveform, spectrogram) of 2 examples x 6 classes

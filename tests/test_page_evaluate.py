@@ -176,3 +176,71 @@ def test_evaluate_on_my_recordings(app_env):
         assert len(_confusion_colorbars(at)) == 3  # the recordings' confusion matrix joins test and validation
     finally:
         shutil.rmtree(RECORDINGS_DIR, ignore_errors=True)
+
+
+def test_the_shipped_default_model_shows_its_mistakes_and_map_on_a_fresh_install(app_env):
+    """models/default was trained on a 6,500-clip set that a fresh install does not have: its misclassified
+    clips play from the run folder, and its map is drawn from the embedding it keeps."""
+    from lib.run_extras import kept_mistakes
+    from lib.runs import load_run
+    from ui.common import RUNS_DIR
+
+    shipped = Path(__file__).resolve().parents[1] / "models" / "default"
+    copy = RUNS_DIR / "shipped-default"
+    shutil.copytree(shipped, copy, dirs_exist_ok=True)
+    try:
+        at = _page("shipped-default")
+        assert at.selectbox(key="eval_run").value == "shipped-default"
+        assert not at.error, [e.value for e in at.error]
+        assert not [w.value for w in at.warning if "Cannot play" in w.value]
+        wrong = kept_mistakes(load_run(copy).metrics["test"])
+        assert len(at.get("audio")) == min(len(wrong), 12)  # every mistake shown plays
+        maps = [s for s in _charts(at) if s["layout"]["xaxis"]["title"]["text"] == "Component 1"]
+        assert len(maps) == 1, [i.value for i in at.info]
+        assert "last hidden layer" in maps[0]["layout"]["title"]["text"]
+        # the raw input features need the training set, which this machine does not have: said, not crashed
+        at.radio(key="eval_map_what").set_value("features").run()
+        assert not at.exception, at.exception
+        assert any("not generated on this machine" in i.value for i in at.info)
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+
+
+def test_the_map_of_what_the_model_learned_and_of_the_input_features(app_env):
+    at = _page()
+    maps = [s for s in _charts(at) if s["layout"]["xaxis"]["title"]["text"] == "Component 1"]
+    assert "last hidden layer" in maps[0]["layout"]["title"]["text"]
+    at.radio(key="eval_map_what").set_value("features").run()
+    assert not at.exception, at.exception
+    maps = [s for s in _charts(at) if s["layout"]["xaxis"]["title"]["text"] == "Component 1"]
+    assert len(maps) == 1 and "input features" in maps[0]["layout"]["title"]["text"]
+
+
+def test_macro_scores_on_a_subset_of_classes_are_over_the_classes_present(app_env):
+    """Tested on recordings of two of the run's classes, the macro scores are over those two (labelled so),
+    with the all-class figures still given."""
+    import soundfile as sf
+
+    from lib.data import load_builtin
+    from ui.common import BUILTIN_CACHE, RECORDINGS_DIR, default_builtin_spec
+
+    dataset = load_builtin(default_builtin_spec(), BUILTIN_CACHE)
+    two = dataset.class_names[:2]
+    for i in range(len(dataset)):
+        name = dataset.class_names[dataset.labels[i]]
+        if name in two:
+            folder = RECORDINGS_DIR / "two-words" / name
+            folder.mkdir(parents=True, exist_ok=True)
+            waveform, rate = dataset.clip(i)
+            sf.write(folder / f"take{i}.wav", waveform[0].numpy(), rate)
+    try:
+        at = _page()
+        at.radio(key="eval_cross_kind").set_value("recordings").run()
+        at.selectbox(key="eval_cross_recordings").set_value("two-words").run()
+        at.button(key="eval_cross_go").click().run()
+        assert not at.exception, at.exception
+        labels = [m.label for m in at.metric]
+        assert "Macro F1 (2 classes)" in labels
+        assert any(f"only 2 of the run's {dataset.n_classes} classes" in c.value for c in at.caption)
+    finally:
+        shutil.rmtree(RECORDINGS_DIR, ignore_errors=True)

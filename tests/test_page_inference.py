@@ -101,11 +101,28 @@ def test_long_file_shows_window_predictions(app_env):
     at.run()
     assert not at.exception, at.exception
     assert not errors(at)
-    windows = table_with(at, "start (s)")
+    windows = table_with(at, "top class")
     assert len(windows) == 5  # 1 s windows every 0.5 s over 3 s
     assert windows["start (s)"].tolist() == [0.0, 0.5, 1.0, 1.5, 2.0]
     assert {m.label: m.value for m in at.metric}["Duration"] == "3.00 s"
     assert any("Along the timeline" in md.value for md in at.markdown)
+
+
+def test_two_sounds_in_one_file_are_two_detections_with_times(app_env):
+    """A file with two sounds 2 s apart reads as two detections (times, class), not one label for the file."""
+    silence = torch.zeros(16000)
+    t = torch.arange(8000) / 16000
+    burst = 0.3 * torch.sin(2 * math.pi * 440.0 * t)
+    audio = torch.cat([silence, burst, silence, silence, burst, silence])  # sounds at 1.0 s and 3.5 s
+    at = open_page(app_env)
+    at.file_uploader(key="inference_files").set_value(("two.wav", wav_bytes(audio, 16000), "audio/wav"))
+    at.run()
+    assert not at.exception, at.exception
+    assert not errors(at)
+    sounds = table_with(at, "class")
+    assert [round(x, 1) for x in sounds["start (s)"]] == [1.0, 3.5]
+    assert [round(x, 1) for x in sounds["end (s)"]] == [1.5, 4.0]
+    assert any("Heard 2 sounds" in md.value for md in at.markdown)
 
 
 def test_a_clip_of_the_active_dataset(app_env):

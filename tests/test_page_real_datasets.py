@@ -129,6 +129,10 @@ def test_dead_url_shows_error_naming_it(at, monkeypatch):
     at.button(key="ds_cat_download").click().run()
     assert not at.exception
     assert any(url in e.value for e in at.error)
+    # what to do in the app, not command-line flags or environment variables
+    message = next(e.value for e in at.error if url in e.value)
+    assert "Use a downloaded archive" in message and "I already have it" in message
+    assert "--" not in message and "AUDIOWB_" not in message and "local_archive" not in message
     assert at.session_state["dataset_source"]["kind"] == "builtin"  # the previous set stays active
     assert metric_value(at, "Clips") == "80"
 

@@ -168,6 +168,9 @@ def test_train_second_job_waits_in_line_and_can_be_cancelled(app_env, new_runs):
         assert not at.exception, at.exception
         assert any("Waiting in line: position 1" in i.value for i in at.info), [i.value for i in at.info]
         assert at.button(key="train_start").disabled and not at.button(key="train_stop").disabled
+        # while a run is under way its live view comes first, the settings fold away under it
+        assert "Settings for the next run" in [e.label for e in at.expander]
+        assert at.selectbox(key="train_model").value == "tutorial_cnn"  # the settings are kept inside
         at.button(key="train_stop").click().run()
         job = _wait_for_job(at, timeout=30)
         assert job.state == "stopped"

@@ -251,3 +251,40 @@ def test_embedding_2d_pca_separates_and_is_deterministic():
     assert plots.embedding_2d(np.ones((5, 1)), "pca").shape == (5, 2)  # one feature: zero second column
     with pytest.raises(ValueError):
         plots.embedding_2d(x, "umap")
+
+
+def test_a_titled_figure_with_a_legend_on_top_keeps_the_two_on_separate_rows():
+    """The title sits at the top of the figure and the legend above the plot area, with a margin holding both
+    (the title used to be drawn over the legend on the Train and Evaluate pages)."""
+    history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e} for e in (1, 2, 3)]
+    for fig in (plots.fig_curves(history, title="Loss"), plots.fig_prf([{"class": "a", "precision": 1,
+                                                                           "recall": 1, "f1": 1, "support": 1}],
+                                                                         title="Scores"),
+                plots.fig_steps([{"step": 1, "loss": 1.0}], title="Loss per step"),
+                plots.fig_compare_curves({"a": history}, "val_loss", title="Validation loss")):
+        layout = fig.layout
+        assert layout.legend.orientation == "h" and layout.legend.y >= 1
+        assert layout.title.yref == "container" and layout.title.yanchor == "top"
+        assert layout.margin.t >= 80  # title row (~30 px) + legend row (~25 px) above the plot area
+
+
+def test_epoch_axes_tick_at_whole_epochs_only():
+    short = plots.fig_curves([{"epoch": e, "val_loss": 1.0} for e in (1, 2, 3)])
+    assert (short.layout.xaxis.tick0, short.layout.xaxis.dtick) == (1, 1)
+    long = plots.fig_compare_curves({"a": [{"epoch": e, "val_accuracy": 0.5} for e in range(1, 41)]})
+    assert long.layout.xaxis.dtick == 4 and float(long.layout.xaxis.dtick).is_integer()
+
+
+def test_still_images_have_the_promised_size_and_low_bins_at_the_bottom():
+    import io
+
+    from PIL import Image
+
+    spec = np.zeros((40, 101))
+    spec[0] = 1.0  # the lowest bin is the loudest
+    image = Image.open(io.BytesIO(plots.image_spectrogram(spec, scale=2, time_scale=3))).convert("RGB")
+    assert image.size == (303, 80)
+    bottom, top = np.asarray(image)[-1, 0], np.asarray(image)[0, 0]
+    assert bottom.sum() > top.sum()  # Viridis: loud is bright yellow, quiet dark purple
+    wave = Image.open(io.BytesIO(plots.image_waveform(np.zeros(16000), 200, 50)))
+    assert wave.size == (200, 50)

@@ -41,6 +41,12 @@ def test_tiny_run_converges_and_is_saved(tiny_dataset, tmp_path):
         assert np.array(report["confusion_matrix"]).sum() == report["n"] == len(report["predictions"])
         assert {"precision", "recall", "f1"} <= set(report["macro"])
     assert [r.run_id for r in list_runs(tmp_path)] == ["tiny"]
+    # the run keeps its misclassified test clips and its test embedding (lib.run_extras)
+    from lib.run_extras import kept_mistakes, mistake_clip, test_embedding
+
+    index, embedding = test_embedding(tmp_path / "tiny")
+    assert index.tolist() == [p["index"] for p in metrics["test"]["predictions"]] and embedding.shape == (len(index), 64)
+    assert all(mistake_clip(tmp_path / "tiny", p["index"]) for p in kept_mistakes(metrics["test"]))
 
 
 def test_stop_mid_epoch_leaves_a_valid_run(tiny_dataset, tmp_path):
@@ -58,6 +64,8 @@ def test_stop_mid_epoch_leaves_a_valid_run(tiny_dataset, tmp_path):
     assert max(e.step for e in seen if isinstance(e, StepEvent)) == 2
     run = load_run(done.run_path)
     assert run.config["status"] == "stopped" and len(run.metrics["history"]) == 1
+    total = next(e for e in seen if isinstance(e, StartEvent)).total_steps
+    assert done.message.startswith(f"stopped after 2 of {total} steps (0 full epoch(s) and 2 step(s) of epoch 1)")
     assert set(run.state_dict) and all(torch.isfinite(v.float()).all() for v in run.state_dict.values())
 
 

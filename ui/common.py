@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+import threading
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +29,14 @@ import torch
 from streamlit.errors import StreamlitAPIException
 
 from lib.augment import AugmentConfig
-from lib.builtin import BuiltinSpec, builtin_folder, generate_builtin
+from lib.builtin import BuiltinSpec, builtin_folder, builtin_name, generate_builtin
 from lib.catalog import CATALOG, get_card
 from lib.data import AudioDataset, DatasetError, catalog_cache_args, load_source
 from lib.device import describe_device, page_threads, resolve_device, train_threads
 from lib.diskcache import cached_dataset
 from lib.features import FeatureConfig, FeatureExtractor
 from lib.infer import Classifier
+from lib.plots import embedding_2d
 from lib.runs import RunError, RunInfo, latest_run, list_runs
 from lib.train import featurize_dataset
 
@@ -125,22 +127,82 @@ def ensure_catalog_cache(source: dict) -> None:
         bar.empty()
 
 
+@dataclass
+class BuiltinBuild:
+    """A built-in set being synthesized in a background thread (one per set and process, shared by sessions)."""
+
+    n_clips: int
+    done: int = 0
+    error: str | None = None
+    finished: bool = False
+
+
+_BUILDS: dict[str, BuiltinBuild] = {}
+_BUILDS_LOCK = threading.Lock()
+
+
+class DatasetBuilding(Exception):
+    """The built-in set is still being synthesized (its progress is on the page)."""
+
+
+def _build_in_background(spec: BuiltinSpec) -> BuiltinBuild:
+    """The build of ``spec``'s set, started in a background thread if it is not under way (or failed before)."""
+    key = str(builtin_folder(spec, BUILTIN_CACHE))
+    with _BUILDS_LOCK:
+        build = _BUILDS.get(key)
+        if build is None or build.error is not None:
+            build = _BUILDS[key] = BuiltinBuild(spec.n_clips)
+            cache = BUILTIN_CACHE
+
+            def work() -> None:
+                def progress(done: int, total: int) -> None:
+                    build.done = done
+
+                try:
+                    generate_builtin(spec, cache, progress)
+                except (RuntimeError, OSError, ValueError) as error:  # eSpeak, a worker or a missing voice
+                    build.error = str(error)
+                finally:
+                    build.finished = True
+
+            threading.Thread(target=work, name=f"builtin-{spec.key()}", daemon=True).start()
+    return build
+
+
+@st.fragment(run_every=1.0)
+def _build_progress(key: str, engines: str) -> None:
+    """The synthesis progress bar; reruns the whole page once the set is ready."""
+    build = _BUILDS[key]
+    if build.finished:
+        st.rerun()
+    st.progress(build.done / max(build.n_clips, 1),
+                text=f"Synthesizing the built-in set with {engines} (once, in the background): "
+                     f"{build.done:,} / {build.n_clips:,} clips")
+
+
 def ensure_builtin(spec: BuiltinSpec) -> None:
-    """Generate the built-in set with a progress bar if it is not cached yet."""
+    """Make sure the built-in set of ``spec`` is on disk. The first time it is synthesized in a background thread
+    while the page shows its progress and goes on drawing (the home page is usable at once).
+
+    Raises:
+        DatasetBuilding: While the set is being synthesized (its progress bar is drawn where this was called).
+        RuntimeError: If the synthesis failed.
+    """
     if (builtin_folder(spec, BUILTIN_CACHE) / "manifest.csv").is_file():
         return
+    build = _build_in_background(spec)
+    if build.finished and build.error is None:
+        return
+    if build.error is not None:
+        raise RuntimeError(build.error)
     engines = "eSpeak NG" + (" and neural voices (Kokoro takes minutes)" if spec.neural_clips_per_word else "")
-    bar = st.progress(0.0, text=f"Synthesizing {spec.n_clips:,} clips with {engines} (once)...")
-
-    def progress(done: int, total: int) -> None:
-        bar.progress(done / max(total, 1), text=f"Synthesizing clips with {engines}: {done:,} / {total:,}")
-
-    generate_builtin(spec, BUILTIN_CACHE, progress)
-    bar.empty()
+    _build_progress(str(builtin_folder(spec, BUILTIN_CACHE)), engines)
+    raise DatasetBuilding()
 
 
 def load_dataset(source: dict) -> AudioDataset:
-    """The dataset for ``source`` (decoded once per process). Raises DatasetError / ValueError with a message."""
+    """The dataset for ``source`` (decoded once per process). Raises DatasetError / ValueError with a message,
+    or DatasetBuilding while the built-in set is synthesized."""
     if source["kind"] == "builtin":
         ensure_builtin(spec_from_dict(source["spec"]))
     if source["kind"] == "catalog":
@@ -149,11 +211,19 @@ def load_dataset(source: dict) -> AudioDataset:
         return _load_dataset(source_key(source), _fingerprint(source))
 
 
-def active_dataset(show_errors: bool = True) -> AudioDataset | None:
-    """The session's dataset; on failure shows ``st.error`` with what to do and returns None."""
+def active_dataset(show_errors: bool = True, wait: bool = True) -> AudioDataset | None:
+    """The session's dataset; on failure shows ``st.error`` with what to do and returns None.
+
+    While the built-in set is being synthesized its progress is shown and the page stops there, or, with
+    ``wait=False`` (the home page), None is returned and the page goes on.
+    """
     init_state()
     try:
         return load_dataset(st.session_state["dataset_source"])
+    except DatasetBuilding:
+        if wait:
+            st.stop()
+        return None
     except (DatasetError, ValueError, OSError, RuntimeError) as error:  # RuntimeError: eSpeak or a worker failed
         if show_errors:
             st.error(f"Could not open the dataset: {error}. Choose another one on the Dataset page.")
@@ -178,6 +248,17 @@ def _featurize(key: str, config_json: str, n_clips: int, _dataset: AudioDataset)
 def dataset_features(dataset: AudioDataset, config: FeatureConfig) -> np.ndarray:
     """Features of every clip ``(n_clips, 1, bins, frames)``, cached per dataset and feature config."""
     return _featurize(source_key(dataset.source) + _fingerprint(dataset.source), config.to_json(), len(dataset), dataset)
+
+
+#: 2-D projections of the maps (Dataset and Evaluate pages).
+PROJECTIONS = {"pca": "PCA (linear, instant)", "tsne": "t-SNE (keeps neighbours; ~10 s the first time for 3,000 clips)"}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def map_points(key: str, method: str, _vectors: np.ndarray) -> np.ndarray:
+    """``(n, 2)`` points of ``_vectors`` ``(n, dim)`` by :func:`lib.plots.embedding_2d`, cached per ``key``
+    (which must name the vectors: the array itself is not hashed) and method."""
+    return embedding_2d(np.asarray(_vectors).reshape(len(_vectors), -1), method=method)
 
 
 # --------------------------------------------------------------------------------------------------- runs
@@ -249,7 +330,7 @@ def sidebar() -> None:
         st.caption("Active dataset")
         if source["kind"] == "builtin":
             spec = spec_from_dict(source["spec"])
-            st.markdown(f"**Synthetic Speech Commands**  \n{len(spec.class_names)} classes, {spec.n_clips:,} clips")
+            st.markdown(f"**{builtin_name(spec)}**  \n{len(spec.class_names)} classes, {spec.n_clips:,} clips")
         elif source["kind"] == "catalog":
             name = CATALOG[source["key"]].name if source.get("key") in CATALOG else source.get("key")
             st.markdown(f"**{name}**  \nreal dataset: `{source.get('root')}`")
@@ -274,6 +355,32 @@ def _apply_data_dir() -> None:
         st.session_state["data_dir_error"] = None
     except OSError as error:
         st.session_state["data_dir_error"] = f"Cannot use that folder: {error}. Choose a folder you can write to."
+
+
+def detections_text(prediction) -> str:
+    """``yes (0.52–0.93 s), stop (2.10–2.55 s)``: the sounds a :class:`lib.infer.Prediction` heard."""
+    return ", ".join(f"{d.label} ({d.start_sec:.2f}–{d.end_sec:.2f} s)" for d in prediction.detections)
+
+
+def show_detections(prediction, key: str) -> None:
+    """What a long recording was heard to say, by the one rule of :mod:`lib.detect` (Record and Inference):
+    one row per sound with its times, class and confidence; a line when it was silent."""
+    if prediction.n_windows < 2:
+        return
+    if not prediction.detections:
+        st.info("No sound stands out from the background in this recording: nothing was heard (the answer "
+                "above is the model's guess for its middle).")
+        return
+    n = len(prediction.detections)
+    st.markdown(f"**Heard {n} sound{'s' if n > 1 else ''}** (each classified in a "
+                f"{prediction.window_seconds:g} s window centred on it; silence is not classified"
+                + ("; the answer above is the loudest" if n > 1 else "") + ")")
+    st.dataframe({"start (s)": [round(d.start_sec, 2) for d in prediction.detections],
+                  "end (s)": [round(d.end_sec, 2) for d in prediction.detections],
+                  "class": [d.label for d in prediction.detections],
+                  "confidence": [round(d.probability, 4) for d in prediction.detections]},
+                 hide_index=True, key=key, column_config={"confidence": st.column_config.ProgressColumn(
+                     "confidence", min_value=0.0, max_value=1.0, format="percent")})
 
 
 def page_link(page: str, label: str, icon: str | None = None) -> None:

@@ -7,6 +7,7 @@ Screenshots go to ``test-output/screenshots/``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -94,13 +95,21 @@ def browser(spoken_keyword_wav):
         browser.close()
 
 
+LOOPBACK = re.compile(r"^(https?|wss?)://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?/|^(data|blob|about):")
+
+
 @pytest.fixture
 def page(browser, app_url):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["microphone"])
+    """A 1280 x 1000 page (a laptop screen) that fails its test if anything is requested outside loopback
+    (fonts, favicons, CDNs: the app must work offline)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, permissions=["microphone"])
+    outside: list[str] = []
+    context.on("request", lambda request: outside.append(request.url) if not LOOPBACK.match(request.url) else None)
     page = context.new_page()
     page.set_default_timeout(60_000)
     yield page
     context.close()
+    assert not outside, f"requests outside loopback: {sorted(set(outside))}"
 
 
 def wait_for_app(page, timeout_ms: int = 60_000) -> None:
@@ -121,10 +130,43 @@ def wait_for_app(page, timeout_ms: int = 60_000) -> None:
 
 
 def screenshot(page, name: str) -> Path:
+    """A full-height screenshot: Streamlit scrolls its main area inside the window, so the window is made as tall
+    as that area for the shot (then put back)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
+    viewport = page.viewport_size
+    height = page.evaluate("""() => Math.max(...[...document.querySelectorAll('[data-testid="stMain"], section')]
+        .map(el => el.scrollHeight), document.body.scrollHeight)""")
+    page.set_viewport_size({"width": viewport["width"], "height": min(max(height, viewport["height"]), 12000)})
+    time.sleep(0.8)  # let the charts re-layout
     page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(viewport)
     return path
+
+
+def assert_no_overlaps_or_cut_labels(page) -> None:
+    """Every chart's title clear of its legend, every drop-down showing its whole value, no Deploy button."""
+    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+        .every(chart => chart.querySelector('.main-svg'))""", timeout=30_000)  # every chart drawn
+    overlaps = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')].flatMap(plot => {
+        const title = plot.querySelector('.gtitle'), legend = plot.querySelector('g.legend');
+        if (!title || !legend || !title.textContent) return [];
+        const a = title.getBoundingClientRect(), b = legend.getBoundingClientRect();
+        const apart = a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top;
+        return apart ? [] : [title.textContent];
+    })""")
+    assert not overlaps, f"chart titles drawn over their legends: {overlaps}"
+    cut = page.evaluate("""() => {
+        const context = document.createElement('canvas').getContext('2d');
+        return [...document.querySelectorAll('[data-testid="stSelectbox"] input[role="combobox"]')].filter(input => {
+            const style = getComputedStyle(input);
+            context.font = style.font;
+            const room = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+            return input.value && context.measureText(input.value).width > room + 1;
+        }).map(input => input.value);
+    }""")
+    assert not cut, f"drop-down values cut off: {cut}"
+    assert page.locator('[data-testid="stAppDeployButton"]').count() == 0, "the Deploy button is shown"
 
 
 def assert_no_exception(page) -> None:

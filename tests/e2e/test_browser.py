@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import assert_no_exception, screenshot, wait_for_app
+from tests.e2e.conftest import assert_no_exception, assert_no_overlaps_or_cut_labels, screenshot, wait_for_app
 
 pytestmark = pytest.mark.e2e
 
@@ -20,6 +20,8 @@ def test_every_page_renders_without_exceptions(page, app_url, path, name, title)
     wait_for_app(page)
     assert title.lower() in page.locator("h1").first.inner_text().lower()
     assert_no_exception(page)
+    assert_no_overlaps_or_cut_labels(page)
+    assert not page.get_by_text("Cannot play").count(), "a clip of the page cannot be played"
     screenshot(page, name)
 
 
@@ -46,6 +48,9 @@ def test_training_shows_live_progress_and_lists_the_run(page, app_url, forget_ne
     main.get_by_role("button", name=re.compile("^Start")).click()
     progress = page.locator('[data-testid="stProgress"]')
     progress.first.wait_for(timeout=60_000)
+    # the progress is where the eyes are after pressing Start: inside the 1000 px high window, not below it
+    box = progress.first.bounding_box()
+    assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= 1000, box
     texts = set()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(texts) < 3:
@@ -55,9 +60,17 @@ def test_training_shows_live_progress_and_lists_the_run(page, app_url, forget_ne
     assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1  # live charts
     screenshot(page, "train-running")
     main.get_by_role("button", name=re.compile("^Stop")).click()
-    page.get_by_text(re.compile("Evaluate this run")).wait_for(timeout=90_000)
+    page.get_by_text(re.compile("Evaluate this run")).first.wait_for(timeout=90_000)
+    wait_for_app(page)
     assert_no_exception(page)
+    assert page.get_by_text(re.compile(r"stopped after [\d,]+ of [\d,]+ steps")).count(), "the stop message"
+    assert_no_overlaps_or_cut_labels(page)  # the live charts have titles and legends
     screenshot(page, "train-done")
+    page.goto(f"{app_url}/evaluate")  # the new run, evaluated
+    wait_for_app(page)
+    assert_no_exception(page)
+    assert_no_overlaps_or_cut_labels(page)
+    screenshot(page, "evaluate-after-training")
 
 
 def test_record_from_the_fake_microphone_gives_a_prediction(page, app_url):
@@ -71,4 +84,73 @@ def test_record_from_the_fake_microphone_gives_a_prediction(page, app_url):
     page.get_by_text(re.compile(r"^\s*Heard\s*$")).first.wait_for(timeout=60_000)
     wait_for_app(page)
     assert_no_exception(page)
+    assert_no_overlaps_or_cut_labels(page)
     screenshot(page, "record-prediction")
+
+
+def test_the_shipped_default_model_evaluates_fully(page, app_url, app_env):
+    """The real models/default, trained on a set this machine has never generated: its mistakes play and its
+    map draws, from what the run folder keeps."""
+    import shutil
+    from pathlib import Path
+
+    copy = app_env["runs_dir"] / "shipped-default"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "models" / "default", copy, dirs_exist_ok=True)
+    try:
+        page.goto(f"{app_url}/evaluate")
+        wait_for_app(page)
+        page.get_by_role("combobox", name="Run to evaluate").click()
+        page.get_by_role("option", name=re.compile("^shipped-default")).click()
+        wait_for_app(page)
+        assert_no_exception(page)
+        assert not page.get_by_text("Cannot play").count()
+        assert page.locator('[data-testid="stAudio"]').count() == 11  # the 11 misclassified test clips play
+        assert page.get_by_text(re.compile("last hidden layer")).count()  # the map of what it learned
+        assert_no_overlaps_or_cut_labels(page)
+        screenshot(page, "evaluate-shipped-default")
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+
+
+def test_cold_start_shows_the_home_page_at_once_and_synthesizes_in_the_background(browser, tmp_path):
+    """A fresh install: no data folder yet. The home page is readable within 5 s while the built-in set is
+    made in the background with a progress bar."""
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.e2e.conftest import ROOT, _free_port
+
+    port = _free_port()
+    env = {**os.environ, "AUDIOWB_DATA_DIR": str(tmp_path / "data"), "AUDIOWB_RUNS_DIR": str(tmp_path / "models"),
+           "AUDIOWB_BUILTIN_CLIPS": "6"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "streamlit did not start"
+                time.sleep(0.3)
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        page = context.new_page()
+        started = time.monotonic()
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("h1", timeout=30_000)
+        first_heading = time.monotonic() - started
+        page.locator('[data-testid="stProgress"]').first.wait_for(timeout=60_000)
+        screenshot(page, "home-cold-start")
+        page.get_by_text(re.compile("classes \\(yes, no")).first.wait_for(timeout=180_000)  # the set is ready
+        assert_no_exception(page)
+        context.close()
+        print(f"\ncold start: first heading after {first_heading:.1f} s")
+        assert first_heading < 5, f"the first page took {first_heading:.1f} s to show anything"
+    finally:
+        process.terminate()
+        process.wait(10)
