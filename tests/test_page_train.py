@@ -114,7 +114,7 @@ def test_train_invalid_setting_shows_an_error(app_env):
     n_jobs = len(JOB_QUEUE.jobs)
     at.button(key="train_start").click().run()
     assert not at.exception, at.exception
-    assert any("learning_rate must be positive" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("learning_rate must be a positive" in e.value for e in at.error), [e.value for e in at.error]
     assert len(JOB_QUEUE.jobs) == n_jobs  # nothing was submitted
 
 
