@@ -469,12 +469,20 @@ def _series(history: Sequence[dict], metric: str) -> tuple[list, list[float]]:
     return [x for x, _ in points], [y for _, y in points]
 
 
+def _whole_number_axis(fig: go.Figure, last: float, tick0: int) -> go.Figure:
+    """Whole-number x ticks (never 1.5), about ten at most: ``dtick`` is 1, 2 or 5 times a power of ten."""
+    wanted = max(1.0, last / 10)
+    power = 10 ** math.floor(math.log10(wanted))
+    dtick = next(m * power for m in (1, 2, 5, 10) if m * power >= wanted)
+    fig.update_xaxes(tick0=tick0, dtick=int(dtick), tickformat="d")
+    return fig
+
+
 def _epoch_axis(fig: go.Figure, histories: Sequence[Sequence[Mapping[str, Any]]]) -> go.Figure:
-    """Whole-number epoch ticks (never 1.5), about ten at most: ``dtick`` grows with the number of epochs."""
+    """Whole-number epoch ticks from epoch 1."""
     last = max((float(item.get("epoch", j + 1)) for history in histories for j, item in enumerate(history)),
                default=1.0)
-    fig.update_xaxes(tick0=1, dtick=max(1, math.ceil(last / 10)), tickformat="d")
-    return fig
+    return _whole_number_axis(fig, last, tick0=1)
 
 
 def fig_curves(history: Sequence[Mapping[str, Any]], metrics: Sequence[str] = ("train_loss", "val_loss"),
@@ -565,8 +573,9 @@ def fig_steps(steps: Sequence[Mapping[str, Any]], key: str = "loss", smoothing: 
                    name=f"{_pretty(key)} (smoothed {smoothing:g})", line=dict(width=2, color=PRIMARY),
                    hovertemplate="step %{x}<br>%{y:.4g}<extra>smoothed</extra>"),
     ])
-    return _style(fig, title, 300, "Step", _pretty(key).capitalize(),
-                  legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
+    fig = _style(fig, title, 300, "Step", _pretty(key).capitalize(),
+                 legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
+    return _whole_number_axis(fig, max(xs, default=1), tick0=0)
 
 
 def fig_compare_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: str = "val_accuracy",

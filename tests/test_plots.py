@@ -272,7 +272,13 @@ def test_epoch_axes_tick_at_whole_epochs_only():
     short = plots.fig_curves([{"epoch": e, "val_loss": 1.0} for e in (1, 2, 3)])
     assert (short.layout.xaxis.tick0, short.layout.xaxis.dtick) == (1, 1)
     long = plots.fig_compare_curves({"a": [{"epoch": e, "val_accuracy": 0.5} for e in range(1, 41)]})
-    assert long.layout.xaxis.dtick == 4 and float(long.layout.xaxis.dtick).is_integer()
+    assert long.layout.xaxis.dtick == 5 and float(long.layout.xaxis.dtick).is_integer()
+
+
+@pytest.mark.parametrize("n_steps, dtick", [(2, 1), (40, 5), (1234, 200)])
+def test_step_axes_tick_at_whole_steps_only(n_steps, dtick):
+    fig = plots.fig_steps([{"step": s, "loss": 1.0} for s in range(1, n_steps + 1)])
+    assert (fig.layout.xaxis.tick0, fig.layout.xaxis.dtick, fig.layout.xaxis.tickformat) == (0, dtick, "d")
 
 
 def test_still_images_have_the_promised_size_and_low_bins_at_the_bottom():
