@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from bench.report import write_section  # noqa: E402
+from bench.report import command_line, write_section  # noqa: E402
 
 SECTION = "augment-speed"
 DEFAULT_MODEL_RECIPE = dict(freq_warp=0.15, time_stretch=0.2, noise_probability=0.5, reverb_probability=0.3)
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.setdefault((name, domain), []).append(result["samples_per_sec"])
                 log(f"round {round_ + 1}: {name}, {domain} ({result['batches_from']}): "
                     f"{result['samples_per_sec']:,.0f} samples/s, setup {result['setup_sec']:.1f} s")
-    command = "python bench/augment_speed.py" + "".join(f" {a}" for a in (argv or sys.argv[1:]))
+    command = command_line("augment_speed.py", argv)
     body = render(results, args, command)
     write_section(args.out, SECTION, body)
     print(body)

@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from bench.report import write_section  # noqa: E402
+from bench.report import command_line, write_section  # noqa: E402
 
 SECTION = "big-dataset"
 RESULT_PREFIX = "@@BIG-RESULT "
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{case}: {results[(case, 'on-disk cache')]}")
     first = next(iter(CASES))
     results[(first, "in memory, the built-in set")] = run_case(args, first, in_memory=True)
-    command = "python bench/big_dataset.py" + "".join(f" {a}" for a in (argv or sys.argv[1:]))
+    command = command_line("big_dataset.py", argv)
     body = render(results, args, command)
     write_section(args.out, SECTION, body)
     print(body)

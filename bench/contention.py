@@ -26,7 +26,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import shlex
 import statistics
 import sys
 import tempfile
@@ -40,7 +39,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.engine import machine  # noqa: E402
-from bench.report import write_section  # noqa: E402
+from bench.report import command_line, write_section  # noqa: E402
 
 SECTION = "contention-benchmark"
 DEFAULT_OUT = "docs/benchmarks.md"
@@ -247,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
                 finally:
                     if competitor:
                         competitor.__exit__(None, None, None)
-    command = shlex.join(["python", "bench/contention.py", *sys.argv[1:]])
+    command = command_line("contention.py")
     section = render(args, command, info, results, n_train, time.perf_counter() - overall)
     out = Path(args.out) if args.out else ROOT / (QUICK_OUT if args.quick else DEFAULT_OUT)
     write_section(out, SECTION, section)

@@ -24,7 +24,6 @@ import math
 import os
 import platform
 import resource
-import shlex
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.report import write_section  # noqa: E402
+from bench.report import command_line, write_section  # noqa: E402
 
 RESULT_PREFIX = "@@BENCH-RESULT "
 SECTION = "engine-benchmark"  # docs/benchmarks.md markers: <!-- engine-benchmark:start --> ... :end -->
@@ -863,7 +862,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         for name in model_names:
             log(f"--- model {name} (subprocess)")
             results["models"][name] = run_worker(args, "model", name)
-    command = shlex.join(["python", "bench/engine.py", *sys.argv[1:]])
+    command = command_line("engine.py")
     section = render(args, command, info, results, generated_sec, time.perf_counter() - overall)
     out = Path(args.out) if args.out else Path(QUICK_OUT if args.quick else DEFAULT_OUT)
     out = out if out.is_absolute() else Path.cwd() / out

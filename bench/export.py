@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shlex
 import sys
 import time
 from datetime import datetime, timezone
@@ -33,7 +32,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench.report import write_section  # noqa: E402
+from bench.report import command_line, write_section  # noqa: E402
 from lib.builtin import BuiltinSpec  # noqa: E402
 from lib.data import load_builtin  # noqa: E402
 from lib.export import INT8_FILE, MODEL_FILES, ExportedModel, export_run  # noqa: E402
@@ -161,8 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"), help="markdown file to update")
     args = parser.parse_args(argv)
     result = run(Path(args.run), args.clips_per_word, args.runs, args.seed)
-    command = "python bench/export.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    write_section(args.out, SECTION, report(result, command.strip()))
+    write_section(args.out, SECTION, report(result, command_line("export.py", argv)))
     print(f"wrote section {SECTION} of {args.out}")
     return 0
 

@@ -46,7 +46,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench.report import write_section  # noqa: E402
+from bench.report import command_line, write_section  # noqa: E402
 
 SECTION = "gpu-check"
 TARGET_ACCURACY = 0.95
@@ -462,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         log(NO_GPU)
         args.quick = True  # a CPU would take many minutes over the full recipe: the short checks say enough
     started = time.perf_counter()
-    command = "python bench/gpu_check.py" + (f" --out {args.out}" if args.out != "docs/benchmarks.md" else "")
+    command = command_line("gpu_check.py", argv)
     checks = {"device": check_device(device)}
 
     def add(check: Check) -> None:

@@ -7,8 +7,16 @@ without them gets the section appended, a missing file is created with a title.
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 import tempfile
 from pathlib import Path
+
+
+def command_line(script: str, argv: list[str] | None = None) -> str:
+    """How a benchmark section says it was made: ``python bench/<script> <its arguments>`` (``argv``, or the
+    process's own arguments when None), shell-quoted."""
+    return shlex.join(["python", f"bench/{script}", *(sys.argv[1:] if argv is None else argv)])
 
 
 def markers(name: str) -> tuple[str, str]:

@@ -27,7 +27,6 @@ import argparse
 import http.client
 import json
 import os
-import shlex
 import socket
 import subprocess
 import sys
@@ -42,7 +41,7 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from bench.report import write_section  # noqa: E402
+from bench.report import command_line, write_section  # noqa: E402
 
 SECTION = "serve-benchmark"
 HOST = "127.0.0.1"
@@ -216,9 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append({"model": os.path.relpath(model, ROOT), "backend": server.info["backend"],
                             "phases": phases})
             print(json.dumps(results[-1]), flush=True)
-    command = "python bench/serve_load.py " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    write_section(args.out, SECTION, report(results, word, args, command.strip(), load_avg))
+    write_section(args.out, SECTION, report(results, word, args, command_line("serve_load.py", argv), load_avg))
     print(f"wrote section {SECTION} of {args.out}")
     return 0
 

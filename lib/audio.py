@@ -265,10 +265,8 @@ def resample(waveform: Tensor, orig_sr: int, new_sr: int) -> Tensor:
         Tensor: ``(..., ceil(time * new_sr / orig_sr))`` (within 0.1% for odd rate pairs); the input itself when the
         rates are equal.
     """
-    if orig_sr == new_sr and orig_sr > 0:
-        return waveform
     orig_terms, new_terms = resample_rates(orig_sr, new_sr)
-    if orig_terms == new_terms:
+    if orig_terms == new_terms:  # equal rates, or within 0.1% of each other
         return waveform
     return torchaudio.functional.resample(waveform, orig_terms, new_terms)
 

@@ -495,6 +495,7 @@ def run_zip_bytes(path: str | Path) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for folder, subfolders, files in os.walk(path):   # os.walk does not descend into linked folders
+            subfolders.sort()                               # a stable order, folder by folder
             for name in sorted(files):
                 file = Path(folder) / name
                 if not file.is_symlink() and file.is_file():
