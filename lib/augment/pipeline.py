@@ -261,14 +261,14 @@ class AugmentPreview:
 
 
 @torch.no_grad()
-def preview_augment(waveforms: Tensor, targets: Tensor, feature_config: FeatureConfig, config: AugmentConfig,
+def preview_augment(waveforms: Tensor, targets: Tensor | None, feature_config: FeatureConfig, config: AugmentConfig,
                     seed: int, noise_seed: int = 0) -> AugmentPreview:
     """One draw of ``config`` on a preview batch, through the engine's own stages.
 
     Args:
         waveforms: ``(batch, 1, n_samples)`` float model inputs; the first is the clip shown, the others its
             batch-mates (mixup partners).
-        targets: ``(batch, n_classes)`` their one-hot labels.
+        targets: ``(batch, n_classes)`` their one-hot labels (None: each clip a class of its own).
         feature_config: the features.
         config: the augmentation (a preview usually shows :meth:`AugmentConfig.every_step_on`).
         seed: seeds the draw's generator (the engine's batch with a generator so seeded is the same batch).
@@ -284,6 +284,7 @@ def preview_augment(waveforms: Tensor, targets: Tensor, feature_config: FeatureC
             if source == "power" and config.noise_probability > 0 else None)
     clips = TrainingClips.from_waveforms(waveforms, extractor, config, bank)
     batch = len(waveforms)
+    targets = torch.eye(batch) if targets is None else targets
     draw = draw_augment(config, feature_config, batch, torch.Generator().manual_seed(seed))
     if draw.mixup_weight is not None and batch > 1:
         draw.mixup_partner = torch.roll(torch.arange(batch), -1)
