@@ -33,8 +33,8 @@ import torch
 from torch import Tensor
 
 from lib.augment.config import AugmentConfig
-from lib.augment.waveform import (add_noise, apply_eq, apply_gain, apply_reverb, draw_eq, draw_shifts, draw_uniform,
-                                  eq_bin_gains, eq_curve, make_noise, time_shift)
+from lib.augment.waveform import (add_noise, apply_eq, apply_gain, apply_reverb, draw_eq, draw_level_steps,
+                                  draw_uniform, eq_bin_gains, eq_curve, make_noise, time_shift)
 from lib.features import FeatureConfig, FeatureExtractor
 
 __all__ = ["NoiseBank", "PowerDraw", "draw_power_augment", "apply_power_augment", "render_power_augment",
@@ -108,13 +108,8 @@ def draw_power_augment(batch_size: int, feature_config: FeatureConfig, config: A
                        generator: torch.Generator | None = None, n_noise_per_kind: int = 128) -> PowerDraw:
     """Draw every random parameter of :func:`apply_power_augment` for a batch (on the generator's device)."""
     max_shift = round(config.time_shift_sec * feature_config.sample_rate / feature_config.hop_length)
-    shift = draw_shifts(batch_size, max_shift, generator)
+    shift, gain, snr, _, kind = draw_level_steps(batch_size, max_shift, config, generator)
     device = shift.device
-    gain = draw_uniform(batch_size, -config.gain_db, config.gain_db, generator)
-    snr = draw_uniform(batch_size, config.snr_db_min, config.snr_db_max, generator)
-    noisy = torch.rand(batch_size, generator=generator, device=device) < config.noise_probability
-    snr = torch.where(noisy, snr, torch.full_like(snr, float("inf")))
-    kind = torch.randint(len(config.noise_kinds), (batch_size,), generator=generator, device=device)
     clip = torch.randint(n_noise_per_kind, (batch_size,), generator=generator, device=device)
     roll = torch.randint(feature_config.n_frames, (batch_size,), generator=generator, device=device)
     draw = PowerDraw(shift, gain, snr, kind * n_noise_per_kind + clip, roll)

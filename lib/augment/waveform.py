@@ -20,7 +20,7 @@ from torch import Tensor
 from lib.augment.config import EQ_KNOTS_HZ, NOISE_KINDS, AugmentConfig
 
 __all__ = ["draw_shifts", "time_shift", "draw_uniform", "apply_gain", "make_noise", "add_noise", "WaveformDraw",
-           "draw_waveform_augment", "apply_waveform_augment", "draw_impulse_responses", "apply_reverb", "draw_eq",
+           "draw_level_steps", "draw_waveform_augment", "apply_waveform_augment", "draw_impulse_responses", "apply_reverb", "draw_eq",
            "eq_curve", "eq_bin_gains", "apply_eq", "interp"]
 
 _EPS = 1e-12
@@ -228,15 +228,29 @@ class WaveformDraw:
     eq_gain: Tensor | None = None
 
 
-def draw_waveform_augment(batch_size: int, n_samples: int, sample_rate: int, config: AugmentConfig,
-                          generator: torch.Generator | None = None) -> WaveformDraw:
-    """Draw every random parameter of :func:`apply_waveform_augment` for a batch (on the generator's device)."""
-    shift = draw_shifts(batch_size, round(config.time_shift_sec * sample_rate), generator)
+def draw_level_steps(batch_size: int, max_shift: int, config: AugmentConfig,
+                     generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The first draws of the waveform steps, shared by the waveform and power paths, in this order.
+
+    Returns:
+        Five ``(batch,)`` tensors: shifts (int64, in ``[-max_shift, max_shift]`` samples or frames), gains in dB,
+        SNRs in dB (``inf`` where the example gets no noise), whether it gets noise (bool), and the index of its
+        noise colour in ``config.noise_kinds`` (int64).
+    """
+    shift = draw_shifts(batch_size, max_shift, generator)
     gain = draw_uniform(batch_size, -config.gain_db, config.gain_db, generator)
     snr = draw_uniform(batch_size, config.snr_db_min, config.snr_db_max, generator)
     noisy = torch.rand(batch_size, generator=generator, device=snr.device) < config.noise_probability
     snr = torch.where(noisy, snr, torch.full_like(snr, float("inf")))
     kind_index = torch.randint(len(config.noise_kinds), (batch_size,), generator=generator, device=snr.device)
+    return shift, gain, snr, noisy, kind_index
+
+
+def draw_waveform_augment(batch_size: int, n_samples: int, sample_rate: int, config: AugmentConfig,
+                          generator: torch.Generator | None = None) -> WaveformDraw:
+    """Draw every random parameter of :func:`apply_waveform_augment` for a batch (on the generator's device)."""
+    shift, gain, snr, noisy, kind_index = draw_level_steps(batch_size, round(config.time_shift_sec * sample_rate),
+                                                          config, generator)
     noise = torch.zeros(batch_size, 1, n_samples, device=snr.device)
     if bool(noisy.any()):
         for k, kind in enumerate(config.noise_kinds):  # a loop over noise colours, not over examples
