@@ -7,21 +7,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from lib.augment import AugmentConfig
+from lib.augment import augment_summary
 from lib.export import FORMATS, ExportError, export_zip_bytes
 from lib.runs import RunError, RunInfo, delete_run, rename_run, run_zip_bytes
 from ui.common import RUNS_DIR, active_run, page_header, runs
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-def augment_summary(augment: dict | None) -> str:
-    try:
-        a = AugmentConfig.from_dict(augment or {})
-    except (TypeError, ValueError):
-        return "?"
-    return a.summary(detailed=False)
-
-
 def number(value, kind=float):
     try:
         return kind(value) if value is not None else None
@@ -37,7 +29,8 @@ def row(run: RunInfo) -> dict:
     return {"Run": run.run_id, "Model": run.model, "Parameters": number(run.n_parameters, int),
             "Epochs": number(train.get("epochs"), int), "Batch": number(train.get("batch_size"), int),
             "Learning rate": number(train.get("learning_rate")), "Optimizer": train.get("optimizer"),
-            "Mel bins": number(features.get("n_mels"), int), "Augmentation": augment_summary(train.get("augment")),
+            "Mel bins": number(features.get("n_mels"), int),
+            "Augmentation": augment_summary(train.get("augment"), detailed=False),
             "Device": run.config.get("device"), "Duration (s)": number(run.config.get("duration_sec")),
             "Status": run.status, "Val accuracy": number(run.val_accuracy),
             "Test accuracy": number(run.test_accuracy), "Macro F1": number(run.macro_f1), "Created": run.created}

@@ -8,12 +8,13 @@ from typing import Callable
 import plotly.graph_objects as go
 import streamlit as st
 
-from lib.augment import EQ_KNOTS_HZ, AugmentConfig
+from lib.augment import AugmentConfig
 from lib.device import available_devices
 from lib.jobs import JOB_QUEUE, TrainingJob
 from lib.models import MODELS, model_summaries
 from lib.plots import fig_curves, fig_steps
 from lib.train import OPTIMIZERS, SCHEDULERS, TrainConfig
+from ui.augment_editor import augment_editor, edited_augment
 from ui.common import RUNS_DIR, active_dataset, augment_config, feature_config, page_header, page_link
 
 DEFAULTS = TrainConfig()
@@ -26,10 +27,6 @@ SCHEDULER_HELP = {"onecycle": "warm up, then anneal (one cycle)", "cosine": "cos
 @st.cache_data(show_spinner=False, max_entries=16)
 def summaries(n_classes: int, n_bins: int, n_frames: int) -> dict[str, dict]:
     return {s["name"]: s for s in model_summaries(n_classes, n_bins, n_frames)}
-
-
-def augment_summary(a: AugmentConfig) -> str:
-    return a.summary()
 
 
 def find_job(job_id) -> TrainingJob | None:
@@ -51,27 +48,11 @@ def seconds(value: float | None) -> str:
     return f"{value // 60} min {value % 60:02d} s" if value >= 60 else f"{value} s"
 
 
-def edited_augment() -> AugmentConfig:
-    """The augmentation chosen on this page (raises ValueError when the settings are invalid)."""
-    base = augment_config()
-    if st.session_state.get("train_aug_source", "lab") == "lab":
-        return base
-    s = st.session_state
-    snr = s.get("train_aug_snr", (base.snr_db_min, base.snr_db_max))
-    return base.replace(time_shift_sec=float(s.get("train_aug_shift", base.time_shift_sec)),
-                        noise_probability=float(s.get("train_aug_noise_p", base.noise_probability)),
-                        snr_db_min=float(snr[0]), snr_db_max=float(snr[1]),
-                        n_freq_masks=int(s.get("train_aug_fmask_n", base.n_freq_masks)),
-                        freq_mask_param=int(s.get("train_aug_fmask_w", base.freq_mask_param)),
-                        n_time_masks=int(s.get("train_aug_tmask_n", base.n_time_masks)),
-                        time_mask_param=int(s.get("train_aug_tmask_w", base.time_mask_param)),
-                        freq_warp=float(s.get("train_aug_warp", base.freq_warp)),
-                        time_stretch=float(s.get("train_aug_stretch", base.time_stretch)),
-                        reverb_probability=float(s.get("train_aug_reverb", base.reverb_probability)),
-                        rt60_sec_max=float(s.get("train_aug_rt60", base.rt60_sec_max)),
-                        eq_probability=float(s.get("train_aug_eq_p", base.eq_probability)),
-                        eq_db=float(s.get("train_aug_eq_db", base.eq_db)),
-                        mixup_alpha=float(s.get("train_aug_mixup", base.mixup_alpha)))
+def chosen_augment() -> AugmentConfig:
+    """The augmentation chosen on this page: the Transform lab's, or the one edited here (raises ValueError when
+    the settings are invalid)."""
+    lab = augment_config()
+    return lab if st.session_state.get("train_aug_source", "lab") == "lab" else edited_augment("train_aug", lab)
 
 
 def official_split(dataset) -> tuple[int, int] | None:
@@ -102,7 +83,7 @@ def settings() -> TrainConfig:
         momentum=float(s.get("train_momentum", DEFAULTS.momentum)),
         scheduler=s.get("train_scheduler", DEFAULTS.scheduler),
         label_smoothing=float(s.get("train_smoothing", DEFAULTS.label_smoothing)),
-        augment=edited_augment(),
+        augment=chosen_augment(),
         validation_fraction=float(s.get("train_val", DEFAULTS.validation_fraction)),
         test_fraction=float(s.get("train_test", DEFAULTS.test_fraction)),
         test_fold=test_fold, validation_fold=validation_fold,
@@ -194,38 +175,10 @@ def draw_settings(dataset) -> None:
                           format_func=lambda v: {"lab": "Use the Transform lab's settings",
                                                  "here": "Edit here"}[v])
         if source == "lab":
-            st.caption(f"Transform lab: {augment_summary(lab)}.")
+            st.caption(f"Transform lab: {lab.summary()}.")
         else:
-            st.slider("Time shift (± s)", 0.0, 0.3, float(lab.time_shift_sec), 0.01, key="train_aug_shift", **persist)
-            st.slider("Noise probability", 0.0, 1.0, float(lab.noise_probability), 0.05, key="train_aug_noise_p",
-                      **persist, help="Fraction of training clips that get background noise.")
-            st.slider("Noise SNR range (dB)", -10.0, 50.0, (float(lab.snr_db_min), float(lab.snr_db_max)), 1.0,
-                      key="train_aug_snr", **persist)
-            a, b = st.columns(2)
-            a.number_input("Frequency masks", 0, 10, int(lab.n_freq_masks), key="train_aug_fmask_n", **persist)
-            b.number_input("… up to bins wide", 0, 80, int(lab.freq_mask_param), key="train_aug_fmask_w", **persist)
-            a.number_input("Time masks", 0, 10, int(lab.n_time_masks), key="train_aug_tmask_n", **persist)
-            b.number_input("… up to frames wide", 0, 100, int(lab.time_mask_param), key="train_aug_tmask_w",
-                           **persist)
-            a.slider("Frequency warp (±)", 0.0, 0.45, float(lab.freq_warp), 0.05, key="train_aug_warp", **persist,
-                     help="Scale the frequency axis: moves formants, like another voice.")
-            b.slider("Time stretch (±)", 0.0, 0.45, float(lab.time_stretch), 0.05, key="train_aug_stretch",
-                     **persist, help="Faster or slower speech.")
-            a, b = st.columns(2)
-            a.slider("Reverb probability", 0.0, 1.0, float(lab.reverb_probability), 0.05, key="train_aug_reverb",
-                     **persist, help="Fraction of clips played in a synthetic room.")
-            b.slider("Max reverb time RT60 (s)", 0.05, 2.0, float(lab.rt60_sec_max), 0.05, key="train_aug_rt60",
-                     **persist, help="Each room's echo falls by 60 dB in up to this time.")
-            a, b = st.columns(2)
-            a.slider("EQ probability", 0.0, 1.0, float(lab.eq_probability), 0.05, key="train_aug_eq_p", **persist,
-                     help="Fraction of clips passed through a random equaliser (another voice, microphone, room).")
-            b.slider("Max EQ boost/cut (± dB)", 0.0, 30.0, float(lab.eq_db), 1.0, key="train_aug_eq_db", **persist,
-                     help=f"Largest boost or cut at each octave knot ({EQ_KNOTS_HZ[0]:g} Hz to "
-                          f"{EQ_KNOTS_HZ[-1] / 1000:g} kHz).")
-            st.slider("Mixup α", 0.0, 1.0, float(lab.mixup_alpha), 0.05, key="train_aug_mixup", **persist,
-                      help="Blend pairs of clips and their labels (0: off; 0.2 is typical).")
             try:
-                st.caption(f"Training will use: {augment_summary(edited_augment())}.")
+                st.caption(f"Training will use: {augment_editor('train_aug', lab, persist='session').summary()}.")
             except ValueError as error:
                 st.warning(f"These augmentation settings are invalid: {error}")
     with feat_col:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
 
 import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from lib.audio import NOISE_KINDS, AudioDecodeError, load_audio, pad_or_trim, resample, to_mono, wav_bytes
-from lib.augment import (EQ_KNOTS_HZ, AugmentConfig, apply_warp, draw_feature_warp, draw_mixup_weights, eq_curve,
-                         warp_axis)
-from lib.features import FeatureConfig, apply_spec_masks, draw_spec_masks, extract, frame_grid
+from lib.audio import AudioDecodeError, load_audio, pad_or_trim, resample, to_mono, wav_bytes
+from lib.augment import EQ_KNOTS_HZ, AugmentConfig, preview_augment
+from lib.augment.waveform import eq_curve
+from lib.features import FeatureConfig, frame_grid
 from lib.plots import TEMPLATE, fig_spectrogram, fig_waveform
-from lib.power_augment import preview_clip
+from ui.augment_editor import augment_editor
 from ui.common import active_dataset, augment_config, feature_config, page_header, page_link, source_key
 
 SOURCES = {"dataset": "From the dataset", "upload": "Upload a file", "record": "Record"}
@@ -24,40 +25,21 @@ WIN_LENGTHS = [128, 200, 256, 320, 400, 512, 640, 800, 1024, 1536, 2048]
 HOP_LENGTHS = [32, 64, 80, 100, 128, 160, 200, 256, 320, 400, 512, 1024]
 KINDS = {"mel": "Mel", "mfcc": "MFCC", "linear": "Linear STFT"}
 NORMS = {"none": "none (dB)", "per_clip": "per clip", "per_bin": "per bin (CMVN)"}
-NOISE_CHOICES = {**{k: k for k in NOISE_KINDS}, "mixed": "mixed"}
-MASK_SEED_OFFSET = 1_000_003   # the masks get their own generator, so noise on/off does not move them
-WARP_SEED_OFFSET = 2_000_003   # so do the warp scales
-MIXUP_SEED_OFFSET = 3_000_017  # and mixup's partner clip and weight
-DOMAINS = {"spectrogram": "the power spectrogram (fast)", "waveform": "the waveform (exact)"}
 LIGHT = {"displayModeBar": False}
 
 
 # ------------------------------------------------------------------------------------- state
 def _init_widgets() -> None:
-    """Widget defaults from the session's saved feature/augment settings (set once; the widgets own them then)."""
-    fc, ac = feature_config(), augment_config()
-    kinds = tuple(ac.noise_kinds)
+    """Widget defaults from the session's saved feature settings (set once; the widgets own them then). The
+    augmentation editor (:mod:`ui.augment_editor`) starts from the saved augmentation the same way."""
+    fc = feature_config()
     defaults = {
         "tf_source": "dataset", "tf_kind": fc.kind, "tf_sample_rate": fc.sample_rate, "tf_n_fft": fc.n_fft,
         "tf_win_length": fc.effective_win_length, "tf_hop_length": fc.hop_length, "tf_n_mels": fc.n_mels,
         "tf_n_mfcc": fc.n_mfcc, "tf_f_min": float(fc.f_min),
         "tf_f_max": None if fc.f_max is None else float(fc.f_max),
         "tf_clamp": fc.top_db is not None, "tf_top_db": float(fc.top_db or 80.0),
-        "tf_clip_seconds": float(fc.clip_seconds), "tf_norm": fc.normalization,
-        "tf_shift": float(ac.time_shift_sec), "tf_noise_on": ac.noise_probability > 0,
-        "tf_snr": float(round((ac.snr_db_min + ac.snr_db_max) / 2)),
-        "tf_noise_kind": "mixed" if set(kinds) == set(NOISE_KINDS) else kinds[0],
-        "tf_gain": float(ac.gain_db), "tf_n_freq_masks": int(ac.n_freq_masks),
-        "tf_freq_width": int(ac.freq_mask_param), "tf_n_time_masks": int(ac.n_time_masks),
-        "tf_time_width": int(ac.time_mask_param),
-        "tf_freq_warp": float(ac.freq_warp), "tf_time_stretch": float(ac.time_stretch),
-        # Reverb and EQ: a toggle (the preview always shows them when on) and the share of training clips.
-        "tf_reverb_on": ac.reverb_probability > 0,
-        "tf_reverb_p": float(ac.reverb_probability) if ac.reverb_probability > 0 else 0.5,
-        "tf_rt60": float(ac.rt60_sec_max),
-        "tf_eq_on": ac.eq_probability > 0,
-        "tf_eq_p": float(ac.eq_probability) if ac.eq_probability > 0 else 0.5, "tf_eq_db": float(ac.eq_db),
-        "tf_mixup": float(ac.mixup_alpha), "tf_lifter": int(fc.lifter), "tf_domain": ac.domain,
+        "tf_clip_seconds": float(fc.clip_seconds), "tf_norm": fc.normalization, "tf_lifter": int(fc.lifter),
     }
     for key, value in defaults.items():
         st.session_state.setdefault(key, value)
@@ -205,57 +187,15 @@ with left, st.expander("Features", expanded=True, icon=":material/graphic_eq:"):
                          "harmonics; the shape stays the same. At most the number of bins.")
 
 with right, st.expander("Augmentation (training only)", expanded=True, icon=":material/shuffle:"):
-    st.caption("Each training example gets its own random draw within these limits; here you see one draw.")
-    a, b = st.columns(2)
-    a.slider("Max time shift (s)", *_span(0.0, 0.5, "tf_shift"), step=0.01, key="tf_shift",
-             help="Shifted either way, zero-filled.")
-    b.slider("Max gain (± dB)", *_span(0.0, 20.0, "tf_gain"), step=0.5, key="tf_gain")
-    noise_on = st.toggle("Background noise", key="tf_noise_on")
-    a, b = st.columns(2)
-    a.slider("Noise SNR (dB)", *_span(-10.0, 50.0, "tf_snr"), step=0.5, key="tf_snr", disabled=not noise_on,
-             help="Signal-to-noise ratio: lower is noisier. Training draws SNRs within ±5 dB of it.")
-    b.selectbox("Noise colour", list(NOISE_CHOICES), format_func=NOISE_CHOICES.get, key="tf_noise_kind",
-                disabled=not noise_on, help="mixed: each clip gets " + ", ".join(NOISE_KINDS) + " noise at random.")
-    a, b = st.columns(2)
-    a.slider("Max frequency warp (±)", *_span(0.0, 0.45, "tf_freq_warp"), step=0.01, key="tf_freq_warp",
-             help="Vocal-tract length perturbation: the spectrogram's frequency axis is scaled by up to this "
-                  "fraction either way (formants move, like another voice).")
-    b.slider("Max time stretch (±)", *_span(0.0, 0.45, "tf_time_stretch"), step=0.01, key="tf_time_stretch",
-             help="The spectrogram's time axis is scaled by up to this fraction either way (faster or slower "
-                  "speech).")
+    st.caption("Each training example gets its own random draw within these limits; here you see one draw, with "
+               "every step that is on applied (training applies noise, reverb and EQ to their share of clips).")
+    try:
+        training, augment_error = augment_editor("tf", augment_config()), None
+    except ValueError as error:
+        training, augment_error = None, error
     if kind == "mfcc":
         st.caption("MFCCs have no frequency axis: the frequency warp is not applied to them, only the time "
                    "stretch.")
-    reverb_on = st.toggle("Room reverb", key="tf_reverb_on",
-                          help="The clip played in a synthetic room (decaying noise impulse response).")
-    a, b = st.columns(2)
-    a.slider("Reverb: share of training clips", *_span(0.05, 1.0, "tf_reverb_p"), step=0.05, key="tf_reverb_p",
-             disabled=not reverb_on, help="The preview always shows it; training reverberates this fraction.")
-    b.slider("Max reverb time RT60 (s)", *_span(0.05, 2.0, "tf_rt60"), step=0.05, key="tf_rt60",
-             disabled=not reverb_on, help="Time for the echo to fall by 60 dB; each room draws one up to this.")
-    eq_on = st.toggle("Random equaliser (EQ)", key="tf_eq_on",
-                      help="A smooth random gain curve over frequency: the colour of another voice, microphone "
-                           "or room.")
-    a, b = st.columns(2)
-    a.slider("EQ: share of training clips", *_span(0.05, 1.0, "tf_eq_p"), step=0.05, key="tf_eq_p",
-             disabled=not eq_on, help="The preview always shows it; training equalises this fraction.")
-    b.slider("Max EQ boost/cut (± dB)", *_span(0.0, 30.0, "tf_eq_db"), step=1.0, key="tf_eq_db",
-             disabled=not eq_on, help="Largest boost or cut at each octave knot ("
-                                      + ", ".join(f"{f:g}" for f in EQ_KNOTS_HZ) + " Hz).")
-    a, b = st.columns(2)
-    a.slider("Frequency masks", *_span(0, 4, "tf_n_freq_masks"), key="tf_n_freq_masks")
-    b.slider("Max frequency mask width (bins)", *_span(0, 40, "tf_freq_width"), key="tf_freq_width")
-    a, b = st.columns(2)
-    a.slider("Time masks", *_span(0, 4, "tf_n_time_masks"), key="tf_n_time_masks")
-    b.slider("Max time mask width (frames)", *_span(0, 60, "tf_time_width"), key="tf_time_width")
-    st.slider("Mixup α (0: off)", *_span(0.0, 1.0, "tf_mixup"), step=0.05, key="tf_mixup",
-              help="Blend each example with another one and their labels by the same weight, drawn from "
-                   "Beta(α, α) (0.2 is typical).")
-    st.radio("Shift, gain, noise, reverb and EQ act on", list(DOMAINS), format_func=DOMAINS.get, key="tf_domain",
-             horizontal=True, help="Training applies them to each clip's power spectrogram, cached once (fast: an "
-                                   "epoch costs about what the model costs), or to the waveform, featurised again "
-                                   "every batch (exact, several times slower). The two agree within about 1.5 dB "
-                                   "per band.")
     st.button("New random draw", key="tf_reroll", on_click=_new_draw, icon=":material/casino:")
 
 ss = st.session_state
@@ -272,85 +212,66 @@ except ValueError as error:
     st.error(f"These feature settings do not work together: {error}. Change the setting it names.")
     st.stop()
 
-kinds = NOISE_KINDS if ss["tf_noise_kind"] == "mixed" else (ss["tf_noise_kind"],)
-snr = float(ss["tf_snr"])
-mask_params = dict(freq_mask_param=int(ss["tf_freq_width"]), n_freq_masks=int(ss["tf_n_freq_masks"]),
-                   time_mask_param=int(ss["tf_time_width"]), n_time_masks=int(ss["tf_n_time_masks"]))
-try:
-    # The preview applies every step that is on to its one clip (probability 1); training gets the shares.
-    preview = AugmentConfig(time_shift_sec=float(ss["tf_shift"]), noise_probability=1.0 if noise_on else 0.0,
-                            snr_db_min=snr, snr_db_max=snr, noise_kinds=kinds, gain_db=float(ss["tf_gain"]),
-                            freq_warp=float(ss["tf_freq_warp"]), time_stretch=float(ss["tf_time_stretch"]),
-                            reverb_probability=1.0 if reverb_on else 0.0, rt60_sec_max=float(ss["tf_rt60"]),
-                            eq_probability=1.0 if eq_on else 0.0, eq_db=float(ss["tf_eq_db"]),
-                            mixup_alpha=float(ss["tf_mixup"]), domain=ss["tf_domain"], **mask_params)
-    saved = augment_config()
-    # With noise off, the saved SNR range and colours stay as they are (they only matter once noise is on).
-    training = (preview.replace(noise_probability=0.8, snr_db_min=snr - 5, snr_db_max=snr + 5) if noise_on else
-                preview.replace(noise_probability=0.0, snr_db_min=saved.snr_db_min, snr_db_max=saved.snr_db_max,
-                                noise_kinds=saved.noise_kinds))
-    training = training.replace(reverb_probability=float(ss["tf_reverb_p"]) if reverb_on else 0.0,
-                                eq_probability=float(ss["tf_eq_p"]) if eq_on else 0.0)
-except ValueError as error:
-    st.error(f"These augmentation settings do not work together: {error}.")
+if augment_error is not None:
+    st.error(f"These augmentation settings do not work together: {augment_error}. Change the setting it names.")
     st.stop()
+preview = training.every_step_on()   # the preview applies every step that is on to its clip
 
 # -- 3. before / after
 seed = int(ss["aug_seed"])
 clean = _model_input(clip_key, config.sample_rate, config.clip_seconds, waveform, rate)     # (1, n_samples)
-# As the training engine does it: waveform steps (on the power spectrogram or the waveform, as training will)
-# -> features -> warp -> SpecAugment masks -> mixup.
-steps_preview = preview_clip(clean, config, preview, torch.Generator().manual_seed(seed))
-augmented = steps_preview.waveform                                                           # (1, n_samples)
-freq_scale, time_scale = draw_feature_warp(1, preview, config,
-                                           torch.Generator().manual_seed(seed + WARP_SEED_OFFSET))
-bin_hz = warp_axis(config)
-warp_frequency = bin_hz is not None and preview.freq_warp > 0   # MFCCs have no frequency axis
-with torch.inference_mode():
-    before = extract(clean, config)[0]                                                       # (1, bins, frames)
-    unmasked = steps_preview.features[None]
-    if preview.freq_warp > 0 or preview.time_stretch > 0:
-        unmasked = apply_warp(unmasked, freq_scale, time_scale, bin_hz)
-n_bins, n_frames = config.n_bins, unmasked.shape[-1]
-mask = draw_spec_masks(1, n_bins, n_frames, min(preview.freq_mask_param, n_bins), preview.n_freq_masks,
-                       min(preview.time_mask_param, n_frames), preview.n_time_masks,
-                       generator=torch.Generator().manual_seed(seed + MASK_SEED_OFFSET))
-after = apply_spec_masks(unmasked, mask)[0]
+clips, partner = [clean], None
+if source == "dataset":  # a batch-mate of another class (mixup's partner), as in a training batch
+    labels = dataset.labels.tolist()
+    others = [i for i, y in enumerate(labels) if y != labels[index]]
+    if others:
+        partner = random.Random(seed).choice(others)
+        partner_wave, partner_rate = dataset.clip(partner)
+        clips.append(_model_input(f"{source_key(dataset.source)}#{partner}", config.sample_rate,
+                                  config.clip_seconds, partner_wave, partner_rate))
+# The training engine's own stages for this draw: shift, gain, noise, reverb, EQ (on the frames, the power
+# spectrogram or the waveform, as training will) -> features -> warp -> SpecAugment masks -> mixup.
+result = preview_augment(torch.stack(clips), None, config, preview, seed)
+before, after = result.clean, result.augmented                                               # (1, bins, frames)
 
 st.subheader("3. Before and after augmentation")
-shift_ms = 1000 * steps_preview.shift_sec
-snr_text = (f"noise at {steps_preview.snr_db:.1f} dB SNR" if math.isfinite(steps_preview.snr_db) else "no noise")
-steps = [f"shift {shift_ms:+.0f} ms", f"gain {steps_preview.gain_db:+.1f} dB", snr_text]
-if steps_preview.reverb:
+steps = [f"shift {1000 * result.shift_sec(config):+.0f} ms", f"gain {result.gain_db:+.1f} dB",
+         f"noise at {result.snr_db:.1f} dB SNR" if math.isfinite(result.snr_db) else "no noise"]
+if result.reverb:
     steps.append(f"room reverb (RT60 up to {preview.rt60_sec_max:g} s)")
-eq_knots = steps_preview.eq_db
+eq_knots = result.eq_db
 if eq_knots is not None:
     steps.append("EQ " + " ".join(f"{round(g):+d}" for g in eq_knots)
                  + f" dB at {EQ_KNOTS_HZ[0]:g} Hz to {EQ_KNOTS_HZ[-1] / 1000:g} kHz")
-if warp_frequency:
-    steps.append(f"frequency × {float(freq_scale[0]):.3f}")
-if preview.time_stretch > 0:
-    steps.append(f"time × {float(time_scale[0]):.3f}")
+if result.scales is not None:
+    freq_scale, time_scale = result.scales
+    if config.kind != "mfcc" and preview.freq_warp > 0:   # MFCCs have no frequency axis
+        steps.append(f"frequency × {freq_scale:.3f}")
+    if preview.time_stretch > 0:
+        steps.append(f"time × {time_scale:.3f}")
 steps.append(f"{preview.n_freq_masks} frequency and {preview.n_time_masks} time mask(s)")
 st.caption(f"Draw #{seed}: {', '.join(steps)}. Press **New random draw** for another one; the same draw stays "
            "while you move the sliders.")
+batch_source = preview.batch_source(config.power)
 st.caption("The augmented audio plays the waveform steps (shift, gain, noise, reverb, EQ). The frequency warp, "
            "time stretch, masks and mixup act on the features, so you see them in the spectrogram but do not "
            "hear them."
+           + (" With no waveform step on, training computes each clip's features once and shifts them by whole "
+              "frames, rolled round: what leaves one end comes back at the other; the spectrogram shows exactly "
+              "that, the audio is the clip rolled by as many samples." if batch_source == "features" else "")
            + (" Training applies the waveform steps to each clip's cached power spectrogram (fast); the spectrogram "
               "shows exactly that, the audio is the same draw played on the waveform (its room echo is one random "
-              "room of the drawn size; the spectrogram uses the room's average)."
-              if preview.domain == "spectrogram" and preview.waveform_domain and config.power == 2 else "")
+              "room of the drawn size; the spectrogram uses the room's average)." if batch_source == "power" else "")
            + (" MFCCs have no frequency axis: the frequency warp is skipped for them." if config.kind == "mfcc"
               and preview.freq_warp > 0 else ""))
 zmin, zmax = float(min(before.min(), after.min())), float(max(before.max(), after.max()))
 # Cache keys: everything each figure depends on.
 wave_key = f"{clip_key}|{config.sample_rate}|{config.clip_seconds}"
-draw_key = f"{wave_key}|{seed}|{preview.to_dict()}"
+draw_key = f"{wave_key}|{seed}|{preview.to_dict()}|{partner}"
 spec_key = f"{config.to_json()}|{zmin}|{zmax}"
 col_before, col_after = st.columns(2)
 for column, title, wave, spec, key in ((col_before, "Original", clean, before, wave_key),
-                                       (col_after, "Augmented", augmented, after, draw_key)):
+                                       (col_after, "Augmented", result.waveform, after, draw_key)):
     with column:
         st.markdown(f"**{title}**")
         st.audio(wav_bytes(wave, config.sample_rate))
@@ -368,29 +289,19 @@ if eq_knots is not None:
 if preview.mixup_alpha > 0:
     with st.expander(f"Mixup (α = {preview.mixup_alpha:g}): this example blended with one of another class",
                      expanded=True, icon=":material/join:"):
-        labels = dataset.labels.tolist() if source == "dataset" else []
-        others = [i for i, y in enumerate(labels) if y != labels[index]] if labels else []
         if source != "dataset":
             st.caption("Mixup blends dataset clips: pick a clip from the dataset to see it.")
-        elif not others:
+        elif partner is None:
             st.caption("The dataset has only one class: there is nothing to mix with.")
         else:
-            generator = torch.Generator().manual_seed(seed + MIXUP_SEED_OFFSET)
-            partner = others[int(torch.randint(len(others), (1,), generator=generator))]
-            weight = float(draw_mixup_weights(1, preview.mixup_alpha, generator)[0])  # as lib.augment.mixup
-            partner_wave, partner_rate = dataset.clip(partner)
-            partner_input = _model_input(f"{source_key(dataset.source)}#{partner}", config.sample_rate,
-                                         config.clip_seconds, partner_wave, partner_rate)
-            with torch.inference_mode():
-                partner_features = extract(partner_input, config)[0]
-            mixed = weight * after + (1 - weight) * partner_features
+            weight = result.mixup_weight
             other = dataset.class_names[labels[partner]]
             st.caption(f"{weight:.0%} of this augmented **{class_name}** example + {1 - weight:.0%} of "
-                       f"`{dataset.paths[partner]}` (**{other}**); the training target is {weight:.2f} × "
-                       f"{class_name} + {1 - weight:.2f} × {other}. Weight = max(u, 1 − u), u ~ Beta(α, α); the "
-                       "other clip is shown without augmentation of its own (in training it has its own draw).")
-            st.plotly_chart(_figure(f"mix|{draw_key}|{spec_key}|{partner}|{weight}", lambda: fig_spectrogram(
-                                mixed, config, title=f"Mixed: {class_name} + {other}")),
+                       f"`{dataset.paths[partner]}` (**{other}**, with its own draw, as in a training batch); the "
+                       f"training target is {weight:.2f} × {class_name} + {1 - weight:.2f} × {other}. Weight = "
+                       "max(u, 1 − u), u ~ Beta(α, α); training mixes each example with a random one of its batch.")
+            st.plotly_chart(_figure(f"mix|{draw_key}|{spec_key}", lambda: fig_spectrogram(
+                                result.batch_features[0], config, title=f"Mixed: {class_name} + {other}")),
                             key="tf_spec_mixup", config=LIGHT)
 
 # -- 4. frames

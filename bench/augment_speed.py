@@ -2,7 +2,7 @@
 
 Data, not a test. Trains ``kws_resnet`` on the default built-in set with each recipe below, once with the
 waveform steps (shift, gain, noise, reverb, EQ) on waveforms (``AugmentConfig.domain="waveform"``: every batch
-featurised again) and once on cached power spectrograms (``"spectrogram"``, :mod:`lib.power_augment`), and reports
+featurised again) and once on cached power spectrograms (``"spectrogram"``, :mod:`lib.augment.power`), and reports
 the median samples/s of the training steps after the first epoch, against the default augmentation (time shift
 and SpecAugment on cached features). Rounds are interleaved (every recipe once per round) so that a noisy
 machine slows all of them alike; the table gives the median over rounds.

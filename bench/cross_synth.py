@@ -723,6 +723,7 @@ def validation_by_voice_kind(metrics: dict) -> dict[str, tuple[float, int]]:
 
 def compare_report(run_path: str | Path, set_dir: str | Path = DEFAULT_SET) -> str:
     """One table from one run: a saved run and PocketSphinx on the set, overall, per engine and per voice."""
+    from lib.augment import augment_summary
     from lib.runs import load_run
 
     model, sphinx = evaluate_run(run_path, set_dir), run_baseline(set_dir)
@@ -745,17 +746,11 @@ def compare_report(run_path: str | Path, set_dir: str | Path = DEFAULT_SET) -> s
     lines += ["", f"The run: {run.config.get('n_parameters', 0):,} parameters, trained "
                   f"{run.config.get('duration_sec', 0) / 60:.1f} min on {run.config.get('device', '?')}, "
                   f"{train.get('epochs')} epochs, augmentation: "
-                  f"{_augment_summary(train.get('augment', {}))}; validation accuracy (voices held out) "
+                  f"{augment_summary(train.get('augment'))}; validation accuracy (voices held out) "
                   + (", ".join(f"{kind} {acc:.1%} of {n}" for kind, (acc, n) in validation.items()) or "n/a")
                   + f"; one-second clip inference on this CPU p50 {p50:.2f} ms, p95 {p95:.2f} ms.",
               f"PocketSphinx gave no hypothesis for {sphinx['no_hypothesis']} clip(s) (counted as wrong)."]
     return "\n".join(lines)
-
-
-def _augment_summary(augment: dict) -> str:
-    from lib.augment import AugmentConfig
-
-    return AugmentConfig.from_dict(augment).summary() if augment else "default"
 
 
 # ------------------------------------------------------------------------------------------ CLI

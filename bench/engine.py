@@ -414,8 +414,9 @@ class TutorialDataset:
     def __getitem__(self, index: int):
         import torch
 
-        from lib.audio import load_audio, pad_or_trim, resample, time_shift, to_channels, to_mono
-        from lib.features import spec_augment
+        from lib.audio import load_audio, pad_or_trim, resample, to_channels, to_mono
+        from lib.augment.spectrogram import spec_augment
+        from lib.augment.waveform import time_shift
 
         c, augment = self.config, self.augment
         waveform, rate = load_audio(self.paths[index])                 # open + decode, every epoch
@@ -667,7 +668,7 @@ def render(args: argparse.Namespace, command: str, info: dict, results: dict, ge
     lines += ["Each pipeline ran in its own process. *Tutorial*: a `torch.utils.data.Dataset` whose `__getitem__` "
               "opens the WAV file (`lib.audio.load_audio`), converts to 2 channels and back to mono, resamples "
               "(`lib.audio.resample`, a no-op here), pads/trims to 1 s, applies a random time shift "
-              "(`lib.audio.time_shift`), computes mel + dB + per-clip normalisation (`FeatureExtractor` on one clip) "
+              "(`lib.augment.waveform.time_shift`), computes mel + dB + per-clip normalisation (`FeatureExtractor` on one clip) "
               f"and SpecAugment (`spec_augment` on one example), fed by `DataLoader(batch_size=64, shuffle=True, "
               f"num_workers={args.workers})`, then a plain training loop with the engine's optimizer, scheduler and loss. "
               "*Engine*: `lib.train.iter_training(..., save=False)`.", ""]

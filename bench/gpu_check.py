@@ -383,7 +383,7 @@ def render_training(checks: list[Check], device: torch.device) -> list[str]:
                      f"{f['epochs']} |")
     return lines + ["", "Samples/s counts every ensemble member's batch (5 × 64 clips a step for the recipe), after "
                     "the first epoch. Everything runs on the device, batched: the recipe's noise and reverb on power "
-                    "spectrograms cached once (`lib.power_augment`, the engine's default) or on waveforms "
+                    "spectrograms cached once (`lib.augment.power`, the engine's default) or on waveforms "
                     "featurised every batch; the default augmentation trains on features cached on the device.", ""]
 
 

@@ -7,13 +7,7 @@ Batch convention: where a function works per example, a waveform with three or m
 ``(batch, channels, time)`` has a leading batch dimension; a ``(channels, time)`` or ``(time,)`` waveform is
 a single clip.
 
-Randomness is split in two steps: ``draw_*`` functions (and ``make_noise``) draw parameters from an explicit
-``torch.Generator``, and the functions that apply them (``time_shift``, ``apply_gain``, ``add_noise``) are
-deterministic. Example:
-
-    >>> generator = torch.Generator().manual_seed(0)
-    >>> shifts = draw_shifts(len(batch), max_shift=1600, generator=generator)
-    >>> batch = time_shift(batch, shifts, mode="roll")
+Augmentation (time shift, gain, noise, reverb, EQ) is in :mod:`lib.augment`.
 """
 
 from __future__ import annotations
@@ -24,7 +18,7 @@ import os
 import tempfile
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO, Sequence, Union
+from typing import BinaryIO, Union
 
 import soundfile as sf
 import torch
@@ -33,24 +27,19 @@ import torchaudio.functional
 from torch import Tensor
 
 __all__ = [
-    "ACCEPTED_FORMATS", "NOISE_KINDS", "AudioDecodeError",
+    "ACCEPTED_FORMATS", "AudioDecodeError",
     "load_audio", "save_wav", "wav_bytes", "duration_seconds",
     "to_mono", "to_channels", "resample", "resample_rates", "MAX_RATE_TERM", "pad_or_trim", "center_pad_or_trim",
-    "draw_shifts", "draw_uniform", "seconds_to_samples", "shift_samples", "time_shift",
-    "apply_gain", "make_noise", "add_noise", "normalize_peak", "normalize_rms",
+    "normalize_peak", "normalize_rms",
 ]
 
 ACCEPTED_FORMATS: tuple[str, ...] = ("WAV", "FLAC", "OGG", "MP3")
-NOISE_KINDS: tuple[str, ...] = ("white", "pink", "brown")
 
 AudioSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
 
 _EPS = 1e-12
 MAX_RATE_TERM = 1000  # resample between rates whose ratio's terms are at most this (the kernel stays a few MB)
 _PAD_MODES = ("left", "center", "random")
-_SHIFT_MODES = ("roll", "zero")
-# Power spectrum exponent: power ~ 1 / f**exponent.
-_NOISE_EXPONENT = {"white": 0.0, "pink": 1.0, "brown": 2.0}
 
 
 class AudioDecodeError(ValueError):
@@ -367,203 +356,12 @@ def center_pad_or_trim(waveform: Tensor, n_samples: int) -> Tensor:
     return F.pad(waveform, (n_samples, n_samples)).narrow(-1, n_samples + start, n_samples).contiguous()
 
 
-def seconds_to_samples(seconds: float, sample_rate: int) -> int:
-    """``round(seconds * sample_rate)``.
-
-    Args:
-        seconds (float): A duration in seconds.
-        sample_rate (int): Sample rate in Hz.
-
-    Returns:
-        int: The number of samples.
-    """
-    return int(round(seconds * sample_rate))
-
-
-def shift_samples(shift: float, sample_rate: int, n_samples: int, unit: str = "sec") -> int:
-    """Convert a shift to samples.
-
-    Args:
-        shift (float): The shift, in seconds (``unit="sec"``) or as a fraction of the clip
-            (``unit="fraction"``).
-        sample_rate (int): Sample rate in Hz (used for seconds).
-        n_samples (int): Clip length in samples (used for fractions).
-        unit (str): ``"sec"`` or ``"fraction"``.
-
-    Returns:
-        int: ``round(shift * sample_rate)`` or ``round(shift * n_samples)``.
-    """
-    if unit == "sec":
-        return seconds_to_samples(shift, sample_rate)
-    if unit == "fraction":
-        return int(round(shift * n_samples))
-    raise ValueError(f"unit must be 'sec' or 'fraction', got {unit!r}")
-
-
-def draw_shifts(batch_size: int, max_shift: int, generator: torch.Generator | None = None) -> Tensor:
-    """Draw integer time shifts uniformly in ``[-max_shift, max_shift]`` samples.
-
-    Args:
-        batch_size (int): How many shifts.
-        max_shift (int): Largest absolute shift in samples (>= 0).
-        generator (torch.Generator | None): Source of randomness.
-
-    Returns:
-        Tensor: int64 ``(batch_size,)``, on the generator's device (CPU without one).
-    """
-    if max_shift < 0:
-        raise ValueError(f"max_shift must be >= 0, got {max_shift}")
-    return torch.randint(-max_shift, max_shift + 1, (batch_size,), generator=generator,
-                         device=_generator_device(generator), dtype=torch.int64)
-
-
-def time_shift(waveform: Tensor, shift: int | Tensor, mode: str = "roll") -> Tensor:
-    """Shift along time: positive shifts move the content later (like ``torch.roll``).
-
-    Shifts are in samples; convert seconds or fractions of the clip with :func:`shift_samples`
-    (a fraction is ``round(fraction * time)`` samples).
-
-    Args:
-        waveform (Tensor): ``(batch, ..., time)`` with a ``(batch,)`` shift, or ``(..., time)`` with
-            one shift.
-        shift (int | Tensor): Samples; an int or 0-d tensor for the whole tensor, or an int tensor
-            ``(batch,)`` with one shift per example.
-        mode (str): ``"roll"`` (circular) or ``"zero"`` (what is shifted in is silence).
-
-    Returns:
-        Tensor: Same shape as ``waveform``.
-    """
-    if mode not in _SHIFT_MODES:
-        raise ValueError(f"mode must be one of {_SHIFT_MODES}, got {mode!r}")
-    shift = torch.as_tensor(shift)
-    if shift.is_floating_point():
-        raise TypeError("shift must be an integer number of samples (see shift_samples)")
-    if shift.ndim > 1 or (shift.ndim == 1 and (waveform.ndim < 2 or shift.numel() != waveform.shape[0])):
-        raise ValueError(f"shift of shape {tuple(shift.shape)} does not match waveform {tuple(waveform.shape)}")
-    time = waveform.shape[-1]
-    if time == 0:
-        return waveform
-    return _gather_time(waveform, -shift, time, wrap=mode == "roll")
-
-
-# ------------------------------------------------------------------------------------- gain and noise
-
-
-def _per_example(value: float | Tensor, waveform: Tensor) -> Tensor:
-    """A scalar, or a ``(batch,)`` tensor reshaped to ``(batch, 1, ..., 1)`` to broadcast over ``waveform``."""
-    value = torch.as_tensor(value, dtype=waveform.dtype, device=waveform.device)
-    if value.ndim == 0:
-        return value
-    if value.ndim != 1 or waveform.ndim < 2 or value.numel() != waveform.shape[0]:
-        raise ValueError(f"expected a scalar or ({waveform.shape[0]},) tensor, got shape {tuple(value.shape)}")
-    return value.reshape(-1, *([1] * (waveform.ndim - 1)))
+# ------------------------------------------------------------------------------------------ loudness
 
 
 def _example_dims(waveform: Tensor, batched: bool) -> tuple[int, ...]:
     """The dims one example spans: all but the first when batched, else all."""
     return tuple(range(1 if batched else 0, waveform.ndim))
-
-
-def draw_uniform(batch_size: int, low: float, high: float, generator: torch.Generator | None = None) -> Tensor:
-    """Draw floats uniformly in ``[low, high)`` (e.g. SNRs or gains in dB).
-
-    Args:
-        batch_size (int): How many values.
-        low (float): Lower bound.
-        high (float): Upper bound.
-        generator (torch.Generator | None): Source of randomness.
-
-    Returns:
-        Tensor: float32 ``(batch_size,)``, on the generator's device (CPU without one).
-    """
-    u = torch.rand(batch_size, generator=generator, device=_generator_device(generator))
-    return low + (high - low) * u
-
-
-def apply_gain(waveform: Tensor, gain_db: float | Tensor) -> Tensor:
-    """Multiply by ``10 ** (gain_db / 20)``.
-
-    Args:
-        waveform (Tensor): ``(batch, ..., time)`` with a ``(batch,)`` gain, or any shape with a scalar gain.
-        gain_db (float | Tensor): Gain in dB; a scalar or a ``(batch,)`` tensor.
-
-    Returns:
-        Tensor: Same shape as ``waveform``.
-    """
-    return waveform * 10.0 ** (_per_example(gain_db, waveform) / 20.0)
-
-
-def make_noise(shape: int | Sequence[int], kind: str = "white",
-               generator: torch.Generator | None = None) -> Tensor:
-    """Coloured Gaussian noise, shaped in the frequency domain.
-
-    White noise has a flat power spectrum, pink noise power ~ 1/f and brown noise power ~ 1/f**2
-    (the DC bin of coloured noise is zeroed). Each row (last dim) is normalised to unit RMS.
-
-    Args:
-        shape (int | Sequence[int]): ``(..., time)``.
-        kind (str): ``"white"``, ``"pink"`` or ``"brown"``.
-        generator (torch.Generator | None): Source of randomness; the noise is made on its device.
-
-    Returns:
-        Tensor: float32 of ``shape``.
-    """
-    if kind not in NOISE_KINDS:
-        raise ValueError(f"kind must be one of {NOISE_KINDS}, got {kind!r}")
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    noise = torch.randn(shape, generator=generator, device=_generator_device(generator))
-    time = shape[-1]
-    if kind != "white" and time > 0:
-        spectrum = torch.fft.rfft(noise, dim=-1)
-        bins = torch.arange(spectrum.shape[-1], device=noise.device, dtype=noise.dtype)
-        amplitude = bins.clamp_min(1.0) ** (-_NOISE_EXPONENT[kind] / 2.0)
-        amplitude[0] = 0.0
-        noise = torch.fft.irfft(spectrum * amplitude, n=time, dim=-1)
-    rms = noise.pow(2).mean(dim=-1, keepdim=True).sqrt()
-    return noise / rms.clamp_min(_EPS)
-
-
-def _fit_length(noise: Tensor, time: int) -> Tensor:
-    """Tile or crop ``noise`` ``(..., noise_time)`` to ``(..., time)``."""
-    if noise.shape[-1] == time:
-        return noise
-    if noise.shape[-1] == 0:
-        raise ValueError("the noise clip is empty")
-    repeats = math.ceil(time / noise.shape[-1])
-    return noise.repeat(*([1] * (noise.ndim - 1)), repeats)[..., :time]
-
-
-def add_noise(waveform: Tensor, noise: Tensor, snr_db: float | Tensor) -> Tensor:
-    """Add ``noise`` scaled to a signal-to-noise ratio.
-
-    The noise is scaled so that ``10 * log10(P_signal / P_noise) == snr_db`` per example, powers being mean
-    squares over one example: all non-batch dims of a ``(batch, channels, time)`` waveform (or of any
-    waveform given a ``(batch,)`` ``snr_db``), the whole clip otherwise. A silent signal gets no noise.
-
-    Args:
-        waveform (Tensor): ``(batch, channels, time)``, ``(channels, time)`` or ``(time,)``.
-        noise (Tensor): Same shape as ``waveform``, or a ``(time',)`` / ``(channels, time')`` clip that is
-            tiled or cropped to ``time`` and broadcast over ``waveform``.
-        snr_db (float | Tensor): SNR in dB; a scalar or a ``(batch,)`` tensor.
-
-    Returns:
-        Tensor: Same shape as ``waveform``.
-    """
-    noise = _fit_length(noise.to(waveform.device, waveform.dtype), waveform.shape[-1])
-    try:
-        noise = noise.broadcast_to(waveform.shape)
-    except RuntimeError as error:
-        raise ValueError(f"noise of shape {tuple(noise.shape)} does not broadcast to "
-                         f"waveform {tuple(waveform.shape)}") from error
-    snr = _per_example(snr_db, waveform)
-    dims = _example_dims(waveform, batched=waveform.ndim >= 3 or snr.ndim > 0)
-    signal_power = waveform.pow(2).mean(dim=dims, keepdim=True)
-    noise_power = noise.pow(2).mean(dim=dims, keepdim=True).clamp_min(_EPS)
-    scale = torch.sqrt(signal_power / (noise_power * 10.0 ** (snr / 10.0)))
-    return waveform + scale * noise
-
-
-# ------------------------------------------------------------------------------------------ loudness
 
 
 def normalize_peak(waveform: Tensor, peak: float = 1.0) -> Tensor:

@@ -1,4 +1,4 @@
-"""Log-spectrogram features (mel, MFCC, linear), their plotting axes, and vectorised SpecAugment.
+"""Log-spectrogram features (mel, MFCC, linear) and their plotting axes (SpecAugment is in :mod:`lib.augment`).
 
 Everything is pure PyTorch/torchaudio and runs on any device. A :class:`FeatureConfig` is frozen and
 hashable, so it can key caches and be stored next to a trained model as JSON.
@@ -37,7 +37,6 @@ from lib.config import ConfigDict
 __all__ = [
     "FeatureConfig", "FeatureExtractor", "extract",
     "frequency_axis", "frequency_axis_label", "time_axis", "frame_grid",
-    "draw_spec_masks", "apply_spec_masks", "spec_augment", "SpecAugment",
 ]
 
 KINDS = ("mel", "mfcc", "linear")
@@ -278,7 +277,7 @@ class FeatureExtractor(nn.Module):
     def power(self, waveform: Tensor) -> Tensor:
         """The linear stage: the mel (mel, mfcc) or linear spectrogram before dB, ``|STFT|**power`` summed by the
         mel filters. With ``power == 2`` it is linear in the signal's power, so gain, added noise, reverberation
-        and equalisation can be applied to it directly (:mod:`lib.power_augment`).
+        and equalisation can be applied to it directly (:mod:`lib.augment.power`).
 
         Args:
             waveform (Tensor): As :meth:`forward`.
@@ -377,95 +376,3 @@ def frame_grid(config: FeatureConfig, n_samples: int | None = None) -> list[tupl
     sr, half, end = config.sample_rate, config.effective_win_length / 2, n_samples / config.sample_rate
     centres = np.arange(config.frames_for(n_samples)) * config.hop_length
     return [(max(0.0, (c - half) / sr), min(end, (c + half) / sr)) for c in centres.tolist()]
-
-
-# -- SpecAugment ---------------------------------------------------------------------------------
-def _bands(batch_size: int, size: int, param: int, n_masks: int, generator: torch.Generator | None) -> Tensor:
-    """``(batch, size)`` bool: the union of ``n_masks`` random bands of width in [0, param] per example."""
-    width = torch.randint(0, min(param, size) + 1, (batch_size, n_masks), generator=generator)
-    start = (torch.rand(batch_size, n_masks, generator=generator) * (size - width + 1)).floor().long()
-    index = torch.arange(size)                                      # (size,)
-    inside = (index >= start[..., None]) & (index < (start + width)[..., None])  # (batch, n_masks, size)
-    return inside.any(dim=1)
-
-
-def draw_spec_masks(batch_size: int, n_bins: int, n_frames: int, freq_mask_param: int, n_freq_masks: int,
-                    time_mask_param: int, n_time_masks: int, generator: torch.Generator | None = None,
-                    device: torch.device | str | None = None) -> Tensor:
-    """Draws SpecAugment masks, independently for each example (vectorised, no loop over the batch).
-
-    Each of the ``n_freq_masks`` (``n_time_masks``) masks has width uniform in ``[0, param]`` (capped at
-    the axis size) and start uniform in ``[0, size - width]``. Drawn on the CPU with ``generator``
-    (generators are device-bound), then moved to ``device``.
-
-    Returns:
-        Tensor: ``(batch, 1, n_bins, n_frames)`` bool, True = masked.
-    """
-    _check_mask_params(freq_mask_param, n_freq_masks, time_mask_param, n_time_masks)
-    freq = _bands(batch_size, n_bins, freq_mask_param, n_freq_masks, generator)     # (batch, bins)
-    time = _bands(batch_size, n_frames, time_mask_param, n_time_masks, generator)   # (batch, frames)
-    return (freq[:, None, :, None] | time[:, None, None, :]).to(device)
-
-
-def apply_spec_masks(features: Tensor, mask: Tensor, value: float | None = None) -> Tensor:
-    """Fills masked cells.
-
-    Args:
-        features (Tensor): ``(batch, 1, bins, frames)``.
-        mask (Tensor): bool, broadcastable to ``features`` (True = masked).
-        value (float | None): Fill value; ``None`` means each example's mean (about 0 after per-clip
-            normalisation).
-
-    Returns:
-        Tensor: ``(batch, 1, bins, frames)``, a new tensor.
-    """
-    fill = (features.mean(dim=(1, 2, 3), keepdim=True) if value is None
-            else torch.as_tensor(value, dtype=features.dtype, device=features.device))
-    return torch.where(mask.to(features.device), fill, features)
-
-
-def spec_augment(features: Tensor, freq_mask_param: int = 8, n_freq_masks: int = 2, time_mask_param: int = 10,
-                 n_time_masks: int = 2, generator: torch.Generator | None = None) -> Tensor:
-    """Draws and applies SpecAugment masks (fill: each example's mean).
-
-    Args:
-        features (Tensor): ``(batch, 1, bins, frames)``.
-
-    Returns:
-        Tensor: ``(batch, 1, bins, frames)``.
-    """
-    batch, _, bins, frames = features.shape
-    mask = draw_spec_masks(batch, bins, frames, freq_mask_param, n_freq_masks, time_mask_param, n_time_masks,
-                           generator=generator, device=features.device)
-    return apply_spec_masks(features, mask)
-
-
-def _check_mask_params(*values: int) -> None:
-    names = ("freq_mask_param", "n_freq_masks", "time_mask_param", "n_time_masks")
-    for name, value in zip(names, values):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"SpecAugment {name} must be an int >= 0, got {value!r}")
-
-
-class SpecAugment(nn.Module):
-    """:func:`spec_augment` as a module holding its parameters.
-
-    It masks whenever called, in training and in eval mode alike: the caller decides when to augment
-    (e.g. only in the training loop).
-    """
-
-    def __init__(self, freq_mask_param: int = 8, n_freq_masks: int = 2, time_mask_param: int = 10,
-                 n_time_masks: int = 2) -> None:
-        super().__init__()
-        _check_mask_params(freq_mask_param, n_freq_masks, time_mask_param, n_time_masks)
-        self.freq_mask_param, self.n_freq_masks = freq_mask_param, n_freq_masks
-        self.time_mask_param, self.n_time_masks = time_mask_param, n_time_masks
-
-    def forward(self, features: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Args: features (Tensor): ``(batch, 1, bins, frames)``. Returns: the same shape, masked."""
-        return spec_augment(features, self.freq_mask_param, self.n_freq_masks, self.time_mask_param,
-                            self.n_time_masks, generator=generator)
-
-    def extra_repr(self) -> str:
-        return (f"freq_mask_param={self.freq_mask_param}, n_freq_masks={self.n_freq_masks}, "
-                f"time_mask_param={self.time_mask_param}, n_time_masks={self.n_time_masks}")

@@ -1,7 +1,7 @@
 """The training engine: one loop shared by the command line and the app, reporting through events.
 
 Per batch, everything happens on the training device as batch operations: waveforms come from the in-memory
-tensor, get time shift / gain / noise, become features, get SpecAugment. When no waveform-domain step is on
+tensor, get time shift / gain / noise, become features, get SpecAugment (the stages of :mod:`lib.augment`). When no waveform-domain step is on
 (the default: time shift and SpecAugment only), the features of every training clip are computed once and
 cached on the device, and the time shift becomes a roll of frames; an epoch then costs only the model.
 
@@ -29,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lib.augment import (AUGMENT_DOMAINS, AugmentConfig, augment_features, augment_waveforms, mixup, shift_frames,
-                         warp_features)
+from lib.augment import AUGMENT_DOMAINS, AugmentConfig, TrainingClips, augment_batch, draw_augment
+from lib.augment.pipeline import to_int16
+from lib.augment.power import NoiseBank, signal_power
 from lib.config import ConfigDict
 from lib.data import AudioDataset, Split, split_dataset
 from lib.device import describe_device, resolve_device
@@ -38,7 +39,6 @@ from lib.features import FeatureConfig, FeatureExtractor
 from lib.infer import penultimate
 from lib.metrics import classification_metrics
 from lib.models import MODELS, Ensemble, build_model, count_parameters
-from lib.power_augment import NoiseBank, apply_power_augment, draw_power_augment, signal_power
 from lib.run_extras import save_run_extras
 from lib.runs import check_run_target, new_run_id, save_run
 
@@ -246,12 +246,33 @@ def power_dataset(dataset: AudioDataset, extractor: FeatureExtractor, indices: n
 
 def _int16_waveforms(dataset: AudioDataset, indices: np.ndarray, config: FeatureConfig, device: torch.device,
                      chunk: int = 2048) -> Tensor:
-    """The clips at ``indices`` as int16 ``(n, 1, n_samples)`` on ``device`` (divide by 32767 for float)."""
+    """The clips at ``indices`` as int16 ``(n, 1, n_samples)`` on ``device`` (:func:`lib.augment.pipeline.to_int16`)."""
     indices = np.asarray(indices)
     out = torch.empty(len(indices), 1, config.n_samples, dtype=torch.int16, device=device)
     for rows, waveforms in _stream_clips(dataset, indices, config, device, chunk):
-        out[rows] = (waveforms.clamp(-1, 1) * 32767).round().to(torch.int16)
+        out[rows] = to_int16(waveforms)
     return out
+
+
+def _training_clips(dataset: AudioDataset, indices: np.ndarray, extractor: FeatureExtractor, augment: AugmentConfig,
+                    seed: int, device: torch.device | str) -> TrainingClips:
+    """The clips at ``indices`` kept as their batches' source stage needs (:meth:`AugmentConfig.batch_source`):
+    features, power spectrograms (with a noise bank seeded ``seed``) or int16 waveforms, on ``device``.
+
+    Features are built chunk by chunk from the dataset, so no split's waveforms are ever all in memory as float32
+    (Speech Commands v2 would need 6.7 GB); only when waveform-domain augmentation needs them are the training
+    waveforms kept, as int16 (half that), and turned back to float one batch at a time.
+    """
+    clips = TrainingClips(augment, extractor)
+    if clips.source == "features":
+        clips.features = featurize_dataset(dataset, extractor, indices, device)
+    elif clips.source == "power":
+        clips.power, clips.clip_power = power_dataset(dataset, extractor, indices, device)
+        if augment.noise_probability > 0:
+            clips.noise_bank = NoiseBank(extractor, augment.noise_kinds, seed=seed)
+    else:
+        clips.waveforms = _int16_waveforms(dataset, indices, extractor.config, device)
+    return clips
 
 
 @torch.no_grad()
@@ -383,21 +404,12 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
 
     extractor = FeatureExtractor(feature_config).to(device)
     augment = config.augment
-    # Three ways to make a training batch: features cached once (no waveform step is on), power spectrograms
-    # cached once and augmented per batch (lib.power_augment), or waveforms augmented and featurised per batch.
-    mode = ("features" if not augment.waveform_domain else
-            "power" if augment.domain == "spectrogram" and feature_config.power == 2 else "waveform")
-    # Features are built chunk by chunk from the dataset, so no split's waveforms are ever all in memory as
-    # float32 (Speech Commands v2 would need 6.7 GB); only when waveform-domain augmentation needs them are the
-    # training waveforms kept, as int16 (half that), and turned back to float one batch at a time.
+    # Three ways to make a training batch (lib.augment.pipeline): features cached once (no waveform step is on),
+    # power spectrograms cached once and augmented per batch, or waveforms augmented and featurised per batch.
     val_features, test_features = (featurize_dataset(dataset, extractor, split.validation, device),
                                    featurize_dataset(dataset, extractor, split.test, device))
-    train_features = featurize_dataset(dataset, extractor, split.train, device) if mode == "features" else None
-    train_power, train_clip_power = (power_dataset(dataset, extractor, split.train, device) if mode == "power"
-                                     else (None, None))
-    noise_bank = (NoiseBank(extractor, augment.noise_kinds, seed=config.seed)
-                  if mode == "power" and augment.noise_probability > 0 else None)
-    train_waveforms = _int16_waveforms(dataset, split.train, feature_config, device) if mode == "waveform" else None
+    train_clips = _training_clips(dataset, split.train, extractor, augment, config.seed, device)
+    mode = train_clips.source
     train_labels, val_labels, test_labels = (torch.as_tensor(dataset.labels[i], device=device)
                                              for i in (split.train, split.validation, split.test))
 
@@ -422,23 +434,9 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
 
     def training_batch(index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One augmented batch: features ``(batch, 1, bins, frames)``, targets ``(batch, classes)``, labels."""
-        if mode == "features":
-            features = shift_frames(train_features[index], augment.time_shift_sec, feature_config, generator)
-        elif mode == "power":
-            draw = draw_power_augment(len(index), feature_config, augment, generator)
-            with torch.no_grad():
-                features = extractor.finish(apply_power_augment(train_power[index], train_clip_power[index], draw,
-                                                                noise_bank, extractor, augment.rt60_sec_max))
-        else:
-            waveforms = augment_waveforms(train_waveforms[index].float() / 32767, feature_config.sample_rate,
-                                          augment, generator)
-            with torch.no_grad():
-                features = extractor(waveforms)
-        features = augment_features(warp_features(features, augment, generator, feature_config), augment,
-                                    generator)
         labels = train_labels[index]
-        features, targets = mixup(features, F.one_hot(labels, dataset.n_classes).float(), augment.mixup_alpha,
-                                  generator)
+        draw = draw_augment(augment, feature_config, len(index), generator)
+        features, targets = augment_batch(train_clips, index, F.one_hot(labels, dataset.n_classes).float(), draw)
         return features.contiguous(memory_format=memory_format), targets, labels
 
     history: list[dict] = []

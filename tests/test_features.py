@@ -1,4 +1,4 @@
-"""Tests for lib.features: config, extractor, plotting axes and SpecAugment."""
+"""Tests for lib.features: config, extractor and plotting axes."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 import torchaudio
 
-from lib.features import (FeatureConfig, FeatureExtractor, SpecAugment, apply_spec_masks, draw_spec_masks, extract,
-                          frame_grid, frequency_axis, frequency_axis_label, spec_augment, time_axis)
+from lib.features import (FeatureConfig, FeatureExtractor, extract, frame_grid, frequency_axis, frequency_axis_label,
+                          time_axis)
 
 SR = 16000
 
@@ -228,63 +228,6 @@ def test_time_axis_and_frame_grid():
     assert grid[50] == pytest.approx(((8000 - 200) / SR, (8000 + 200) / SR))
     assert grid[-1] == pytest.approx(((16000 - 200) / SR, 1.0))
     assert len(frame_grid(config, n_samples=8000)) == 8000 // 160 + 1
-
-
-# -- SpecAugment -------------------------------------------------------------------------------------
-def masks(seed: int, batch: int = 16, **params) -> torch.Tensor:
-    kwargs = dict(freq_mask_param=8, n_freq_masks=2, time_mask_param=10, n_time_masks=2) | params
-    return draw_spec_masks(batch, 40, 101, generator=torch.Generator().manual_seed(seed), **kwargs)
-
-
-def test_masks_reproducible_and_differ_between_examples():
-    a, b = masks(0), masks(0)
-    assert a.shape == (16, 1, 40, 101) and a.dtype == torch.bool
-    assert torch.equal(a, b) and not torch.equal(a, masks(1))
-    assert len({tuple(m.flatten().tolist()) for m in a}) > 8
-
-
-@pytest.mark.parametrize("axis", ["freq", "time"])
-def test_single_mask_is_one_contiguous_band(axis):
-    param = 7
-    if axis == "freq":
-        m = masks(3, batch=64, freq_mask_param=param, n_freq_masks=1, n_time_masks=0)[:, 0]  # (batch, bins, frames)
-    else:
-        m = masks(3, batch=64, time_mask_param=param, n_time_masks=1, n_freq_masks=0)[:, 0].transpose(1, 2)
-    widths = []
-    for example in m:  # (rows, cols): each masked row is masked in every column
-        rows = example.any(dim=1)
-        assert torch.equal(rows, example.all(dim=1))
-        index = rows.nonzero().flatten()
-        if len(index):
-            assert torch.equal(index, torch.arange(int(index[0]), int(index[0]) + len(index)))
-        widths.append(len(index))
-    assert max(widths) <= param and len(set(widths)) > 2  # widths vary between examples
-
-
-def test_zero_param_or_zero_masks_mask_nothing():
-    assert not masks(0, freq_mask_param=0, time_mask_param=0).any()
-    assert not masks(0, n_freq_masks=0, n_time_masks=0).any()
-
-
-def test_apply_and_spec_augment():
-    features = torch.randn(4, 1, 40, 101, generator=torch.Generator().manual_seed(5)) + torch.arange(4.0).view(4, 1, 1, 1)
-    mask = masks(2, batch=4)
-    out = apply_spec_masks(features, mask)
-    means = features.mean(dim=(1, 2, 3))
-    for i in range(4):
-        torch.testing.assert_close(out[i][mask[i]], means[i].expand(int(mask[i].sum())))
-        assert torch.equal(out[i][~mask[i]], features[i][~mask[i]])
-    assert (apply_spec_masks(features, mask, value=-3.0)[mask] == -3.0).all()
-    seeded = spec_augment(features, generator=torch.Generator().manual_seed(2))
-    torch.testing.assert_close(seeded, out)
-    module = SpecAugment().eval()  # applies in eval mode too
-    torch.testing.assert_close(module(features, generator=torch.Generator().manual_seed(2)), out)
-
-
-@pytest.mark.parametrize("name", ["freq_mask_param", "n_freq_masks", "time_mask_param", "n_time_masks"])
-def test_spec_augment_validation(name):
-    with pytest.raises(ValueError, match=rf"{name}.*-1"):
-        SpecAugment(**{name: -1})
 
 
 def test_lifter_smooths_away_harmonics_and_keeps_the_envelope():

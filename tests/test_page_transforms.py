@@ -87,7 +87,7 @@ def test_new_random_draw_changes_seed(at):
 def test_use_for_training_writes_session_configs(at):
     at.slider(key="tf_n_mels").set_value(64)
     at.toggle(key="tf_noise_on").set_value(True).run()
-    at.slider(key="tf_snr").set_value(20.0)
+    at.slider(key="tf_snr_db").set_value((15.0, 25.0))
     at.slider(key="tf_n_time_masks").set_value(1).run()
     assert not at.exception
     assert not at.success
@@ -97,7 +97,7 @@ def test_use_for_training_writes_session_configs(at):
     feature = FeatureConfig.from_dict(at.session_state["feature_config"])
     augment = AugmentConfig.from_dict(at.session_state["augment_config"])
     assert feature.n_mels == 64 and feature.hop_length == 160
-    assert augment.noise_probability == 0.8
+    assert augment.noise_probability == 0.5  # a switched-on step starts at half the clips
     assert (augment.snr_db_min, augment.snr_db_max) == (15.0, 25.0)
     assert augment.n_time_masks == 1
     assert at.success
@@ -159,13 +159,13 @@ def _everything_on(at: AppTest) -> None:
     at.toggle(key="tf_reverb_on").set_value(True)
     at.toggle(key="tf_eq_on").set_value(True)
     at.toggle(key="tf_noise_on").set_value(True)
-    at.slider(key="tf_gain").set_value(3.0)
-    at.slider(key="tf_mixup").set_value(0.4)
+    at.slider(key="tf_gain_db").set_value(3.0)
+    at.slider(key="tf_mixup_alpha").set_value(0.4)
     at.number_input(key="tf_lifter").set_value(12)
     at.run()
-    at.slider(key="tf_reverb_p").set_value(0.3)
-    at.slider(key="tf_rt60").set_value(1.2)
-    at.slider(key="tf_eq_p").set_value(0.6)
+    at.slider(key="tf_reverb_probability").set_value(0.3)
+    at.slider(key="tf_rt60_sec_max").set_value(1.2)
+    at.slider(key="tf_eq_probability").set_value(0.6)
     at.slider(key="tf_eq_db").set_value(12.0)
     at.run()
 
@@ -189,7 +189,7 @@ def test_every_augmentation_renders_and_is_saved_for_training(at):
     assert (augment.freq_warp, augment.time_stretch) == (0.2, 0.15)
     assert (augment.reverb_probability, augment.rt60_sec_max) == (0.3, 1.2)
     assert (augment.eq_probability, augment.eq_db) == (0.6, 12.0)
-    assert augment.mixup_alpha == 0.4 and augment.noise_probability == 0.8 and augment.gain_db == 3.0
+    assert augment.mixup_alpha == 0.4 and augment.noise_probability == 0.5 and augment.gain_db == 3.0
     assert FeatureConfig.from_dict(at.session_state["feature_config"]).lifter == 12
     assert at.success  # the saved settings are now the page's
     summary = next(c.value for c in at.caption if c.value.startswith("Training would get"))
@@ -199,7 +199,7 @@ def test_every_augmentation_renders_and_is_saved_for_training(at):
 
 
 def test_mixup_names_both_classes_and_weights(at):
-    at.slider(key="tf_mixup").set_value(0.2).run()
+    at.slider(key="tf_mixup_alpha").set_value(0.2).run()
     assert not at.exception, at.exception
     mix = next(c.value for c in at.caption if "the training target is" in c.value)
     this = at.selectbox(key="tf_class").value
@@ -278,6 +278,50 @@ def test_saved_augmentation_fills_the_widgets(app_env):
     app.run()
     assert not app.exception, app.exception
     assert app.toggle(key="tf_reverb_on").value and app.toggle(key="tf_eq_on").value
-    assert app.slider(key="tf_reverb_p").value == 0.25 and app.slider(key="tf_eq_db").value == 6.0
+    assert app.slider(key="tf_reverb_probability").value == 0.25 and app.slider(key="tf_eq_db").value == 6.0
     assert app.number_input(key="tf_lifter").value == 10
     assert app.success  # untouched widgets = the saved settings
+
+
+def _plotted(at: AppTest, key: str):
+    """The z values of the heatmap in the chart ``key`` (float32, ``(bins, frames)``)."""
+    import base64
+    import json
+
+    import numpy as np
+
+    chart = next(c for c in at.get("plotly_chart") if key in c.proto.id)
+    z = json.loads(chart.proto.spec)["data"][0]["z"]
+    shape = tuple(int(n) for n in z["shape"].split(","))
+    return np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(shape)
+
+
+@pytest.mark.parametrize("noise", [False, True])
+def test_the_augmented_spectrogram_is_the_engines_batch(at, noise):
+    """What the lab plots as "Augmented" is the training engine's batch for the same draw: the page's clip and its
+    batch-mate kept as lib.train keeps training clips, the draw from a generator seeded with the page's seed."""
+    import random
+
+    import torch
+
+    from lib.augment import augment_batch, draw_augment
+    from lib.features import FeatureExtractor
+    from lib.train import _training_clips
+    from ui.common import active_dataset
+
+    if noise:  # a waveform step: the power spectrogram source
+        at.toggle(key="tf_noise_on").set_value(True).run()
+    at.button(key="tf_reroll").click().run()
+    assert not at.exception, at.exception
+    seed, feature_config = at.session_state["aug_seed"], FeatureConfig.from_dict(at.session_state["feature_config"])
+    config = AugmentConfig.from_dict(at.session_state["augment_config"])
+    if noise:
+        config = config.replace(noise_probability=1.0)  # the preview: every step that is on, on its clip
+    dataset = active_dataset()
+    labels = dataset.labels.tolist()
+    index = labels.index(dataset.class_names.index(at.selectbox(key="tf_class").value))
+    partner = random.Random(seed).choice([i for i, y in enumerate(labels) if y != labels[index]])
+    clips = _training_clips(dataset, [index, partner], FeatureExtractor(feature_config), config, 0, "cpu")
+    draw = draw_augment(config, feature_config, 2, torch.Generator().manual_seed(seed))
+    features, _ = augment_batch(clips, torch.arange(2), torch.eye(2), draw)
+    torch.testing.assert_close(torch.from_numpy(_plotted(at, "tf_spec_Augmented").copy()), features[0, 0])

@@ -1,4 +1,4 @@
-"""lib.power_augment: the waveform steps on cached power spectrograms, held to the waveform path.
+"""lib.augment.power: the waveform steps on cached power spectrograms, held to the waveform path.
 
 Tolerances are in dB of the power spectrogram after a per-clip level offset (which the features' per-clip
 normalisation removes anyway), measured over 32 built-in clips: the fast path must differ from the exact waveform
@@ -10,11 +10,11 @@ import copy
 import pytest
 import torch
 
-from lib.audio import time_shift
-from lib.augment import AugmentConfig, augment_waveforms
+from lib.augment import AugmentConfig
+from lib.augment.power import (NoiseBank, apply_power_augment, draw_power_augment, render_power_augment,
+                               reverb_envelope, signal_power)
+from lib.augment.waveform import time_shift
 from lib.features import FeatureConfig, FeatureExtractor
-from lib.power_augment import (NoiseBank, apply_power_augment, draw_power_augment, preview_clip,
-                               render_power_augment, reverb_envelope, signal_power)
 
 CONFIG = FeatureConfig()
 
@@ -155,24 +155,3 @@ def test_a_shift_moves_noise_as_the_waveform_path_does(setup):
     inner = slice(12, CONFIG.n_frames - 12)
     torch.testing.assert_close(time_shift(bank.power[3:4], torch.tensor([7]), mode="roll")[..., inner],
                                rolled[..., inner], rtol=1e-3, atol=1e-6)
-
-
-@pytest.mark.parametrize("domain", ["spectrogram", "waveform"])
-def test_the_lab_preview_is_the_engines_computation(setup, domain):
-    """preview_clip's features are what the training engine computes for the same draw."""
-    extractor, waveforms, *_ = setup
-    config = AugmentConfig(noise_probability=1.0, reverb_probability=1.0, eq_probability=1.0, gain_db=6.0,
-                           domain=domain)
-    clean = waveforms[5]                                                                 # (1, time)
-    preview = preview_clip(clean, CONFIG, config, torch.Generator().manual_seed(11))
-    generator = torch.Generator().manual_seed(11)
-    batch = clean[None]
-    if domain == "spectrogram":
-        draw = draw_power_augment(1, CONFIG, config, generator)
-        bank = NoiseBank(extractor, config.noise_kinds, seed=0)                      # the engine's bank (seed 0)
-        engine = extractor.finish(apply_power_augment(extractor.power(batch), signal_power(batch), draw, bank,
-                                                      extractor, config.rt60_sec_max))
-    else:
-        engine = extractor(augment_waveforms(batch, CONFIG.sample_rate, config, generator))
-    torch.testing.assert_close(preview.features, engine[0])
-    assert preview.waveform.shape == clean.shape and not torch.equal(preview.waveform, clean)

@@ -19,8 +19,8 @@ batch). What changes, step by step (``P`` is a clip's power spectrogram ``(1, bi
 * equalisation: each row times the equaliser's power gain averaged over the row's mel filter.
 
 :func:`render_power_augment` plays the same draw as a waveform (for the Transform lab); tests hold the two paths
-to stated tolerances. Randomness follows :mod:`lib.augment`: ``draw_power_augment`` draws every parameter from
-an explicit generator, ``apply_power_augment`` is deterministic.
+to stated tolerances. Randomness follows :mod:`lib.augment.waveform`: ``draw_power_augment`` draws every
+parameter from an explicit generator, ``apply_power_augment`` is deterministic.
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
-from lib.audio import add_noise, apply_gain, draw_shifts, draw_uniform, make_noise, time_shift
-from lib.augment import AugmentConfig, apply_eq, apply_reverb, draw_eq, eq_bin_gains, eq_curve
+from lib.augment.config import AugmentConfig
+from lib.augment.waveform import (add_noise, apply_eq, apply_gain, apply_reverb, draw_eq, draw_level_steps,
+                                  draw_uniform, eq_bin_gains, eq_curve, make_noise, time_shift)
 from lib.features import FeatureConfig, FeatureExtractor
 
 __all__ = ["NoiseBank", "PowerDraw", "draw_power_augment", "apply_power_augment", "render_power_augment",
-           "reverb_envelope", "signal_power", "cached_noise_bank", "ClipPreview", "preview_clip"]
+           "reverb_envelope", "signal_power", "cached_noise_bank"]
 
 _LN_1000 = 6.9078  # RT60: the tail falls by 60 dB, amplitude by 1000
 
@@ -107,13 +108,8 @@ def draw_power_augment(batch_size: int, feature_config: FeatureConfig, config: A
                        generator: torch.Generator | None = None, n_noise_per_kind: int = 128) -> PowerDraw:
     """Draw every random parameter of :func:`apply_power_augment` for a batch (on the generator's device)."""
     max_shift = round(config.time_shift_sec * feature_config.sample_rate / feature_config.hop_length)
-    shift = draw_shifts(batch_size, max_shift, generator)
+    shift, gain, snr, _, kind = draw_level_steps(batch_size, max_shift, config, generator)
     device = shift.device
-    gain = draw_uniform(batch_size, -config.gain_db, config.gain_db, generator)
-    snr = draw_uniform(batch_size, config.snr_db_min, config.snr_db_max, generator)
-    noisy = torch.rand(batch_size, generator=generator, device=device) < config.noise_probability
-    snr = torch.where(noisy, snr, torch.full_like(snr, float("inf")))
-    kind = torch.randint(len(config.noise_kinds), (batch_size,), generator=generator, device=device)
     clip = torch.randint(n_noise_per_kind, (batch_size,), generator=generator, device=device)
     roll = torch.randint(feature_config.n_frames, (batch_size,), generator=generator, device=device)
     draw = PowerDraw(shift, gain, snr, kind * n_noise_per_kind + clip, roll)
@@ -127,7 +123,7 @@ def draw_power_augment(batch_size: int, feature_config: FeatureConfig, config: A
 
 
 def reverb_envelope(rt60_sec: Tensor, drr_db: Tensor, feature_config: FeatureConfig, rt60_sec_max: float) -> Tensor:
-    """The expected energy of a synthetic impulse response (:func:`lib.augment.draw_impulse_responses`) in each
+    """The expected energy of a synthetic impulse response (:func:`lib.augment.waveform.draw_impulse_responses`) in each
     frame of lag: ``rt60_sec, drr_db (batch,)`` -> ``(batch, n_lags)``, lag ``k`` collecting the taps nearest to
     ``k * hop_length`` samples. Lag 0 holds the direct path (energy 1); the tail's energy adds up to
     ``10 ** (-drr_db / 10)`` and decays by 60 dB in ``rt60_sec``.
@@ -255,54 +251,3 @@ def render_power_augment(waveform: Tensor, draw: PowerDraw, bank: NoiseBank | No
 def cached_noise_bank(feature_config: FeatureConfig, kinds: tuple[str, ...], seed: int = 0) -> NoiseBank:
     """A :class:`NoiseBank` on the CPU, built once per settings (for previews of single clips)."""
     return NoiseBank(FeatureExtractor(feature_config), kinds, seed=seed)
-
-
-@dataclass
-class ClipPreview:
-    """The waveform steps of one draw on one clip, as training would apply them (for the Transform lab).
-
-    Attributes:
-        waveform: ``(channels, time)`` what you hear (the waveform path, or the rendering of the power path).
-        features: ``(1, n_bins, frames)`` the features after the steps, before warp, masks and mixup: exactly what
-            the engine computes for this draw.
-        shift_sec, gain_db: the draw's time shift and gain.
-        snr_db: its noise SNR (``inf``: no noise).
-        reverb: whether the clip is played in a room; ``eq_db``: the equaliser's knot gains, or None.
-    """
-
-    waveform: Tensor
-    features: Tensor
-    shift_sec: float
-    gain_db: float
-    snr_db: float
-    reverb: bool
-    eq_db: tuple[float, ...] | None
-
-
-def preview_clip(clean: Tensor, feature_config: FeatureConfig, config: AugmentConfig,
-                 generator: torch.Generator) -> ClipPreview:
-    """One draw of the waveform steps on ``clean (channels, time)``, in the domain training uses for ``config``
-    (:attr:`AugmentConfig.domain`; waveforms when ``feature_config.power != 2``)."""
-    from lib.augment import apply_waveform_augment, draw_waveform_augment
-
-    extractor = FeatureExtractor(feature_config)
-    batch = clean[None]                                                                  # (1, channels, time)
-    with torch.no_grad():
-        if config.domain == "spectrogram" and feature_config.power == 2:
-            bank = cached_noise_bank(feature_config, tuple(config.noise_kinds)) if config.noise_probability else None
-            draw = draw_power_augment(1, feature_config, config, generator)
-            power = apply_power_augment(extractor.power(batch), signal_power(batch), draw, bank, extractor,
-                                        config.rt60_sec_max)
-            waveform = render_power_augment(batch, draw, bank, feature_config, config.rt60_sec_max, generator)
-            shift_sec = int(draw.shift_frames[0]) * feature_config.hop_length / feature_config.sample_rate
-            reverb = draw.reverb is not None and bool(draw.reverb[0])
-            features = extractor.finish(power)
-        else:
-            draw = draw_waveform_augment(1, batch.shape[-1], feature_config.sample_rate, config, generator)
-            waveform = apply_waveform_augment(batch, draw)
-            shift_sec = int(draw.shift[0]) / feature_config.sample_rate
-            reverb = draw.impulse_response is not None and bool((draw.impulse_response[0, 0, 1:] != 0).any())
-            features = extractor(waveform)
-    eq_db = None if draw.eq_db is None else tuple(round(float(g), 2) for g in draw.eq_db[0])
-    return ClipPreview(waveform[0], features[0], shift_sec, float(draw.gain_db[0]), float(draw.snr_db[0]), reverb,
-                       eq_db)
