@@ -39,7 +39,12 @@ __all__ = [
     "frequency_axis", "frequency_axis_label", "time_axis", "frame_grid",
 ]
 
-KINDS = ("mel", "mfcc", "linear")
+KINDS = ("mel", "mfcc", "linear", "speech_embedding")
+# The speech embedding's own frontend (lib.speech_embedding, Google's model): these fields are fixed for that kind.
+SPEECH_EMBEDDING_FIELDS = dict(sample_rate=16000, n_fft=512, win_length=400, hop_length=160, n_mels=32, f_min=60.0,
+                               f_max=3800.0, power=2.0, top_db=80.0, normalization="none", lifter=0)
+_INT16_DB = 20 * math.log10(32768)  # the embedding hears int16 sample values: dB of (32768 x)^2 = dB(x^2) + 90.3
+SPEECH_EMBEDDING_PAD_SECONDS = 0.3  # silence added each side, so a word at the clip's edge is inside a whole window
 NORMALIZATIONS = ("none", "per_clip", "per_bin")
 _EPS = 1e-5  # added to the standard deviation in normalisation (a silent clip has std 0)
 # Bounds that keep one clip's work small whatever a config.json says (a run file is user input).
@@ -65,7 +70,10 @@ class FeatureConfig(ConfigDict):
     Attributes:
         sample_rate: Sample rate of the waveforms, Hz.
         clip_seconds: Clip length the model sees, seconds (sets ``n_samples`` and ``n_frames``).
-        kind: ``"mel"`` (log-mel), ``"mfcc"`` (DCT of the log-mel) or ``"linear"`` (log-power STFT).
+        kind: ``"mel"`` (log-mel), ``"mfcc"`` (DCT of the log-mel), ``"linear"`` (log-power STFT) or
+            ``"speech_embedding"``: the frames Google's speech embedding was trained on (32 Slaney mel bands of
+            60-3800 Hz from a 512-point STFT without centring, dB with an 80 dB floor, then ``x / 10 + 2``), on the
+            clip with 0.3 s of silence each side; it sets the other fields to :data:`SPEECH_EMBEDDING_FIELDS`.
         n_fft: FFT size; ``n_fft // 2 + 1`` linear frequency bins.
         win_length: Hann window length in samples; ``None`` means ``n_fft``.
         hop_length: Samples between frames.
@@ -101,6 +109,10 @@ class FeatureConfig(ConfigDict):
     lifter: int = 0
 
     def __post_init__(self) -> None:
+        if self.kind == "speech_embedding":
+            for name, value in SPEECH_EMBEDDING_FIELDS.items():
+                object.__setattr__(self, name, value)
+
         def fail(name: str, requirement: str) -> None:
             raise ValueError(f"FeatureConfig.{name} must be {requirement}, got {getattr(self, name)!r}")
 
@@ -141,7 +153,7 @@ class FeatureConfig(ConfigDict):
             fail("f_max", f"<= sample_rate / 2 ({self.sample_rate / 2})")
         if self.f_min >= self.effective_f_max:
             fail("f_min", f"< f_max ({self.effective_f_max})")
-        if self.kind in ("mel", "mfcc"):
+        if self.kind in ("mel", "mfcc"):  # (the speech embedding's fixed filters are all non-empty)
             n_freqs = self.n_fft // 2 + 1
             if self.n_mels > n_freqs:
                 fail("n_mels", f"<= n_fft // 2 + 1 ({n_freqs})")
@@ -196,18 +208,31 @@ class FeatureConfig(ConfigDict):
 
     @property
     def power_bins(self) -> int:
-        """Rows of the linear (pre-dB) spectrogram: ``n_mels`` (mel, mfcc) or ``n_fft // 2 + 1`` (linear)."""
+        """Rows of the linear (pre-dB) spectrogram: ``n_mels`` (mel, mfcc, speech_embedding) or ``n_fft // 2 + 1``
+        (linear)."""
         return self.n_fft // 2 + 1 if self.kind == "linear" else self.n_mels
 
     @property
     def n_bins(self) -> int:
         """Feature rows: ``n_mels`` (mel), ``n_mfcc`` (mfcc) or ``n_fft // 2 + 1`` (linear)."""
-        return {"mel": self.n_mels, "mfcc": self.n_mfcc, "linear": self.n_fft // 2 + 1}[self.kind]
+        return {"mel": self.n_mels, "mfcc": self.n_mfcc, "linear": self.n_fft // 2 + 1,
+                "speech_embedding": self.n_mels}[self.kind]
+
+    @property
+    def center(self) -> bool:
+        """Whether frames are centred on their hop (reflect padding); the speech embedding's frontend is not."""
+        return self.kind != "speech_embedding"
+
+    @property
+    def pad_samples(self) -> int:
+        """Silence added to each side of a clip before the STFT (the speech embedding's 0.3 s; else 0)."""
+        return round(SPEECH_EMBEDDING_PAD_SECONDS * self.sample_rate) if self.kind == "speech_embedding" else 0
 
     def frames_for(self, n_samples: int) -> int:
-        """STFT frames for ``n_samples`` samples with ``center=True`` (``n_samples // hop_length + 1``
-        for an even ``n_fft``)."""
-        return (n_samples + 2 * (self.n_fft // 2) - self.n_fft) // self.hop_length + 1
+        """STFT frames for ``n_samples`` samples: ``n_samples // hop_length + 1`` for an even ``n_fft`` with
+        ``center=True``; ``(n_samples + 2 * pad_samples - n_fft) // hop_length + 1`` without."""
+        padded = n_samples + 2 * self.pad_samples + (2 * (self.n_fft // 2) if self.center else 0)
+        return (padded - self.n_fft) // self.hop_length + 1
 
     @property
     def n_frames(self) -> int:
@@ -235,11 +260,12 @@ class FeatureExtractor(nn.Module):
         super().__init__()
         self.config = c = config
         stft = dict(n_fft=c.n_fft, win_length=c.effective_win_length, hop_length=c.hop_length, power=c.power,
-                    center=True, pad_mode="reflect", window_fn=torch.hann_window)
-        mel = dict(stft, sample_rate=c.sample_rate, n_mels=c.n_mels, f_min=float(c.f_min),
-                   f_max=c.effective_f_max, norm=None, mel_scale="htk")
+                    center=c.center, pad_mode="reflect", window_fn=torch.hann_window)
+        slaney = c.kind == "speech_embedding"  # Google's filters: Slaney's mel scale, area-normalised triangles
+        mel = dict(stft, sample_rate=c.sample_rate, n_mels=c.n_mels, f_min=float(c.f_min), f_max=c.effective_f_max,
+                   norm="slaney" if slaney else None, mel_scale="slaney" if slaney else "htk")
         self.to_db = torchaudio.transforms.AmplitudeToDB("power" if c.power == 2 else "magnitude", c.top_db)
-        if c.kind == "mel":
+        if c.kind in ("mel", "speech_embedding"):
             self.transform = torchaudio.transforms.MelSpectrogram(**mel)
         elif c.kind == "linear":
             self.transform = torchaudio.transforms.Spectrogram(**stft)
@@ -256,7 +282,7 @@ class FeatureExtractor(nn.Module):
     @property
     def filterbank(self) -> Tensor | None:
         """The mel filters that sum power bins into rows, ``(n_fft // 2 + 1, n_mels)``; None for linear features."""
-        if self.config.kind == "mel":
+        if self.config.kind in ("mel", "speech_embedding"):
             return self.transform.mel_scale.fb
         if self.config.kind == "mfcc":
             return self.transform.MelSpectrogram.mel_scale.fb
@@ -293,6 +319,8 @@ class FeatureExtractor(nn.Module):
             raise ValueError(f"waveform must be (batch, channels, time), (channels, time) or (time,), "
                              f"got shape {tuple(waveform.shape)}")
         x = waveform.float().mean(dim=1, keepdim=True)   # (batch, 1, time)
+        if self.config.pad_samples:
+            x = nn.functional.pad(x, (self.config.pad_samples, self.config.pad_samples))  # (batch, 1, time + 2 pad)
         if self.config.kind == "mfcc":
             return self.transform.MelSpectrogram(x)      # (batch, 1, n_mels, frames)
         return self.transform(x)                         # (batch, 1, bins, frames)
@@ -311,6 +339,8 @@ class FeatureExtractor(nn.Module):
             x = (x - x.mean(dim=(-2, -1), keepdim=True)) / (x.std(dim=(-2, -1), keepdim=True, correction=0) + _EPS)
         elif self.config.normalization == "per_bin":
             x = (x - x.mean(dim=-1, keepdim=True)) / (x.std(dim=-1, keepdim=True, correction=0) + _EPS)
+        if self.config.kind == "speech_embedding":
+            x = (x + _INT16_DB) / 10.0 + 2.0  # openWakeWord's scaling of int16-valued samples, which it was trained on
         return x
 
 
@@ -338,8 +368,14 @@ def frequency_axis(config: FeatureConfig) -> np.ndarray:
 
     Returns:
         np.ndarray: ``(n_bins,)``: bin frequencies in Hz (linear, 0 to sample_rate/2), mel filter centres
-        in Hz (mel: the HTK mel scale between f_min and f_max) or coefficient indices 0..n_mfcc-1 (mfcc).
+        in Hz (mel: the HTK mel scale between f_min and f_max; speech_embedding: Slaney's) or coefficient indices
+        0..n_mfcc-1 (mfcc).
     """
+    if config.kind == "speech_embedding":
+        mels = torchaudio.functional.melscale_fbanks(config.n_fft // 2 + 1, config.f_min, config.effective_f_max,
+                                                     config.n_mels, config.sample_rate, "slaney", "slaney")
+        hz = torch.linspace(0, config.sample_rate / 2, config.n_fft // 2 + 1, dtype=torch.float64)
+        return hz[mels.argmax(dim=0)].numpy()  # the bin where each filter peaks
     if config.kind == "linear":
         return torch.linspace(0, config.sample_rate / 2, config.n_bins, dtype=torch.float64).numpy()
     if config.kind == "mfcc":
@@ -351,19 +387,25 @@ def frequency_axis(config: FeatureConfig) -> np.ndarray:
 
 def frequency_axis_label(config: FeatureConfig) -> str:
     """The y-axis title matching :func:`frequency_axis`."""
-    return {"linear": "Frequency (Hz)", "mel": "Mel bin centre (Hz)", "mfcc": "MFCC coefficient"}[config.kind]
+    return {"linear": "Frequency (Hz)", "mel": "Mel bin centre (Hz)", "mfcc": "MFCC coefficient",
+            "speech_embedding": "Mel bin centre (Hz)"}[config.kind]
 
 
 def time_axis(config: FeatureConfig, n_frames: int) -> np.ndarray:
-    """Frame centres in seconds, ``(n_frames,)``: ``frame_index * hop_length / sample_rate``."""
-    return np.arange(n_frames) * config.hop_length / config.sample_rate
+    """Frame centres in seconds, ``(n_frames,)``: ``(frame_index * hop_length + offset) / sample_rate``, where the
+    offset is 0 for centred frames and ``n_fft / 2 - pad_samples`` for the speech embedding's."""
+    return (np.arange(n_frames) * config.hop_length + _first_centre(config)) / config.sample_rate
+
+
+def _first_centre(config: FeatureConfig) -> float:
+    """Where frame 0's window is centred, in samples of the unpadded clip."""
+    return 0.0 if config.center else config.n_fft / 2 - config.pad_samples
 
 
 def frame_grid(config: FeatureConfig, n_samples: int | None = None) -> list[tuple[float, float]]:
     """Window span of each frame over the waveform, for drawing the frame grid.
 
-    With ``center=True`` frame ``i``'s window covers ``i * hop_length - win_length / 2`` to
-    ``+ win_length``, clipped to the signal ``[0, n_samples / sample_rate]``.
+    Frame ``i``'s window covers its centre (:func:`time_axis`) ``- win_length / 2`` to ``+ win_length``, clipped to the signal ``[0, n_samples / sample_rate]``.
 
     Args:
         config (FeatureConfig): Feature settings.
@@ -374,5 +416,5 @@ def frame_grid(config: FeatureConfig, n_samples: int | None = None) -> list[tupl
     """
     n_samples = config.n_samples if n_samples is None else n_samples
     sr, half, end = config.sample_rate, config.effective_win_length / 2, n_samples / config.sample_rate
-    centres = np.arange(config.frames_for(n_samples)) * config.hop_length
-    return [(max(0.0, (c - half) / sr), min(end, (c + half) / sr)) for c in centres.tolist()]
+    centres = np.arange(config.frames_for(n_samples)) * config.hop_length + _first_centre(config)
+    return [(min(end, max(0.0, (c - half) / sr)), max(0.0, min(end, (c + half) / sr))) for c in centres.tolist()]

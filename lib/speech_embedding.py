@@ -4,29 +4,36 @@ A small convolutional network trained by Google on a very large amount of real s
 a 96-dimensional vector; openWakeWord builds its wake-word models on it. It is the workbench's pretrained speech
 backbone: a head trained on its embeddings learns new words from a handful of clips.
 
-    waveform (B, time) at 16 kHz, float in [-1, 1]
-      │  MelFrontend      512-point STFT every 10 ms (a fixed convolution), 32 mel bands, dB, 80 dB floor
+    waveform (B, time) at 16 kHz
+      │  lib.features     FeatureConfig(kind="speech_embedding"): 0.3 s of silence each side, 512-point STFT every
+      │                   10 ms without centring, 32 Slaney mel bands (60-3800 Hz), dB with an 80 dB floor, x/10 + 2
       ▼
-    mel (B, frames, 32), frames = (time - 512) // 160 + 1
+    features (B, 1, 32, frames), frames = (time + 9600 - 512) // 160 + 1: 157 for one second
       │  SpeechEmbedding  windows of 76 frames every 8 frames; 20 convolutions (3x3 stem, then 1x3 / 3x1 pairs)
       ▼
-    embedding (B, windows, 96), windows = (frames - 76) // 8 + 1: a one-second clip gives 3
+    embeddings (B, windows, 96), windows = (frames - 76) // 8 + 1: 11 for one second
+      │  SpeechEmbeddingClassifier: mean and max over windows, layer norm, linear head
+      ▼
+    logits (B, n_classes)
 
 Weights: the package ``openwakeword==0.4.0`` (a runtime requirement) ships ``melspectrogram.onnx`` and
-``embedding_model.onnx``; :func:`load_speech_embedding` reads their tensors with ``onnx`` (no onnxruntime needed)
-into these modules. Licence: the embedding is Google's ``speech_embedding`` TF-Hub module, released under
-Apache-2.0; openWakeWord's code is Apache-2.0 (its own wake-word heads, which we do not use, are CC BY-NC-SA 4.0).
+``embedding_model.onnx``; :func:`load_speech_embedding` reads the embedding's tensors with ``onnx`` (no onnxruntime
+needed). The mel graph's STFT kernels are a periodic Hann window of 400 samples centred in 512 and its filters are
+torchaudio's Slaney filters, so :mod:`lib.features` computes the same frames with ``torch.stft`` (tests compare
+both with onnxruntime). A saved run holds the weights in its ``model.pt``, so it loads without the package.
+Licence: the embedding is Google's ``speech_embedding`` TF-Hub module, released under Apache-2.0; openWakeWord's
+code is Apache-2.0 (its own wake-word heads, which we do not use, are CC BY-NC-SA 4.0).
 
 Citation: J. Lin, K. Kilgour, D. Roblek, M. Sharifi, "Training Keyword Spotters with Limited and Synthesized Speech
 Data", ICASSP 2020, arXiv:2002.01322. D. Scripka, openWakeWord, https://github.com/dscripka/openWakeWord.
 
 One difference from the ONNX graph, on purpose: its 80 dB floor is taken below the loudest value of the whole
-batch; here it is per clip, so a clip's embedding does not depend on the clips batched with it (identical for a
-batch of one).
+batch; here it is per clip, so a clip's features do not depend on the clips batched with it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -34,42 +41,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["SAMPLE_RATE", "EMBEDDING_DIM", "WINDOW_FRAMES", "WINDOW_STEP", "MelFrontend", "SpeechEmbedding",
-           "SpeechEmbeddingBackbone", "model_files", "load_speech_embedding"]
+__all__ = ["EMBEDDING_DIM", "WINDOW_FRAMES", "WINDOW_STEP", "SpeechEmbedding", "SpeechEmbeddingClassifier",
+           "model_files", "load_speech_embedding", "weights_sha256"]
 
-SAMPLE_RATE = 16_000
 EMBEDDING_DIM = 96
-N_FFT, HOP_LENGTH, N_MELS = 512, 160, 32
+N_MELS = 32
 WINDOW_FRAMES, WINDOW_STEP = 76, 8
-INT16_SCALE = 32768.0  # openWakeWord feeds int16 sample values; soundfile decodes int16 as value / 32768
 LEAK, FLOOR = 0.2, -0.4  # every block: LeakyReLU(0.2), then max(x, -0.4)
-
-
-class MelFrontend(nn.Module):
-    """The speech embedding's mel spectrogram: waveform (B, time) → (B, frames, 32), frames = (time - 512)//160 + 1.
-
-    The STFT is a strided convolution with fixed cosine and sine kernels (a 512-point window every 160 samples, no
-    padding); power spectrum; a 257 x 32 mel matrix; ``10 log10`` with a floor 80 dB below the clip's maximum; then
-    openWakeWord's scaling ``x / 10 + 2``.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("stft_real", torch.zeros(N_FFT // 2 + 1, 1, N_FFT))
-        self.register_buffer("stft_imag", torch.zeros(N_FFT // 2 + 1, 1, N_FFT))
-        self.register_buffer("mel_matrix", torch.zeros(N_FFT // 2 + 1, N_MELS))
-
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        if waveform.shape[-1] < N_FFT:
-            raise ValueError(f"the speech embedding needs at least {N_FFT} samples ({N_FFT / SAMPLE_RATE * 1000:.0f}"
-                             f" ms at 16 kHz), got {waveform.shape[-1]}")
-        x = (waveform * INT16_SCALE).unsqueeze(1)  # (B, 1, time)
-        real = F.conv1d(x, self.stft_real, stride=HOP_LENGTH)  # (B, 257, frames)
-        imag = F.conv1d(x, self.stft_imag, stride=HOP_LENGTH)
-        power = (real.pow(2) + imag.pow(2)).transpose(1, 2)  # (B, frames, 257)
-        db = 10.0 * torch.log10((power @ self.mel_matrix).clamp_min(1e-10))  # (B, frames, 32)
-        floor = db.amax(dim=(1, 2), keepdim=True) - 80.0
-        return torch.maximum(db, floor) / 10.0 + 2.0
 
 
 def _conv(in_channels: int, out_channels: int, kernel: tuple[int, int], bias: bool = True) -> nn.Conv2d:
@@ -115,33 +93,6 @@ class SpeechEmbedding(nn.Module):
         return self.head(x).flatten(1)  # (N, 96, 1, 1) → (N, 96)
 
 
-class SpeechEmbeddingBackbone(nn.Module):
-    """Waveform (B, time) at 16 kHz → embeddings (B, windows, 96), one per 76-frame window every 8 frames (80 ms).
-
-    ``time`` must be at least 12,400 samples (775 ms, one window).
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.frontend = MelFrontend()
-        self.embedding = SpeechEmbedding()
-
-    @staticmethod
-    def n_windows(num_samples: int) -> int:
-        """How many embeddings a clip of ``num_samples`` gives (0 when it is shorter than one window)."""
-        frames = (num_samples - N_FFT) // HOP_LENGTH + 1
-        return max(0, (frames - WINDOW_FRAMES) // WINDOW_STEP + 1)
-
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        if self.n_windows(waveform.shape[-1]) < 1:
-            raise ValueError(f"the speech embedding needs clips of at least 0.775 s at 16 kHz "
-                             f"({N_FFT + (WINDOW_FRAMES - 1) * HOP_LENGTH} samples), got {waveform.shape[-1]}")
-        mel = self.frontend(waveform)  # (B, frames, 32)
-        windows = mel.unfold(1, WINDOW_FRAMES, WINDOW_STEP).transpose(2, 3)  # (B, windows, 76, 32)
-        batch, n = windows.shape[:2]
-        return self.embedding(windows.reshape(batch * n, WINDOW_FRAMES, N_MELS)).reshape(batch, n, EMBEDDING_DIM)
-
-
 def model_files() -> tuple[Path, Path]:
     """The shipped ONNX files (mel frontend, embedding) inside the installed ``openwakeword`` package.
 
@@ -159,36 +110,24 @@ def model_files() -> tuple[Path, Path]:
     return files  # type: ignore[return-value]
 
 
-def _onnx_tensors(path: Path) -> tuple[list[tuple[str, list[str]]], dict[str, torch.Tensor]]:
+def load_speech_embedding(embedding_file: Path | None = None) -> SpeechEmbedding:
+    """The embedding network with Google's weights, in eval mode (frozen or fine-tuned is the caller's choice).
+
+    Args:
+        embedding_file: ``embedding_model.onnx``; default the one :func:`model_files` finds.
+    """
     import onnx
     from onnx import numpy_helper
 
+    path = embedding_file or model_files()[1]
     graph = onnx.load(str(path)).graph
     tensors = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
-    return [(node.op_type, list(node.input)) for node in graph.node], tensors
-
-
-def load_speech_embedding(files: tuple[Path, Path] | None = None) -> SpeechEmbeddingBackbone:
-    """The backbone with Google's weights, in eval mode (frozen or fine-tuned is the caller's choice).
-
-    Args:
-        files: the (melspectrogram.onnx, embedding_model.onnx) pair; default :func:`model_files`.
-    """
-    mel_file, embedding_file = files or model_files()
-    backbone = SpeechEmbeddingBackbone()
-    _, mel = _onnx_tensors(mel_file)
-    frontend = backbone.frontend
-    frontend.stft_real.copy_(mel["0.stft.conv_real.weight"])
-    frontend.stft_imag.copy_(mel["0.stft.conv_imag.weight"])
-    frontend.mel_matrix.copy_(mel["1.melW"])
-
-    nodes, tensors = _onnx_tensors(embedding_file)
-    convs = [inputs for op, inputs in nodes if op == "Conv"]
-    norm = next(inputs for op, inputs in nodes if op == "BatchNormalization")
-    net = backbone.embedding
+    convs = [list(node.input) for node in graph.node if node.op_type == "Conv"]
+    norm = next(list(node.input) for node in graph.node if node.op_type == "BatchNormalization")
+    net = SpeechEmbedding()
     targets = [net.stem] + [m for m in net.blocks if isinstance(m, nn.Conv2d)] + [net.head]
     if len(convs) != len(targets):
-        raise ValueError(f"{embedding_file} has {len(convs)} convolutions; the port expects {len(targets)}")
+        raise ValueError(f"{path} has {len(convs)} convolutions; the port expects {len(targets)}")
     with torch.no_grad():
         for conv, inputs in zip(targets, convs):
             conv.weight.copy_(tensors[inputs[1]])
@@ -197,4 +136,50 @@ def load_speech_embedding(files: tuple[Path, Path] | None = None) -> SpeechEmbed
         bn = net.stem_norm
         for target, name in zip((bn.weight, bn.bias, bn.running_mean, bn.running_var), norm[1:]):
             target.copy_(tensors[name])
-    return backbone.eval()
+    return net.eval()
+
+
+def weights_sha256(module: nn.Module) -> str:
+    """SHA-256 of a module's tensors in state_dict order: which weights a run started from."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+class SpeechEmbeddingClassifier(nn.Module):
+    """A head on the speech embedding: features (B, 1, 32, frames) → logits (B, n_classes).
+
+    The features are the embedding's own mel frames (``FeatureConfig(kind="speech_embedding")``). Every 76-frame
+    window (every 8 frames) is embedded; the clip's vector is the mean and the maximum of its windows' embeddings
+    (192 values: the max finds the word wherever it sits in the clip), normalised (layer norm, no learned scale) and
+    fed to one linear layer.
+
+    Args:
+        n_classes: number of output logits.
+        n_bins: feature height; must be 32.
+        n_frames: feature width; at least 76.
+        pretrained: load Google's weights (:func:`load_speech_embedding`); False starts from random weights (tests).
+    """
+
+    def __init__(self, n_classes: int, n_bins: int, n_frames: int, pretrained: bool = True) -> None:
+        super().__init__()
+        if n_bins != N_MELS or n_frames < WINDOW_FRAMES:
+            raise ValueError(f"the speech embedding reads its own features: 32 mel bands and at least "
+                             f"{WINDOW_FRAMES} frames, got {n_bins} x {n_frames}; choose the feature kind "
+                             f"'speech_embedding'")
+        self.backbone = load_speech_embedding() if pretrained else SpeechEmbedding()
+        self.norm = nn.LayerNorm(2 * EMBEDDING_DIM, elementwise_affine=False)
+        self.head = nn.Linear(2 * EMBEDDING_DIM, n_classes)
+
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """Features (B, 1, 32, frames) → pooled embeddings (B, 192)."""
+        windows = features[:, 0].unfold(2, WINDOW_FRAMES, WINDOW_STEP)  # (B, 32, windows, 76)
+        batch, _, n, _ = windows.shape
+        windows = windows.permute(0, 2, 3, 1).reshape(batch * n, WINDOW_FRAMES, N_MELS)  # (B * windows, 76, 32)
+        embeddings = self.backbone(windows).reshape(batch, n, EMBEDDING_DIM)  # (B, windows, 96)
+        return torch.cat([embeddings.mean(1), embeddings.amax(1)], dim=1)  # (B, 192)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm(self.embed(features)))  # (B, n_classes)

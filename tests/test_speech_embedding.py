@@ -1,17 +1,20 @@
-"""lib.speech_embedding: the PyTorch port equals onnxruntime on the shipped ONNX files."""
+"""lib.speech_embedding and the "speech_embedding" feature kind equal onnxruntime on openWakeWord's ONNX files."""
 
 import numpy as np
 import pytest
 import torch
 
-from lib.speech_embedding import (EMBEDDING_DIM, SpeechEmbeddingBackbone, load_speech_embedding, model_files)
+from lib.features import FeatureConfig, FeatureExtractor
+from lib.speech_embedding import (EMBEDDING_DIM, SpeechEmbedding, SpeechEmbeddingClassifier, load_speech_embedding, model_files,
+                                  weights_sha256)
 
 ort = pytest.importorskip("onnxruntime")
+CONFIG = FeatureConfig(kind="speech_embedding", clip_seconds=1.0)
 
 
 @pytest.fixture(scope="module")
-def backbone():
-    return load_speech_embedding()
+def classifier():
+    return SpeechEmbeddingClassifier(n_classes=3, n_bins=32, n_frames=CONFIG.n_frames).eval()
 
 
 def _clip(seconds: float = 1.0, seed: int = 0) -> np.ndarray:
@@ -20,39 +23,56 @@ def _clip(seconds: float = 1.0, seed: int = 0) -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * 300 * t * (1 + t)) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
 
 
-def test_matches_onnxruntime(backbone):
-    """Mel frames and embeddings agree with the ONNX graphs run by onnxruntime (max abs difference 4e-5 of ~50)."""
+def _reference(wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """openWakeWord's pipeline: the mel graph on int16-valued samples (with our 0.3 s of silence each side),
+    ``x / 10 + 2``, windows of 76 frames every 8, the embedding graph."""
     mel_file, embedding_file = model_files()
-    wave = _clip(1.3)
-    mel_ref = ort.InferenceSession(str(mel_file)).run(None, {"input": wave[None] * 32768})[0].squeeze() / 10 + 2
-    windows = np.stack([mel_ref[i:i + 76] for i in range(0, mel_ref.shape[0] - 75, 8)])[..., None]
-    emb_ref = ort.InferenceSession(str(embedding_file)).run(None, {"input_1": windows})[0].reshape(len(windows), -1)
-    with torch.no_grad():
-        mel = backbone.frontend(torch.from_numpy(wave)[None])[0].numpy()
-        emb = backbone(torch.from_numpy(wave)[None])[0].numpy()
-    assert mel.shape == mel_ref.shape == (127, 32)
-    assert np.abs(mel - mel_ref).max() < 1e-4
-    assert emb.shape == emb_ref.shape == (7, EMBEDDING_DIM)
-    assert np.abs(emb - emb_ref).max() < 1e-3 * max(1.0, np.abs(emb_ref).max())
+    padded = np.pad(wave, 4800)[None] * 32768
+    mel = ort.InferenceSession(str(mel_file)).run(None, {"input": padded})[0].squeeze() / 10 + 2  # (frames, 32)
+    windows = np.stack([mel[i:i + 76] for i in range(0, mel.shape[0] - 75, 8)])[..., None]
+    embeddings = ort.InferenceSession(str(embedding_file)).run(None, {"input_1": windows})[0]
+    return mel, embeddings.reshape(len(windows), EMBEDDING_DIM)
 
 
-def test_shapes_and_batch_independence(backbone):
-    one, two = torch.from_numpy(_clip(1.0, 1)), torch.from_numpy(_clip(1.0, 2)) * 0.01
-    assert SpeechEmbeddingBackbone.n_windows(16000) == 3 and SpeechEmbeddingBackbone.n_windows(12399) == 0
+def test_features_and_embeddings_match_onnxruntime(classifier):
+    """Max abs difference: features 1.1e-5; embeddings 4e-5 on values up to ~50."""
+    wave = _clip(1.0)
+    mel_ref, embeddings_ref = _reference(wave)
     with torch.no_grad():
-        batch = backbone(torch.stack([one, two]))
-        alone = backbone(one[None])
-    assert batch.shape == (2, 3, EMBEDDING_DIM)
+        features = FeatureExtractor(CONFIG)(torch.from_numpy(wave)[None, None])  # (1, 1, 32, 157)
+        windows = features[0, 0].T.unfold(0, 76, 8).transpose(1, 2)  # (11, 76, 32)
+        embeddings = classifier.backbone(windows).numpy()
+    assert features.shape == (1, *CONFIG.feature_shape) == (1, 1, 32, 157)
+    assert np.abs(features[0, 0].T.numpy() - mel_ref).max() < 1e-4
+    assert embeddings.shape == embeddings_ref.shape == (11, EMBEDDING_DIM)
+    assert np.abs(embeddings - embeddings_ref).max() < 1e-3 * max(1.0, np.abs(embeddings_ref).max())
+    with torch.no_grad():
+        pooled = classifier.embed(features)
+    np.testing.assert_allclose(pooled[0, :96].numpy(), embeddings_ref.mean(0), atol=1e-3, rtol=1e-4)
+    np.testing.assert_allclose(pooled[0, 96:].numpy(), embeddings_ref.max(0), atol=1e-3, rtol=1e-4)
+
+
+def test_kind_fixes_its_frontend_fields():
+    config = FeatureConfig(kind="speech_embedding", n_mels=64, sample_rate=8000, normalization="per_clip")
+    assert (config.n_mels, config.sample_rate, config.normalization, config.n_fft) == (32, 16000, "none", 512)
+    assert config.frames_for(16000) == 157 and FeatureConfig.from_dict(config.to_dict()) == config
+
+
+def test_classifier_shapes_batch_independence_and_gradients(classifier):
+    extractor = FeatureExtractor(CONFIG)
+    one, quiet = torch.from_numpy(_clip(1.0, 1)), torch.from_numpy(_clip(1.0, 2)) * 0.01
+    with torch.no_grad():
+        batch = classifier(extractor(torch.stack([one, quiet])[:, None]))
+        alone = classifier(extractor(one[None, None]))
+    assert batch.shape == (2, 3)
     torch.testing.assert_close(batch[0], alone[0], rtol=1e-4, atol=1e-4)  # the dB floor is per clip
+    model = SpeechEmbeddingClassifier(3, 32, CONFIG.n_frames).train()
+    model(extractor(one[None, None])).sum().backward()
+    assert model.backbone.stem.weight.grad.abs().sum() > 0 and model.head.weight.grad.abs().sum() > 0
 
 
-def test_gradients_flow_for_fine_tuning(backbone):
-    wave = torch.from_numpy(_clip(0.8)).requires_grad_(False)[None]
-    model = load_speech_embedding().train()
-    model(wave).sum().backward()
-    assert model.embedding.stem.weight.grad is not None and model.embedding.stem.weight.grad.abs().sum() > 0
-
-
-def test_short_clip_is_refused(backbone):
-    with pytest.raises(ValueError, match="at least 0.775 s"):
-        backbone(torch.zeros(1, 12000))
+def test_wrong_features_are_refused_and_weights_are_hashed():
+    with pytest.raises(ValueError, match="feature kind 'speech_embedding'"):
+        SpeechEmbeddingClassifier(3, n_bins=40, n_frames=101)
+    assert weights_sha256(load_speech_embedding()) == weights_sha256(load_speech_embedding())
+    assert weights_sha256(load_speech_embedding()) != weights_sha256(SpeechEmbedding())
