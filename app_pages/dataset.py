@@ -17,8 +17,8 @@ from lib.data import DatasetError
 from lib.download import DownloadError, archive_path, dataset_folder, fetch_dataset
 from lib.infer import penultimate
 from lib.plots import fig_class_counts, fig_embedding, fig_histogram, image_spectrogram, image_waveform
-import ui.common as common
-from ui.common import (BUILTIN_CACHE, PROJECTIONS, active_dataset, active_run, dataset_features, default_builtin_spec,
+from lib.settings import settings
+from ui.common import (PROJECTIONS, active_dataset, active_run, dataset_features, default_builtin_spec,
                        feature_config, init_state, load_classifier, map_points, page_header, source_key, spec_from_dict)
 
 SOURCES = {"builtin": "Built-in (synthetic keywords)", "folder": "Folder on disk", "csv": "CSV manifest",
@@ -135,7 +135,7 @@ def _fetch(key: str, **how) -> None:
         bar.progress(min(done / max(total, 1), 1.0), text=f"Extracting {name}: {_mb(done)} / {_mb(total)} MB")
 
     try:
-        root = fetch_dataset(key, common.DATA_DIR, progress=on_download, extract_progress=on_extract, **how)
+        root = fetch_dataset(key, settings().data_dir, progress=on_download, extract_progress=on_extract, **how)
     except DownloadError as error:
         bar.empty()
         if error.unreachable:  # offline or a dead address: what to do here, in the app
@@ -163,15 +163,15 @@ def _catalog_chooser(source: dict) -> None:
     key = st.selectbox("Dataset", keys, key="ds_cat_key",
                        format_func=lambda k: f"{CATALOG[k].name} ({CATALOG[k].task})")
     _show_card(key)
-    root = find_root(key, dataset_folder(key, common.DATA_DIR)) if dataset_folder(key, common.DATA_DIR).is_dir() \
-        else None
+    folder = dataset_folder(key, settings().data_dir)
+    root = find_root(key, folder) if folder.is_dir() else None
     if root is not None:
         st.caption(f"Already on disk in `{root}`.")
         if st.button("Open", type="primary", key="ds_cat_open"):
             _fetch(key)
         return
-    st.caption(f"Not on disk yet. It goes to `{dataset_folder(key, common.DATA_DIR)}`; a downloaded archive is "
-               f"kept as `{archive_path(key, common.DATA_DIR)}`.")
+    st.caption(f"Not on disk yet. It goes to `{folder}`; a downloaded archive is "
+               f"kept as `{archive_path(key, settings().data_dir)}`.")
     t_download, t_existing, t_archive = st.tabs(["Download", "I already have it", "Use a downloaded archive"])
     with t_download:
         card = CATALOG[key]
@@ -330,7 +330,7 @@ if dataset is None:
 key = source_key(dataset.source)
 
 if source["kind"] == "builtin":
-    folder = builtin_folder(spec_from_dict(source["spec"]), BUILTIN_CACHE)
+    folder = builtin_folder(spec_from_dict(source["spec"]), settings().builtin_cache)
     st.caption(f"Active: **{dataset.name}**. Its WAV files (one sub-folder per word) and `manifest.csv` are in "
                f"`{folder}`.")
 elif source["kind"] == "catalog":

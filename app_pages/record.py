@@ -14,7 +14,8 @@ from lib.audio import AudioDecodeError, load_audio, pad_or_trim, resample, save_
 from lib.data import AUDIO_EXTENSIONS
 from lib.features import extract
 from lib.plots import fig_class_counts, fig_probabilities, fig_spectrogram, fig_window_predictions
-from ui.common import RECORDINGS_DIR, load_classifier, page_header, page_link, run_picker, show_detections
+from lib.settings import settings
+from ui.common import load_classifier, page_header, page_link, run_picker, show_detections
 
 DEFAULT_DATASET = "my-recordings"
 RECORD_SAMPLE_RATE = 16000
@@ -24,6 +25,7 @@ NAME_RULE = re.compile(r"[A-Za-z0-9 _-]{1,64}")
 NAME_HELP = "letters, digits, spaces, '-' and '_' only (at most 64 characters)"
 MIN_CLASSES = 2
 SUGGESTED_PER_CLASS = 10
+RECORDINGS_DIR = settings().recordings_dir  # the operator's (lib.settings), read on every run of the page
 
 
 # ------------------------------------------------------------------------------------------- helpers

@@ -41,6 +41,7 @@ from lib.models import MODELS, Ensemble, build_model, count_parameters
 from lib.power_augment import NoiseBank, apply_power_augment, draw_power_augment, signal_power
 from lib.run_extras import save_run_extras
 from lib.runs import check_run_target, new_run_id, save_run
+from lib.settings import settings
 
 __all__ = ["TrainConfig", "StartEvent", "StepEvent", "EpochEvent", "DoneEvent", "TrainingDiverged",
            "iter_training", "run_training", "featurize", "featurize_dataset", "power_dataset", "predict_logits",
@@ -332,7 +333,7 @@ def _split_report(name: str, dataset: AudioDataset, indices: np.ndarray, probabi
 
 
 def iter_training(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainConfig, *,
-                  runs_root: str | Path = "models", run_id: str | None = None, overwrite: bool = False,
+                  runs_root: str | Path | None = None, run_id: str | None = None, overwrite: bool = False,
                   stop: threading.Event | None = None, save: bool = True) -> Iterator[Event]:
     """Train a model on ``dataset`` and save the run, yielding events as it goes.
 
@@ -340,7 +341,7 @@ def iter_training(dataset: AudioDataset, feature_config: FeatureConfig, config: 
         dataset: decoded clips with labels and groups.
         feature_config: the preprocessing (saved with the run; inference repeats it exactly).
         config: the training settings.
-        runs_root: folder of saved runs.
+        runs_root: folder of saved runs (default: the operator's, :func:`lib.settings.settings`).
         run_id: the run's name (default: time, model and a random suffix).
         overwrite: replace an existing run of that name.
         stop: when set (from any thread), training ends at the next step and the run is saved as "stopped".
@@ -351,7 +352,7 @@ def iter_training(dataset: AudioDataset, feature_config: FeatureConfig, config: 
         :class:`DoneEvent` (also after a failure: status "failed" and the message).
     """
     try:
-        yield from _train(dataset, feature_config, config, Path(runs_root), run_id, overwrite,
+        yield from _train(dataset, feature_config, config, Path(runs_root or settings().runs_dir), run_id, overwrite,
                           stop or threading.Event(), save)
     except TrainingDiverged as error:
         yield DoneEvent("failed", str(error))
