@@ -20,7 +20,7 @@ from lib.plots import (fig_compare_curves, fig_confusion, fig_curves, fig_embedd
                        fig_spectrogram)
 from lib.run_extras import mistake_clip, test_embedding
 from lib.runs import RunInfo
-from lib.settings import settings
+from lib.settings import settings as operator_settings
 from ui.common import (PROJECTIONS, active_dataset, dataset_features, load_classifier, load_dataset,
                        map_points, page_header, page_link, run_picker, runs, source_key, spec_from_dict)
 
@@ -185,7 +185,7 @@ def run_dataset(run: RunInfo) -> AudioDataset | None:
         return None
     try:
         if source["kind"] == "builtin":
-            folder = builtin_folder(spec_from_dict(source["spec"]), settings().builtin_cache)
+            folder = builtin_folder(spec_from_dict(source["spec"]), operator_settings().builtin_cache)
             if not (folder / "manifest.csv").is_file():
                 st.info("The built-in set this run was trained on is not generated on this machine: open it on "
                         "the Dataset page to see the map.")
@@ -276,7 +276,7 @@ def show_cross(run: RunInfo) -> None:
                     help="See domain shift with your own eyes: a model trained on synthetic voices, tested on "
                          "recordings of yours or on another dataset.")
     if kind == "recordings":
-        RECORDINGS_DIR = settings().recordings_dir
+        RECORDINGS_DIR = operator_settings().recordings_dir
         sets = sorted(p.name for p in RECORDINGS_DIR.iterdir() if p.is_dir()) if RECORDINGS_DIR.is_dir() else []
         if not sets:
             st.info("No recordings yet: record a few words per class on the Record page (they are saved under "

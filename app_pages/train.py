@@ -14,7 +14,6 @@ from lib.jobs import JOB_QUEUE, TrainingJob
 from lib.models import MODELS, model_summaries
 from lib.plots import fig_curves, fig_steps
 from lib.train import OPTIMIZERS, SCHEDULERS, TrainConfig
-from lib.settings import settings
 from ui.common import active_dataset, augment_config, feature_config, page_header, page_link
 
 DEFAULTS = TrainConfig()
@@ -120,7 +119,7 @@ def start() -> None:
         return
     try:
         config = settings()
-        job = JOB_QUEUE.submit(dataset, feature_config(), config, runs_root=settings().runs_dir)
+        job = JOB_QUEUE.submit(dataset, feature_config(), config)  # into the operator's runs folder
     except ValueError as error:
         st.session_state["train_error"] = f"Cannot start training: {error}. Change the setting and start again."
         return
