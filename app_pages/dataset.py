@@ -26,8 +26,6 @@ SOURCES = {"builtin": "Built-in (synthetic keywords)", "folder": "Folder on disk
 MAX_EXAMPLES = 24       # clips shown in the examples grid, all classes together
 MAX_MEAN_SPECS = 40     # classes shown as mean spectrograms
 MAX_VIEW_CLIPS = 2000   # features, examples, mean spectrograms and the map use a random subset of larger sets
-#: Clip length (seconds) that fits a real dataset's recordings; the others use the feature settings' length.
-SUGGESTED_SECONDS = {"esc50": 5.0, "esc10": 5.0, "urbansound8k": 4.0, "gtzan": 3.0, "yesno": 6.0}
 
 
 # --------------------------------------------------------------------------------------- callbacks
@@ -99,8 +97,8 @@ def _show_card(key: str) -> None:
         c3.metric("Folds", f"{card.folds}" if card.folds else "none")
         st.markdown(f"- **Classes**: {classes}\n- **Split**: {split}\n- **Download**: {download}, "
                     f"{card.archive_format}\n- **Licence**: {card.license}\n- **Source**: {url}")
-        if key in SUGGESTED_SECONDS:
-            st.markdown(f"- **Clip length**: cached as {SUGGESTED_SECONDS[key]:g} s clips")
+        if card.clip_seconds is not None:
+            st.markdown(f"- **Clip length**: cached as {card.clip_seconds:g} s clips")
         st.caption("Citation")
         st.code(card.citation, language=None)
         st.caption(card.notes)
@@ -118,7 +116,7 @@ def _catalog_source(key: str, root) -> dict:
     the dataset's suggested clip length (else the feature settings' one)."""
     config = feature_config()
     return {"kind": "catalog", "key": key, "root": str(root), "sample_rate": int(config.sample_rate),
-            "clip_seconds": float(SUGGESTED_SECONDS.get(key, config.clip_seconds))}
+            "clip_seconds": float(CATALOG[key].clip_seconds or config.clip_seconds)}
 
 
 def _fetch(key: str, **how) -> None:
