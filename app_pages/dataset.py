@@ -17,8 +17,8 @@ from lib.data import DatasetError
 from lib.download import DownloadError, archive_path, dataset_folder, fetch_dataset
 from lib.infer import penultimate
 from lib.plots import fig_class_counts, fig_embedding, fig_histogram, image_spectrogram, image_waveform
-import ui.common as common
-from ui.common import (BUILTIN_CACHE, PROJECTIONS, active_dataset, active_run, dataset_features, default_builtin_spec,
+from lib.settings import settings
+from ui.common import (PROJECTIONS, active_dataset, active_run, dataset_features, default_builtin_spec,
                        feature_config, init_state, load_classifier, map_points, page_header, source_key, spec_from_dict)
 
 SOURCES = {"builtin": "Built-in (synthetic keywords)", "folder": "Folder on disk", "csv": "CSV manifest",
@@ -26,8 +26,6 @@ SOURCES = {"builtin": "Built-in (synthetic keywords)", "folder": "Folder on disk
 MAX_EXAMPLES = 24       # clips shown in the examples grid, all classes together
 MAX_MEAN_SPECS = 40     # classes shown as mean spectrograms
 MAX_VIEW_CLIPS = 2000   # features, examples, mean spectrograms and the map use a random subset of larger sets
-#: Clip length (seconds) that fits a real dataset's recordings; the others use the feature settings' length.
-SUGGESTED_SECONDS = {"esc50": 5.0, "esc10": 5.0, "urbansound8k": 4.0, "gtzan": 3.0, "yesno": 6.0}
 
 
 # --------------------------------------------------------------------------------------- callbacks
@@ -99,8 +97,8 @@ def _show_card(key: str) -> None:
         c3.metric("Folds", f"{card.folds}" if card.folds else "none")
         st.markdown(f"- **Classes**: {classes}\n- **Split**: {split}\n- **Download**: {download}, "
                     f"{card.archive_format}\n- **Licence**: {card.license}\n- **Source**: {url}")
-        if key in SUGGESTED_SECONDS:
-            st.markdown(f"- **Clip length**: cached as {SUGGESTED_SECONDS[key]:g} s clips")
+        if card.clip_seconds is not None:
+            st.markdown(f"- **Clip length**: cached as {card.clip_seconds:g} s clips")
         st.caption("Citation")
         st.code(card.citation, language=None)
         st.caption(card.notes)
@@ -118,7 +116,7 @@ def _catalog_source(key: str, root) -> dict:
     the dataset's suggested clip length (else the feature settings' one)."""
     config = feature_config()
     return {"kind": "catalog", "key": key, "root": str(root), "sample_rate": int(config.sample_rate),
-            "clip_seconds": float(SUGGESTED_SECONDS.get(key, config.clip_seconds))}
+            "clip_seconds": float(CATALOG[key].clip_seconds or config.clip_seconds)}
 
 
 def _fetch(key: str, **how) -> None:
@@ -135,7 +133,7 @@ def _fetch(key: str, **how) -> None:
         bar.progress(min(done / max(total, 1), 1.0), text=f"Extracting {name}: {_mb(done)} / {_mb(total)} MB")
 
     try:
-        root = fetch_dataset(key, common.DATA_DIR, progress=on_download, extract_progress=on_extract, **how)
+        root = fetch_dataset(key, settings().data_dir, progress=on_download, extract_progress=on_extract, **how)
     except DownloadError as error:
         bar.empty()
         if error.unreachable:  # offline or a dead address: what to do here, in the app
@@ -163,15 +161,15 @@ def _catalog_chooser(source: dict) -> None:
     key = st.selectbox("Dataset", keys, key="ds_cat_key",
                        format_func=lambda k: f"{CATALOG[k].name} ({CATALOG[k].task})")
     _show_card(key)
-    root = find_root(key, dataset_folder(key, common.DATA_DIR)) if dataset_folder(key, common.DATA_DIR).is_dir() \
-        else None
+    folder = dataset_folder(key, settings().data_dir)
+    root = find_root(key, folder) if folder.is_dir() else None
     if root is not None:
         st.caption(f"Already on disk in `{root}`.")
         if st.button("Open", type="primary", key="ds_cat_open"):
             _fetch(key)
         return
-    st.caption(f"Not on disk yet. It goes to `{dataset_folder(key, common.DATA_DIR)}`; a downloaded archive is "
-               f"kept as `{archive_path(key, common.DATA_DIR)}`.")
+    st.caption(f"Not on disk yet. It goes to `{folder}`; a downloaded archive is "
+               f"kept as `{archive_path(key, settings().data_dir)}`.")
     t_download, t_existing, t_archive = st.tabs(["Download", "I already have it", "Use a downloaded archive"])
     with t_download:
         card = CATALOG[key]
@@ -330,7 +328,7 @@ if dataset is None:
 key = source_key(dataset.source)
 
 if source["kind"] == "builtin":
-    folder = builtin_folder(spec_from_dict(source["spec"]), BUILTIN_CACHE)
+    folder = builtin_folder(spec_from_dict(source["spec"]), settings().builtin_cache)
     st.caption(f"Active: **{dataset.name}**. Its WAV files (one sub-folder per word) and `manifest.csv` are in "
                f"`{folder}`.")
 elif source["kind"] == "catalog":

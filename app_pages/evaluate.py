@@ -20,7 +20,8 @@ from lib.plots import (fig_compare_curves, fig_confusion, fig_curves, fig_embedd
                        fig_spectrogram)
 from lib.run_extras import mistake_clip, test_embedding
 from lib.runs import RunInfo
-from ui.common import (BUILTIN_CACHE, PROJECTIONS, active_dataset, dataset_features, load_classifier, load_dataset,
+from lib.settings import settings as operator_settings
+from ui.common import (PROJECTIONS, active_dataset, dataset_features, load_classifier, load_dataset,
                        map_points, page_header, page_link, run_picker, runs, source_key, spec_from_dict)
 
 MAX_MISTAKES = 12
@@ -184,7 +185,8 @@ def run_dataset(run: RunInfo) -> AudioDataset | None:
         return None
     try:
         if source["kind"] == "builtin":
-            if not (builtin_folder(spec_from_dict(source["spec"]), BUILTIN_CACHE) / "manifest.csv").is_file():
+            folder = builtin_folder(spec_from_dict(source["spec"]), operator_settings().builtin_cache)
+            if not (folder / "manifest.csv").is_file():
                 st.info("The built-in set this run was trained on is not generated on this machine: open it on "
                         "the Dataset page to see the map.")
                 return None
@@ -274,8 +276,7 @@ def show_cross(run: RunInfo) -> None:
                     help="See domain shift with your own eyes: a model trained on synthetic voices, tested on "
                          "recordings of yours or on another dataset.")
     if kind == "recordings":
-        from ui.common import RECORDINGS_DIR
-
+        RECORDINGS_DIR = operator_settings().recordings_dir
         sets = sorted(p.name for p in RECORDINGS_DIR.iterdir() if p.is_dir()) if RECORDINGS_DIR.is_dir() else []
         if not sets:
             st.info("No recordings yet: record a few words per class on the Record page (they are saved under "

@@ -3,7 +3,6 @@ style)."""
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import datetime
 from pathlib import Path
@@ -12,18 +11,19 @@ import streamlit as st
 
 from lib.audio import AudioDecodeError, load_audio, pad_or_trim, resample, save_wav, to_mono
 from lib.data import AUDIO_EXTENSIONS
+from lib.detect import is_silent
 from lib.features import extract
 from lib.plots import fig_class_counts, fig_probabilities, fig_spectrogram, fig_window_predictions
-from ui.common import RECORDINGS_DIR, load_classifier, page_header, page_link, run_picker, show_detections
+from lib.settings import settings
+from ui.common import load_classifier, page_header, page_link, run_picker, show_detections
 
 DEFAULT_DATASET = "my-recordings"
 RECORD_SAMPLE_RATE = 16000
-PEAK_MIN = 1e-3     # a recording whose loudest sample is below this is silent
-RMS_MIN_DB = -60.0  # ... and so is one whose RMS level is below this (dBFS)
 NAME_RULE = re.compile(r"[A-Za-z0-9 _-]{1,64}")
 NAME_HELP = "letters, digits, spaces, '-' and '_' only (at most 64 characters)"
 MIN_CLASSES = 2
 SUGGESTED_PER_CLASS = 10
+RECORDINGS_DIR = settings().recordings_dir  # the operator's (lib.settings), read on every run of the page
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -48,10 +48,7 @@ def decode(recording) -> tuple:
         return None, None, ("error", f"{error} Record again.")
     if not bool(waveform.isfinite().all()):
         return None, None, ("error", "The recording has invalid samples (NaN or infinity). Record again.")
-    peak = float(waveform.abs().max())
-    rms = float(waveform.pow(2).mean().sqrt())
-    rms_db = 20 * math.log10(rms) if rms > 0 else -math.inf
-    if peak < PEAK_MIN or rms_db < RMS_MIN_DB:
+    if is_silent(waveform.numpy()):
         return None, None, silent
     return waveform, rate, None
 

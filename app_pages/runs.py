@@ -10,7 +10,10 @@ import streamlit as st
 from lib.augment import augment_summary
 from lib.export import FORMATS, ExportError, export_zip_bytes
 from lib.runs import RunError, RunInfo, delete_run, rename_run, run_zip_bytes
-from ui.common import RUNS_DIR, active_run, page_header, runs
+from lib.settings import settings
+from ui.common import active_run, page_header, runs
+
+RUNS_DIR = settings().runs_dir  # the operator's (lib.settings), read on every run of the page
 
 
 # ----------------------------------------------------------------------------------------------- helpers

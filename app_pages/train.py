@@ -15,7 +15,7 @@ from lib.models import MODELS, model_summaries
 from lib.plots import fig_curves, fig_steps
 from lib.train import OPTIMIZERS, SCHEDULERS, TrainConfig
 from ui.augment_editor import augment_editor, edited_augment
-from ui.common import RUNS_DIR, active_dataset, augment_config, feature_config, page_header, page_link
+from ui.common import active_dataset, augment_config, feature_config, page_header, page_link
 
 DEFAULTS = TrainConfig()
 LEARNING_RATES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0)
@@ -100,7 +100,7 @@ def start() -> None:
         return
     try:
         config = settings()
-        job = JOB_QUEUE.submit(dataset, feature_config(), config, runs_root=RUNS_DIR)
+        job = JOB_QUEUE.submit(dataset, feature_config(), config)  # into the operator's runs folder
     except ValueError as error:
         st.session_state["train_error"] = f"Cannot start training: {error}. Change the setting and start again."
         return

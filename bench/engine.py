@@ -49,9 +49,10 @@ def log(message: str) -> None:
 
 # ------------------------------------------------------------------------------------------------ shared helpers
 def data_dir(args: argparse.Namespace) -> Path:
-    if args.data_dir:
-        return Path(args.data_dir).resolve()
-    return Path(os.environ.get("AUDIOWB_DATA_DIR", ROOT / "data")).resolve() / "builtin"
+    """The built-in set's cache: ``--data-dir``, else the operator's (:func:`lib.settings.settings`)."""
+    from lib.settings import settings
+
+    return Path(args.data_dir).resolve() if args.data_dir else settings().builtin_cache
 
 
 def peak_rss_mb(who: int) -> float:

@@ -35,6 +35,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from lib import espeak, neural_voices
+from lib.settings import settings
 
 __all__ = ["SPEECH_COMMANDS_WORDS", "UNKNOWN_WORDS", "UNKNOWN_LABEL", "SILENCE_LABEL", "BuiltinSpec",
            "generate_builtin", "builtin_folder", "builtin_name"]
@@ -400,19 +401,19 @@ def builtin_folder(spec: BuiltinSpec, cache_dir: str | Path) -> Path:
     return Path(cache_dir) / f"speech-commands-synth-{spec.key()}"
 
 
-def generate_builtin(spec: BuiltinSpec = BuiltinSpec(), cache_dir: str | Path = "data/builtin",
+def generate_builtin(spec: BuiltinSpec = BuiltinSpec(), cache_dir: str | Path | None = None,
                      progress: ProgressCallback | None = None) -> Path:
     """Synthesize the set described by ``spec`` into ``cache_dir`` (or reuse it) and return its manifest path.
 
     Args:
         spec: what to generate.
-        cache_dir: parent folder of the cached sets.
+        cache_dir: parent folder of the cached sets (default: the operator's, :func:`lib.settings.settings`).
         progress: called as ``progress(done, total)`` while clips are made.
 
     Returns:
         Path of ``manifest.csv`` (columns path, label, group; paths relative to its folder).
     """
-    folder = builtin_folder(spec, cache_dir)
+    folder = builtin_folder(spec, cache_dir or settings().builtin_cache)
     manifest = folder / "manifest.csv"
     if manifest.is_file():
         if progress:

@@ -93,6 +93,8 @@ class DatasetCard:
         long_clips: how :mod:`lib.diskcache` stores clips longer than the clip length by default: ``"center"``
             (the centre crop) or ``"all"`` (every crop, all in the clip's group).
         official_split: ``(test_fold, validation_fold)`` of a fixed official split, when there is one.
+        clip_seconds: the clip length, in seconds, that fits the recordings (the app caches the set at it); None:
+            the feature settings' length.
     """
 
     key: str
@@ -113,6 +115,7 @@ class DatasetCard:
     archive_name: str = ""
     long_clips: str = "center"
     official_split: tuple[int, int] | None = None
+    clip_seconds: float | None = None
 
     @property
     def source_key(self) -> str:
@@ -162,7 +165,7 @@ _ESC50 = DatasetCard(
           "target, category, esc10, src_file, take) and ESC-50-master/audio/<fold>-<src>-<take>-<target>.wav. "
           "Official folds 1-5 (clips of one source recording share a fold; groups = src_file). No SHA-256: "
           "GitHub builds the zip of a moving branch, so its bytes are not stable.",
-    archive_name="ESC-50-master.zip")
+    archive_name="ESC-50-master.zip", clip_seconds=5.0)
 
 CATALOG: dict[str, DatasetCard] = {card.key: card for card in (
     _SC_V2,
@@ -202,7 +205,7 @@ CATALOG: dict[str, DatasetCard] = {card.key: card for card in (
               "classID, class) and UrbanSound8K/audio/fold<k>/<slice>.wav. Use the official folds 1-10 and never "
               "mix them (slices of one recording share a fold; groups = fsID): report 10-fold cross-validation. "
               "No SHA-256 pinned (Zenodo publishes an MD5 only).",
-        archive_name="UrbanSound8K.tar.gz"),
+        archive_name="UrbanSound8K.tar.gz", clip_seconds=4.0),
     DatasetCard(
         key="gtzan", name="GTZAN Genre Collection", task="music genre classification (10 genres)",
         classes=GTZAN_GENRES, n_clips=1_000, size_on_disk="1.3 GB", download_bytes=1_230_000_000,
@@ -218,7 +221,7 @@ CATALOG: dict[str, DatasetCard] = {card.key: card for card in (
               "a track never spans two splits (the disk cache stores all crops by default). The original host "
               "is often down: download a copy by hand and pass it as local_archive, or point existing_root at "
               "an extracted copy. SHA-256 from torchaudio's GTZAN.",
-        archive_name="genres.tar.gz", long_clips="all"),
+        archive_name="genres.tar.gz", long_clips="all", clip_seconds=3.0),
     DatasetCard(
         key="yesno", name="YESNO", task="first word of a recording: yes or no (Hebrew)", classes=("no", "yes"),
         n_clips=60, size_on_disk="6 MB", download_bytes=4_700_000, license="CC BY 4.0 (OpenSLR SLR1)",
@@ -231,7 +234,7 @@ CATALOG: dict[str, DatasetCard] = {card.key: card for card in (
               "recording is labelled by its first word (label='first', two balanced classes), or by how many of "
               "its words are yes (label='count', nine classes). Use clip_seconds of about 6 so the model hears "
               "the whole recording. SHA-256 from torchaudio's YESNO.",
-        archive_name="waves_yesno.tar.gz"),
+        archive_name="waves_yesno.tar.gz", clip_seconds=6.0),
 )}
 
 

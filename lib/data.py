@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from lib.audio import AudioDecodeError, load_audio, pad_or_trim, resample, to_mono
+from lib.settings import settings
 
 __all__ = ["AUDIO_EXTENSIONS", "DatasetError", "AudioDataset", "Split", "load_folder", "load_csv", "load_builtin",
            "load_source", "catalog_cache_args", "split_dataset", "fold_split"]
@@ -220,7 +221,7 @@ def load_csv(csv_path: str | Path, root: str | Path | None = None,
     return dataset
 
 
-def load_builtin(spec=None, cache_dir: str | Path = "data/builtin",
+def load_builtin(spec=None, cache_dir: str | Path | None = None,
                  progress: ProgressCallback | None = None) -> AudioDataset:
     """The built-in Synthetic Speech Commands set: generated on first use (see :mod:`lib.builtin`), then decoded.
 
@@ -230,7 +231,7 @@ def load_builtin(spec=None, cache_dir: str | Path = "data/builtin",
 
     from lib.builtin import BuiltinSpec, builtin_name, generate_builtin
 
-    spec = spec or BuiltinSpec()
+    spec, cache_dir = spec or BuiltinSpec(), cache_dir or settings().builtin_cache
     manifest = generate_builtin(spec, cache_dir, progress)
     dataset = load_csv(manifest, progress=progress)
     dataset.name = builtin_name(spec)
@@ -243,25 +244,26 @@ def load_builtin(spec=None, cache_dir: str | Path = "data/builtin",
     return dataset
 
 
-def catalog_cache_args(source: dict, data_dir: str | Path = "data") -> dict:
+def catalog_cache_args(source: dict, data_dir: str | Path | None = None) -> dict:
     """``lib.diskcache.cached_dataset`` arguments of a real dataset's source (``{"kind": "catalog", "key", "root",
-    ...}``); a run's recorded source keeps the sample rate and clip length under ``"cache"``."""
+    ...}``); a run's recorded source keeps the sample rate and clip length under ``"cache"``. ``data_dir``
+    defaults to the operator's (:func:`lib.settings.settings`)."""
     cache = source.get("cache") or {}
-    return dict(key=source["key"], root=source["root"], cache_root=Path(data_dir) / "cache",
+    return dict(key=source["key"], root=source["root"], cache_root=Path(data_dir or settings().data_dir) / "cache",
                 sample_rate=int(source.get("sample_rate", cache.get("sample_rate", 16000))),
                 clip_seconds=float(source.get("clip_seconds", cache.get("clip_seconds", 1.0))),
                 **source.get("options", {}))
 
 
-def load_source(source: dict, data_dir: str | Path = "data", progress: ProgressCallback | None = None,
+def load_source(source: dict, data_dir: str | Path | None = None, progress: ProgressCallback | None = None,
                 builtin_cache: str | Path | None = None) -> AudioDataset:
     """Open the dataset a source describes: the dict :attr:`AudioDataset.source` and saved runs record.
 
     Args:
         source: ``{"kind": "builtin", "spec": {...}}``, ``{"kind": "folder", "path": ...}``,
             ``{"kind": "csv", "path": ..., "root": ...}`` or ``{"kind": "catalog", "key": ..., "root": ...}``.
-        data_dir: the data folder: built-in sets are cached in ``<data_dir>/builtin``, real datasets'
-            decoded clips in ``<data_dir>/cache``.
+        data_dir: the data folder (default: the operator's, :func:`lib.settings.settings`): built-in sets are
+            cached in ``<data_dir>/builtin``, real datasets' decoded clips in ``<data_dir>/cache``.
         progress: ``progress(done, total)`` while generating, decoding or building a cache.
         builtin_cache: where built-in sets are cached instead of ``<data_dir>/builtin`` (a training process
             reopens a set where the app found it: ``source["cache_dir"]``).
@@ -270,10 +272,11 @@ def load_source(source: dict, data_dir: str | Path = "data", progress: ProgressC
         DatasetError: the kind is unknown, or the dataset cannot be opened (the message says why).
     """
     kind = source.get("kind")
+    data_dir = Path(data_dir or settings().data_dir)
     if kind == "builtin":
         from lib.builtin import BuiltinSpec
 
-        return load_builtin(BuiltinSpec(**source["spec"]), builtin_cache or Path(data_dir) / "builtin", progress)
+        return load_builtin(BuiltinSpec(**source["spec"]), builtin_cache or data_dir / "builtin", progress)
     if kind == "folder":
         return load_folder(source["path"], progress)
     if kind == "csv":

@@ -24,7 +24,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["Detection", "sound_segments", "detection_windows", "group_detections", "FRAME_SEC", "SILENCE_DBFS"]
+__all__ = ["Detection", "sound_segments", "detection_windows", "group_detections", "is_silent", "FRAME_SEC",
+           "SILENCE_DBFS", "SILENT_PEAK", "SILENT_RMS_DBFS"]
 
 FRAME_SEC = 0.02        # level frames: 20 ms
 SILENCE_DBFS = -60.0    # a recording whose loudest frame is below this has no sound at all
@@ -183,3 +184,23 @@ def group_detections(segments: Sequence[tuple[float, float, float]], windows: Se
     if run:
         close()
     return detections
+
+
+#: A take whose loudest sample is below this (full scale 1.0) is silent (the Record page refuses it).
+SILENT_PEAK = 1e-3
+#: ... and so is one whose RMS level over the whole take is below this, dBFS.
+SILENT_RMS_DBFS = -60.0
+
+
+def is_silent(waveform: np.ndarray) -> bool:
+    """True when a take has no sound worth keeping: its peak is below :data:`SILENT_PEAK` or its RMS level is
+    below :data:`SILENT_RMS_DBFS`.
+
+    Args:
+        waveform: samples of any shape (channels included), full scale 1.0.
+    """
+    samples = np.asarray(waveform, dtype=np.float64)
+    if samples.size == 0:
+        return True
+    peak, rms = float(np.abs(samples).max()), float(np.sqrt(np.mean(samples ** 2)))
+    return peak < SILENT_PEAK or (20 * np.log10(rms) if rms > 0 else -np.inf) < SILENT_RMS_DBFS

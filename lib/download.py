@@ -6,7 +6,7 @@
 * :func:`extract` unpacks ``.tar.gz``/``.tgz``/``.tar``/``.zip`` into a temporary folder renamed when complete,
   refusing members that would land outside it (absolute paths, ``..``, links pointing out, device files).
 * :func:`fetch_dataset` does both for a :data:`lib.catalog.CATALOG` key into the data folder
-  (``AUDIOWB_DATA_DIR`` or ``./data``): ``<data>/downloads/<archive>`` and ``<data>/<key>/``. It skips what is
+  (:func:`lib.settings.settings`: ``AUDIOWB_DATA_DIR`` or the repository's ``data/``): ``<data>/downloads/<archive>`` and ``<data>/<key>/``. It skips what is
   already there, accepts a manually downloaded archive (``local_archive``) or an already extracted copy
   (``existing_root``), and returns the dataset root for :data:`lib.catalog.LOADERS`.
 
@@ -38,8 +38,9 @@ from typing import Callable
 
 from lib.catalog import CATALOG, check_layout, find_root, get_card, resolve_source
 from lib.data import DatasetError
+from lib.settings import settings
 
-__all__ = ["DownloadError", "download", "extract", "fetch_dataset", "default_data_dir", "dataset_folder",
+__all__ = ["DownloadError", "download", "extract", "fetch_dataset", "dataset_folder",
            "archive_path", "sha256_file", "main"]
 
 log = logging.getLogger(__name__)
@@ -67,19 +68,14 @@ class DownloadError(RuntimeError):
         self.unreachable = unreachable
 
 
-def default_data_dir() -> Path:
-    """The data folder: ``AUDIOWB_DATA_DIR`` or ``./data``."""
-    return Path(os.environ.get("AUDIOWB_DATA_DIR") or "data")
-
-
 def dataset_folder(key: str, data_dir: str | Path | None = None) -> Path:
     """Where dataset ``key``'s archive is extracted: ``<data_dir>/<archive key>``."""
-    return Path(data_dir or default_data_dir()) / get_card(key).source_key
+    return Path(data_dir or settings().data_dir) / get_card(key).source_key
 
 
 def archive_path(key: str, data_dir: str | Path | None = None) -> Path:
     """Where dataset ``key``'s archive is downloaded to (and where to put one downloaded by hand)."""
-    return Path(data_dir or default_data_dir()) / "downloads" / get_card(key).archive_name
+    return Path(data_dir or settings().data_dir) / "downloads" / get_card(key).archive_name
 
 
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
@@ -418,7 +414,7 @@ def fetch_dataset(key: str, data_dir: str | Path | None = None, progress: Downlo
 
     Args:
         key: a :data:`lib.catalog.CATALOG` key (a preset fetches its parent's archive).
-        data_dir: the data folder (default ``AUDIOWB_DATA_DIR`` or ``./data``).
+        data_dir: the data folder (default :func:`lib.settings.settings`' ``data_dir``).
         progress: download progress, see :func:`download`.
         url: override the archive URL (else ``AUDIOWB_URL_<KEY>``, else the card's).
         sha256: override the checksum (``""``: no verification; else ``AUDIOWB_SHA256_<KEY>``, else the card's).
@@ -476,7 +472,8 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Download and extract a dataset of the catalog.")
     p.add_argument("key", nargs="?", help=f"one of: {', '.join(CATALOG)}")
     p.add_argument("--list", action="store_true", help="list the catalog and exit")
-    p.add_argument("--data-dir", default=None, help="data folder (default: $AUDIOWB_DATA_DIR or ./data)")
+    p.add_argument("--data-dir", default=None,
+                   help="data folder (default: $AUDIOWB_DATA_DIR or the repository's data/)")
     p.add_argument("--url", help="download from this URL instead")
     p.add_argument("--sha256", help="expected SHA-256 ('none' to skip the check)")
     p.add_argument("--archive", help="use this manually downloaded archive")

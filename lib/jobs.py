@@ -37,6 +37,7 @@ import torch
 from lib.data import AudioDataset, DatasetError, load_source
 from lib.device import resolve_device, train_threads
 from lib.features import FeatureConfig
+from lib.settings import settings
 from lib.train import DoneEvent, EpochEvent, StartEvent, StepEvent, TrainConfig, iter_training
 
 __all__ = ["TrainingJob", "JobSnapshot", "JobQueue", "JOB_QUEUE", "WorkerEvent", "StopFlag"]
@@ -310,14 +311,15 @@ class JobQueue:
         self.jobs: list[TrainingJob] = []
 
     def submit(self, dataset: AudioDataset, feature_config: FeatureConfig, train_config: TrainConfig,
-               runs_root: str | Path = "models", run_id: str | None = None) -> TrainingJob:
+               runs_root: str | Path | None = None, run_id: str | None = None) -> TrainingJob:
         """Queue a training job and return it at once (it starts when its device is free).
 
         Raises:
             ValueError: the requested device is not available (the message lists what is).
         """
         device_key = str(resolve_device(train_config.device))
-        job = TrainingJob(dataset, feature_config, train_config, Path(runs_root), run_id, device_key)
+        job = TrainingJob(dataset, feature_config, train_config, Path(runs_root or settings().runs_dir), run_id,
+                          device_key)
         job._queue = self
         with self._condition:
             self._waiting.setdefault(device_key, deque()).append(job)

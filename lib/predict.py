@@ -28,17 +28,18 @@ from pathlib import Path
 
 from lib.device import DEVICE_CHOICES
 from lib.infer import Classifier, Prediction
-from lib.runs import DEFAULT_ROOT, RunError
+from lib.runs import RunError
+from lib.settings import settings
 
 __all__ = ["main", "resolve_run_path", "format_prediction", "format_detections", "format_windows"]
 
 
-def resolve_run_path(run: str, root: str | Path = DEFAULT_ROOT) -> Path:
+def resolve_run_path(run: str, root: str | Path | None = None) -> Path:
     """The folder of ``run``: the path itself if it is a folder, else ``<root>/<run>`` if that is one.
 
     Args:
         run: A run folder path or a run name.
-        root: Folder of saved runs (``models/`` of the project by default).
+        root: Folder of saved runs (default: the operator's, :func:`lib.settings.settings`).
 
     Returns:
         The folder to load (``run`` itself when neither exists, so that loading reports it missing).
@@ -46,7 +47,7 @@ def resolve_run_path(run: str, root: str | Path = DEFAULT_ROOT) -> Path:
     path = Path(run)
     if path.is_dir():
         return path
-    candidate = Path(root) / run
+    candidate = Path(root or settings().runs_dir) / run
     if run and "/" not in run and "\\" not in run and run not in (".", "..") and candidate.is_dir():
         return candidate
     return path

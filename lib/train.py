@@ -7,12 +7,12 @@ cached on the device, and the time shift becomes a roll of frames; an epoch then
 
 Use :func:`iter_training` to get events (:class:`StartEvent`, :class:`StepEvent`, :class:`EpochEvent`,
 :class:`DoneEvent`) or :func:`run_training` with a callback; ``stop`` (a ``threading.Event``) ends the run at
-the next step, and the run is saved with what it has. ``python -m lib.train --help`` is the command line.
+the next step, and the run is saved with what it has. ``python -m lib.train --help`` is the command line
+(:mod:`lib.cli`, generated from the configuration dataclasses).
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import math
 import platform
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lib.augment import AUGMENT_DOMAINS, AugmentConfig, TrainingClips, augment_batch, draw_augment
+from lib.augment import AugmentConfig, TrainingClips, augment_batch, draw_augment
 from lib.augment.pipeline import to_int16
 from lib.augment.power import NoiseBank, signal_power
 from lib.config import ConfigDict
@@ -41,6 +41,7 @@ from lib.metrics import classification_metrics
 from lib.models import MODELS, Ensemble, build_model, count_parameters
 from lib.run_extras import save_run_extras
 from lib.runs import check_run_target, new_run_id, save_run
+from lib.settings import settings
 
 __all__ = ["TrainConfig", "StartEvent", "StepEvent", "EpochEvent", "DoneEvent", "TrainingDiverged",
            "iter_training", "run_training", "featurize", "featurize_dataset", "power_dataset", "predict_logits",
@@ -353,7 +354,7 @@ def _split_report(name: str, dataset: AudioDataset, indices: np.ndarray, probabi
 
 
 def iter_training(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainConfig, *,
-                  runs_root: str | Path = "models", run_id: str | None = None, overwrite: bool = False,
+                  runs_root: str | Path | None = None, run_id: str | None = None, overwrite: bool = False,
                   stop: threading.Event | None = None, save: bool = True) -> Iterator[Event]:
     """Train a model on ``dataset`` and save the run, yielding events as it goes.
 
@@ -361,7 +362,7 @@ def iter_training(dataset: AudioDataset, feature_config: FeatureConfig, config: 
         dataset: decoded clips with labels and groups.
         feature_config: the preprocessing (saved with the run; inference repeats it exactly).
         config: the training settings.
-        runs_root: folder of saved runs.
+        runs_root: folder of saved runs (default: the operator's, :func:`lib.settings.settings`).
         run_id: the run's name (default: time, model and a random suffix).
         overwrite: replace an existing run of that name.
         stop: when set (from any thread), training ends at the next step and the run is saved as "stopped".
@@ -372,7 +373,7 @@ def iter_training(dataset: AudioDataset, feature_config: FeatureConfig, config: 
         :class:`DoneEvent` (also after a failure: status "failed" and the message).
     """
     try:
-        yield from _train(dataset, feature_config, config, Path(runs_root), run_id, overwrite,
+        yield from _train(dataset, feature_config, config, Path(runs_root or settings().runs_dir), run_id, overwrite,
                           stop or threading.Event(), save)
     except TrainingDiverged as error:
         yield DoneEvent("failed", str(error))
@@ -543,180 +544,6 @@ def run_training(dataset: AudioDataset, feature_config: FeatureConfig, config: T
     return done
 
 
-# ----------------------------------------------------------------------------------------------- command line
-def load_dataset_arg(spec: str, args: argparse.Namespace | None = None) -> AudioDataset:
-    """``builtin``, a catalog key (``esc50``, ``speech_commands_v2``, ...), a folder of class sub-folders, or a CSV."""
-    from lib.builtin import BuiltinSpec
-    from lib.catalog import CATALOG
-    from lib.data import load_source
-
-    data_dir = Path(args.data_dir) if args else Path("data")
-    if spec in CATALOG:
-        from lib.download import fetch_dataset
-
-        clip_seconds = args.clip_seconds if args else FeatureConfig().clip_seconds
-        source = {"kind": "catalog", "key": spec, "root": str(fetch_dataset(spec, data_dir)),
-                  "clip_seconds": clip_seconds}
-    elif spec == "builtin":
-        options = {}
-        if args is not None:
-            if args.words:
-                options["words"] = tuple(w.strip() for w in args.words.split(",") if w.strip())
-            options.update(clips_per_word=args.clips_per_word, include_unknown=args.unknown,
-                           include_silence=args.silence, seed=args.data_seed, n_speakers=args.n_speakers,
-                           female_share=None if args.female_share < 0 else args.female_share,
-                           piper_clips_per_word=args.piper_clips_per_word,
-                           kokoro_clips_per_word=args.kokoro_clips_per_word)
-        source = {"kind": "builtin", "spec": asdict(BuiltinSpec(**options))}
-    else:
-        source = {"kind": "csv" if Path(spec).suffix.lower() == ".csv" else "folder", "path": spec}
-    return load_source(source, data_dir)
-
-
-def _parser() -> argparse.ArgumentParser:
-    from lib.builtin import BuiltinSpec
-
-    defaults, augment, builtin = TrainConfig(), AugmentConfig(), BuiltinSpec()
-    p = argparse.ArgumentParser(prog="python -m lib.train", description="Train an audio classifier and save the run.")
-    p.add_argument("--dataset", default="builtin",
-                   help="'builtin', a real dataset key (see `python -m lib.download --list`), a folder of class "
-                        "sub-folders, or a CSV manifest")
-    p.add_argument("--test-fold", type=int, help="hold out this official fold for test (ESC-50, UrbanSound8K)")
-    p.add_argument("--validation-fold", type=int, help="the fold for validation (default: the next one)")
-    p.add_argument("--cross-validate", action="store_true",
-                   help="k-fold cross-validation over the dataset's official folds; reports mean ± std accuracy")
-    p.add_argument("--clip-seconds", type=float, default=FeatureConfig().clip_seconds)
-    p.add_argument("--words", help="built-in set: comma-separated words (default: the ten Speech Commands keywords)")
-    p.add_argument("--clips-per-word", type=int, default=builtin.clips_per_word)
-    p.add_argument("--n-speakers", type=int, default=builtin.n_speakers,
-                   help="built-in set: synthetic speakers (eSpeak accent + voice variant identities)")
-    p.add_argument("--female-share", type=float, default=builtin.female_share,
-                   help="built-in set: fraction of female voices (-1: draw every eSpeak variant alike)")
-    p.add_argument("--piper-clips-per-word", type=int, default=builtin.piper_clips_per_word,
-                   help="built-in set: extra clips of each word said by the Piper neural voice")
-    p.add_argument("--kokoro-clips-per-word", type=int, default=builtin.kokoro_clips_per_word,
-                   help="built-in set: extra clips of each word said by Kokoro neural voices (slower to make)")
-    p.add_argument("--unknown", action="store_true", help="built-in set: add the _unknown_ class")
-    p.add_argument("--silence", action="store_true", help="built-in set: add the _silence_ class")
-    p.add_argument("--data-seed", type=int, default=0, help="built-in set: generation seed")
-    p.add_argument("--data-dir", default="data", help="where datasets are cached")
-    p.add_argument("--model", default=defaults.model, choices=list(MODELS))
-    for name in ("epochs", "batch_size"):
-        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
-    for name in ("learning_rate", "weight_decay", "label_smoothing", "validation_fraction", "test_fraction"):
-        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
-    p.add_argument("--optimizer", default=defaults.optimizer, choices=OPTIMIZERS)
-    p.add_argument("--scheduler", default=defaults.scheduler, choices=SCHEDULERS)
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--device", default=defaults.device)
-    p.add_argument("--max-batches", type=int, default=None, help="stop each epoch after N batches (smoke runs)")
-    p.add_argument("--memory-format", default=defaults.memory_format, choices=MEMORY_FORMATS,
-                   help="weights and features in channels_last or contiguous layout (auto: the model's preference)")
-    p.add_argument("--time-shift-sec", type=float, default=augment.time_shift_sec)
-    p.add_argument("--noise-probability", type=float, default=augment.noise_probability)
-    p.add_argument("--freq-warp", type=float, default=augment.freq_warp, help="max frequency scaling, e.g. 0.15")
-    p.add_argument("--time-stretch", type=float, default=augment.time_stretch, help="max time scaling, e.g. 0.2")
-    p.add_argument("--reverb-probability", type=float, default=augment.reverb_probability)
-    p.add_argument("--rt60-sec-max", type=float, default=augment.rt60_sec_max, help="longest reverberation time")
-    p.add_argument("--eq-probability", type=float, default=augment.eq_probability,
-                   help="fraction of clips through a random equaliser")
-    p.add_argument("--eq-db", type=float, default=augment.eq_db, help="the equaliser's largest boost/cut, dB")
-    p.add_argument("--gain-db", type=float, default=augment.gain_db, help="max random gain either way, dB")
-    p.add_argument("--mixup-alpha", type=float, default=augment.mixup_alpha)
-    p.add_argument("--augment-domain", default=augment.domain, choices=AUGMENT_DOMAINS,
-                   help="apply shift, gain, noise, reverb and EQ to cached power spectrograms (fast) or to "
-                        "waveforms (exact, re-featurised every batch)")
-    p.add_argument("--freq-masks", type=int, default=augment.n_freq_masks)
-    p.add_argument("--time-masks", type=int, default=augment.n_time_masks)
-    p.add_argument("--n-mels", type=int, default=FeatureConfig().n_mels)
-    p.add_argument("--feature-kind", default=FeatureConfig().kind, choices=("mel", "mfcc", "linear"))
-    p.add_argument("--lifter", type=int, default=FeatureConfig().lifter,
-                   help="keep this many cepstral coefficients of each frame (a smooth envelope; 0: off)")
-    p.add_argument("--run-id", help="name of the saved run (default: time-model-suffix)")
-    p.add_argument("--out", default="models", help="folder of saved runs")
-    p.add_argument("--force", action="store_true", help="overwrite a run of the same name")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        dataset = load_dataset_arg(args.dataset, args)
-        feature_config = FeatureConfig(n_mels=args.n_mels, kind=args.feature_kind, clip_seconds=args.clip_seconds,
-                                       lifter=args.lifter)
-        augment = AugmentConfig(time_shift_sec=args.time_shift_sec, noise_probability=args.noise_probability,
-                                n_freq_masks=args.freq_masks, n_time_masks=args.time_masks,
-                                freq_warp=args.freq_warp, time_stretch=args.time_stretch,
-                                reverb_probability=args.reverb_probability, rt60_sec_max=args.rt60_sec_max,
-                                eq_probability=args.eq_probability, eq_db=args.eq_db, gain_db=args.gain_db,
-                                mixup_alpha=args.mixup_alpha, domain=args.augment_domain)
-        config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                             optimizer=args.optimizer, learning_rate=args.learning_rate,
-                             weight_decay=args.weight_decay, scheduler=args.scheduler,
-                             label_smoothing=args.label_smoothing, augment=augment,
-                             validation_fraction=args.validation_fraction, test_fraction=args.test_fraction,
-                             seed=args.seed, device=args.device, max_batches=args.max_batches,
-                             test_fold=args.test_fold, validation_fold=args.validation_fold,
-                             memory_format=args.memory_format)
-    except (ValueError, OSError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if dataset.failed:
-        print(f"skipped {len(dataset.failed)} file(s) that could not be decoded", file=sys.stderr)
-    if args.cross_validate:
-        return _cross_validate(dataset, feature_config, config, args)
-    return _train_once(dataset, feature_config, config, args)
-
-
-def _cross_validate(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainConfig,
-                    args: argparse.Namespace) -> int:
-    """Train once per official fold held out for test; print each fold's and the mean ± std test accuracy."""
-    if dataset.folds is None:
-        print(f"error: {dataset.name!r} has no official folds to cross-validate over", file=sys.stderr)
-        return 2
-    accuracies = []
-    for fold in sorted(set(dataset.folds)):
-        run_id = f"{args.run_id or new_run_id(config.model)}-fold{fold}"
-        print(f"--- fold {fold} held out for test")
-        code = _train_once(dataset, feature_config, config.replace(test_fold=fold, validation_fold=None), args,
-                           run_id=run_id, on_done=lambda done: accuracies.append(done.metrics["test"]["accuracy"]))
-        if code != 0:
-            return code
-    mean, std = float(np.mean(accuracies)), float(np.std(accuracies))
-    print(f"{len(accuracies)}-fold cross-validation: test accuracy {mean:.1%} ± {std:.1%} "
-          f"({', '.join(f'{a:.1%}' for a in accuracies)})")
-    return 0
-
-
-def _train_once(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainConfig, args: argparse.Namespace,
-                run_id: str | None = None, on_done: Callable[[DoneEvent], None] | None = None) -> int:
-    from tqdm import tqdm
-
-    bar = None
-    for event in iter_training(dataset, feature_config, config, runs_root=args.out, run_id=run_id or args.run_id,
-                               overwrite=args.force):
-        if isinstance(event, StartEvent):
-            print(f"{dataset.name}: {event.n_train} train / {event.n_validation} validation / {event.n_test} test "
-                  f"clips, {len(dataset.class_names)} classes; {config.model} ({event.n_parameters:,} parameters) "
-                  f"on {event.device}")
-            bar = tqdm(total=event.total_steps, unit="step", dynamic_ncols=True)
-        elif isinstance(event, StepEvent):
-            bar.update(1)
-            bar.set_postfix(loss=f"{event.loss:.3f}", samples_s=f"{event.samples_per_sec:.0f}")
-        elif isinstance(event, EpochEvent):
-            bar.write(f"epoch {event.epoch}/{event.epochs}: train loss {event.train_loss:.3f} "
-                      f"acc {event.train_accuracy:.1%} | val loss {event.val_loss:.3f} acc {event.val_accuracy:.1%}")
-        elif isinstance(event, DoneEvent):
-            if bar:
-                bar.close()
-            print(event.message)
-            if event.run_path:
-                print(f"saved run {event.run_id} in {event.run_path}")
-            if on_done and event.status != "failed":
-                on_done(event)
-            return 0 if event.status != "failed" else 1
-    return 1
-
-
-if __name__ == "__main__":
+if __name__ == "__main__":  # the command line lives in lib.cli
+    from lib.cli import main
     sys.exit(main())

@@ -12,11 +12,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# The app's folders, set before anything imports ui.common: page tests never touch ./data or ./models.
-APP_TMP = Path(tempfile.mkdtemp(prefix="audiowb-test-"))
+# The app's folders, set before anything reads lib.settings: page tests never touch ./data or ./models. Test files
+# that import ``tests.conftest`` run this file a second time: it keeps the folders of the first time.
+APP_TMP = Path(os.environ.get("_AUDIOWB_TEST_TMP") or tempfile.mkdtemp(prefix="audiowb-test-"))
+os.environ["_AUDIOWB_TEST_TMP"] = str(APP_TMP)
 os.environ["AUDIOWB_DATA_DIR"] = str(APP_TMP / "data")
 os.environ["AUDIOWB_RUNS_DIR"] = str(APP_TMP / "models")
 os.environ["AUDIOWB_BUILTIN_CLIPS"] = "8"  # the app's default built-in set: 10 words x 8 clips
+
+from lib.settings import reload_settings, settings  # noqa: E402
+
+reload_settings()  # lib.settings reads the environment once: from here on it sees the folders above
 
 from lib.builtin import BuiltinSpec  # noqa: E402
 
@@ -46,6 +52,20 @@ def tiny_dataset(builtin_cache):
     return load_builtin(TINY_SPEC, builtin_cache)
 
 
+@pytest.fixture
+def operator_folders(monkeypatch):
+    """Point the operator's settings elsewhere for one test: ``operator_folders(runs_dir=path, data_dir=path)``
+    sets ``AUDIOWB_RUNS_DIR`` / ``AUDIOWB_DATA_DIR`` and re-reads them; the test's end restores both."""
+    def point(**folders: Path):
+        for name, folder in folders.items():
+            monkeypatch.setenv(f"AUDIOWB_{name.upper()}", str(folder))
+        return reload_settings()
+
+    yield point
+    monkeypatch.undo()
+    reload_settings()
+
+
 @pytest.fixture(scope="session")
 def app_env() -> dict:
     """The app's folders with the (tiny) default built-in set generated and one trained run, "default".
@@ -55,15 +75,16 @@ def app_env() -> dict:
     from lib.data import load_builtin
     from lib.features import FeatureConfig
     from lib.train import TrainConfig, run_training
-    from ui.common import BUILTIN_CACHE, RUNS_DIR, default_builtin_spec
+    from ui.common import default_builtin_spec
 
-    run_path = RUNS_DIR / "default"
+    folders = settings()
+    run_path = folders.runs_dir / "default"
     if not run_path.is_dir():
-        dataset = load_builtin(default_builtin_spec(), BUILTIN_CACHE)
+        dataset = load_builtin(default_builtin_spec(), folders.builtin_cache)
         done = run_training(dataset, FeatureConfig(), TrainConfig(model="tutorial_cnn", epochs=2, batch_size=16),
-                            runs_root=RUNS_DIR, run_id="default")
+                            runs_root=folders.runs_dir, run_id="default")
         assert done.status == "finished", done.message
-    return {"data_dir": BUILTIN_CACHE.parent, "runs_dir": RUNS_DIR, "run_path": run_path}
+    return {"data_dir": folders.data_dir, "runs_dir": folders.runs_dir, "run_path": run_path}
 
 
 @pytest.fixture(scope="session")

@@ -126,3 +126,15 @@ def test_penultimate_is_what_the_output_layer_reads(pitch_classifier):
     assert embedding.shape == (1, 2)
     with torch.no_grad():
         torch.testing.assert_close(pitch_classifier.model.head(embedding), pitch_classifier.model(features))
+
+
+def test_is_silent_needs_both_a_peak_and_a_level():
+    from lib.detect import is_silent
+
+    t = np.arange(16000) / 16000
+    assert is_silent(np.zeros((1, 16000))) and is_silent(np.zeros(0))
+    assert is_silent(5e-4 * np.sin(2 * np.pi * 440 * t))          # peak below 1e-3
+    click = np.zeros(16000)
+    click[100] = 0.05
+    assert is_silent(click)                                        # a click above the peak, but -68 dBFS RMS
+    assert not is_silent(0.1 * np.sin(2 * np.pi * 440 * t)[None])  # a tone at -23 dBFS

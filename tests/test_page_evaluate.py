@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from lib.settings import settings
+
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "evaluate.py")
 SECOND_RUN = "eval-second"
 
@@ -36,15 +38,15 @@ def second_run(app_env):
     from lib.data import load_builtin
     from lib.features import FeatureConfig
     from lib.train import TrainConfig, run_training
-    from ui.common import BUILTIN_CACHE, RUNS_DIR, default_builtin_spec
+    from ui.common import default_builtin_spec
 
-    dataset = load_builtin(default_builtin_spec(), BUILTIN_CACHE)
+    dataset = load_builtin(default_builtin_spec(), settings().builtin_cache)
     done = run_training(dataset, FeatureConfig(), TrainConfig(model="tutorial_cnn", epochs=1, batch_size=8,
                                                                learning_rate=3e-3),
-                        runs_root=RUNS_DIR, run_id=SECOND_RUN, overwrite=True)
+                        runs_root=settings().runs_dir, run_id=SECOND_RUN, overwrite=True)
     assert done.status == "finished", done.message
     yield SECOND_RUN
-    shutil.rmtree(RUNS_DIR / SECOND_RUN, ignore_errors=True)  # other tests expect "default" to be the newest run
+    shutil.rmtree(settings().runs_dir / SECOND_RUN, ignore_errors=True)  # other tests expect "default" newest
 
 
 def test_evaluate_renders_the_default_run(app_env):
@@ -107,9 +109,8 @@ def test_evaluate_compare_two_runs(app_env, second_run):
 
 
 def test_evaluate_broken_runs_show_errors(app_env):
-    from ui.common import RUNS_DIR
 
-    bad_metrics, no_model = RUNS_DIR / "eval-bad-metrics", RUNS_DIR / "eval-no-model"
+    bad_metrics, no_model = settings().runs_dir / "eval-bad-metrics", settings().runs_dir / "eval-no-model"
     try:
         shutil.copytree(app_env["run_path"], bad_metrics)
         (bad_metrics / "metrics.json").write_text("{ not json", encoding="utf-8")
@@ -130,9 +131,8 @@ def test_evaluate_broken_runs_show_errors(app_env):
 
 
 def test_evaluate_metrics_without_test_results(app_env):
-    from ui.common import RUNS_DIR
 
-    partial = RUNS_DIR / "eval-partial"
+    partial = settings().runs_dir / "eval-partial"
     try:
         shutil.copytree(app_env["run_path"], partial)
         metrics = json.loads((partial / "metrics.json").read_text())
@@ -151,19 +151,19 @@ def test_evaluate_on_my_recordings(app_env):
     import soundfile as sf
 
     from lib.data import load_builtin
-    from ui.common import BUILTIN_CACHE, RECORDINGS_DIR, default_builtin_spec
+    from ui.common import default_builtin_spec
 
-    if RECORDINGS_DIR.is_dir():
-        shutil.rmtree(RECORDINGS_DIR)
+    if settings().recordings_dir.is_dir():
+        shutil.rmtree(settings().recordings_dir)
     at = _page()
     at.radio(key="eval_cross_kind").set_value("recordings").run()
     assert not at.exception, at.exception
     assert any("No recordings yet" in i.value for i in at.info), [i.value for i in at.info]
 
-    dataset = load_builtin(default_builtin_spec(), BUILTIN_CACHE)
+    dataset = load_builtin(default_builtin_spec(), settings().builtin_cache)
     for i in range(0, len(dataset), 10):  # a few "recordings" of the run's own words
         waveform, rate = dataset.clip(i)
-        folder = RECORDINGS_DIR / "my-words" / dataset.class_names[dataset.labels[i]]
+        folder = settings().recordings_dir / "my-words" / dataset.class_names[dataset.labels[i]]
         folder.mkdir(parents=True, exist_ok=True)
         sf.write(folder / f"take{i}.wav", waveform[0].numpy(), rate)
     try:
@@ -175,7 +175,7 @@ def test_evaluate_on_my_recordings(app_env):
         assert not at.error, [e.value for e in at.error]
         assert len(_confusion_colorbars(at)) == 3  # the recordings' confusion matrix joins test and validation
     finally:
-        shutil.rmtree(RECORDINGS_DIR, ignore_errors=True)
+        shutil.rmtree(settings().recordings_dir, ignore_errors=True)
 
 
 def test_the_shipped_default_model_shows_its_mistakes_and_map_on_a_fresh_install(app_env):
@@ -183,10 +183,9 @@ def test_the_shipped_default_model_shows_its_mistakes_and_map_on_a_fresh_install
     clips play from the run folder, and its map is drawn from the embedding it keeps."""
     from lib.run_extras import kept_mistakes
     from lib.runs import load_run
-    from ui.common import RUNS_DIR
 
     shipped = Path(__file__).resolve().parents[1] / "models" / "default"
-    copy = RUNS_DIR / "shipped-default"
+    copy = settings().runs_dir / "shipped-default"
     shutil.copytree(shipped, copy, dirs_exist_ok=True)
     try:
         at = _page("shipped-default")
@@ -222,14 +221,14 @@ def test_macro_scores_on_a_subset_of_classes_are_over_the_classes_present(app_en
     import soundfile as sf
 
     from lib.data import load_builtin
-    from ui.common import BUILTIN_CACHE, RECORDINGS_DIR, default_builtin_spec
+    from ui.common import default_builtin_spec
 
-    dataset = load_builtin(default_builtin_spec(), BUILTIN_CACHE)
+    dataset = load_builtin(default_builtin_spec(), settings().builtin_cache)
     two = dataset.class_names[:2]
     for i in range(len(dataset)):
         name = dataset.class_names[dataset.labels[i]]
         if name in two:
-            folder = RECORDINGS_DIR / "two-words" / name
+            folder = settings().recordings_dir / "two-words" / name
             folder.mkdir(parents=True, exist_ok=True)
             waveform, rate = dataset.clip(i)
             sf.write(folder / f"take{i}.wav", waveform[0].numpy(), rate)
@@ -243,4 +242,4 @@ def test_macro_scores_on_a_subset_of_classes_are_over_the_classes_present(app_en
         assert "Macro F1 (2 classes)" in labels
         assert any(f"only 2 of the run's {dataset.n_classes} classes" in c.value for c in at.caption)
     finally:
-        shutil.rmtree(RECORDINGS_DIR, ignore_errors=True)
+        shutil.rmtree(settings().recordings_dir, ignore_errors=True)

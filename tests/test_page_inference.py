@@ -138,8 +138,8 @@ def test_a_clip_of_the_active_dataset(app_env):
     assert at.number_input(key="inference_clip_index").value == 3
 
 
-def test_no_run_warns_and_points_to_train(app_env, monkeypatch, tmp_path):
-    monkeypatch.setattr("ui.common.RUNS_DIR", tmp_path)
+def test_no_run_warns_and_points_to_train(app_env, operator_folders, tmp_path):
+    operator_folders(runs_dir=tmp_path)
     at = AppTest.from_file(str(PAGE), default_timeout=60)
     at.run()
     assert not at.exception, at.exception

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from lib.settings import settings
 from tests.conftest import metric_value
-
-import ui.common
 from tests.fixtures_datasets import LoopbackServer, build_archives, closed_port_url, make_yesno, sha256_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,10 +32,13 @@ def server(archives):
 
 
 @pytest.fixture
-def data_dir(tmp_path, monkeypatch) -> Path:
-    """A fresh data folder per test (downloads, extracted sets and the disk cache go there)."""
+def data_dir(tmp_path, operator_folders) -> Path:
+    """A fresh data folder per test (downloads, extracted sets and the disk cache go there); the built-in set the
+    app opens on is the session's (linked, not generated again)."""
     folder = tmp_path / "data"
-    monkeypatch.setattr(ui.common, "DATA_DIR", folder)
+    folder.mkdir()
+    (folder / "builtin").symlink_to(settings().builtin_cache, target_is_directory=True)
+    operator_folders(data_dir=folder)
     return folder
 
 

@@ -10,6 +10,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from lib.audio import wav_bytes
+from lib.settings import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "app_pages" / "record.py"
@@ -28,12 +29,11 @@ def silence(seconds: float = 1.0) -> bytes:
 
 @pytest.fixture
 def recordings(app_env):
-    """RECORDINGS_DIR with the test dataset removed before and after."""
-    from ui.common import RECORDINGS_DIR
-
-    shutil.rmtree(RECORDINGS_DIR / "test-ds", ignore_errors=True)
-    yield RECORDINGS_DIR
-    shutil.rmtree(RECORDINGS_DIR / "test-ds", ignore_errors=True)
+    """The recordings folder with the test dataset removed before and after."""
+    folder = settings().recordings_dir
+    shutil.rmtree(folder / "test-ds", ignore_errors=True)
+    yield folder
+    shutil.rmtree(folder / "test-ds", ignore_errors=True)
 
 
 def open_page() -> AppTest:
@@ -155,8 +155,8 @@ def test_use_the_folder_as_the_active_dataset(app_env, recordings):
     assert _load_dataset(key, _fingerprint(source)).class_counts() == {"clap": 2, "snap": 1}
 
 
-def test_no_run_still_lets_you_record(app_env, monkeypatch, tmp_path, recordings):
-    monkeypatch.setattr("ui.common.RUNS_DIR", tmp_path)
+def test_no_run_still_lets_you_record(app_env, operator_folders, tmp_path, recordings):
+    operator_folders(runs_dir=tmp_path)
     at = record(open_page(), speech(app_env))
     assert any("train" in w.value.lower() for w in at.warning)
     assert not at.metric

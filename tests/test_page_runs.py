@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from lib.settings import settings
+
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "runs.py")
 
 
@@ -22,14 +24,13 @@ def _page() -> AppTest:
 @pytest.fixture
 def copied_run(app_env):
     """A copy of the default run under a fresh name; removed afterwards (under any name it got)."""
-    from ui.common import RUNS_DIR
 
     run_id = f"runs-copy-{secrets.token_hex(3)}"
-    shutil.copytree(app_env["run_path"], RUNS_DIR / run_id)
+    shutil.copytree(app_env["run_path"], settings().runs_dir / run_id)
     made = [run_id]
     yield run_id, made
     for name in made:
-        shutil.rmtree(RUNS_DIR / name, ignore_errors=True)
+        shutil.rmtree(settings().runs_dir / name, ignore_errors=True)
 
 
 def _table(at: AppTest):
@@ -53,7 +54,6 @@ def test_runs_table_lists_runs(app_env, copied_run):
 
 def test_runs_rename(app_env, copied_run):
     from lib.runs import list_runs
-    from ui.common import RUNS_DIR
 
     run_id, made = copied_run
     new_id = run_id + "-renamed"
@@ -71,14 +71,13 @@ def test_runs_rename(app_env, copied_run):
     at.button(key="runs_rename").click().run()
     assert not at.exception, at.exception
     assert any(new_id in s.value for s in at.success)
-    ids = [r.run_id for r in list_runs(RUNS_DIR)]
+    ids = [r.run_id for r in list_runs(settings().runs_dir)]
     assert new_id in ids and run_id not in ids
     assert at.selectbox(key="runs_selected").value == new_id
     assert new_id in set(_table(at)["Run"])
 
 
 def test_runs_delete_needs_confirmation(app_env, copied_run):
-    from ui.common import RUNS_DIR
 
     run_id, _ = copied_run
     at = _page()
@@ -89,9 +88,9 @@ def test_runs_delete_needs_confirmation(app_env, copied_run):
     at.button(key="runs_delete").click().run()
     assert not at.exception, at.exception
     assert any(f"Deleted run '{run_id}'" in s.value for s in at.success)
-    assert not (RUNS_DIR / run_id).exists()
+    assert not (settings().runs_dir / run_id).exists()
     assert run_id not in set(_table(at)["Run"])
-    assert (RUNS_DIR / "default").is_dir()
+    assert (settings().runs_dir / "default").is_dir()
 
 
 def test_runs_download_and_make_active(app_env, copied_run):
@@ -110,10 +109,9 @@ def test_runs_download_and_make_active(app_env, copied_run):
 
 
 def test_runs_malformed_run_is_listed_with_its_error(app_env, copied_run):
-    from ui.common import RUNS_DIR
 
     run_id, _ = copied_run
-    (RUNS_DIR / run_id / "metrics.json").write_text("[1, 2", encoding="utf-8")
+    (settings().runs_dir / run_id / "metrics.json").write_text("[1, 2", encoding="utf-8")
     at = _page()
     assert run_id not in set(_table(at)["Run"])
     assert any(run_id in w.value and "metrics.json" in w.value for w in at.warning), [w.value for w in at.warning]
@@ -123,7 +121,7 @@ def test_runs_malformed_run_is_listed_with_its_error(app_env, copied_run):
     at.checkbox(key="runs_confirm").check().run()
     at.button(key="runs_delete").click().run()
     assert not at.exception, at.exception
-    assert not (RUNS_DIR / run_id).exists()
+    assert not (settings().runs_dir / run_id).exists()
 
 
 def test_runs_export_builds_a_zip_to_download(app_env, copied_run):
@@ -153,10 +151,9 @@ def test_runs_export_builds_a_zip_to_download(app_env, copied_run):
 
 
 def test_runs_export_error_is_shown(app_env, copied_run):
-    from ui.common import RUNS_DIR
 
     run_id, _ = copied_run
-    (RUNS_DIR / run_id / "model.pt").write_bytes(b"not a checkpoint")
+    (settings().runs_dir / run_id / "model.pt").write_bytes(b"not a checkpoint")
     at = _page()
     at.selectbox(key="runs_selected").set_value(run_id).run()
     at.button(key="runs_export_build").click().run()

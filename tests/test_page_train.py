@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from lib.settings import settings
+
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "train.py")
 
 
@@ -59,18 +61,16 @@ def test_train_page_renders(app_env):
 @pytest.fixture
 def new_runs(app_env):
     """Removes the runs a test trained, so that "default" stays the newest run for other tests."""
-    from ui.common import RUNS_DIR
 
-    before = {p.name for p in RUNS_DIR.iterdir()}
+    before = {p.name for p in settings().runs_dir.iterdir()}
     yield
-    for path in RUNS_DIR.iterdir():
+    for path in settings().runs_dir.iterdir():
         if path.name not in before:
             shutil.rmtree(path, ignore_errors=True)
 
 
 def test_train_start_finishes_and_saves_a_run(app_env, new_runs):
     from lib.runs import list_runs
-    from ui.common import RUNS_DIR
 
     at = _page()
     _choose_fast_settings(at)
@@ -82,7 +82,7 @@ def test_train_start_finishes_and_saves_a_run(app_env, new_runs):
     run_id = job.snapshot().done.run_id
     assert any(run_id in s.value for s in at.success), [s.value for s in at.success]
     assert at.session_state["run_id"] == run_id
-    assert run_id in [r.run_id for r in list_runs(RUNS_DIR)]
+    assert run_id in [r.run_id for r in list_runs(settings().runs_dir)]
     # the live view drew the step, learning-rate and epoch charts
     assert len(at.get("plotly_chart")) >= 4
     assert not at.button(key="train_start").disabled
@@ -154,11 +154,11 @@ def test_train_second_job_waits_in_line_and_can_be_cancelled(app_env, new_runs):
     from lib.features import FeatureConfig
     from lib.jobs import JOB_QUEUE
     from lib.train import TrainConfig
-    from ui.common import BUILTIN_CACHE, RUNS_DIR, default_builtin_spec
+    from ui.common import default_builtin_spec
 
-    dataset = load_builtin(default_builtin_spec(), BUILTIN_CACHE)
+    dataset = load_builtin(default_builtin_spec(), settings().builtin_cache)
     blocker = JOB_QUEUE.submit(dataset, FeatureConfig(), TrainConfig(model="tutorial_cnn", epochs=500, batch_size=4),
-                               runs_root=RUNS_DIR, run_id="train-blocker")
+                               runs_root=settings().runs_dir, run_id="train-blocker")
     try:
         deadline = time.monotonic() + 60
         while blocker.state == "queued":

@@ -10,8 +10,7 @@ import torch
 from lib.augment import AugmentConfig
 from lib.features import FeatureConfig
 from lib.runs import list_runs, load_run
-from lib.train import (DoneEvent, EpochEvent, StartEvent, StepEvent, TrainConfig, iter_training, main,
-                       run_training)
+from lib.train import DoneEvent, EpochEvent, StartEvent, StepEvent, TrainConfig, iter_training, run_training
 
 FAST = dict(model="tutorial_cnn", epochs=6, batch_size=16, learning_rate=1e-2)
 
@@ -168,42 +167,3 @@ def test_a_taken_run_id_or_unwritable_folder_fails_before_training(tiny_dataset,
     assert len(events) == 1 and events[0].status == "failed" and "cannot save runs" in events[0].message
     events = _events(tiny_dataset, TrainConfig(**FAST), runs_root=tmp_path, run_id="../escape")
     assert len(events) == 1 and events[0].status == "failed"
-
-
-def test_command_line_trains_and_saves(builtin_cache, tmp_path, capsys):
-    code = main(["--dataset", "builtin", "--words", "yes,no,up", "--clips-per-word", "24", "--data-seed", "7",
-                 "--data-dir", str(builtin_cache.parent), "--model", "tutorial_cnn", "--epochs", "1",
-                 "--batch-size", "16", "--out", str(tmp_path), "--run-id", "cli"])
-    out = capsys.readouterr().out
-    assert code == 0 and "saved run cli" in out and (tmp_path / "cli" / "model.pt").is_file()
-
-
-def test_cross_validation_over_official_folds(builtin_cache, tiny_dataset, tmp_path, capsys):
-    # a CSV manifest with a fold column over the tiny built-in clips (fold = clip number mod 3)
-    manifest = tmp_path / "folds.csv"
-    rows = [f"{path},{tiny_dataset.class_names[label]},{i % 3 + 1}"
-            for i, (path, label) in enumerate(zip(tiny_dataset.paths, tiny_dataset.labels))]
-    manifest.write_text("path,label,fold\n" + "\n".join(rows) + "\n")
-    code = main(["--dataset", str(manifest), "--model", "tutorial_cnn", "--epochs", "1", "--batch-size", "16",
-                 "--cross-validate", "--out", str(tmp_path / "runs"), "--run-id", "cv"])
-    out = capsys.readouterr().out
-    assert code == 0 and "3-fold cross-validation: test accuracy" in out and "±" in out
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["cv-fold1", "cv-fold2", "cv-fold3"]
-
-
-def test_command_line_passes_recipe_flags_into_the_saved_run(tiny_dataset, tmp_path, capsys):
-    import json
-
-    manifest = tmp_path / "tiny.csv"
-    manifest.write_text("path,label\n" + "\n".join(f"{p},{tiny_dataset.class_names[y]}"
-                                                   for p, y in zip(tiny_dataset.paths, tiny_dataset.labels)) + "\n")
-    code = main(["--dataset", str(manifest), "--model", "kws_resnet_x3", "--epochs", "1", "--batch-size", "16",
-                 "--freq-warp", "0.15", "--reverb-probability", "0.3", "--rt60-sec-max", "0.4",
-                 "--eq-probability", "0.5", "--eq-db", "8", "--gain-db", "3", "--lifter", "20",
-                 "--out", str(tmp_path / "runs"), "--run-id", "recipe"])
-    assert code == 0, capsys.readouterr().err
-    saved = json.loads((tmp_path / "runs" / "recipe" / "config.json").read_text())
-    augment = saved["train_config"]["augment"]
-    assert saved["model"] == "kws_resnet_x3" and saved["feature_config"]["lifter"] == 20
-    assert (augment["freq_warp"], augment["reverb_probability"], augment["rt60_sec_max"], augment["eq_probability"],
-            augment["eq_db"], augment["gain_db"]) == (0.15, 0.3, 0.4, 0.5, 8.0, 3.0)

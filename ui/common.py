@@ -9,16 +9,13 @@ Session state keys (initialised once by :func:`init_state`, changed in callbacks
     ``augment_config``  dict of :class:`lib.augment.AugmentConfig` (set by the Transform lab)
     ``train_job_id``    this session's latest training job
 
-Environment: ``AUDIOWB_DATA_DIR`` (datasets, default ``./data``), ``AUDIOWB_RUNS_DIR`` (saved runs, default
-``./models``), ``AUDIOWB_BUILTIN_CLIPS`` (clips per word of the default built-in set, default 300),
-``AUDIOWB_TRAIN_THREADS`` (torch threads of a training job; the pages get the cores it leaves, see
-:func:`lib.device.train_threads`).
+The folders (data, runs, the built-in set's cache, recordings) are the operator's, read once by
+:func:`lib.settings.settings` from the environment; no page changes them.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,35 +35,17 @@ from lib.features import FeatureConfig, FeatureExtractor
 from lib.infer import Classifier
 from lib.plots import embedding_2d
 from lib.runs import RunError, RunInfo, latest_run, list_runs
+from lib.settings import settings
 from lib.train import featurize_dataset
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("AUDIOWB_DATA_DIR", ROOT / "data"))
-RUNS_DIR = Path(os.environ.get("AUDIOWB_RUNS_DIR", ROOT / "models"))
-BUILTIN_CACHE = DATA_DIR / "builtin"
-RECORDINGS_DIR = DATA_DIR / "recordings"
 
 # The pages' own torch work (inference, features, maps) runs on the cores a training job leaves: training runs in
 # processes of its own with lib.device.train_threads(), so together they never ask for more threads than cores.
 torch.set_num_threads(page_threads())
 
 
-def set_data_dir(path: str | Path) -> Path:
-    """Point the app at another data folder (process-wide, like ``AUDIOWB_DATA_DIR``): datasets, the built-in
-    set's cache and recordings live there. Creates it if missing; raises OSError if it cannot be written."""
-    global DATA_DIR, BUILTIN_CACHE, RECORDINGS_DIR
-    folder = Path(path).expanduser().resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    probe = folder / ".write-test"
-    probe.write_text("ok")
-    probe.unlink()
-    DATA_DIR, BUILTIN_CACHE, RECORDINGS_DIR = folder, folder / "builtin", folder / "recordings"
-    return folder
-
-
 def default_builtin_spec() -> BuiltinSpec:
-    """The built-in set the app opens on (its size can be lowered with ``AUDIOWB_BUILTIN_CLIPS``)."""
-    return BuiltinSpec(clips_per_word=int(os.environ.get("AUDIOWB_BUILTIN_CLIPS", "300")))
+    """The built-in set the app opens on (its size is the operator's ``AUDIOWB_BUILTIN_CLIPS``)."""
+    return BuiltinSpec(clips_per_word=settings().builtin_clips)
 
 
 def init_state() -> None:
@@ -100,12 +79,12 @@ def _fingerprint(source: dict) -> str:
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _load_dataset(key: str, fingerprint: str = "") -> AudioDataset:
-    return load_source(json.loads(key), DATA_DIR)
+    return load_source(json.loads(key), settings().data_dir)
 
 
 def ensure_catalog_cache(source: dict) -> None:
     """Build a catalog dataset's on-disk cache with a progress bar if none for its settings is on disk yet."""
-    args = catalog_cache_args(source, DATA_DIR)
+    args = catalog_cache_args(source, settings().data_dir)
     crops = args.get("crops") or get_card(args["key"]).long_clips
     pattern = f"{args['key']}-{args['sample_rate']}hz-{round(args['sample_rate'] * args['clip_seconds'])}-{crops}-*"
     for meta in Path(args["cache_root"]).glob(f"{pattern}/meta.json"):
@@ -147,12 +126,12 @@ class DatasetBuilding(Exception):
 
 def _build_in_background(spec: BuiltinSpec) -> BuiltinBuild:
     """The build of ``spec``'s set, started in a background thread if it is not under way (or failed before)."""
-    key = str(builtin_folder(spec, BUILTIN_CACHE))
+    cache = settings().builtin_cache
+    key = str(builtin_folder(spec, cache))
     with _BUILDS_LOCK:
         build = _BUILDS.get(key)
         if build is None or build.error is not None:
             build = _BUILDS[key] = BuiltinBuild(spec.n_clips)
-            cache = BUILTIN_CACHE
 
             def work() -> None:
                 def progress(done: int, total: int) -> None:
@@ -188,7 +167,8 @@ def ensure_builtin(spec: BuiltinSpec) -> None:
         DatasetBuilding: While the set is being synthesized (its progress bar is drawn where this was called).
         RuntimeError: If the synthesis failed.
     """
-    if (builtin_folder(spec, BUILTIN_CACHE) / "manifest.csv").is_file():
+    folder = builtin_folder(spec, settings().builtin_cache)
+    if (folder / "manifest.csv").is_file():
         return
     build = _build_in_background(spec)
     if build.finished and build.error is None:
@@ -196,7 +176,7 @@ def ensure_builtin(spec: BuiltinSpec) -> None:
     if build.error is not None:
         raise RuntimeError(build.error)
     engines = "eSpeak NG" + (" and neural voices (Kokoro takes minutes)" if spec.neural_clips_per_word else "")
-    _build_progress(str(builtin_folder(spec, BUILTIN_CACHE)), engines)
+    _build_progress(str(folder), engines)
     raise DatasetBuilding()
 
 
@@ -263,7 +243,7 @@ def map_points(key: str, method: str, _vectors: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------------- runs
 def runs() -> list[RunInfo]:
-    return list_runs(RUNS_DIR)
+    return list_runs(settings().runs_dir)
 
 
 def active_run() -> RunInfo | None:
@@ -271,7 +251,7 @@ def active_run() -> RunInfo | None:
     init_state()
     all_runs = runs()
     chosen = next((r for r in all_runs if r.run_id == st.session_state["run_id"] and r.error is None), None)
-    return chosen or latest_run(RUNS_DIR)
+    return chosen or latest_run(settings().runs_dir)
 
 
 def run_picker(label: str = "Run", key: str = "run_picker") -> RunInfo | None:
@@ -323,7 +303,7 @@ def device_description() -> str:
 
 
 def sidebar() -> None:
-    """The shared sidebar: active dataset, active run, compute device."""
+    """The shared sidebar: active dataset, active run, compute device and the (read-only) data folder."""
     init_state()
     source = st.session_state["dataset_source"]
     with st.sidebar:
@@ -341,20 +321,8 @@ def sidebar() -> None:
         st.markdown(f"**{run.run_id}**  \n{run.model}" if run else "none yet: train one")
         st.caption("Compute device")
         st.markdown(f"**{device_description()}**")
-        with st.expander("Data folder"):
-            st.text_input("Datasets, downloads and recordings", value=str(DATA_DIR), key="data_dir_input",
-                          help="Also settable with the AUDIOWB_DATA_DIR environment variable.")
-            st.button("Use this folder", key="data_dir_apply", on_click=_apply_data_dir)
-            if st.session_state.get("data_dir_error"):
-                st.error(st.session_state["data_dir_error"])
-
-
-def _apply_data_dir() -> None:
-    try:
-        set_data_dir(st.session_state["data_dir_input"])
-        st.session_state["data_dir_error"] = None
-    except OSError as error:
-        st.session_state["data_dir_error"] = f"Cannot use that folder: {error}. Choose a folder you can write to."
+        st.caption("Data folder", help="Set by whoever runs the server (AUDIOWB_DATA_DIR), not from a page.")
+        st.markdown(f"`{settings().data_dir}`")
 
 
 def detections_text(prediction) -> str:
