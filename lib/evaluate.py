@@ -25,14 +25,15 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 import torch
 
+from lib.audio import AudioSource, load_audio
 from lib.metrics import classification_metrics, macro_over_present
 
 if TYPE_CHECKING:  # types only: lib.infer reads runs, and lib.runs reads reports
     from lib.data import AudioDataset
     from lib.infer import Classifier
 
-__all__ = ["ClipPrediction", "ClassScores", "AverageScores", "EvaluationReport", "clip_location", "split_report",
-           "evaluate", "matching_clips", "REPORT_KEYS"]
+__all__ = ["ClipPrediction", "ClassScores", "AverageScores", "EvaluationReport", "clip_location", "load_segment",
+           "split_report", "evaluate", "matching_clips", "REPORT_KEYS"]
 
 REPORT_KEYS = ("accuracy", "confusion_matrix", "class_names", "per_class", "macro", "weighted")
 _FRAGMENT = "#t="
@@ -58,6 +59,22 @@ def clip_location(name: str) -> tuple[str, float, float | None]:
         return path, float(start or 0.0), float(end) if end else None
     except ValueError:  # not a fragment of ours: a file whose name holds "#t="
         return str(name), 0.0, None
+
+
+def load_segment(source: AudioSource, start_sec: float = 0.0, end_sec: float | None = None
+                 ) -> tuple[torch.Tensor, int]:
+    """Decode a clip from its file: the samples from ``start_sec`` to ``end_sec`` (None: the file's end).
+
+    Returns:
+        ``(waveform (channels, time), sample_rate)``; a segment past the file's end is empty.
+
+    Raises:
+        AudioDecodeError: If the file cannot be decoded.
+    """
+    waveform, sample_rate = load_audio(source)
+    first = max(0, round(start_sec * sample_rate))
+    last = None if end_sec is None else max(first, round(end_sec * sample_rate))
+    return waveform[..., first:last], sample_rate
 
 
 @dataclass(frozen=True)

@@ -410,13 +410,13 @@ class _RunResults:
         return [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
 
     def report(self, split: str) -> EvaluationReport | None:
-        """The evaluation of ``"validation"`` or ``"test"``; None when the split was empty or is not saved.
+        """The evaluation of ``"validation"`` or ``"test"``; None when the split was empty (no clips).
 
         Raises:
-            ValueError: If the saved report is malformed (the message names the split).
+            ValueError: If the report is missing or malformed.
         """
         saved = self.metrics.get(split)
-        if saved is None or saved == {}:
+        if saved == {}:
             return None
         try:
             return EvaluationReport.from_dict(saved)

@@ -193,7 +193,7 @@ def test_the_shipped_default_model_shows_its_mistakes_and_map_on_a_fresh_install
         assert at.selectbox(key="eval_run").value == "shipped-default"
         assert not at.error, [e.value for e in at.error]
         assert not [w.value for w in at.warning if "Cannot play" in w.value]
-        wrong = kept_mistakes(load_run(copy).metrics["test"])
+        wrong = kept_mistakes(load_run(copy).report("test"))
         assert len(at.get("audio")) == min(len(wrong), 12)  # every mistake shown plays
         maps = [s for s in _charts(at) if s["layout"]["xaxis"]["title"]["text"] == "Component 1"]
         assert len(maps) == 1, [i.value for i in at.info]
