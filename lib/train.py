@@ -411,6 +411,7 @@ def _run_record(dataset: AudioDataset, feature_config: FeatureConfig, config: Tr
 
 def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainConfig, runs_root: Path,
            run_id: str | None, overwrite: bool, stop: threading.Event, save: bool) -> Iterator[Event]:
+    """:func:`iter_training`'s work: the split and its features, the model, the epochs, then :func:`_finish`."""
     started = time.perf_counter()
     if dataset.n_classes < 2 or len(np.unique(dataset.labels)) < 2:
         raise ValueError(f"{dataset.name!r} has only one class: a classifier needs at least two classes")
@@ -478,16 +479,16 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
     held_out = {"validation": (split.validation, val_features, val_labels),
                 "test": (split.test, test_features, test_labels)}
     yield _finish(model, outcome, run, held_out, dataset, feature_config, config, split, device,
-                  time.perf_counter() - started, n_parameters, save, runs_root, run_id, overwrite)
+                  started, n_parameters, save, runs_root, run_id, overwrite)
 
 
 def _finish(model: nn.Module, outcome: _Outcome, run: _Optimisation,
             held_out: dict[str, tuple[np.ndarray, Tensor, Tensor]], dataset: AudioDataset,
-            feature_config: FeatureConfig, config: TrainConfig, split: Split, device: torch.device, seconds: float,
+            feature_config: FeatureConfig, config: TrainConfig, split: Split, device: torch.device, started: float,
             n_parameters: int, save: bool, runs_root: Path, run_id: str | None, overwrite: bool) -> DoneEvent:
     """Keep the best epoch's weights, evaluate the validation and test splits (``held_out``: their indices,
     features and labels) with :func:`lib.evaluate.split_report`, save the run (unless ``save`` is false) and
-    say so in the :class:`DoneEvent`."""
+    say so in the :class:`DoneEvent`. ``started`` is the run's :func:`time.perf_counter` start."""
     if outcome.best["state"] is not None:
         model.load_state_dict(outcome.best["state"])
     if not all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point()):
@@ -501,7 +502,8 @@ def _finish(model: nn.Module, outcome: _Outcome, run: _Optimisation,
     if not save:
         return DoneEvent(outcome.status, message, metrics=metrics)
     run_id = run_id or new_run_id(config.model)
-    record = _run_record(dataset, feature_config, config, split, device, seconds, outcome, n_parameters)
+    record = _run_record(dataset, feature_config, config, split, device, time.perf_counter() - started, outcome,
+                         n_parameters)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     path = save_run(runs_root, run_id, state_dict=state, record=record, metrics=metrics, overwrite=overwrite)
     # The run keeps its misclassified test clips and its test embedding, to show them where the dataset is not.
