@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from lib.audio import AudioDecodeError, load_audio, pad_or_trim, resample, to_mono, wav_bytes
+from lib.audio import AudioDecodeError, pad_or_trim, resample, to_mono, wav_bytes
 from lib.builtin import builtin_folder
 from lib.data import AudioDataset, DatasetError
+from lib.evaluate import ClipPrediction, EvaluationReport, evaluate, load_segment, matching_clips
 from lib.features import FeatureConfig, extract
 from lib.infer import Classifier
-from lib.metrics import classification_metrics, macro_over_present
 from lib.plots import (fig_compare_curves, fig_confusion, fig_curves, fig_embedding, fig_prf,
                        fig_spectrogram)
 from lib.run_extras import mistake_clip, test_embedding
@@ -28,7 +28,6 @@ MAX_MISTAKES = 12
 MAP_SOURCES = {"learned": "What the model learned", "features": "Input features"}
 CHANGED = ("The dataset changed since this run was trained (other clips or classes), so its test clips cannot be "
            "mapped from it.")
-REPORT_KEYS = ("accuracy", "confusion_matrix", "class_names", "per_class", "macro", "weighted")
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -41,17 +40,16 @@ def guarded(run: RunInfo, what: str, draw: Callable[[], None]) -> None:
                  "Retrain it, or delete it on the Runs page.")
 
 
-def split_report(run: RunInfo, split: str) -> dict | None:
-    """The run's metrics of one split, checked; shows why when there are none."""
-    report = run.metrics.get(split)
-    if report == {}:
+def split_report(run: RunInfo, split: str) -> EvaluationReport | None:
+    """The run's report of one split; shows why when there is none."""
+    try:
+        report = run.report(split)
+    except ValueError as error:
+        st.error(f"metrics.json of run '{run.run_id}' has no usable {split} results ({error}). Retrain the run "
+                 "or delete it on the Runs page.")
+        return None
+    if report is None:
         st.info(f"Run '{run.run_id}' has no {split} clips (the split was empty).")
-        return None
-    missing = [k for k in REPORT_KEYS if not isinstance(report, dict) or k not in report]
-    if missing:
-        st.error(f"metrics.json of run '{run.run_id}' has no usable {split} results (missing "
-                 f"{', '.join(missing)}). Retrain the run or delete it on the Runs page.")
-        return None
     return report
 
 
@@ -71,43 +69,40 @@ def fmt(value: Any, kind: str = "") -> str:
     return str(value)
 
 
-def show_report(report: dict, key: str) -> None:
+def show_report(report: EvaluationReport, key: str) -> None:
     """Accuracy and averaged scores, confusion matrix (counts / normalised) and per-class scores."""
-    macro, weighted = report["macro"], report["weighted"]
-    present = macro_over_present(report["confusion_matrix"], report["class_names"])
+    macro, weighted, full = report.macro_present, report.weighted, report.macro
+    k, n = len(report.present_classes), len(report.class_names)
     row1, row2 = st.columns(4), st.columns(4)
-    row1[0].metric("Accuracy", fmt(report["accuracy"], "pct"))
-    if present is not None:  # a subset of the classes: absent classes would count as zeros in the plain average
-        k, n = len(present["classes"]), len(report["class_names"])
-        macro = present["macro"]
-        row1[1].metric(f"Macro precision ({k} classes)", fmt(macro["precision"], "pct"))
-        row1[2].metric(f"Macro recall ({k} classes)", fmt(macro["recall"], "pct"))
-        row1[3].metric(f"Macro F1 ({k} classes)", fmt(macro["f1"], "pct"),
+    row1[0].metric("Accuracy", fmt(report.accuracy, "pct"))
+    if not report.all_classes_present:  # a subset: absent classes would count as zeros in the plain average
+        row1[1].metric(f"Macro precision ({k} classes)", fmt(macro.precision, "pct"))
+        row1[2].metric(f"Macro recall ({k} classes)", fmt(macro.recall, "pct"))
+        row1[3].metric(f"Macro F1 ({k} classes)", fmt(macro.f1, "pct"),
                        help="Mean of the per-class F1 over the classes these clips have.")
     else:
-        row1[1].metric("Macro precision", fmt(macro["precision"], "pct"))
-        row1[2].metric("Macro recall", fmt(macro["recall"], "pct"))
-        row1[3].metric("Macro F1", fmt(macro["f1"], "pct"),
+        row1[1].metric("Macro precision", fmt(macro.precision, "pct"))
+        row1[2].metric("Macro recall", fmt(macro.recall, "pct"))
+        row1[3].metric("Macro F1", fmt(macro.f1, "pct"),
                        help="Mean of the per-class F1: every class counts the same.")
-    row2[0].metric("Clips", fmt(report.get("n", sum(r["support"] for r in report["per_class"])), "int"))
-    row2[1].metric("Weighted precision", fmt(weighted["precision"], "pct"))
-    row2[2].metric("Weighted recall", fmt(weighted["recall"], "pct"))
-    row2[3].metric("Weighted F1", fmt(weighted["f1"], "pct"), help="Per-class F1 weighted by each class's clips.")
-    if present is not None:
-        full = report["macro"]
-        st.caption(f"These clips hold only {k} of the run's {n} classes ({', '.join(present['classes'])}): the "
-                   f"macro scores above are averaged over those {k}. Over all {n} classes, where the absent ones "
-                   f"count as 0, they would read precision {fmt(full['precision'], 'pct')}, recall "
-                   f"{fmt(full['recall'], 'pct')}, F1 {fmt(full['f1'], 'pct')}.")
+    row2[0].metric("Clips", fmt(report.n, "int"))
+    row2[1].metric("Weighted precision", fmt(weighted.precision, "pct"))
+    row2[2].metric("Weighted recall", fmt(weighted.recall, "pct"))
+    row2[3].metric("Weighted F1", fmt(weighted.f1, "pct"), help="Per-class F1 weighted by each class's clips.")
+    if not report.all_classes_present:
+        st.caption(f"These clips hold only {k} of the run's {n} classes ({', '.join(report.present_classes)}): "
+                   f"the macro scores above are averaged over those {k}. Over all {n} classes, where the absent "
+                   f"ones count as 0, they would read precision {fmt(full.precision, 'pct')}, recall "
+                   f"{fmt(full.recall, 'pct')}, F1 {fmt(full.f1, 'pct')}.")
+    per_class = [scores.to_dict() for scores in report.per_class]
     left, right = st.columns(2, gap="large")
     with left:
         normalize = st.toggle("Normalise each row (recall per class)", key=f"eval_norm_{key}")
-        st.plotly_chart(fig_confusion(report["confusion_matrix"], report["class_names"], normalize=normalize,
+        st.plotly_chart(fig_confusion(report.confusion_matrix, report.class_names, normalize=normalize,
                                       title="Confusion matrix"), key=f"eval_cm_{key}")
     with right:
-        st.plotly_chart(fig_prf(report["per_class"], title="Precision, recall and F1 per class"),
-                        key=f"eval_prf_{key}")
-        table = pd.DataFrame(report["per_class"], columns=["class", "precision", "recall", "f1", "support"])
+        st.plotly_chart(fig_prf(per_class, title="Precision, recall and F1 per class"), key=f"eval_prf_{key}")
+        table = pd.DataFrame(per_class, columns=["class", "precision", "recall", "f1", "support"])
         st.dataframe(table, hide_index=True, key=f"eval_table_{key}", column_config={
             name: st.column_config.NumberColumn(name.capitalize() if name != "f1" else "F1", format="%.3f")
             for name in ("precision", "recall", "f1")})
@@ -115,19 +110,19 @@ def show_report(report: dict, key: str) -> None:
 
 # ------------------------------------------------------------------------------------------------ sections
 def show_summary(run: RunInfo) -> None:
-    c, data = run.config, run.config.get("dataset") or {}
-    split = data.get("split") or {}
-    parts = [f"**{c.get('model')}**, {fmt(run.n_parameters, 'int')} parameters",
-             f"trained on **{data.get('name', 'an unknown dataset')}** ({fmt(data.get('n_clips'), 'int')} clips: "
-             f"{split.get('train', '?')} train / {split.get('validation', '?')} validation / "
-             f"{split.get('test', '?')} test)",
-             f"{c.get('device', '?')}, {fmt(c.get('duration_sec'), 'sec')}, {run.status or '?'}, "
-             f"best epoch {c.get('best_epoch', '?')}, created {run.created or '?'}"]
+    record, data = run.record, run.record.dataset
+    parts = [f"**{record.model}**, {fmt(record.n_parameters, 'int')} parameters",
+             f"trained on **{data.name or 'an unknown dataset'}** ({fmt(data.n_clips, 'int')} clips: "
+             f"{data.split.get('train', '?')} train / {data.split.get('validation', '?')} validation / "
+             f"{data.split.get('test', '?')} test)",
+             f"{record.device or '?'}, {fmt(record.duration_sec, 'sec')}, {record.status or '?'}, "
+             f"best epoch {fmt(record.best_epoch) if record.best_epoch is not None else '?'}, "
+             f"created {record.created or '?'}"]
     st.markdown(" · ".join(parts))
 
 
 def show_curves(run: RunInfo) -> None:
-    history = run.metrics.get("history") or []
+    history = run.history
     if not history:
         st.info("This run has no per-epoch history.")
         return
@@ -138,35 +133,44 @@ def show_curves(run: RunInfo) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def clip_view(path: str, mtime: float, config_json: str) -> tuple[bytes, Any]:
-    """A clip's WAV bytes and its spectrogram with the run's features (cached per file and config)."""
-    waveform, sample_rate = load_audio(path)
+def clip_view(path: str, mtime: float, config_json: str, start_sec: float = 0.0,
+              end_sec: float | None = None) -> tuple[bytes, Any]:
+    """A clip's WAV bytes and its spectrogram with the run's features (cached per file, segment and config)."""
+    waveform, sample_rate = load_segment(path, start_sec, end_sec)
     config = FeatureConfig.from_json(config_json)
     clip = pad_or_trim(to_mono(resample(waveform, sample_rate, config.sample_rate)), config.n_samples, mode="center")
     return wav_bytes(waveform, sample_rate), extract(clip, config)[0, 0].detach().cpu().numpy()
 
 
-def show_mistakes(run: RunInfo, report: dict) -> None:
-    names = report["class_names"]
-    wrong = [p for p in report.get("predictions", []) if p["true"] != p["pred"]]
-    if not report.get("predictions"):
+def clip_caption(p: ClipPrediction) -> str:
+    """The clip's file name, with its place in the file for a segment of a longer recording."""
+    name = Path(p.path).name
+    if not p.is_segment:
+        return name
+    return f"{name}, {p.start_sec:g} s to " + (f"{p.end_sec:g} s" if p.end_sec is not None else "the end")
+
+
+def show_mistakes(run: RunInfo, report: EvaluationReport) -> None:
+    names = report.class_names
+    wrong = report.mistakes()
+    if not report.predictions:
         st.info("This run did not save its test predictions.")
         return
     if not wrong:
         st.success("No test clip is misclassified.")
         return
-    wrong.sort(key=lambda p: -p["confidence"])
-    st.caption(f"{len(wrong)} of {len(report['predictions'])} test clips are wrong; the "
+    st.caption(f"{len(wrong)} of {len(report.predictions)} test clips are wrong; the "
                f"{min(len(wrong), MAX_MISTAKES)} most confident mistakes first.")
-    config = FeatureConfig.from_dict(run.config["feature_config"])
+    config = run.record.feature_config
     columns = st.columns(3, gap="medium")
     for i, p in enumerate(wrong[:MAX_MISTAKES]):
         with columns[i % 3].container(border=True):
-            st.markdown(f"true **{names[p['true']]}** → predicted **{names[p['pred']]}** ({p['confidence']:.0%})")
-            path = mistake_clip(run.path, p["index"]) or Path(p["path"])  # the run's own copy, else the dataset's
-            st.caption(Path(p["path"]).name)
+            st.markdown(f"true **{names[p.true]}** → predicted **{names[p.pred]}** ({p.confidence:.0%})")
+            kept = mistake_clip(run.path, p.index)  # the run's own copy of the clip, else the clip in its file
+            path, start, end = (kept, 0.0, None) if kept else (Path(p.path), p.start_sec, p.end_sec)
+            st.caption(clip_caption(p))
             try:
-                audio, spec = clip_view(str(path), path.stat().st_mtime, config.to_json())
+                audio, spec = clip_view(str(path), path.stat().st_mtime, config.to_json(), start, end)
             except (OSError, AudioDecodeError) as error:
                 st.warning(f"Cannot play {path.name}: the run kept no copy and the dataset's file is gone or "
                            f"unreadable ({error}). Open the dataset it was trained on on the Dataset page.")
@@ -179,7 +183,7 @@ def show_mistakes(run: RunInfo, report: dict) -> None:
 
 def run_dataset(run: RunInfo) -> AudioDataset | None:
     """The dataset the run was trained on, when it can be opened here; else an info message and None."""
-    source = (run.config.get("dataset") or {}).get("source")
+    source = run.record.dataset.source
     if not isinstance(source, dict) or source.get("kind") not in ("builtin", "folder", "csv", "catalog"):
         st.info("This run does not record which dataset it was trained on, so its test clips cannot be mapped.")
         return None
@@ -201,20 +205,20 @@ def run_dataset(run: RunInfo) -> AudioDataset | None:
         return None
 
 
-def _matches(dataset: AudioDataset, names: list[str], predictions: list[dict]) -> bool:
+def _matches(dataset: AudioDataset, names: list[str], predictions: list[ClipPrediction]) -> bool:
     """Whether ``dataset`` is still the one the run's test predictions index into."""
-    index = [p["index"] for p in predictions]
+    index = [p.index for p in predictions]
     return list(dataset.class_names) == list(names) and max(index) < len(dataset) and all(
-        dataset.paths[p["index"]] == p["path"] for p in predictions)
+        dataset.paths[p.index] == p.name for p in predictions)
 
 
-def show_map(run: RunInfo, report: dict) -> None:
-    predictions = report.get("predictions") or []
+def show_map(run: RunInfo, report: EvaluationReport) -> None:
+    predictions = report.predictions
     if len(predictions) < 2:
         st.info("The map needs at least two test clips with saved predictions.")
         return
-    names = report["class_names"]
-    index = [p["index"] for p in predictions]
+    names = report.class_names
+    index = [p.index for p in predictions]
     left, right = st.columns(2)
     what = left.radio("Map of", list(MAP_SOURCES), format_func=MAP_SOURCES.get, horizontal=True, key="eval_map_what",
                       help="What the model learned separates the classes; the input features show why the task is "
@@ -246,27 +250,23 @@ def show_map(run: RunInfo, report: dict) -> None:
             st.info(CHANGED)
             return
         with st.spinner("Computing features…"):
-            vectors = dataset_features(dataset, FeatureConfig.from_dict(run.config["feature_config"]))[index]
+            vectors = dataset_features(dataset, run.record.feature_config)[index]
     with st.spinner("Projecting the clips…"):
         points = map_points(f"{run.run_id}:{run.created}:{what}", method, vectors)
-    hover = [f"{Path(p['path']).name}: predicted {names[p['pred']]} ({p['confidence']:.0%})" for p in predictions]
-    symbols = ["correct" if p["true"] == p["pred"] else "wrong" for p in predictions]
+    hover = [f"{clip_caption(p)}: predicted {names[p.pred]} ({p.confidence:.0%})" for p in predictions]
+    symbols = ["correct" if p.correct else "wrong" for p in predictions]
     title = ("Test clips as the model sees them (its last hidden layer)" if what == "learned"
              else "Test clips: input features")
-    st.plotly_chart(fig_embedding(points, [names[p["true"]] for p in predictions], hover, symbols=symbols,
+    st.plotly_chart(fig_embedding(points, [names[p.true] for p in predictions], hover, symbols=symbols,
                                   title=f"{title}, {PROJECTIONS[method].split(' ')[0]}"), key="eval_map")
     st.caption("Colour: true class; ✕: misclassified. Clips the model confuses often sit between classes.")
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def cross_metrics(run_key: str, data_key: str, _classifier: Classifier, _dataset: AudioDataset,
-                  keep: tuple[int, ...]) -> dict:
-    """Metrics of the run's classifier on the clips ``keep`` of a dataset, classes matched by name."""
-    config, names = _classifier.feature_config, _classifier.class_names
-    probabilities = _classifier.predict_batch(_dataset.to_tensor(config.sample_rate, config.n_samples,
-                                                                 list(keep)))
-    y_true = [names.index(_dataset.class_names[_dataset.labels[i]]) for i in keep]
-    return classification_metrics(y_true, probabilities.argmax(1).numpy(), names)
+def cross_report(run_key: str, data_key: str, _classifier: Classifier, _dataset: AudioDataset,
+                 keep: tuple[int, ...]) -> EvaluationReport:
+    """:func:`lib.evaluate.evaluate` of the run on the clips ``keep`` of a dataset (cached per run and dataset)."""
+    return evaluate(_classifier, _dataset, keep)
 
 
 def show_cross(run: RunInfo) -> None:
@@ -321,7 +321,7 @@ def show_cross(run: RunInfo) -> None:
     if dataset.failed:
         st.warning(f"{len(dataset.failed)} file(s) of {dataset.name} could not be read and were skipped.")
     names = set(classifier.class_names)
-    keep = tuple(i for i, label in enumerate(dataset.labels) if dataset.class_names[label] in names)
+    keep = tuple(matching_clips(dataset, classifier.class_names).tolist())
     other = {c: n for c, n in dataset.class_counts().items() if c not in names and n}
     if other:
         st.warning(f"Skipped {sum(other.values())} clip(s) whose label is not a class of this run: "
@@ -331,13 +331,13 @@ def show_cross(run: RunInfo) -> None:
                  f"'{run.run_id}' ({', '.join(classifier.class_names)}). Pick a dataset with the same class names.")
         return
     with st.spinner(f"Classifying {len(keep):,} clips…"):
-        metrics = cross_metrics(f"{run.run_id}:{run.created}", source_key(dataset.source), classifier, dataset, keep)
+        report = cross_report(f"{run.run_id}:{run.created}", source_key(dataset.source), classifier, dataset, keep)
     st.markdown(f"**{dataset.name}**: {len(keep):,} clips of {len(names & set(dataset.class_names))} classes.")
-    trained_on = dict((run.config.get("dataset") or {}).get("source") or {})
+    trained_on = dict(run.record.dataset.source or {})
     if source_key({**trained_on, "cache_dir": None}) == source_key({**dataset.source, "cache_dir": None}):
         st.caption("This looks like the dataset the run was trained on: the scores include its training clips, "
                    "so they are optimistic. The test split above is the fair measure.")
-    show_report(metrics, "cross")
+    show_report(report, "cross")
 
 
 def flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
@@ -350,12 +350,12 @@ def flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
 
 
 def settings(run: RunInfo) -> dict[str, Any]:
-    c = run.config
-    data = c.get("dataset") or {}
-    out: dict[str, Any] = {"model": c.get("model"), "dataset": data.get("name"), "dataset clips": data.get("n_clips")}
-    flatten("train", c.get("train_config") or {}, out)
-    flatten("features", c.get("feature_config") or {}, out)
-    out["classes"] = c.get("class_names")
+    record = run.record
+    out: dict[str, Any] = {"model": record.model, "dataset": record.dataset.name,
+                           "dataset clips": record.dataset.n_clips}
+    flatten("train", record.train_config.to_dict() if record.train_config else {}, out)
+    flatten("features", record.feature_config.to_dict(), out)
+    out["classes"] = record.class_names
     return out
 
 
@@ -384,12 +384,12 @@ def show_compare(run: RunInfo, usable: list[RunInfo]) -> None:
                 ("Test accuracy", lambda r: fmt(r.test_accuracy, "pct")),
                 ("Test macro F1", lambda r: fmt(r.macro_f1, "pct")),
                 ("Parameters", lambda r: fmt(r.n_parameters, "int")),
-                ("Training time", lambda r: fmt(r.config.get("duration_sec"), "sec")),
-                ("Epochs trained", lambda r: fmt(len(r.metrics.get("history") or []), "int")),
-                ("Best epoch", lambda r: fmt(r.config.get("best_epoch")))]
+                ("Training time", lambda r: fmt(r.record.duration_sec, "sec")),
+                ("Epochs trained", lambda r: fmt(len(r.history), "int")),
+                ("Best epoch", lambda r: fmt(r.record.best_epoch))]
         st.dataframe(pd.DataFrame([{"metric": name, run.run_id: get(run), other.run_id: get(other)}
                                    for name, get in rows]), hide_index=True, key="eval_compare_metrics")
-    histories = {run.run_id: run.metrics.get("history") or [], other.run_id: other.metrics.get("history") or []}
+    histories = {run.run_id: run.history, other.run_id: other.history}
     left, right = st.columns(2, gap="large")
     left.plotly_chart(fig_compare_curves(histories, "val_accuracy", title="Validation accuracy"),
                       key="eval_compare_acc")

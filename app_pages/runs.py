@@ -7,7 +7,6 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from lib.augment import augment_summary
 from lib.export import FORMATS, ExportError, export_zip_bytes
 from lib.runs import RunError, RunInfo, delete_run, rename_run, run_zip_bytes
 from lib.settings import settings
@@ -25,18 +24,16 @@ def number(value, kind=float):
 
 
 def row(run: RunInfo) -> dict:
-    train = run.config.get("train_config") or {}
-    features = run.config.get("feature_config") or {}
-    if not isinstance(train, dict):
-        train = {}
-    return {"Run": run.run_id, "Model": run.model, "Parameters": number(run.n_parameters, int),
-            "Epochs": number(train.get("epochs"), int), "Batch": number(train.get("batch_size"), int),
-            "Learning rate": number(train.get("learning_rate")), "Optimizer": train.get("optimizer"),
-            "Mel bins": number(features.get("n_mels"), int),
-            "Augmentation": augment_summary(train.get("augment"), detailed=False),
-            "Device": run.config.get("device"), "Duration (s)": number(run.config.get("duration_sec")),
-            "Status": run.status, "Val accuracy": number(run.val_accuracy),
-            "Test accuracy": number(run.test_accuracy), "Macro F1": number(run.macro_f1), "Created": run.created}
+    record = run.record
+    train = record.train_config
+    return {"Run": run.run_id, "Model": record.model, "Parameters": record.n_parameters,
+            "Epochs": train.epochs if train else None, "Batch": train.batch_size if train else None,
+            "Learning rate": train.learning_rate if train else None, "Optimizer": train.optimizer if train else None,
+            "Mel bins": record.feature_config.n_mels,
+            "Augmentation": train.augment.summary(detailed=False) if train else "?",
+            "Device": record.device, "Duration (s)": record.duration_sec,
+            "Status": record.status, "Val accuracy": number(run.val_accuracy),
+            "Test accuracy": number(run.test_accuracy), "Macro F1": number(run.macro_f1), "Created": record.created}
 
 
 def say(kind: str, message: str) -> None:

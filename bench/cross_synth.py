@@ -510,9 +510,8 @@ def markdown_report(result: dict) -> str:
 def evaluate_run(run_path: str | Path, set_dir: str | Path = DEFAULT_SET, device: str = "cpu") -> dict:
     """Classify every clip of a cross-synth set (or any manifest) with a saved run.
 
-    Preprocessing is the run's own (:class:`lib.infer.Classifier`): clips that are mono, at the run's rate and at
-    most one clip long go through ``predict_batch`` (which centre pads exactly as ``predict`` does); any other
-    clip goes through ``predict`` one by one.
+    The evaluation is :func:`lib.evaluate.evaluate` with the run's own preprocessing and ``whole_recordings``:
+    a clip longer than one clip is classified as the Inference page classifies a recording.
 
     Returns:
         dict: ``name``, ``n``, ``accuracy``, ``per_engine`` / ``per_voice`` / ``per_variant``
@@ -521,9 +520,8 @@ def evaluate_run(run_path: str | Path, set_dir: str | Path = DEFAULT_SET, device
         in ``class_names`` order) and ``run_test_accuracy`` (the run's own held-out accuracy on eSpeak voices,
         when saved).
     """
-    import numpy as np
-
     from lib.data import load_csv
+    from lib.evaluate import evaluate
     from lib.infer import Classifier
     from lib.runs import load_run
 
@@ -533,22 +531,15 @@ def evaluate_run(run_path: str | Path, set_dir: str | Path = DEFAULT_SET, device
     by_path = {row["full_path"]: row for row in read_manifest(manifest)}
     rows = [by_path[p] for p in dataset.paths]
     classifier = Classifier.from_run(run_path, device=device)
-    fc = classifier.feature_config
-    batchable = [i for i, (w, sr) in enumerate(zip(dataset.waveforms, dataset.sample_rates))
-                 if sr == fc.sample_rate and w.shape[0] == 1 and w.shape[-1] <= fc.n_samples]
-    probabilities = np.zeros((len(dataset), classifier.n_classes), dtype=np.float32)
-    if batchable:
-        idx = np.asarray(batchable)
-        probabilities[idx] = classifier.predict_batch(dataset.to_tensor(fc.sample_rate, fc.n_samples, idx)).numpy()
-    for i in sorted(set(range(len(dataset))) - set(batchable)):
-        probabilities[i] = classifier.predict(dataset.waveforms[i], dataset.sample_rates[i]).probabilities
-    predicted = [classifier.class_names[int(k)] for k in probabilities.argmax(axis=1)]
+    report = evaluate(classifier, dataset, whole_recordings=True)
+    predicted = [classifier.class_names[p.pred] for p in report.predictions]
     result = score(rows, predicted, classifier.class_names, f"{classifier.run_id} on {manifest.parent.name}")
-    for entry, p in zip(result["predictions"], probabilities):
-        entry["probability"] = float(p.max())
+    for entry, p in zip(result["predictions"], report.predictions):
+        entry["probability"] = p.confidence
+    test_accuracy = getattr(load_run(run_path).report("test"), "accuracy", None)
     result.update(run=str(run_path), set=str(manifest), failed=[list(f) for f in dataset.failed],
-                  probabilities=probabilities.tolist(), class_names=list(classifier.class_names),
-                  run_test_accuracy=load_run(run_path).metrics.get("test", {}).get("accuracy"))
+                  probabilities=report.probabilities.tolist(), class_names=list(classifier.class_names),
+                  run_test_accuracy=test_accuracy)
     return result
 
 
@@ -711,27 +702,30 @@ def unit_bootstrap_interval(result: dict, n_resamples: int = 2000, seed: int = 0
 def validation_by_voice_kind(metrics: dict) -> dict[str, tuple[float, int]]:
     """Validation accuracy and clip count of a run's eSpeak clips and of its neural-voice clips (if any).
 
-    The built-in set names neural-voice clips ``<word>_piper_NNNN.wav`` / ``<word>_kokoro_NNNN.wav``.
+    ``metrics`` is a run's metrics.json (or a :class:`lib.train.DoneEvent`'s). The built-in set names
+    neural-voice clips ``<word>_piper_NNNN.wav`` / ``<word>_kokoro_NNNN.wav``.
     """
+    from lib.evaluate import EvaluationReport
+
+    validation = metrics.get("validation")
     kinds: dict[str, list[bool]] = {}
-    for entry in metrics.get("validation", {}).get("predictions", []):
-        name = Path(entry["path"]).name
+    for entry in EvaluationReport.from_dict(validation).predictions if validation else []:
+        name = Path(entry.path).name
         kind = "Piper" if "_piper_" in name else "Kokoro" if "_kokoro_" in name else "eSpeak"
-        kinds.setdefault(kind, []).append(entry["true"] == entry["pred"])
+        kinds.setdefault(kind, []).append(entry.correct)
     return {kind: (sum(v) / len(v), len(v)) for kind, v in kinds.items()}
 
 
 def compare_report(run_path: str | Path, set_dir: str | Path = DEFAULT_SET) -> str:
     """One table from one run: a saved run and PocketSphinx on the set, overall, per engine and per voice."""
-    from lib.augment import augment_summary
     from lib.runs import load_run
 
     model, sphinx = evaluate_run(run_path, set_dir), run_baseline(set_dir)
     run = load_run(run_path)
     p50, p95 = latency_ms(run_path)
     validation = validation_by_voice_kind(run.metrics)
-    train = run.config.get("train_config", {})
-    name = f"`{Path(run_path).as_posix()}` ({run.config.get('model')})"
+    record, train = run.record, run.record.train_config
+    name = f"`{Path(run_path).as_posix()}` ({record.model})"
     lines = [f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {len(model['predictions'])} clips; "
              f"command: `python bench/cross_synth.py compare {Path(run_path).as_posix()} --out docs/benchmarks.md`.",
              "", f"| | {name} | PocketSphinx {sphinx['pocketsphinx']} (JSGF grammar of the ten words) |",
@@ -743,10 +737,10 @@ def compare_report(run_path: str | Path, set_dir: str | Path = DEFAULT_SET) -> s
         for group in model[key]:
             lines.append(f"| {group} ({model[key][group]['n']}) | {model[key][group]['accuracy']:.1%} | "
                          f"{sphinx[key][group]['accuracy']:.1%} |")
-    lines += ["", f"The run: {run.config.get('n_parameters', 0):,} parameters, trained "
-                  f"{run.config.get('duration_sec', 0) / 60:.1f} min on {run.config.get('device', '?')}, "
-                  f"{train.get('epochs')} epochs, augmentation: "
-                  f"{augment_summary(train.get('augment'))}; validation accuracy (voices held out) "
+    lines += ["", f"The run: {record.n_parameters or 0:,} parameters, trained "
+                  f"{(record.duration_sec or 0) / 60:.1f} min on {record.device or '?'}, "
+                  f"{train.epochs if train else '?'} epochs, augmentation: "
+                  f"{train.augment.summary() if train else 'unknown'}; validation accuracy (voices held out) "
                   + (", ".join(f"{kind} {acc:.1%} of {n}" for kind, (acc, n) in validation.items()) or "n/a")
                   + f"; one-second clip inference on this CPU p50 {p50:.2f} ms, p95 {p95:.2f} ms.",
               f"PocketSphinx gave no hypothesis for {sphinx['no_hypothesis']} clip(s) (counted as wrong)."]

@@ -40,7 +40,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -207,7 +206,7 @@ def _library_versions() -> dict[str, str]:
 
 
 def export_classifier(classifier: Classifier, out: str | Path, format: str = "onnx", int8: bool = False,
-                      overwrite: bool = False, config: dict[str, Any] | None = None) -> Path:
+                      overwrite: bool = False, model_name: str | None = None) -> Path:
     """Exports a classifier into a self-contained folder and checks it against the classifier.
 
     The folder is built in a hidden temporary folder beside ``out`` and renamed into place, so a failed export
@@ -220,7 +219,7 @@ def export_classifier(classifier: Classifier, out: str | Path, format: str = "on
         int8: ONNX only: also write ``model.int8.onnx`` (dynamic quantization; its difference to the float
             model is recorded in labels.json, not held to :data:`TOLERANCE`).
         overwrite: Replace an existing ``out``.
-        config: The run's config.json, for the model's name in labels.json.
+        model_name: The run's model (:attr:`lib.runs.RunRecord.model`), for labels.json.
 
     Returns:
         Path: The export folder.
@@ -258,7 +257,7 @@ def export_classifier(classifier: Classifier, out: str | Path, format: str = "on
             "model_file": model_file.name,
             "int8_file": None,
             "run_id": classifier.run_id,
-            "model": (config or {}).get("model"),
+            "model": model_name,
             "class_names": list(classifier.class_names),
             "sample_rate": fc.sample_rate,
             "clip_seconds": fc.clip_seconds,
@@ -323,8 +322,8 @@ def export_run(run: str | Path, out: str | Path, format: str = "onnx", int8: boo
         ExportError: As :func:`export_classifier`.
     """
     classifier = Classifier.from_run(run, device="cpu")
-    config = load_run(run).config
-    return export_classifier(classifier, out, format=format, int8=int8, overwrite=overwrite, config=config)
+    return export_classifier(classifier, out, format=format, int8=int8, overwrite=overwrite,
+                             model_name=load_run(run).record.model)
 
 
 def export_zip_bytes(run: str | Path, format: str = "onnx", int8: bool = False) -> bytes:

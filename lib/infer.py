@@ -24,7 +24,7 @@ import numbers
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -202,33 +202,21 @@ class Classifier:
             ValueError: If the device is unknown or unavailable.
         """
         run = load_run(path)
-        config = run.config
-        name = run.run_id
-
-        def fail(problem: str, error: Exception) -> RunError:
-            return RunError(f"config.json of run '{name}' {problem}: {error} ({run.path}). Delete the run or retrain.",
-                            run_id=name, file="config.json")
-
+        record, name = run.record, run.run_id
         try:
-            feature_config = FeatureConfig.from_dict(config["feature_config"])
+            model = build_model(record.model, len(record.class_names), record.feature_config.n_bins,
+                                record.feature_config.n_frames)
         except (TypeError, ValueError) as error:
-            raise fail("has an invalid feature_config", error) from error
-        class_names = [str(c) for c in config["class_names"]]
-        model_kwargs: dict[str, Any] = config.get("model_kwargs") or {}
-        if not isinstance(model_kwargs, dict):
-            raise fail("has invalid model_kwargs", TypeError(f"expected an object, got {type(model_kwargs).__name__}"))
-        try:
-            model = build_model(str(config["model"]), len(class_names), feature_config.n_bins,
-                                feature_config.n_frames, **model_kwargs)
-        except (TypeError, ValueError) as error:
-            raise fail(f"names a model that cannot be built ({config['model']!r})", error) from error
+            raise RunError(f"config.json of run '{name}' names a model that cannot be built ({record.model!r}): "
+                           f"{error} ({run.path}). Delete the run or retrain.", run_id=name,
+                           file="config.json") from error
         try:
             model.load_state_dict(run.state_dict)
         except (RuntimeError, KeyError, TypeError) as error:
-            raise RunError(f"model.pt of run '{name}' does not fit model {config['model']!r} with "
-                           f"{len(class_names)} classes: {str(error).splitlines()[0]} ({run.path}). "
+            raise RunError(f"model.pt of run '{name}' does not fit model {record.model!r} with "
+                           f"{len(record.class_names)} classes: {str(error).splitlines()[0]} ({run.path}). "
                            "Delete the run or retrain.", run_id=name, file="model.pt") from error
-        return cls(model, feature_config, class_names, run_id=name, device=device)
+        return cls(model, record.feature_config, record.class_names, run_id=name, device=device)
 
     # -- helpers -----------------------------------------------------------------------------------
     @property

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-__all__ = ["classification_metrics", "macro_over_present", "normalize_confusion", "top_confusions"]
+__all__ = ["classification_metrics", "macro_over_present", "normalize_confusion"]
 
 
 def classification_metrics(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray,
@@ -120,22 +120,3 @@ def normalize_confusion(cm: Sequence[Sequence[float]] | np.ndarray) -> np.ndarra
     totals = cm.sum(axis=1, keepdims=True)
     return np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
 
-
-def top_confusions(cm: Sequence[Sequence[int]] | np.ndarray, class_names: Sequence[str],
-                   k: int = 5) -> list[tuple[str, str, int]]:
-    """The most frequent mistakes: off-diagonal cells of a confusion matrix, largest first.
-
-    Args:
-        cm: Square confusion matrix of counts, rows are true classes.
-        class_names: Name of each class index.
-        k: How many pairs to return at most.
-
-    Returns:
-        Up to ``k`` tuples ``(true name, predicted name, count)`` with ``count > 0``, by decreasing count
-        (ties in row-major order).
-    """
-    cm = np.asarray(cm)
-    pairs = [(int(cm[i, j]), i, j) for i in range(cm.shape[0]) for j in range(cm.shape[1])
-             if i != j and cm[i, j] > 0]
-    pairs.sort(key=lambda item: -item[0])  # stable: ties keep row-major order
-    return [(str(class_names[i]), str(class_names[j]), count) for count, i, j in pairs[:k]]

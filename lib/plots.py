@@ -23,6 +23,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from lib.features import FeatureConfig, frequency_axis, frequency_axis_label, time_axis
+from lib.metrics import normalize_confusion
 
 __all__ = [
     "fig_waveform", "fig_spectrogram", "fig_class_counts", "fig_histogram", "fig_embedding",
@@ -415,8 +416,7 @@ def fig_confusion(cm: Any, class_names: Sequence[str], normalize: bool = False,
         raise ValueError(f"cm must be ({k}, {k}) for {k} class names, got {counts.shape}")
     names = [str(c) for c in class_names]
     if normalize:
-        totals = counts.sum(axis=1, keepdims=True)
-        z = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+        z = normalize_confusion(counts)
         text = np.vectorize(lambda v: f"{v:.2f}")(z) if k else np.zeros((0, 0), dtype=str)
         hover = "true %{y}<br>predicted %{x}<br>%{z:.1%} of the row (%{customdata:.0f} clips)<extra></extra>"
     else:

@@ -27,6 +27,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from lib.evaluate import ClipPrediction, EvaluationReport
+
 __all__ = ["MAX_KEPT_MISTAKES", "kept_mistakes", "save_run_extras", "mistake_clip", "test_embedding"]
 
 MAX_KEPT_MISTAKES = 48
@@ -34,39 +36,39 @@ MISTAKES_DIR = "mistakes"
 EMBEDDING_FILE = "test_embedding.npz"
 
 
-def kept_mistakes(report: dict) -> list[dict]:
+def kept_mistakes(report: EvaluationReport) -> list[ClipPrediction]:
     """The test predictions a run keeps the clips of: the wrong ones, most confident first, at most
     :data:`MAX_KEPT_MISTAKES` (the order the Evaluate page shows them in)."""
-    wrong = [p for p in report.get("predictions") or [] if p["true"] != p["pred"]]
-    return sorted(wrong, key=lambda p: -p["confidence"])[:MAX_KEPT_MISTAKES]
+    return report.mistakes()[:MAX_KEPT_MISTAKES]
 
 
-def save_run_extras(run_path: str | Path, report: dict, clip: Callable[[int], tuple[torch.Tensor, int]],
+def save_run_extras(run_path: str | Path, report: EvaluationReport | None,
+                    clip: Callable[[int], tuple[torch.Tensor, int]],
                     embedding: np.ndarray | torch.Tensor | None) -> None:
     """Writes a run's misclassified test clips and its test embedding into its folder.
 
     Args:
         run_path: The run folder.
-        report: The run's test report (``metrics["test"]``) with its ``predictions``; ``{}`` writes nothing.
-        clip: ``clip(index) -> (waveform (channels, time), sample_rate)`` of a dataset index.
-        embedding: ``(n_test, dim)``, row ``i`` for ``report["predictions"][i]``; None: no embedding file.
+        report: The run's test report with its ``predictions``; None (an empty test split) writes nothing.
+        clip: ``clip(index) -> (waveform (channels, time), sample_rate)`` of a dataset index (a clip id).
+        embedding: ``(n_test, dim)``, row ``i`` for ``report.predictions[i]``; None: no embedding file.
     """
-    predictions = report.get("predictions") or []
+    predictions = report.predictions if report is not None else []
     if not predictions:
         return
     folder = Path(run_path) / MISTAKES_DIR
     folder.mkdir(exist_ok=True)
     for prediction in kept_mistakes(report):
-        waveform, rate = clip(int(prediction["index"]))
+        waveform, rate = clip(prediction.index)
         samples = torch.as_tensor(waveform).reshape(-1, torch.as_tensor(waveform).shape[-1]).T.numpy()
-        sf.write(folder / f"{int(prediction['index'])}.flac", np.clip(samples, -1, 1), int(rate),
+        sf.write(folder / f"{prediction.index}.flac", np.clip(samples, -1, 1), int(rate),
                  subtype="PCM_16", format="FLAC")
     if embedding is not None:
         embedding = np.asarray(embedding, dtype=np.float32)
         if len(embedding) != len(predictions):
             raise ValueError(f"{len(embedding)} embedding rows for {len(predictions)} test predictions")
         np.savez_compressed(Path(run_path) / EMBEDDING_FILE,
-                            index=np.array([p["index"] for p in predictions], dtype=np.int64),
+                            index=np.array([p.index for p in predictions], dtype=np.int64),
                             embedding=embedding.astype(np.float16))
 
 
@@ -104,23 +106,25 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("clips", help="folder holding the run's test clips, at their paths in the dataset folder")
     args = parser.parse_args(argv)
     run = load_run(args.run)
-    report = run.metrics.get("test") or {}
+    report = run.report("test")
+    if report is None or not report.predictions:
+        parser.error(f"run {args.run} saved no test predictions: nothing to keep")
     classifier = Classifier.from_run(args.run)
-    dataset_dir = Path(str((run.config.get("dataset") or {}).get("source", {}).get("cache_dir") or ""))
+    dataset_dir = Path(str((run.record.dataset.source or {}).get("cache_dir") or ""))
+    paths = {p.index: p.path for p in report.predictions}
 
     def clip(index: int) -> tuple[torch.Tensor, int]:
-        path = next(p["path"] for p in report["predictions"] if p["index"] == index)
-        parts = Path(path).parts
+        parts = Path(paths[index]).parts
         relative = Path(*parts[-2:])  # <class>/<file>, the layout of every folder dataset
         return load_audio(Path(args.clips) / relative)
 
     rate, n_samples = classifier.feature_config.sample_rate, classifier.feature_config.n_samples
 
-    clips = [pad_or_trim(to_mono(resample(*clip(p["index"]), rate)), n_samples, mode="center")
-             for p in report["predictions"]]
+    clips = [pad_or_trim(to_mono(resample(*clip(p.index), rate)), n_samples, mode="center")
+             for p in report.predictions]
     waveforms = torch.stack(clips)  # (n, 1, n_samples)
     probabilities = classifier.predict_batch(waveforms)
-    agree = float((probabilities.argmax(1).numpy() == np.array([p["pred"] for p in report["predictions"]])).mean())
+    agree = float((probabilities.argmax(1).numpy() == np.array([p.pred for p in report.predictions])).mean())
     print(f"{len(clips)} test clips; the model's answers match the saved ones on {agree:.1%} of them "
           f"({dataset_dir or 'dataset'})")
     save_run_extras(args.run, report, clip, classifier.embed_batch(waveforms).numpy())

@@ -11,9 +11,13 @@ so a crash never leaves a half-written run, and :func:`write_json_atomic` replac
 Folders whose names start with ``"."`` (temporary or hidden) are never listed. A malformed run is not
 hidden: :func:`list_runs` returns it with its ``error`` set, and :func:`load_run` raises :class:`RunError`.
 
+What a run saves in config.json is a :class:`RunRecord`, read and written here only: every other module reads
+``run.record`` (typed) rather than the JSON. Runs saved before the record existed still load: their config.json
+held ``model`` twice (also in ``train_config``) and an always empty ``model_kwargs``.
+
 Example:
     >>> path = save_run(root, new_run_id("bcresnet"), state_dict=model.state_dict(),
-    ...                 config=config, metrics=metrics)
+    ...                 record=record, metrics=metrics)
     >>> run = load_run(path)
     >>> model.load_state_dict(run.state_dict)
 """
@@ -27,7 +31,7 @@ import re
 import secrets
 import shutil
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,9 +39,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from lib.evaluate import EvaluationReport
+from lib.features import FeatureConfig
+from lib.train_config import TrainConfig
+
 __all__ = [
     "DEFAULT_ROOT", "CONFIG_FILE", "MODEL_FILE", "METRICS_FILE", "REQUIRED_CONFIG_KEYS",
-    "RunError", "RunInfo", "LoadedRun",
+    "RunError", "RunRecord", "DatasetRecord", "RunInfo", "LoadedRun",
     "new_run_id", "is_valid_run_id", "check_run_target", "save_run", "list_runs", "load_run", "latest_run",
     "rename_run", "delete_run", "run_zip_bytes", "write_json_atomic",
 ]
@@ -131,16 +139,143 @@ def _read_json(path: Path, file: str) -> dict[str, Any]:
     return data
 
 
-def _read_config(path: Path) -> dict[str, Any]:
-    config = _read_json(path, CONFIG_FILE)
-    missing = [key for key in REQUIRED_CONFIG_KEYS if key not in config]
-    if missing:
-        raise _run_error(path, CONFIG_FILE, f"lacks {', '.join(map(repr, missing))}")
-    if not isinstance(config["class_names"], list) or not config["class_names"]:
-        raise _run_error(path, CONFIG_FILE, "has no list of class names")
-    if not isinstance(config["feature_config"], dict):
-        raise _run_error(path, CONFIG_FILE, "has a feature_config that is not an object")
-    return config
+def _read_config(path: Path) -> RunRecord:
+    """A run's :class:`RunRecord`, or a :class:`RunError` naming the run and what is wrong with its config.json."""
+    try:
+        return RunRecord.from_dict(_read_json(path, CONFIG_FILE))
+    except ValueError as error:
+        if isinstance(error, RunError):
+            raise
+        raise _run_error(path, CONFIG_FILE, str(error)) from error
+
+
+# -- the record ------------------------------------------------------------------------------------
+def _optional(kind: type, value: Any) -> Any:
+    """``kind(value)``, or None when the value is missing or not of that kind."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """The dataset a run was trained on.
+
+    Attributes:
+        name: A human name (``"Synthetic Speech Commands"``, a folder's name).
+        source: How to open it again (:func:`lib.data.load_source`'s ``{"kind": ..., ...}``), or None.
+        n_clips: Its number of clips.
+        split: Clips per split: ``{"train": ..., "validation": ..., "test": ...}``.
+    """
+
+    name: str | None = None
+    source: dict[str, Any] | None = None
+    n_clips: int | None = None
+    split: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "source": self.source, "n_clips": self.n_clips, "split": dict(self.split)}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> DatasetRecord:
+        """Reads :meth:`to_dict`'s dict; anything unreadable is left out (a run needs no dataset to be used)."""
+        if not isinstance(d, dict):
+            return cls()
+        split = d.get("split") if isinstance(d.get("split"), dict) else {}
+        return cls(_optional(str, d.get("name")), d["source"] if isinstance(d.get("source"), dict) else None,
+                   _optional(int, d.get("n_clips")),
+                   {str(k): int(v) for k, v in split.items() if _optional(int, v) is not None})
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a run saves in config.json: enough to rebuild its model and to say how it was made.
+
+    The model is ``build_model(model, len(class_names), feature_config.n_bins, feature_config.n_frames)``: no
+    other argument, since the engine never passes one (runs saved before kept an always empty ``model_kwargs``).
+
+    Attributes:
+        model: The model's name in :data:`lib.models.MODELS` (saved once; ``train_config.model`` is the same).
+        class_names: The model's outputs, in order.
+        feature_config: The preprocessing the model was trained with (inference repeats it).
+        train_config: The training settings; None when the run has none, or ones this version cannot read
+            (the run still classifies).
+        run_id: The run's name (its folder's).
+        dataset: The dataset it was trained on.
+        versions: Library versions (``{"torch": ..., ...}``).
+        device: The training device, in words.
+        created: Creation time, an ISO string.
+        duration_sec: Training time, seconds.
+        status: ``"finished"`` or ``"stopped"``.
+        n_parameters: The model's trainable parameters.
+        best_epoch: The epoch whose weights were kept.
+    """
+
+    model: str
+    class_names: list[str]
+    feature_config: FeatureConfig
+    train_config: TrainConfig | None = None
+    run_id: str | None = None
+    dataset: DatasetRecord = field(default_factory=DatasetRecord)
+    versions: dict[str, str] = field(default_factory=dict)
+    device: str | None = None
+    created: str | None = None
+    duration_sec: float | None = None
+    status: str | None = None
+    n_parameters: int | None = None
+    best_epoch: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.class_names:
+            raise ValueError("a run needs at least one class name")
+        if self.train_config is not None and self.train_config.model != self.model:
+            raise ValueError(f"model {self.model!r} differs from train_config's {self.train_config.model!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """config.json's object: the model once (not again inside ``train_config``)."""
+        train = None if self.train_config is None else {
+            k: v for k, v in self.train_config.to_dict().items() if k != "model"}
+        return {"run_id": self.run_id, "model": self.model, "class_names": list(self.class_names),
+                "feature_config": self.feature_config.to_dict(), "train_config": train,
+                "dataset": self.dataset.to_dict(), "versions": dict(self.versions), "device": self.device,
+                "created": self.created, "duration_sec": self.duration_sec, "status": self.status,
+                "n_parameters": self.n_parameters, "best_epoch": self.best_epoch}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunRecord:
+        """Reads config.json's object, in this shape or in that of earlier runs.
+
+        Raises:
+            ValueError: If ``model``, ``class_names`` or ``feature_config`` is missing or unusable.
+        """
+        missing = [key for key in REQUIRED_CONFIG_KEYS if key not in d]
+        if missing:
+            raise ValueError(f"lacks {', '.join(map(repr, missing))}")
+        if not isinstance(d["class_names"], list) or not d["class_names"]:
+            raise ValueError("has no list of class names")
+        if not isinstance(d["feature_config"], dict):
+            raise ValueError("has a feature_config that is not an object")
+        try:
+            feature_config = FeatureConfig.from_dict(d["feature_config"])
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"has an invalid feature_config: {error}") from error
+        model = str(d["model"])
+        train = d.get("train_config")
+        try:  # older runs saved the model inside train_config too: the top-level one counts
+            train_config = TrainConfig.from_dict({**train, "model": model}) if isinstance(train, dict) else None
+        except (TypeError, ValueError):
+            train_config = None
+        versions = d.get("versions") if isinstance(d.get("versions"), dict) else {}
+        return cls(model=model, class_names=[str(c) for c in d["class_names"]], feature_config=feature_config,
+                   train_config=train_config, run_id=_optional(str, d.get("run_id")),
+                   dataset=DatasetRecord.from_dict(d.get("dataset")),
+                   versions={str(k): str(v) for k, v in versions.items()}, device=_optional(str, d.get("device")),
+                   created=_optional(str, d.get("created")), duration_sec=_optional(float, d.get("duration_sec")),
+                   status=_optional(str, d.get("status")), n_parameters=_optional(int, d.get("n_parameters")),
+                   best_epoch=_optional(int, d.get("best_epoch")))
 
 
 # -- names -----------------------------------------------------------------------------------------
@@ -206,7 +341,7 @@ def check_run_target(root: str | Path, run_id: str | None, overwrite: bool = Fal
     return target
 
 
-def save_run(root: str | Path, run_id: str, *, state_dict: dict[str, Any], config: dict[str, Any],
+def save_run(root: str | Path, run_id: str, *, state_dict: dict[str, Any], record: RunRecord,
              metrics: dict[str, Any], overwrite: bool = False) -> Path:
     """Save a run atomically as ``<root>/<run_id>/{config.json, model.pt, metrics.json}``.
 
@@ -218,7 +353,7 @@ def save_run(root: str | Path, run_id: str, *, state_dict: dict[str, Any], confi
         root: Folder holding the runs (created if needed).
         run_id: The run's folder name (see :func:`is_valid_run_id`).
         state_dict: The model's weights (saved with :func:`torch.save`).
-        config: The run's configuration; saved with ``"run_id"`` set to ``run_id``.
+        record: What the run is (config.json); saved with its ``run_id`` set to ``run_id``.
         metrics: Evaluation results.
         overwrite: Replace an existing run of the same name.
 
@@ -228,13 +363,13 @@ def save_run(root: str | Path, run_id: str, *, state_dict: dict[str, Any], confi
     Raises:
         ValueError: If ``run_id`` is not a safe folder name.
         FileExistsError: If the run exists and ``overwrite`` is false.
-        TypeError: If ``config`` or ``metrics`` is not JSON-serialisable.
+        TypeError: If ``metrics`` is not JSON-serialisable.
     """
     root, target = Path(root), check_run_target(root, run_id, overwrite)
     tmp = root / f".tmp-{run_id}-{secrets.token_hex(4)}"
     tmp.mkdir()
     try:
-        (tmp / CONFIG_FILE).write_text(_dumps({**config, "run_id": run_id}), encoding="utf-8")
+        (tmp / CONFIG_FILE).write_text(_dumps(replace(record, run_id=run_id).to_dict()), encoding="utf-8")
         (tmp / METRICS_FILE).write_text(_dumps(metrics), encoding="utf-8")
         torch.save(state_dict, tmp / MODEL_FILE)
         if target.exists():
@@ -263,43 +398,69 @@ def _dig(mapping: Any, *keys: str) -> Any:
     return mapping
 
 
+class _RunResults:
+    """What :class:`RunInfo` and :class:`LoadedRun` read from metrics.json, typed."""
+
+    metrics: dict[str, Any]
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """Per-epoch records (``epoch``, ``train_loss``, ``val_accuracy``, ...); empty when not saved."""
+        history = self.metrics.get("history")
+        return [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
+
+    def report(self, split: str) -> EvaluationReport | None:
+        """The evaluation of ``"validation"`` or ``"test"``; None when the split was empty (no clips).
+
+        Raises:
+            ValueError: If the report is missing or malformed.
+        """
+        saved = self.metrics.get(split)
+        if saved == {}:
+            return None
+        try:
+            return EvaluationReport.from_dict(saved)
+        except ValueError as error:
+            raise ValueError(f"the {split} results in metrics.json are unusable: {error}") from error
+
+
 @dataclass
-class RunInfo:
+class RunInfo(_RunResults):
     """A saved run as listed (weights not loaded).
 
     Attributes:
         run_id: Folder name.
         path: Run folder.
-        config: Contents of config.json (``{}`` if unreadable).
-        metrics: Contents of metrics.json (``{}`` if unreadable).
+        record: What config.json says (None if unreadable).
+        metrics: Contents of metrics.json (``{}`` if unreadable); typed by :meth:`report` and ``history``.
         error: Why the run is malformed, or ``None`` if it looks complete.
     """
 
     run_id: str
     path: Path
-    config: dict[str, Any] = field(default_factory=dict)
+    record: RunRecord | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
     @property
     def model(self) -> str | None:
         """Model name."""
-        return self.config.get("model")
+        return self.record.model if self.record else None
 
     @property
     def created(self) -> str | None:
         """Creation time, ISO string."""
-        return self.config.get("created")
+        return self.record.created if self.record else None
 
     @property
     def status(self) -> str | None:
         """``"finished"`` or ``"stopped"``."""
-        return self.config.get("status")
+        return self.record.status if self.record else None
 
     @property
     def n_parameters(self) -> int | None:
         """Number of model parameters."""
-        return self.config.get("n_parameters")
+        return self.record.n_parameters if self.record else None
 
     @property
     def val_accuracy(self) -> float | None:
@@ -318,20 +479,20 @@ class RunInfo:
 
 
 @dataclass
-class LoadedRun:
+class LoadedRun(_RunResults):
     """A saved run with its weights on the CPU.
 
     Attributes:
         run_id: Folder name.
         path: Run folder.
-        config: Contents of config.json.
-        metrics: Contents of metrics.json.
+        record: What config.json says.
+        metrics: Contents of metrics.json; typed by :meth:`report` and ``history``.
         state_dict: The model's weights (tensors on the CPU).
     """
 
     run_id: str
     path: Path
-    config: dict[str, Any]
+    record: RunRecord
     metrics: dict[str, Any]
     state_dict: dict[str, torch.Tensor]
 
@@ -340,7 +501,7 @@ def _run_info(path: Path) -> RunInfo:
     """Read a run folder's JSON files and check that its weights file exists; errors go into ``error``."""
     info = RunInfo(run_id=path.name, path=path)
     try:
-        info.config = _read_config(path)
+        info.record = _read_config(path)
     except RunError as e:
         info.error = str(e)
     try:
@@ -394,7 +555,7 @@ def latest_run(root: str | Path = DEFAULT_ROOT) -> RunInfo | None:
 
 
 def load_run(path: str | Path) -> LoadedRun:
-    """Load a run folder: its config, metrics and weights (on the CPU, ``weights_only=True``).
+    """Load a run folder: its record, metrics and weights (on the CPU, ``weights_only=True``).
 
     Args:
         path: The run folder, e.g. ``models/20261121-071500-bcresnet-3fa2``.
@@ -404,12 +565,12 @@ def load_run(path: str | Path) -> LoadedRun:
 
     Raises:
         RunError: If the folder or a file is missing, a JSON file is malformed, the config lacks
-            ``model``, ``class_names`` or ``feature_config``, or the weights fail to load.
+            ``model``, ``class_names`` or a valid ``feature_config``, or the weights fail to load.
     """
     path = Path(path)
     if not path.is_dir():
         raise _run_error(path, None, "does not exist", _NO_RUN_HINT)
-    config = _read_config(path)
+    record = _read_config(path)
     metrics = _read_json(path, METRICS_FILE)
     weights = path / MODEL_FILE
     if not weights.is_file():
@@ -420,7 +581,7 @@ def load_run(path: str | Path) -> LoadedRun:
         raise _run_error(path, MODEL_FILE, f"could not be loaded: {e}") from e
     if not isinstance(state_dict, dict):
         raise _run_error(path, MODEL_FILE, f"holds a {type(state_dict).__name__}, not a state_dict")
-    return LoadedRun(run_id=path.name, path=path, config=config, metrics=metrics, state_dict=state_dict)
+    return LoadedRun(run_id=path.name, path=path, record=record, metrics=metrics, state_dict=state_dict)
 
 
 # -- manage ----------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -32,98 +32,20 @@ from torch import Tensor, nn
 from lib.augment import AugmentConfig, TrainingClips, augment_batch, draw_augment
 from lib.augment.pipeline import to_int16
 from lib.augment.power import NoiseBank, signal_power
-from lib.config import ConfigDict
 from lib.data import AudioDataset, Split, split_dataset
 from lib.device import describe_device, resolve_device
+from lib.evaluate import split_report
 from lib.features import FeatureConfig, FeatureExtractor
 from lib.infer import penultimate
-from lib.metrics import classification_metrics
 from lib.models import MODELS, Ensemble, build_model, count_parameters
 from lib.run_extras import save_run_extras
-from lib.runs import check_run_target, new_run_id, save_run
+from lib.runs import DatasetRecord, RunRecord, check_run_target, new_run_id, save_run
 from lib.settings import settings
+from lib.train_config import MEMORY_FORMATS, OPTIMIZERS, SCHEDULERS, TrainConfig
 
 __all__ = ["TrainConfig", "StartEvent", "StepEvent", "EpochEvent", "DoneEvent", "TrainingDiverged",
            "iter_training", "run_training", "featurize", "featurize_dataset", "power_dataset", "predict_logits",
-           "library_versions"]
-
-OPTIMIZERS = ("adamw", "sgd")
-SCHEDULERS = ("onecycle", "cosine", "none")
-MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
-
-
-@dataclass(frozen=True)
-class TrainConfig(ConfigDict):
-    """Everything about one training run except the features, read top to bottom.
-
-    Attributes:
-        model: a name from :data:`lib.models.MODELS`.
-        epochs: passes over the training split.
-        batch_size: examples per step.
-        optimizer: ``"adamw"`` or ``"sgd"`` (with ``momentum``, Nesterov).
-        learning_rate: peak learning rate.
-        weight_decay: decoupled weight decay (AdamW) or L2 (SGD).
-        momentum: SGD momentum.
-        scheduler: ``"onecycle"``, ``"cosine"`` or ``"none"``.
-        label_smoothing: cross-entropy label smoothing.
-        augment: augmentation settings.
-        validation_fraction: fraction of clips (whole groups) for validation.
-        test_fraction: fraction of clips (whole groups) for test.
-        test_fold: hold out this fold for test when the dataset has folds (None: grouped random split).
-        validation_fold: the fold for validation (None: the fold after ``test_fold``); Speech Commands'
-            official split is ``test_fold=2, validation_fold=1``.
-        seed: seeds initialisation, the split, shuffling and augmentation; on CPU the same seed gives the same run.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
-        mixed_precision: bfloat16 autocast on CUDA (ignored elsewhere).
-        memory_format: ``"auto"`` (the model's preference, :attr:`lib.models.ModelSpec.channels_last`),
-            ``"channels_last"`` or ``"contiguous"``: how weights and features are laid out in memory (the same
-            arithmetic, summed in another order; channels_last trains ``kws_resnet`` about 1.5x faster on a CPU).
-        max_batches: stop each epoch after this many batches (smoke runs); None: all.
-    """
-
-    model: str = "kws_resnet"
-    epochs: int = 15
-    batch_size: int = 64
-    optimizer: str = "adamw"
-    learning_rate: float = 1e-2
-    weight_decay: float = 1e-2
-    momentum: float = 0.9
-    scheduler: str = "onecycle"
-    label_smoothing: float = 0.05
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    validation_fraction: float = 0.15
-    test_fraction: float = 0.15
-    test_fold: int | None = None
-    validation_fold: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    mixed_precision: bool = True
-    memory_format: str = "auto"
-    max_batches: int | None = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.augment, Mapping):
-            object.__setattr__(self, "augment", AugmentConfig.from_dict(self.augment))
-        if self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.memory_format not in MEMORY_FORMATS:
-            raise ValueError(f"memory_format must be one of {MEMORY_FORMATS}, got {self.memory_format!r}")
-        if self.scheduler not in SCHEDULERS:
-            raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise ValueError(f"learning_rate must be a positive finite number, got {self.learning_rate}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.max_batches is not None and self.max_batches < 1:
-            raise ValueError(f"max_batches must be at least 1 or None, got {self.max_batches}")
-
-
-
+           "library_versions", "MEMORY_FORMATS", "OPTIMIZERS", "SCHEDULERS"]
 
 
 @dataclass
@@ -339,20 +261,6 @@ def _evaluate(model: nn.Module, features: Tensor, labels: Tensor) -> tuple[float
     return loss, (logits.argmax(1) == labels).float().mean().item(), logits.softmax(1)
 
 
-def _split_report(name: str, dataset: AudioDataset, indices: np.ndarray, probabilities: Tensor) -> dict:
-    """Metrics of one split plus each clip's prediction (for the Evaluate page)."""
-    if len(indices) == 0:
-        return {}
-    y_true = dataset.labels[indices]
-    probabilities = probabilities.cpu().numpy()
-    y_pred = probabilities.argmax(1)
-    report = classification_metrics(y_true, y_pred, dataset.class_names)
-    report["predictions"] = [
-        {"index": int(i), "path": dataset.paths[i], "true": int(t), "pred": int(p), "confidence": float(c)}
-        for i, t, p, c in zip(indices, y_true, y_pred, probabilities.max(1))]
-    return report
-
-
 def iter_training(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainConfig, *,
                   runs_root: str | Path | None = None, run_id: str | None = None, overwrite: bool = False,
                   stop: threading.Event | None = None, save: bool = True) -> Iterator[Event]:
@@ -389,8 +297,143 @@ def iter_training(dataset: AudioDataset, feature_config: FeatureConfig, config: 
             raise
 
 
+@dataclass
+class _Optimisation:
+    """The optimiser, its learning-rate schedule and the step counts of one run."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    batches_per_epoch: int
+    total_steps: int
+    autocast: bool
+
+
+def _optimisation(model: nn.Module, config: TrainConfig, n_train: int, device: torch.device) -> _Optimisation:
+    """The optimiser and schedule for ``config.epochs`` epochs over ``n_train`` clips (``max_batches`` caps each)."""
+    optimizer = _optimizer(model, config)
+    batches_per_epoch = math.ceil(n_train / config.batch_size)
+    if config.max_batches:
+        batches_per_epoch = min(batches_per_epoch, config.max_batches)
+    total_steps = batches_per_epoch * config.epochs
+    return _Optimisation(optimizer, _scheduler(optimizer, config, total_steps), batches_per_epoch, total_steps,
+                         device.type == "cuda" and config.mixed_precision)
+
+
+def _build(config: TrainConfig, n_classes: int, feature_config: FeatureConfig,
+           device: torch.device) -> tuple[nn.Module, torch.memory_format]:
+    """The model, on ``device`` in the memory format ``config.memory_format`` asks for, and that format."""
+    model = build_model(config.model, n_classes, feature_config.n_bins, feature_config.n_frames).to(device)
+    channels_last = (config.memory_format == "channels_last"
+                     or (config.memory_format == "auto" and MODELS[config.model].channels_last))
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return model.to(memory_format=memory_format), memory_format
+
+
+@dataclass
+class _Outcome:
+    """What the epochs leave: their history, the best epoch's weights, the steps taken and the status."""
+
+    history: list[dict] = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {"val_accuracy": -1.0, "state": None, "epoch": 0})
+    step: int = 0
+    status: str = "finished"
+
+
+def _optimisation_step(model: nn.Module, inputs: list[tuple[Tensor, Tensor, Tensor]], run: _Optimisation,
+                       config: TrainConfig, device: torch.device, epoch: int, step: int) -> tuple[Tensor, Tensor]:
+    """One step on the batches ``inputs`` (``(features, targets, labels)`` per ensemble member): logits
+    ``(total, n_classes)`` and the loss. Raises :class:`TrainingDiverged` on a non-finite loss."""
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=run.autocast):
+        logits, loss = _forward_loss(model, [f for f, _, _ in inputs], [t for _, t, _ in inputs],
+                                     config.label_smoothing)
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(
+            f"the loss became {loss.item()} at epoch {epoch}, step {step + 1}: the learning rate "
+            f"({config.learning_rate:g}) is probably too high; try {config.learning_rate / 10:g}")
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    if run.scheduler is not None:
+        run.scheduler.step()
+    return logits, loss
+
+
+def _epochs(model: nn.Module, training_batch: Callable[[Tensor], tuple[Tensor, Tensor, Tensor]], n_train: int,
+            run: _Optimisation, config: TrainConfig, device: torch.device, validation: tuple[Tensor, Tensor],
+            stop: threading.Event, generator: torch.Generator) -> Iterator[Event]:
+    """The training epochs, yielding a :class:`StepEvent` per step and an :class:`EpochEvent` per epoch; returns
+    the :class:`_Outcome` (``outcome = yield from _epochs(...)``)."""
+    outcome = _Outcome()
+    n_members = len(model.members) if isinstance(model, Ensemble) else 1
+    train_started = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        # An ensemble's members each get their own shuffle (and augmentation draws): different batch orders make
+        # them differ far more than different initialisations alone.
+        orders = [torch.randperm(n_train, generator=generator)[:run.batches_per_epoch * config.batch_size]
+                  for _ in range(n_members)]
+        loss_sum, correct, seen = 0.0, 0, 0
+        for batches in zip(*(order.split(config.batch_size) for order in orders)):
+            if stop.is_set():
+                outcome.status = "stopped"
+                break
+            step_started = time.perf_counter()
+            inputs = [training_batch(batch.to(device)) for batch in batches]   # [(features, targets, labels)]
+            labels = torch.cat([y for _, _, y in inputs])
+            logits, loss = _optimisation_step(model, inputs, run, config, device, epoch, outcome.step)
+            outcome.step += 1
+            loss_sum += loss.item() * len(labels)
+            correct += (logits.argmax(1) == labels).sum().item()
+            seen += len(labels)
+            now = time.perf_counter()
+            yield StepEvent(epoch, outcome.step, run.total_steps, loss.item(), run.optimizer.param_groups[0]["lr"],
+                            len(labels) / max(now - step_started, 1e-9), len(labels), now - train_started)
+        if seen == 0:  # stopped before this epoch did anything
+            break
+        val_loss, val_accuracy, _ = _evaluate(model, *validation)
+        elapsed = time.perf_counter() - train_started
+        record = EpochEvent(epoch, config.epochs, loss_sum / seen, correct / seen, val_loss, val_accuracy,
+                            run.optimizer.param_groups[0]["lr"], elapsed,
+                            elapsed / outcome.step * (run.total_steps - outcome.step)
+                            if outcome.status == "finished" else 0.0)
+        outcome.history.append({k: v for k, v in asdict(record).items() if k != "kind"})
+        score = val_accuracy if not math.isnan(val_accuracy) else record.train_accuracy
+        if score > outcome.best["val_accuracy"]:
+            outcome.best = {"val_accuracy": score, "state": copy.deepcopy(model.state_dict()), "epoch": epoch}
+        yield record
+        if outcome.status == "stopped":
+            break
+    return outcome
+
+
+def _done_message(outcome: _Outcome, run: _Optimisation, metrics: dict) -> str:
+    """What the run did and its scores, in one line."""
+    full_epochs, extra_steps = divmod(outcome.step, run.batches_per_epoch)
+    ran = (f"{len(outcome.history)} epoch(s)" if outcome.status == "finished" else
+           f"{outcome.step:,} of {run.total_steps:,} steps ({full_epochs} full epoch(s)"
+           + (f" and {extra_steps} step(s) of epoch {full_epochs + 1})" if extra_steps else ")"))
+    return (f"{outcome.status} after {ran}: validation accuracy "
+            f"{metrics['validation'].get('accuracy', float('nan')):.1%}, "
+            f"test accuracy {metrics['test'].get('accuracy', float('nan')):.1%}")
+
+
+def _run_record(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainConfig, split: Split,
+                device: torch.device, seconds: float, outcome: _Outcome, n_parameters: int) -> RunRecord:
+    """What the run saves in config.json."""
+    return RunRecord(
+        model=config.model, class_names=list(dataset.class_names), feature_config=feature_config,
+        train_config=config,
+        dataset=DatasetRecord(dataset.name, dataset.source, len(dataset),
+                              {"train": len(split.train), "validation": len(split.validation),
+                               "test": len(split.test)}),
+        versions=library_versions(), device=describe_device(device),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"), duration_sec=round(seconds, 2),
+        status=outcome.status, n_parameters=n_parameters, best_epoch=outcome.best["epoch"])
+
+
 def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainConfig, runs_root: Path,
            run_id: str | None, overwrite: bool, stop: threading.Event, save: bool) -> Iterator[Event]:
+    """:func:`iter_training`'s work: the split and its features, the model, the epochs, then :func:`_finish`."""
     started = time.perf_counter()
     if dataset.n_classes < 2 or len(np.unique(dataset.labels)) < 2:
         raise ValueError(f"{dataset.name!r} has only one class: a classifier needs at least two classes")
@@ -414,24 +457,11 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
     train_labels, val_labels, test_labels = (torch.as_tensor(dataset.labels[i], device=device)
                                              for i in (split.train, split.validation, split.test))
 
-    model = build_model(config.model, dataset.n_classes, feature_config.n_bins, feature_config.n_frames).to(device)
-    channels_last = (config.memory_format == "channels_last"
-                     or (config.memory_format == "auto" and MODELS[config.model].channels_last))
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    optimizer = _optimizer(model, config)
-    n_train = len(split.train)
-    batches_per_epoch = math.ceil(n_train / config.batch_size)
-    if config.max_batches:
-        batches_per_epoch = min(batches_per_epoch, config.max_batches)
-    total_steps = batches_per_epoch * config.epochs
-    scheduler = _scheduler(optimizer, config, total_steps)
-    autocast = device.type == "cuda" and config.mixed_precision
+    model, memory_format = _build(config, dataset.n_classes, feature_config, device)
+    run = _optimisation(model, config, len(split.train), device)
     n_parameters = count_parameters(model)
-    yield StartEvent(n_train, len(split.validation), len(split.test), n_parameters, describe_device(device),
-                     total_steps, mode != "waveform", mode)
-
-    n_members = len(model.members) if isinstance(model, Ensemble) else 1
+    yield StartEvent(len(split.train), len(split.validation), len(split.test), n_parameters,
+                     describe_device(device), run.total_steps, mode != "waveform", mode)
 
     def training_batch(index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One augmented batch: features ``(batch, 1, bins, frames)``, targets ``(batch, classes)``, labels."""
@@ -440,96 +470,44 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
         features, targets = augment_batch(train_clips, index, F.one_hot(labels, dataset.n_classes).float(), draw)
         return features.contiguous(memory_format=memory_format), targets, labels
 
-    history: list[dict] = []
-    best = {"val_accuracy": -1.0, "state": None, "epoch": 0}
-    step, status = 0, "finished"
-    train_started = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        # An ensemble's members each get their own shuffle (and augmentation draws): different batch orders make
-        # them differ far more than different initialisations alone.
-        orders = [torch.randperm(n_train, generator=generator)[:batches_per_epoch * config.batch_size]
-                  for _ in range(n_members)]
-        loss_sum, correct, seen = 0.0, 0, 0
-        for batches in zip(*(order.split(config.batch_size) for order in orders)):
-            if stop.is_set():
-                status = "stopped"
-                break
-            step_started = time.perf_counter()
-            inputs = [training_batch(batch.to(device)) for batch in batches]   # [(features, targets, labels)]
-            labels = torch.cat([y for _, _, y in inputs])
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                logits, loss = _forward_loss(model, [f for f, _, _ in inputs], [t for _, t, _ in inputs],
-                                             config.label_smoothing)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"the loss became {loss.item()} at epoch {epoch}, step {step + 1}: the learning rate "
-                    f"({config.learning_rate:g}) is probably too high; try {config.learning_rate / 10:g}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            step += 1
-            loss_sum += loss.item() * len(labels)
-            correct += (logits.argmax(1) == labels).sum().item()
-            seen += len(labels)
-            now = time.perf_counter()
-            yield StepEvent(epoch, step, total_steps, loss.item(), optimizer.param_groups[0]["lr"],
-                            len(labels) / max(now - step_started, 1e-9), len(labels), now - train_started)
-        if seen == 0:  # stopped before this epoch did anything
-            break
-        val_loss, val_accuracy, _ = _evaluate(model, val_features, val_labels)
-        elapsed = time.perf_counter() - train_started
-        record = EpochEvent(epoch, config.epochs, loss_sum / seen, correct / seen, val_loss, val_accuracy,
-                            optimizer.param_groups[0]["lr"], elapsed,
-                            elapsed / step * (total_steps - step) if status == "finished" else 0.0)
-        history.append({k: v for k, v in asdict(record).items() if k != "kind"})
-        score = val_accuracy if not math.isnan(val_accuracy) else record.train_accuracy
-        if score > best["val_accuracy"]:
-            best = {"val_accuracy": score, "state": copy.deepcopy(model.state_dict()), "epoch": epoch}
-        yield record
-        if status == "stopped":
-            break
-
-    if step == 0:
+    outcome = yield from _epochs(model, training_batch, len(split.train), run, config, device,
+                                 (val_features, val_labels), stop, generator)
+    if outcome.step == 0:
         yield DoneEvent("stopped", "stopped before the first training step: nothing was trained or saved")
         return
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
+    held_out = {"validation": (split.validation, val_features, val_labels),
+                "test": (split.test, test_features, test_labels)}
+    yield _finish(model, outcome, run, held_out, dataset, feature_config, config, split, device,
+                  started, n_parameters, save, runs_root, run_id, overwrite)
+
+
+def _finish(model: nn.Module, outcome: _Outcome, run: _Optimisation,
+            held_out: dict[str, tuple[np.ndarray, Tensor, Tensor]], dataset: AudioDataset,
+            feature_config: FeatureConfig, config: TrainConfig, split: Split, device: torch.device, started: float,
+            n_parameters: int, save: bool, runs_root: Path, run_id: str | None, overwrite: bool) -> DoneEvent:
+    """Keep the best epoch's weights, evaluate the validation and test splits (``held_out``: their indices,
+    features and labels) with :func:`lib.evaluate.split_report`, save the run (unless ``save`` is false) and
+    say so in the :class:`DoneEvent`. ``started`` is the run's :func:`time.perf_counter` start."""
+    if outcome.best["state"] is not None:
+        model.load_state_dict(outcome.best["state"])
     if not all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point()):
         raise TrainingDiverged(f"the weights are no longer finite numbers: the learning rate "
                                f"({config.learning_rate:g}) is probably too high; try {config.learning_rate / 10:g}")
-    _, _, val_probabilities = _evaluate(model, val_features, val_labels)
-    _, _, test_probabilities = _evaluate(model, test_features, test_labels)
-    metrics = {"history": history, "best_epoch": best["epoch"],
-               "validation": _split_report("validation", dataset, split.validation, val_probabilities),
-               "test": _split_report("test", dataset, split.test, test_probabilities)}
-    full_epochs, extra_steps = divmod(step, batches_per_epoch)
-    ran = (f"{len(history)} epoch(s)" if status == "finished" else
-           f"{step:,} of {total_steps:,} steps ({full_epochs} full epoch(s)"
-           + (f" and {extra_steps} step(s) of epoch {full_epochs + 1})" if extra_steps else ")"))
-    message = (f"{status} after {ran}: validation accuracy "
-               f"{metrics['validation'].get('accuracy', float('nan')):.1%}, "
-               f"test accuracy {metrics['test'].get('accuracy', float('nan')):.1%}")
+    reports = {name: split_report(dataset, indices, _evaluate(model, features, labels)[2])
+               for name, (indices, features, labels) in held_out.items()}
+    metrics = {"history": outcome.history, "best_epoch": outcome.best["epoch"],
+               **{name: report.to_dict() if report else {} for name, report in reports.items()}}
+    message = _done_message(outcome, run, metrics)
     if not save:
-        yield DoneEvent(status, message, metrics=metrics)
-        return
+        return DoneEvent(outcome.status, message, metrics=metrics)
     run_id = run_id or new_run_id(config.model)
-    run_config = {
-        "run_id": run_id, "model": config.model, "model_kwargs": {}, "class_names": list(dataset.class_names),
-        "feature_config": feature_config.to_dict(), "train_config": config.to_dict(),
-        "dataset": {"name": dataset.name, "source": dataset.source, "n_clips": len(dataset),
-                    "split": {"train": len(split.train), "validation": len(split.validation), "test": len(split.test)}},
-        "versions": library_versions(), "device": describe_device(device),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "duration_sec": round(time.perf_counter() - started, 2), "status": status, "n_parameters": n_parameters,
-        "best_epoch": best["epoch"]}
+    record = _run_record(dataset, feature_config, config, split, device, time.perf_counter() - started, outcome,
+                         n_parameters)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    path = save_run(runs_root, run_id, state_dict=state, config=run_config, metrics=metrics, overwrite=overwrite)
+    path = save_run(runs_root, run_id, state_dict=state, record=record, metrics=metrics, overwrite=overwrite)
     # The run keeps its misclassified test clips and its test embedding, to show them where the dataset is not.
-    save_run_extras(path, metrics["test"], dataset.clip, penultimate(model.eval(), test_features).numpy())
-    yield DoneEvent(status, message, run_id, str(path), metrics)
+    save_run_extras(path, reports["test"], dataset.clip, penultimate(model.eval(), held_out["test"][1]).numpy())
+    return DoneEvent(outcome.status, message, run_id, str(path), metrics)
 
 
 def run_training(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainConfig,

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lib.augment import (AUGMENT_RANGES, NOISE_KINDS, AugmentConfig, augment_batch, augment_summary, draw_augment,
+from lib.augment import (AUGMENT_RANGES, NOISE_KINDS, AugmentConfig, augment_batch, draw_augment,
                          preview_augment)
 from lib.augment import waveform as wf
 from lib.augment.spectrogram import (apply_mixup, apply_spec_masks, apply_warp, draw_feature_warp,
@@ -393,14 +393,6 @@ def test_every_numeric_setting_has_one_range_and_the_config_enforces_its_limits(
         if bounds.limit is not None:
             with pytest.raises(ValueError, match=name):
                 AugmentConfig(**{name: bounds.limit + (0 if bounds.limit_excluded else 0.01)})
-
-
-def test_augment_summary_of_configs_and_saved_dicts():
-    config = AugmentConfig(noise_probability=0.5, mixup_alpha=0.2)
-    assert augment_summary(config) == config.summary()
-    assert augment_summary(config.to_dict(), detailed=False) == config.summary(detailed=False)
-    assert augment_summary(None) == AugmentConfig().summary()
-    assert augment_summary({"noise_probability": 7}) == "?"
 
 
 def test_every_step_on_sets_the_shares_of_the_steps_that_are_on():

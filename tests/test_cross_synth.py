@@ -191,10 +191,13 @@ def test_unit_bootstrap_interval_brackets_the_accuracy_and_collapses_when_all_ri
 
 
 def test_validation_accuracy_is_split_by_voice_kind():
-    predictions = [{"path": "d/yes/yes_0001.wav", "true": 0, "pred": 0},
-                   {"path": "d/yes/yes_0002.wav", "true": 0, "pred": 1},
-                   {"path": "d/no/no_piper_0000.wav", "true": 1, "pred": 1},
-                   {"path": "d/no/no_kokoro_0003.wav", "true": 1, "pred": 0}]
-    split = cs.validation_by_voice_kind({"validation": {"predictions": predictions}})
+    from lib.metrics import classification_metrics
+
+    predictions = [{"index": i, "path": path, "true": t, "pred": p, "confidence": 0.9}
+                   for i, (path, t, p) in enumerate([("d/yes/yes_0001.wav", 0, 0), ("d/yes/yes_0002.wav", 0, 1),
+                                                     ("d/no/no_piper_0000.wav", 1, 1),
+                                                     ("d/no/no_kokoro_0003.wav", 1, 0)])]
+    report = {**classification_metrics([0, 0, 1, 1], [0, 1, 1, 0], ["yes", "no"]), "predictions": predictions}
+    split = cs.validation_by_voice_kind({"validation": report})
     assert split == {"eSpeak": (0.5, 2), "Piper": (1.0, 1), "Kokoro": (0.0, 1)}
     assert cs.validation_by_voice_kind({}) == {}

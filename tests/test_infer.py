@@ -36,12 +36,11 @@ def classifier(trained):
 @pytest.fixture(scope="module")
 def reference(trained):
     """The saved model rebuilt by hand: (model in eval mode, feature config, class names)."""
-    run = load_run(trained[0])
-    feature_config = FeatureConfig.from_dict(run.config["feature_config"])
-    model = build_model(run.config["model"], len(run.config["class_names"]), feature_config.n_bins,
-                        feature_config.n_frames, **run.config.get("model_kwargs", {}))
-    model.load_state_dict(run.state_dict)
-    return model.eval(), feature_config, run.config["class_names"]
+    record = load_run(trained[0]).record
+    feature_config = record.feature_config
+    model = build_model(record.model, len(record.class_names), feature_config.n_bins, feature_config.n_frames)
+    model.load_state_dict(load_run(trained[0]).state_dict)
+    return model.eval(), feature_config, record.class_names
 
 
 def _clip(dataset, index: int) -> tuple[torch.Tensor, int]:

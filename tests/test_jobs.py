@@ -54,10 +54,10 @@ def test_second_job_waits_in_line_and_stop_saves(tiny_dataset, tmp_path, monkeyp
     assert first.state == "stopped" and second.state == "finished", second.snapshot().done
     snap = first.snapshot()
     assert 0 < snap.progress <= 1 and snap.done.run_path
-    assert load_run(snap.done.run_path).config["status"] == "stopped"
+    assert load_run(snap.done.run_path).record.status == "stopped"
     # A dataset with no source to reopen travels pickled, and trains all the same.
     assert second.worker.dataset_from == "pickle" and second.worker.pid != first.worker.pid
-    assert load_run(second.snapshot().done.run_path).config["status"] == "finished"
+    assert load_run(second.snapshot().done.run_path).record.status == "finished"
 
 
 def test_cancel_a_waiting_job(tiny_dataset, tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import classification_report
 
-from lib.metrics import classification_metrics, normalize_confusion, top_confusions
+from lib.metrics import classification_metrics, normalize_confusion
 
 NAMES = ["yes", "no", "up"]
 Y_TRUE = [0, 0, 1, 1, 2, 2]
@@ -82,13 +82,6 @@ def test_normalize_confusion_rows_sum_to_one_and_zero_rows_stay_zero():
     np.testing.assert_allclose(norm.sum(axis=1), [1.0, 1.0, 0.0])
     np.testing.assert_allclose(norm[0], [0.5, 0.5, 0.0])
     np.testing.assert_allclose(normalize_confusion(HAND_CM).sum(axis=1), 1.0)
-
-
-def test_top_confusions():
-    cm = [[5, 3, 0], [1, 4, 7], [0, 3, 2]]
-    assert top_confusions(cm, NAMES) == [("no", "up", 7), ("yes", "no", 3), ("up", "no", 3), ("no", "yes", 1)]
-    assert top_confusions(cm, NAMES, k=1) == [("no", "up", 7)]
-    assert top_confusions(np.eye(3, dtype=int), NAMES) == []
 
 
 def test_bad_input_rejected():

@@ -192,7 +192,7 @@ def test_the_shipped_default_model_shows_its_mistakes_and_map_on_a_fresh_install
         assert at.selectbox(key="eval_run").value == "shipped-default"
         assert not at.error, [e.value for e in at.error]
         assert not [w.value for w in at.warning if "Cannot play" in w.value]
-        wrong = kept_mistakes(load_run(copy).metrics["test"])
+        wrong = kept_mistakes(load_run(copy).report("test"))
         assert len(at.get("audio")) == min(len(wrong), 12)  # every mistake shown plays
         maps = [s for s in _charts(at) if s["layout"]["xaxis"]["title"]["text"] == "Component 1"]
         assert len(maps) == 1, [i.value for i in at.info]
@@ -243,3 +243,29 @@ def test_macro_scores_on_a_subset_of_classes_are_over_the_classes_present(app_en
         assert any(f"only 2 of the run's {dataset.n_classes} classes" in c.value for c in at.caption)
     finally:
         shutil.rmtree(settings().recordings_dir, ignore_errors=True)
+
+
+def test_a_misclassified_segment_of_a_long_file_plays_from_its_file(app_env, tmp_path):
+    """A clip cut from a long recording (a catalog dataset's ``file.wav#t=a,b``, as older runs saved it) is
+    played from its file, from a to b, not opened as a file named ``…#t=a,b``."""
+    import numpy as np
+    import soundfile as sf
+
+    long_file = tmp_path / "recording.wav"
+    sf.write(long_file, np.random.default_rng(0).normal(0, 0.1, 16000 * 4).astype(np.float32), 16000)
+    segments = settings().runs_dir / "eval-segments"
+    shutil.copytree(app_env["run_path"], segments)
+    try:
+        shutil.rmtree(segments / "mistakes", ignore_errors=True)  # no kept copies: the clips come from the file
+        metrics = json.loads((segments / "metrics.json").read_text())
+        for i, p in enumerate(metrics["test"]["predictions"]):
+            p.pop("start_sec", None), p.pop("end_sec", None)
+            p["path"] = f"{long_file}#t={i % 3},{i % 3 + 1}"
+            p["pred"] = (p["true"] + 1) % len(metrics["test"]["class_names"])  # every clip a mistake
+        (segments / "metrics.json").write_text(json.dumps(metrics))
+        at = _page("eval-segments")
+        assert not [w.value for w in at.warning if "Cannot play" in w.value]
+        assert len(at.get("audio")) == min(len(metrics["test"]["predictions"]), 12)
+        assert any("recording.wav, 1 s to 2 s" in c.value for c in at.caption), [c.value for c in at.caption]
+    finally:
+        shutil.rmtree(segments, ignore_errors=True)

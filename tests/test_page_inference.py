@@ -48,7 +48,7 @@ def table_with(at: AppTest, column: str):
 def class_names(app_env) -> list[str]:
     from lib.runs import load_run
 
-    return load_run(app_env["run_path"]).config["class_names"]
+    return load_run(app_env["run_path"]).record.class_names
 
 
 def test_renders_with_the_default_run(app_env):

@@ -66,7 +66,7 @@ def add_to(at: AppTest, dataset: str, label: str) -> AppTest:
 def class_names(app_env) -> list[str]:
     from lib.runs import load_run
 
-    return load_run(app_env["run_path"]).config["class_names"]
+    return load_run(app_env["run_path"]).record.class_names
 
 
 def test_renders_with_the_default_run_and_its_words(app_env):

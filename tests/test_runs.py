@@ -16,19 +16,21 @@ import torch
 from torch import nn
 
 from lib import runs
+from lib.features import FeatureConfig
 from lib.runs import (
-    LoadedRun, RunError, delete_run, latest_run, list_runs, load_run, new_run_id, rename_run,
-    run_zip_bytes, save_run, write_json_atomic,
+    DatasetRecord, LoadedRun, RunError, RunRecord, delete_run, latest_run, list_runs, load_run, new_run_id,
+    rename_run, run_zip_bytes, save_run, write_json_atomic,
 )
+from lib.train_config import TrainConfig
 
 
-def make_config(run_id: str = "r", created: str = "2026-11-21T07:15:00") -> dict:
-    return {
-        "run_id": run_id, "model": "linear", "model_kwargs": {"n_in": 4}, "class_names": ["yes", "no"],
-        "feature_config": {"kind": "mel", "n_mels": 40}, "train_config": {"epochs": 1},
-        "dataset": {"name": "builtin"}, "versions": {"torch": torch.__version__}, "device": "cpu",
-        "created": created, "duration_sec": 1.5, "status": "finished", "n_parameters": 10,
-    }
+def make_record(run_id: str = "r", created: str = "2026-11-21T07:15:00") -> RunRecord:
+    return RunRecord(
+        model="tutorial_cnn", class_names=["yes", "no"], feature_config=FeatureConfig(n_mels=40),
+        train_config=TrainConfig(model="tutorial_cnn", epochs=1), run_id=run_id,
+        dataset=DatasetRecord(name="builtin"), versions={"torch": torch.__version__}, device="cpu",
+        created=created, duration_sec=1.5, status="finished", n_parameters=10,
+    )
 
 
 METRICS = {"validation": {"accuracy": 0.75}, "test": {"accuracy": 0.5, "macro": {"f1": 0.4}}}
@@ -40,8 +42,7 @@ def state() -> dict:
 
 
 def save(root: Path, run_id: str, created: str = "2026-11-21T07:15:00", **kw) -> Path:
-    config = make_config(run_id, created)
-    return save_run(root, run_id, state_dict=state(), config=config, metrics=METRICS, **kw)
+    return save_run(root, run_id, state_dict=state(), record=make_record(run_id, created), metrics=METRICS, **kw)
 
 
 def visible(root: Path) -> list[str]:
@@ -50,23 +51,24 @@ def visible(root: Path) -> list[str]:
 
 def test_round_trip(tmp_path):
     model = nn.Linear(4, 2)
-    config = {**make_config("run-a"), "extra": {"path": Path("/x/y"), "np": np.float32(0.5),
-                                                "arr": np.arange(3), "int": np.int64(7)}}
-    path = save_run(tmp_path, "run-a", state_dict=model.state_dict(), config=config, metrics=METRICS)
+    metrics = {**METRICS, "extra": {"path": Path("/x/y"), "np": np.float32(0.5), "arr": np.arange(3),
+                                    "int": np.int64(7)}}
+    path = save_run(tmp_path, "run-a", state_dict=model.state_dict(), record=make_record("run-a"), metrics=metrics)
     assert path == tmp_path / "run-a"
     assert sorted(p.name for p in path.iterdir()) == ["config.json", "metrics.json", "model.pt"]
-    assert json.loads((path / "config.json").read_text())["extra"] == {
+    assert json.loads((path / "metrics.json").read_text())["extra"] == {
         "path": "/x/y", "np": 0.5, "arr": [0, 1, 2], "int": 7}
 
     [info] = list_runs(tmp_path)
     assert info.error is None and info.run_id == "run-a" and info.path == path
     assert (info.model, info.created, info.status, info.n_parameters) == (
-        "linear", "2026-11-21T07:15:00", "finished", 10)
+        "tutorial_cnn", "2026-11-21T07:15:00", "finished", 10)
     assert (info.val_accuracy, info.test_accuracy, info.macro_f1) == (0.75, 0.5, 0.4)
 
     run = load_run(path)
     assert isinstance(run, LoadedRun)
-    assert run.run_id == "run-a" and run.config["class_names"] == ["yes", "no"] and run.metrics == METRICS
+    assert run.run_id == "run-a" and run.record == make_record("run-a")
+    assert run.metrics["test"] == METRICS["test"]
     assert run.state_dict.keys() == model.state_dict().keys()
     for key, value in model.state_dict().items():
         assert torch.equal(run.state_dict[key], value)
@@ -77,7 +79,7 @@ def test_round_trip(tmp_path):
 
 
 def test_missing_metrics_properties_are_none(tmp_path):
-    save_run(tmp_path, "r", state_dict=state(), config=make_config(), metrics={})
+    save_run(tmp_path, "r", state_dict=state(), record=make_record(), metrics={})
     [info] = list_runs(tmp_path)
     assert info.error is None
     assert (info.val_accuracy, info.test_accuracy, info.macro_f1) == (None, None, None)
@@ -115,7 +117,7 @@ def test_exists_and_overwrite(tmp_path):
     with pytest.raises(FileExistsError):
         save(tmp_path, "r")
     other = {"w": torch.ones(3)}
-    save_run(tmp_path, "r", state_dict=other, config=make_config("r"), metrics={"test": {"accuracy": 1.0}},
+    save_run(tmp_path, "r", state_dict=other, record=make_record("r"), metrics={"test": {"accuracy": 1.0}},
              overwrite=True)
     assert visible(tmp_path) == ["r"]
     assert not list(tmp_path.glob(".*"))  # old run and temp folder gone
@@ -140,7 +142,7 @@ def test_overwrite_crash_keeps_old_run(tmp_path, monkeypatch):
 
 
 def test_save_sets_config_run_id_and_rejects_bad_ids(tmp_path):
-    path = save_run(tmp_path, "real", state_dict=state(), config=make_config("stale"), metrics={})
+    path = save_run(tmp_path, "real", state_dict=state(), record=make_record("stale"), metrics={})
     assert json.loads((path / "config.json").read_text())["run_id"] == "real"
     for bad in ("../x", ".hidden", "a/b", "", "sp ace"):
         with pytest.raises(ValueError):
@@ -152,6 +154,7 @@ def test_save_sets_config_run_id_and_rejects_bad_ids(tmp_path):
     ("corrupt_config", "config.json"),
     ("empty_metrics", "metrics.json"),
     ("config_lacks_keys", "config.json"),
+    ("bad_feature_config", "config.json"),
     ("metrics_not_object", "metrics.json"),
 ])
 def test_malformed_runs_are_listed_with_error_and_fail_to_load(tmp_path, breakage, file):
@@ -165,6 +168,9 @@ def test_malformed_runs_are_listed_with_error_and_fail_to_load(tmp_path, breakag
         (path / "metrics.json").write_text("")
     elif breakage == "config_lacks_keys":
         (path / "config.json").write_text(json.dumps({"model": "linear"}))
+    elif breakage == "bad_feature_config":
+        config = json.loads((path / "config.json").read_text())
+        (path / "config.json").write_text(json.dumps({**config, "feature_config": {"n_mels": -3}}))
     elif breakage == "metrics_not_object":
         (path / "metrics.json").write_text("[1, 2]")
 
@@ -209,7 +215,7 @@ def test_rename(tmp_path):
     assert new == tmp_path / "new_name.v2"
     assert visible(tmp_path) == ["new_name.v2", "taken"]
     assert json.loads((new / "config.json").read_text())["run_id"] == "new_name.v2"
-    assert load_run(new).config["run_id"] == "new_name.v2"
+    assert load_run(new).record.run_id == "new_name.v2"
     assert not list(tmp_path.glob(".*")) and not list(new.glob(".*"))
     with pytest.raises(FileExistsError):
         rename_run(tmp_path, "new_name.v2", "taken")
@@ -317,3 +323,61 @@ def test_write_json_atomic(tmp_path):
         write_json_atomic(target, {"bad": object()})
     assert json.loads(target.read_text()) == {"y": 1}  # untouched by the failed write
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
+OLD_SHAPE_CONFIG = {  # config.json as runs saved it before RunRecord: the model twice, an empty model_kwargs
+    "run_id": "old", "model": "kws_resnet_x5", "model_kwargs": {}, "class_names": ["yes", "no"],
+    "feature_config": {"sample_rate": 16000, "clip_seconds": 1.0, "kind": "mel", "n_fft": 512, "win_length": 400,
+                       "hop_length": 160, "n_mels": 40, "f_min": 20.0, "f_max": None, "power": 2.0, "top_db": 80.0,
+                       "n_mfcc": 40, "normalization": "per_clip", "lifter": 0},
+    "train_config": {"model": "kws_resnet_x5", "epochs": 20, "batch_size": 64, "optimizer": "adamw",
+                     "augment": {"time_shift_sec": 0.1, "noise_probability": 0.5}, "seed": 0, "max_batches": None},
+    "dataset": {"name": "Synthetic Speech Commands", "source": {"kind": "builtin", "spec": {"words": ["yes", "no"]}},
+                "n_clips": 6500, "split": {"train": 4475, "validation": 1005, "test": 1020}},
+    "versions": {"python": "3.11.7", "torch": "2.11.0"}, "device": "CPU (2 threads)",
+    "created": "2026-11-21T13:56:41+00:00", "duration_sec": 403.69, "status": "finished", "n_parameters": 192770,
+    "best_epoch": 18,
+}
+
+
+def test_a_config_in_the_old_shape_loads_as_a_record(tmp_path):
+    path = save(tmp_path, "old")
+    (path / "config.json").write_text(json.dumps(OLD_SHAPE_CONFIG))
+    [info] = list_runs(tmp_path)
+    assert info.error is None
+    record = load_run(path).record
+    assert record.model == record.train_config.model == "kws_resnet_x5"
+    assert record.train_config.epochs == 20 and record.train_config.augment.noise_probability == 0.5
+    assert record.feature_config == FeatureConfig()
+    assert record.dataset.split == {"train": 4475, "validation": 1005, "test": 1020}
+    assert (record.best_epoch, record.n_parameters, record.duration_sec) == (18, 192770, 403.69)
+
+
+def test_the_shipped_default_run_loads_as_a_record():
+    run = load_run(Path(__file__).resolve().parents[1] / "models" / "default")
+    assert run.record.model == "kws_resnet_x5" and run.record.train_config.model == "kws_resnet_x5"
+    assert run.report("test").n == run.record.dataset.split["test"] == len(run.report("test").predictions)
+
+
+def test_a_new_config_holds_the_model_once_and_no_model_kwargs(tmp_path):
+    config = json.loads((save(tmp_path, "r") / "config.json").read_text())
+    assert config["model"] == "tutorial_cnn" and "model" not in config["train_config"]
+    assert "model_kwargs" not in config
+    assert RunRecord.from_dict(config) == make_record("r")
+
+
+def test_unreadable_training_settings_leave_a_usable_run(tmp_path):
+    path = save(tmp_path, "r")
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, "train_config": {"no_such_setting": 1}}))
+    [info] = list_runs(tmp_path)
+    assert info.error is None and info.record.train_config is None and info.model == "tutorial_cnn"
+
+
+def test_reports_of_the_splits(tmp_path):
+    metrics = {"validation": {}, "test": {"accuracy": 0.5}}
+    save_run(tmp_path, "r", state_dict=state(), record=make_record(), metrics=metrics)
+    run = load_run(tmp_path / "r")
+    assert run.report("validation") is None  # an empty split
+    with pytest.raises(ValueError, match="test results"):
+        run.report("test")

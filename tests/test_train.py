@@ -30,22 +30,25 @@ def test_tiny_run_converges_and_is_saved(tiny_dataset, tmp_path):
     assert np.mean([s.loss for s in steps[-4:]]) < np.mean([s.loss for s in steps[:4]])  # loss falls
     assert epochs[-1].train_accuracy > 0.6  # chance is 1/3
     run = load_run(tmp_path / "tiny")
-    assert run.config["class_names"] == ["yes", "no", "up"] and run.config["status"] == "finished"
-    assert run.config["train_config"]["model"] == "tutorial_cnn"
-    assert FeatureConfig.from_dict(run.config["feature_config"]) == FeatureConfig()
-    metrics = run.metrics
-    assert len(metrics["history"]) == 6
+    record = run.record
+    assert record.class_names == ["yes", "no", "up"] and record.status == "finished"
+    assert record.model == record.train_config.model == "tutorial_cnn"
+    assert record.train_config == TrainConfig(**FAST) and record.feature_config == FeatureConfig()
+    assert record.dataset.n_clips == len(tiny_dataset) and sum(record.dataset.split.values()) == len(tiny_dataset)
+    assert len(run.history) == 6
     for split in ("validation", "test"):
-        report = metrics[split]
-        assert np.array(report["confusion_matrix"]).sum() == report["n"] == len(report["predictions"])
-        assert {"precision", "recall", "f1"} <= set(report["macro"])
+        report = run.report(split)
+        assert np.array(report.confusion_matrix).sum() == report.n == len(report.predictions)
+        assert report.to_dict() == run.metrics[split]  # metrics.json holds the report as it is
+        assert all(tiny_dataset.paths[p.index] == p.path for p in report.predictions)
     assert [r.run_id for r in list_runs(tmp_path)] == ["tiny"]
     # the run keeps its misclassified test clips and its test embedding (lib.run_extras)
     from lib.run_extras import kept_mistakes, mistake_clip, test_embedding
 
+    test = run.report("test")
     index, embedding = test_embedding(tmp_path / "tiny")
-    assert index.tolist() == [p["index"] for p in metrics["test"]["predictions"]] and embedding.shape == (len(index), 64)
-    assert all(mistake_clip(tmp_path / "tiny", p["index"]) for p in kept_mistakes(metrics["test"]))
+    assert index.tolist() == [p.index for p in test.predictions] and embedding.shape == (len(index), 64)
+    assert all(mistake_clip(tmp_path / "tiny", p.index) for p in kept_mistakes(test))
 
 
 def test_stop_mid_epoch_leaves_a_valid_run(tiny_dataset, tmp_path):
@@ -62,7 +65,7 @@ def test_stop_mid_epoch_leaves_a_valid_run(tiny_dataset, tmp_path):
     assert done.status == "stopped" and done.run_path
     assert max(e.step for e in seen if isinstance(e, StepEvent)) == 2
     run = load_run(done.run_path)
-    assert run.config["status"] == "stopped" and len(run.metrics["history"]) == 1
+    assert run.record.status == "stopped" and len(run.history) == 1
     total = next(e for e in seen if isinstance(e, StartEvent)).total_steps
     assert done.message.startswith(f"stopped after 2 of {total} steps (0 full epoch(s) and 2 step(s) of epoch 1)")
     assert set(run.state_dict) and all(torch.isfinite(v.float()).all() for v in run.state_dict.values())

@@ -2,7 +2,7 @@
 
 Modules, in the order a batch goes through them:
 
-* :mod:`lib.augment.config`: :class:`AugmentConfig`, the range of each setting, :func:`augment_summary`;
+* :mod:`lib.augment.config`: :class:`AugmentConfig`, the range of each setting;
 * :mod:`lib.augment.waveform`: time shift, gain, noise, reverb and EQ on waveforms ``(batch, channels, time)``;
 * :mod:`lib.augment.power`: the same steps on cached power spectrograms (the fast default);
 * :mod:`lib.augment.spectrogram`: frame roll, warp and stretch, SpecAugment masks and mixup on features
@@ -15,10 +15,10 @@ a draw and a test can pin it.
 """
 
 from lib.augment.config import (AUGMENT_DOMAINS, AUGMENT_RANGES, BATCH_SOURCES, EQ_KNOTS_HZ, NOISE_KINDS,
-                                AugmentConfig, SettingRange, augment_summary)
+                                AugmentConfig, SettingRange)
 from lib.augment.pipeline import (AugmentDraw, AugmentPreview, TrainingClips, augment_batch, draw_augment,
                                   preview_augment)
 
 __all__ = ["AUGMENT_DOMAINS", "AUGMENT_RANGES", "BATCH_SOURCES", "EQ_KNOTS_HZ", "NOISE_KINDS", "AugmentConfig",
-           "SettingRange", "augment_summary", "AugmentDraw", "AugmentPreview", "TrainingClips", "augment_batch",
+           "SettingRange", "AugmentDraw", "AugmentPreview", "TrainingClips", "augment_batch",
            "draw_augment", "preview_augment"]

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 from lib.config import ConfigDict
 
 __all__ = ["AugmentConfig", "SettingRange", "AUGMENT_RANGES", "AUGMENT_DOMAINS", "BATCH_SOURCES", "NOISE_KINDS",
-           "EQ_KNOTS_HZ", "augment_summary"]
+           "EQ_KNOTS_HZ"]
 
 AUGMENT_DOMAINS = ("spectrogram", "waveform")
 # Where the engine makes a training batch from: features cached once (no waveform step is on), power spectrograms
@@ -192,14 +192,3 @@ class AugmentConfig(ConfigDict):
         if a.mixup_alpha:
             parts.append(f"mixup α={a.mixup_alpha:g}")
         return ", ".join(parts) or "none"
-
-
-def augment_summary(augment: AugmentConfig | Mapping[str, Any] | None, detailed: bool = True) -> str:
-    """:meth:`AugmentConfig.summary` of settings, or of settings as a saved run holds them (a dict; None or
-    missing keys: the defaults); ``"?"`` when a saved dict is not valid settings."""
-    if not isinstance(augment, AugmentConfig):
-        try:
-            augment = AugmentConfig.from_dict(augment or {})
-        except (TypeError, ValueError):
-            return "?"
-    return augment.summary(detailed)

@@ -1,0 +1,92 @@
+"""The settings of one training run (everything but the features), read top to bottom.
+
+Kept apart from the engine (:mod:`lib.train`) so that a saved run's record (:mod:`lib.runs`) can hold a typed
+:class:`TrainConfig` without importing the engine, which itself saves runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from lib.augment import AugmentConfig
+from lib.config import ConfigDict
+from lib.models import MODELS
+
+__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULERS", "MEMORY_FORMATS"]
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULERS = ("onecycle", "cosine", "none")
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+
+
+@dataclass(frozen=True)
+class TrainConfig(ConfigDict):
+    """Everything about one training run except the features, read top to bottom.
+
+    Attributes:
+        model: a name from :data:`lib.models.MODELS`.
+        epochs: passes over the training split.
+        batch_size: examples per step.
+        optimizer: ``"adamw"`` or ``"sgd"`` (with ``momentum``, Nesterov).
+        learning_rate: peak learning rate.
+        weight_decay: decoupled weight decay (AdamW) or L2 (SGD).
+        momentum: SGD momentum.
+        scheduler: ``"onecycle"``, ``"cosine"`` or ``"none"``.
+        label_smoothing: cross-entropy label smoothing.
+        augment: augmentation settings.
+        validation_fraction: fraction of clips (whole groups) for validation.
+        test_fraction: fraction of clips (whole groups) for test.
+        test_fold: hold out this fold for test when the dataset has folds (None: grouped random split).
+        validation_fold: the fold for validation (None: the fold after ``test_fold``); Speech Commands'
+            official split is ``test_fold=2, validation_fold=1``.
+        seed: seeds initialisation, the split, shuffling and augmentation; on CPU the same seed gives the same run.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
+        mixed_precision: bfloat16 autocast on CUDA (ignored elsewhere).
+        memory_format: ``"auto"`` (the model's preference, :attr:`lib.models.ModelSpec.channels_last`),
+            ``"channels_last"`` or ``"contiguous"``: how weights and features are laid out in memory (the same
+            arithmetic, summed in another order; channels_last trains ``kws_resnet`` about 1.5x faster on a CPU).
+        max_batches: stop each epoch after this many batches (smoke runs); None: all.
+    """
+
+    model: str = "kws_resnet"
+    epochs: int = 15
+    batch_size: int = 64
+    optimizer: str = "adamw"
+    learning_rate: float = 1e-2
+    weight_decay: float = 1e-2
+    momentum: float = 0.9
+    scheduler: str = "onecycle"
+    label_smoothing: float = 0.05
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    validation_fraction: float = 0.15
+    test_fraction: float = 0.15
+    test_fold: int | None = None
+    validation_fold: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    mixed_precision: bool = True
+    memory_format: str = "auto"
+    max_batches: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.augment, Mapping):
+            object.__setattr__(self, "augment", AugmentConfig.from_dict(self.augment))
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.memory_format not in MEMORY_FORMATS:
+            raise ValueError(f"memory_format must be one of {MEMORY_FORMATS}, got {self.memory_format!r}")
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"learning_rate must be a positive finite number, got {self.learning_rate}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.max_batches is not None and self.max_batches < 1:
+            raise ValueError(f"max_batches must be at least 1 or None, got {self.max_batches}")
