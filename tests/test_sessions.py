@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import threading
 import time
@@ -199,6 +200,7 @@ def test_eight_sessions_at_once(app_env, clips, new_runs):
             start.abort()
 
     baseline_mb = MemorySampler._rss_mb("self")
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.monotonic()
     with MemorySampler() as memory, one_server():
         threads = [threading.Thread(target=worker, args=(i,), name=f"session-{i}") for i in range(N_SESSIONS)]
@@ -221,6 +223,9 @@ def test_eight_sessions_at_once(app_env, clips, new_runs):
             entry["requests"] += 1
         fresh = step(AppTest.from_file(APP, default_timeout=TIMEOUT_SEC).run, "a new session")
     elapsed = time.monotonic() - began
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_cpu, training_cpu = ((a.ru_utime + a.ru_stime) - (b.ru_utime + b.ru_stime) for a, b in zip(cpu_after,
+                                                                                                     cpu_before))
 
     saved = {r.run_id for r in list_runs(new_runs) if r.error is None}
     for i, entry in log.items():
@@ -239,6 +244,8 @@ def test_eight_sessions_at_once(app_env, clips, new_runs):
                "trainings_saved": len(saved & {jobs[i].snapshot().done.run_id for i in log}),
                "max_queue_position": waited, "submitted_sec": round(submitted, 1), "trained_sec": round(trained, 1),
                "total_sec": round(elapsed, 1), "cores": os.cpu_count(),
+               "load_average": round(os.getloadavg()[0], 1), "server_cpu_sec": round(server_cpu, 1),
+               "training_cpu_sec_per_job": round(training_cpu / N_SESSIONS, 1),
                "server_rss_before_mb": round(baseline_mb), "peak_server_rss_mb": round(memory.peak_self_mb), "peak_with_training_rss_mb": round(memory.peak_total_mb)}
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text(json.dumps(figures, indent=2) + "\n")
