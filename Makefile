@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test test-fast e2e-deps default-model bench bench-serve clean-cache
+.PHONY: run run-class test test-fast e2e-deps default-model bench bench-serve clean-cache
 
 # Runtime environment: re-installed whenever requirements.txt changes.
 $(VENV)/.runtime: requirements.txt
@@ -18,9 +18,15 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-## Open the app on the built-in dataset (generated on first open, ~30 s).
+## Open the app on the built-in dataset (generated on first open, ~30 s), on this machine only (localhost).
 run: $(VENV)/.runtime
 	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
+
+## Serve a class on the local network: AUDIOWB_PASSWORD=... make run-class (everyone types that password).
+run-class: $(VENV)/.runtime
+	@test -n "$$AUDIOWB_PASSWORD" || { echo "Set the class password first: AUDIOWB_PASSWORD=... make run-class"; exit 1; }
+	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT) --server.address 0.0.0.0 --server.headless true \
+		--browser.gatherUsageStats false
 
 ## Install what the browser tests need (Debian chromium) when it is missing.
 e2e-deps:

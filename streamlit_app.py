@@ -1,12 +1,20 @@
-"""Audio classification workbench: the router. Each step of the path is one page under app_pages/ (not pages/: Streamlit would then treat the folder as its old pages directory)."""
+"""Audio classification workbench: the router. Each step of the path is one page under app_pages/ (not pages/: Streamlit would then treat the folder as its old pages directory).
+
+Before the navigation runs, a session types the class password when the operator set one (``AUDIOWB_PASSWORD`` or
+``password`` in ``.streamlit/secrets.toml``); every page runs inside the page edge (:func:`ui.guard.run_page`):
+an unexpected error becomes an ``st.error`` in the page and a traceback in the server's log.
+"""
 
 from pathlib import Path
 
 import streamlit as st
 
+from ui.guard import require_password, run_page
+
 # A local favicon: a ":material/...:" page icon makes the browser fetch it from fonts.gstatic.com (fails offline).
 FAVICON = Path(__file__).parent / "ui" / "favicon.png"
 st.set_page_config(page_title="Audio classification workbench", page_icon=str(FAVICON), layout="wide")
+require_password()
 
 PAGES = {
     "Start": [st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)],
@@ -19,4 +27,4 @@ PAGES = {
             st.Page("app_pages/record.py", title="Record", icon=":material/mic:")],
 }
 
-st.navigation(PAGES).run()
+run_page(st.navigation(PAGES))

@@ -255,7 +255,12 @@ def live_view() -> None:
         done = snap.done
         if done.status in ("finished", "stopped"):
             if done.run_id:
-                st.success(f"Run **{done.run_id}** {done.message}.", icon=":material/check_circle:")
+                # The session's own run becomes its active run once (below); other sessions keep theirs.
+                active = (st.session_state.get("train_handled_job") != job.job_id
+                          or st.session_state.get("run_id") == done.run_id)
+                st.success(f"Run **{done.run_id}** {done.message}." + (
+                    " It is now your active run: Evaluate, Inference and Record use it in this browser session "
+                    "(other sessions keep their own)." if active else ""), icon=":material/check_circle:")
                 page_link("app_pages/evaluate.py", "Evaluate this run")
             else:
                 st.warning(f"Training {done.status}: {done.message}. Nothing was saved.")
@@ -263,8 +268,8 @@ def live_view() -> None:
             st.error(f"Training failed: {done.message}", icon=":material/error:")
         if st.session_state.get("train_handled_job") != job.job_id:
             st.session_state["train_handled_job"] = job.job_id
-            if done.run_id:
-                st.session_state["run_id"] = done.run_id
+            if done.run_id and done.status in ("finished", "stopped"):
+                st.session_state["run_id"] = done.run_id  # this session's only: st.session_state is per session
             st.rerun()  # once: the sidebar shows the new run and polling stops
 
     if snap.state == "queued" or (snap.done is not None and not snap.steps):

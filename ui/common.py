@@ -1,10 +1,14 @@
 """What every page shares: folders, the active dataset / run / feature settings, caches and the sidebar.
 
+Everything a user chooses (dataset, run, feature and training settings) lives in the browser session's
+``st.session_state``: one session's choices never change another's. Process-wide state here is either the
+operator's (folders) or a cache keyed by its inputs (datasets, features, classifiers, the built-in set's build).
+
 Session state keys (initialised once by :func:`init_state`, changed in callbacks):
     ``dataset_source``  dict that rebuilds the active dataset (``{"kind": "builtin", "spec": {...}}``,
                         ``{"kind": "folder", "path": ...}``, ``{"kind": "csv", "path": ...}`` or
                         ``{"kind": "catalog", "key": ..., "root": ..., "clip_seconds": ..., "sample_rate": ...}``)
-    ``run_id``          the active saved run (None: the newest)
+    ``run_id``          the session's active saved run (None until :func:`active_run` picks the default)
     ``feature_config``  dict of :class:`lib.features.FeatureConfig` (set by the Transform lab)
     ``augment_config``  dict of :class:`lib.augment.AugmentConfig` (set by the Transform lab)
     ``train_job_id``    this session's latest training job
@@ -34,9 +38,11 @@ from lib.diskcache import cached_dataset
 from lib.features import FeatureConfig, FeatureExtractor
 from lib.infer import Classifier
 from lib.plots import embedding_2d
-from lib.runs import RunError, RunInfo, latest_run, list_runs
+from lib.runs import RunError, RunInfo, list_runs
 from lib.settings import settings
 from lib.train import featurize_dataset
+
+DEFAULT_RUN_ID = "default"  # the shipped default model (``make default-model``): every new session starts on it
 
 # The pages' own torch work (inference, features, maps) runs on the cores a training job leaves: training runs in
 # processes of its own with lib.device.train_threads(), so together they never ask for more threads than cores.
@@ -246,12 +252,25 @@ def runs() -> list[RunInfo]:
     return list_runs(settings().runs_dir)
 
 
+def default_run(all_runs: list[RunInfo]) -> RunInfo | None:
+    """The run a new session starts on: the shipped default model (the run called :data:`DEFAULT_RUN_ID`) when it
+    is there and loadable, else the newest usable run, else None. ``all_runs`` is :func:`lib.runs.list_runs`'s
+    list (newest first)."""
+    usable = [r for r in all_runs if r.error is None]
+    return next((r for r in usable if r.run_id == DEFAULT_RUN_ID), usable[0] if usable else None)
+
+
 def active_run() -> RunInfo | None:
-    """The session's run, else the newest usable one (the shipped default model on a fresh install)."""
+    """This session's run. A session that has none yet (a new one, or one whose run was deleted) gets
+    :func:`default_run` and keeps it: runs other sessions train later never replace it. Only this session's own
+    choices change it (the run pickers, the Runs page, a run it trains itself)."""
     init_state()
     all_runs = runs()
     chosen = next((r for r in all_runs if r.run_id == st.session_state["run_id"] and r.error is None), None)
-    return chosen or latest_run(settings().runs_dir)
+    if chosen is None:
+        chosen = default_run(all_runs)
+        st.session_state["run_id"] = chosen.run_id if chosen is not None else None
+    return chosen
 
 
 def run_picker(label: str = "Run", key: str = "run_picker") -> RunInfo | None:
