@@ -16,6 +16,8 @@ Models:
     kws_resnet: a compact residual KWS network (the default).
     kws_resnet_x3, kws_resnet_x5: three or five kws_resnet trained side by side, each on its own shuffle and
         loss; they predict the mean of their probabilities (an :class:`Ensemble`).
+    speech_embedding: Google's pretrained speech embedding (:mod:`lib.speech_embedding`) with a linear head; it
+        reads its own features (``FeatureConfig(kind="speech_embedding")``), frozen or fine-tuned.
 
 Example:
     >>> model = build_model("bcresnet", n_classes=12, n_bins=40, n_frames=101)
@@ -35,12 +37,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from lib.features import FeatureConfig
+
 __all__ = [
     "ModelSpec",
     "MODELS",
     "register",
     "build_model",
     "count_parameters",
+    "model_features",
     "model_summaries",
     "TutorialCNN",
     "BCResNet",
@@ -64,24 +69,28 @@ class ModelSpec:
         builder: Called as ``builder(n_classes=..., n_bins=..., n_frames=..., **kwargs)``.
         channels_last: trains faster with its weights and inputs in ``torch.channels_last`` memory format (the
             engine uses it unless told otherwise; measured in docs/benchmarks.md).
+        feature_kind: the :attr:`lib.features.FeatureConfig.kind` the model reads (a pretrained backbone reads the
+            features it was trained on; :func:`model_features` sets it); None: any features.
     """
 
     name: str
     description: str
     builder: Callable[..., nn.Module]
     channels_last: bool = False
+    feature_kind: str | None = None
 
 
 MODELS: dict[str, ModelSpec] = {}
 
 
-def register(name: str, description: str, channels_last: bool = False) -> Callable:
+def register(name: str, description: str, channels_last: bool = False, feature_kind: str | None = None) -> Callable:
     """Class (or function) decorator that adds a model builder to ``MODELS``.
 
     Args:
         name: Registry key; must be new.
         description: One-line description shown in the UI.
         channels_last: see :attr:`ModelSpec.channels_last`.
+        feature_kind: see :attr:`ModelSpec.feature_kind`.
 
     Returns:
         A decorator that registers its argument and returns it unchanged.
@@ -90,7 +99,8 @@ def register(name: str, description: str, channels_last: bool = False) -> Callab
     def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in MODELS:
             raise ValueError(f"model {name!r} is already registered")
-        MODELS[name] = ModelSpec(name=name, description=description, builder=builder, channels_last=channels_last)
+        MODELS[name] = ModelSpec(name=name, description=description, builder=builder, channels_last=channels_last,
+                                 feature_kind=feature_kind)
         return builder
 
     return decorator
@@ -117,9 +127,18 @@ def build_model(name: str, n_classes: int, n_bins: int, n_frames: int, **kwargs)
     return MODELS[name].builder(n_classes=n_classes, n_bins=n_bins, n_frames=n_frames, **kwargs)
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Returns the number of trainable parameters of ``model``."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+def model_features(name: str, feature_config: FeatureConfig) -> FeatureConfig:
+    """The features model ``name`` trains on: ``feature_config``, or, for a model that reads its own kind of
+    features (a pretrained backbone), that kind with ``feature_config``'s clip length."""
+    kind = MODELS[name].feature_kind if name in MODELS else None
+    if kind is None or kind == feature_config.kind:
+        return feature_config
+    return FeatureConfig(kind=kind, clip_seconds=feature_config.clip_seconds)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Returns the number of parameters of ``model`` (only those that train, when ``trainable_only``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def model_summaries(n_classes: int = 10, n_bins: int = 40, n_frames: int = 101) -> list[dict]:
@@ -133,11 +152,18 @@ def model_summaries(n_classes: int = 10, n_bins: int = 40, n_frames: int = 101) 
     Returns:
         One ``{"name", "description", "parameters"}`` dict per model, in registration order.
     """
+    def shape(spec: ModelSpec) -> tuple[int, int]:
+        if spec.feature_kind is None:
+            return n_bins, n_frames
+        own = FeatureConfig(kind=spec.feature_kind)
+        return own.n_bins, own.n_frames
+
     return [
         {
             "name": spec.name,
             "description": spec.description,
-            "parameters": count_parameters(build_model(spec.name, n_classes, n_bins, n_frames)),
+            "parameters": count_parameters(build_model(spec.name, n_classes, *shape(spec), pretrained=False)
+                                           if spec.feature_kind else build_model(spec.name, n_classes, *shape(spec))),
         }
         for spec in MODELS.values()
     ]
@@ -535,6 +561,18 @@ def _register_ensemble(n_members: int) -> None:
 
 for _n in (3, 5):
     _register_ensemble(_n)
+
+
+# -----------------------------------------------------------------------------
+# pretrained backbones
+
+
+@register("speech_embedding", "Google's pretrained speech embedding (96-d every 80 ms) with a linear head: learns new "
+                              "words from a few clips; reads its own mel features", feature_kind="speech_embedding")
+def _speech_embedding(n_classes: int, n_bins: int, n_frames: int, pretrained: bool = True) -> nn.Module:
+    from lib.speech_embedding import SpeechEmbeddingClassifier  # reads the weights from the openwakeword package
+
+    return SpeechEmbeddingClassifier(n_classes, n_bins, n_frames, pretrained=pretrained)
 
 
 # -----------------------------------------------------------------------------

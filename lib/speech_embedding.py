@@ -172,6 +172,46 @@ class SpeechEmbeddingClassifier(nn.Module):
         self.backbone = load_speech_embedding() if pretrained else SpeechEmbedding()
         self.norm = nn.LayerNorm(2 * EMBEDDING_DIM, elementwise_affine=False)
         self.head = nn.Linear(2 * EMBEDDING_DIM, n_classes)
+        self.finetune = "all"
+
+    FINETUNE_MODES = ("all", "last", "frozen")
+
+    def set_finetune(self, mode: str) -> None:
+        """What trains: ``"all"`` (everything), ``"last"`` (the head and the backbone's last four convolutions, after
+        its last-but-one pooling) or ``"frozen"`` (the head only). Frozen layers stay in eval mode."""
+        if mode not in self.FINETUNE_MODES:
+            raise ValueError(f"finetune must be one of {self.FINETUNE_MODES}, got {mode!r}")
+        self.finetune = mode
+        trainable = {"all": set(self.backbone.parameters()), "frozen": set(),
+                     "last": {p for layer in self.last_layers() for p in layer.parameters()}}[mode]
+        for parameter in self.backbone.parameters():
+            parameter.requires_grad_(parameter in trainable)
+        self.train(self.training)
+
+    def last_layers(self) -> list[nn.Module]:
+        """The backbone's layers ``"last"`` fine-tunes: its last four convolutions and its output convolution."""
+        convs = [m for m in self.backbone.blocks if isinstance(m, nn.Conv2d)]
+        return convs[-4:] + [self.backbone.head]
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """The backbone's parameters that train (the engine gives them a lower learning rate)."""
+        return [p for p in self.backbone.parameters() if p.requires_grad]
+
+    def train(self, mode: bool = True) -> "SpeechEmbeddingClassifier":
+        super().train(mode)
+        if mode and self.finetune != "all":  # frozen layers keep their batch-norm statistics
+            self.backbone.stem_norm.eval()
+            if self.finetune == "frozen":
+                self.backbone.eval()
+        return self
+
+    def head_module(self) -> nn.Module:
+        """The part after :meth:`embed`, as one module sharing this model's layers (a frozen backbone's head)."""
+        return nn.Sequential(self.norm, self.head)
+
+    def classify(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Pooled embeddings (B, 192) from :meth:`embed` → logits (B, n_classes)."""
+        return self.head(self.norm(embedding))
 
     def embed(self, features: torch.Tensor) -> torch.Tensor:
         """Features (B, 1, 32, frames) → pooled embeddings (B, 192)."""
@@ -182,4 +222,4 @@ class SpeechEmbeddingClassifier(nn.Module):
         return torch.cat([embeddings.mean(1), embeddings.amax(1)], dim=1)  # (B, 192)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self.norm(self.embed(features)))  # (B, n_classes)
+        return self.classify(self.embed(features))  # (B, n_classes)

@@ -37,7 +37,7 @@ from lib.device import describe_device, resolve_device
 from lib.evaluate import split_report
 from lib.features import FeatureConfig, FeatureExtractor
 from lib.infer import penultimate
-from lib.models import MODELS, Ensemble, build_model, count_parameters
+from lib.models import MODELS, Ensemble, build_model, count_parameters, model_features
 from lib.run_extras import save_run_extras
 from lib.runs import DatasetRecord, RunRecord, check_run_target, new_run_id, save_run
 from lib.settings import settings
@@ -59,7 +59,9 @@ class StartEvent:
     device: str
     total_steps: int
     cached_features: bool
-    batches_from: str = "features"  # "features" (cached), "power" (cached, augmented per batch) or "waveform"
+    batches_from: str = "features"  # "features" (cached), "power" (cached, augmented per batch), "waveform" or
+    # "embeddings" (a frozen backbone's, cached; only the head trains)
+    n_trainable: int | None = None  # parameters that train (fewer than n_parameters when a backbone is frozen)
     kind: str = "start"
 
 
@@ -198,6 +200,25 @@ def _training_clips(dataset: AudioDataset, indices: np.ndarray, extractor: Featu
     return clips
 
 
+def _frozen_head(model: nn.Module, train_features: Tensor, train_labels: Tensor, val_features: Tensor,
+                 val_labels: Tensor, n_classes: int) -> tuple[nn.Module, Callable, tuple[Tensor, Tensor], str]:
+    """A frozen backbone's run: every clip's pooled embedding computed once (``(n, dim)``, un-augmented), and the
+    head that trains on them. Returns the head, its ``training_batch``, its validation set and the batch source
+    ``"embeddings"``. The head's modules are the model's own, so the model holds what the head learns."""
+    with torch.no_grad():
+        model.eval()
+        embed = lambda features: torch.cat([model.embed(features[i:i + 256]) for i in range(0, len(features), 256)]
+                                           or [torch.empty(0, 0)])  # noqa: E731
+        train_embeddings, val_embeddings = embed(train_features), embed(val_features)
+    head = model.head_module()
+
+    def training_batch(index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        labels = train_labels[index]
+        return train_embeddings[index], F.one_hot(labels, n_classes).float(), labels
+
+    return head, training_batch, (val_embeddings, val_labels), "embeddings"
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, features: Tensor, batch_size: int = 512) -> Tensor:
     """Model outputs in eval mode. ``(n, 1, bins, frames)`` -> ``(n, n_classes)`` float32."""
@@ -225,17 +246,29 @@ def _forward_loss(model: nn.Module, features: list[Tensor], targets: list[Tensor
     return torch.cat(logits), torch.stack(losses).mean()
 
 
+def _parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    """The parameters that train, a pretrained backbone's at ``backbone_lr_scale`` times the learning rate."""
+    backbone = set(model.backbone_parameters()) if hasattr(model, "backbone_parameters") else set()
+    rest = [p for p in model.parameters() if p.requires_grad and p not in backbone]
+    groups = [{"params": rest, "lr": config.learning_rate}]
+    if backbone:
+        groups.append({"params": [p for p in model.parameters() if p in backbone],
+                       "lr": config.learning_rate * config.backbone_lr_scale})
+    return groups
+
+
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    groups = _parameter_groups(model, config)
     if config.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum,
+        return torch.optim.SGD(groups, lr=config.learning_rate, momentum=config.momentum,
                                nesterov=config.momentum > 0, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
     if config.scheduler == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate, total_steps=total_steps,
-                                                   pct_start=0.2)
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+                                                   total_steps=total_steps, pct_start=0.2)
     if config.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     return None
@@ -323,6 +356,8 @@ def _build(config: TrainConfig, n_classes: int, feature_config: FeatureConfig,
            device: torch.device) -> tuple[nn.Module, torch.memory_format]:
     """The model, on ``device`` in the memory format ``config.memory_format`` asks for, and that format."""
     model = build_model(config.model, n_classes, feature_config.n_bins, feature_config.n_frames).to(device)
+    if hasattr(model, "set_finetune"):  # a pretrained backbone: frozen, its last layers, or all of it trains
+        model.set_finetune(config.finetune)
     channels_last = (config.memory_format == "channels_last"
                      or (config.memory_format == "auto" and MODELS[config.model].channels_last))
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -435,6 +470,7 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
            run_id: str | None, overwrite: bool, stop: threading.Event, save: bool) -> Iterator[Event]:
     """:func:`iter_training`'s work: the split and its features, the model, the epochs, then :func:`_finish`."""
     started = time.perf_counter()
+    feature_config = model_features(config.model, feature_config)  # a pretrained backbone reads its own features
     if dataset.n_classes < 2 or len(np.unique(dataset.labels)) < 2:
         raise ValueError(f"{dataset.name!r} has only one class: a classifier needs at least two classes")
     device = resolve_device(config.device)
@@ -447,31 +483,38 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
         raise ValueError("the training split is empty: lower validation/test fractions or add clips")
 
     extractor = FeatureExtractor(feature_config).to(device)
-    augment = config.augment
-    # Three ways to make a training batch (lib.augment.pipeline): features cached once (no waveform step is on),
-    # power spectrograms cached once and augmented per batch, or waveforms augmented and featurised per batch.
     val_features, test_features = (featurize_dataset(dataset, extractor, split.validation, device),
                                    featurize_dataset(dataset, extractor, split.test, device))
-    train_clips = _training_clips(dataset, split.train, extractor, augment, config.seed, device)
-    mode = train_clips.source
     train_labels, val_labels, test_labels = (torch.as_tensor(dataset.labels[i], device=device)
                                              for i in (split.train, split.validation, split.test))
+    if config.finetune == "frozen":  # the backbone's embeddings once, then only the head trains on them
+        model, _ = _build(config, dataset.n_classes, feature_config, device)
+        trained, training_batch, validation, mode = _frozen_head(
+            model, featurize_dataset(dataset, extractor, split.train, device), train_labels, val_features,
+            val_labels, dataset.n_classes)
+    else:
+        train_clips = _training_clips(dataset, split.train, extractor, config.augment, config.seed, device)
+        mode = train_clips.source
+        model, memory_format = _build(config, dataset.n_classes, feature_config, device)
+        trained, validation = model, (val_features, val_labels)
 
-    model, memory_format = _build(config, dataset.n_classes, feature_config, device)
-    run = _optimisation(model, config, len(split.train), device)
+        def training_batch(index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            """One augmented batch: features ``(batch, 1, bins, frames)``, targets ``(batch, classes)``, labels."""
+            labels = train_labels[index]
+            draw = draw_augment(config.augment, feature_config, len(index), generator)
+            features, targets = augment_batch(train_clips, index, F.one_hot(labels, dataset.n_classes).float(), draw)
+            return features.contiguous(memory_format=memory_format), targets, labels
+
+    run = _optimisation(trained, config, len(split.train), device)
     n_parameters = count_parameters(model)
     yield StartEvent(len(split.train), len(split.validation), len(split.test), n_parameters,
-                     describe_device(device), run.total_steps, mode != "waveform", mode)
-
-    def training_batch(index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """One augmented batch: features ``(batch, 1, bins, frames)``, targets ``(batch, classes)``, labels."""
-        labels = train_labels[index]
-        draw = draw_augment(augment, feature_config, len(index), generator)
-        features, targets = augment_batch(train_clips, index, F.one_hot(labels, dataset.n_classes).float(), draw)
-        return features.contiguous(memory_format=memory_format), targets, labels
-
-    outcome = yield from _epochs(model, training_batch, len(split.train), run, config, device,
-                                 (val_features, val_labels), stop, generator)
+                     describe_device(device), run.total_steps, mode != "waveform", mode,
+                     count_parameters(model, trainable_only=True))
+    outcome = yield from _epochs(trained, training_batch, len(split.train), run, config, device, validation, stop,
+                                 generator)
+    if trained is not model and outcome.best["state"] is not None:  # the best head, inside the whole model
+        trained.load_state_dict(outcome.best["state"])
+        outcome.best["state"] = None
     if outcome.step == 0:
         yield DoneEvent("stopped", "stopped before the first training step: nothing was trained or saved")
         return

@@ -14,11 +14,12 @@ from lib.augment import AugmentConfig
 from lib.config import ConfigDict
 from lib.models import MODELS
 
-__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULERS", "MEMORY_FORMATS"]
+__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULERS", "MEMORY_FORMATS", "FINETUNE_MODES"]
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("onecycle", "cosine", "none")
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+FINETUNE_MODES = ("all", "last", "frozen")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ class TrainConfig(ConfigDict):
             ``"channels_last"`` or ``"contiguous"``: how weights and features are laid out in memory (the same
             arithmetic, summed in another order; channels_last trains ``kws_resnet`` about 1.5x faster on a CPU).
         max_batches: stop each epoch after this many batches (smoke runs); None: all.
+        finetune: for a model with a pretrained backbone (``speech_embedding``): ``"frozen"`` (the backbone's
+            embeddings are computed once and cached, only the head trains, augmentation is not used), ``"last"``
+            (the head and the backbone's last layers) or ``"all"``. Other models train whole (``"all"``).
+        backbone_lr_scale: the backbone's learning rate, as a fraction of ``learning_rate`` (fine-tuning).
     """
 
     model: str = "kws_resnet"
@@ -69,6 +74,8 @@ class TrainConfig(ConfigDict):
     mixed_precision: bool = True
     memory_format: str = "auto"
     max_batches: int | None = None
+    finetune: str = "all"
+    backbone_lr_scale: float = 0.1
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, Mapping):
@@ -88,5 +95,12 @@ class TrainConfig(ConfigDict):
             raise ValueError(f"learning_rate must be a positive finite number, got {self.learning_rate}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.finetune not in FINETUNE_MODES:
+            raise ValueError(f"finetune must be one of {FINETUNE_MODES}, got {self.finetune!r}")
+        if self.finetune != "all" and MODELS[self.model].feature_kind is None:
+            raise ValueError(f"finetune={self.finetune!r} needs a model with a pretrained backbone "
+                             f"(speech_embedding); {self.model!r} trains whole: use finetune='all'")
+        if not (0 < self.backbone_lr_scale <= 1):
+            raise ValueError(f"backbone_lr_scale must be in (0, 1], got {self.backbone_lr_scale}")
         if self.max_batches is not None and self.max_batches < 1:
             raise ValueError(f"max_batches must be at least 1 or None, got {self.max_batches}")
