@@ -15,8 +15,8 @@ A cache folder ``<cache_root>/<key>-<rate>hz-<n_samples>-<crops>-<fingerprint>/`
 
 It is written in a temporary folder renamed when complete, decoded in threads a few files at a time (memory stays
 bounded whatever the dataset size), and reused whenever the same clips are asked for with the same settings (the
-folder name hashes the clip list). :class:`CachedDataset` reads it through ``numpy.memmap`` and offers the
-attributes and methods of :class:`lib.dataset.AudioDataset` that the training engine and the pages use.
+folder name hashes the clip list). :class:`CachedDataset`, the on-disk :class:`lib.dataset.ClipDataset`, reads it
+through ``numpy.memmap``. Samples are int16 ``k`` for the float ``k / 32768`` (:func:`lib.audio.to_int16`).
 
 Example:
     >>> from lib.diskcache import cached_dataset
@@ -57,8 +57,9 @@ _READ_CHUNK = 2048  # rows converted to float at a time in to_tensor
 
 
 # ------------------------------------------------------------------------------------------------ the dataset
-class CachedDataset:
-    """A dataset read from a disk cache; the drop-in counterpart of :class:`lib.dataset.AudioDataset`.
+class CachedDataset(ClipDataset):
+    """A :class:`lib.dataset.ClipDataset` read from a disk cache (the in-memory one is
+    :class:`lib.dataset.AudioDataset`).
 
     Attributes:
         name: a human name.
