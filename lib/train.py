@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lib.audio import from_int16, to_int16
 from lib.augment import (AUGMENT_DOMAINS, AugmentConfig, augment_features, augment_waveforms, mixup, shift_frames,
                          warp_features)
 from lib.config import ConfigDict
@@ -246,11 +247,12 @@ def power_dataset(dataset: AudioDataset, extractor: FeatureExtractor, indices: n
 
 def _int16_waveforms(dataset: AudioDataset, indices: np.ndarray, config: FeatureConfig, device: torch.device,
                      chunk: int = 2048) -> Tensor:
-    """The clips at ``indices`` as int16 ``(n, 1, n_samples)`` on ``device`` (divide by 32767 for float)."""
+    """The clips at ``indices`` as int16 ``(n, 1, n_samples)`` on ``device`` (:func:`lib.audio.to_int16`: lossless
+    for clips decoded from 16-bit files; :func:`lib.audio.from_int16` gives the float clips back)."""
     indices = np.asarray(indices)
     out = torch.empty(len(indices), 1, config.n_samples, dtype=torch.int16, device=device)
     for rows, waveforms in _stream_clips(dataset, indices, config, device, chunk):
-        out[rows] = (waveforms.clamp(-1, 1) * 32767).round().to(torch.int16)
+        out[rows] = to_int16(waveforms)
     return out
 
 
@@ -430,7 +432,7 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
                 features = extractor.finish(apply_power_augment(train_power[index], train_clip_power[index], draw,
                                                                 noise_bank, extractor, augment.rt60_sec_max))
         else:
-            waveforms = augment_waveforms(train_waveforms[index].float() / 32767, feature_config.sample_rate,
+            waveforms = augment_waveforms(from_int16(train_waveforms[index]), feature_config.sample_rate,
                                           augment, generator)
             with torch.no_grad():
                 features = extractor(waveforms)
