@@ -11,8 +11,8 @@ import streamlit as st
 import torch
 
 from lib.audio import wav_bytes
-from lib.builtin import SPEECH_COMMANDS_WORDS, BuiltinSpec, builtin_folder
-from lib.catalog import CATALOG, find_root, resolve_source
+from lib.builtin import BuiltinSpec, builtin_folder
+from lib.catalog import CATALOG, SPEECH_COMMANDS_KEYWORDS, find_root, resolve_source
 from lib.data import DatasetError
 from lib.download import DownloadError, archive_path, dataset_folder, fetch_dataset
 from lib.infer import penultimate
@@ -281,7 +281,7 @@ if kind == "builtin":
                "new set is synthesized once and then reused.")
     with st.form("ds_builtin_form"):
         st.text_input("Words (comma-separated, one class each)", key="ds_words",
-                      help=f"The Speech Commands keywords are: {', '.join(SPEECH_COMMANDS_WORDS)}.")
+                      help=f"The Speech Commands keywords are: {', '.join(SPEECH_COMMANDS_KEYWORDS)}.")
         c1, c2, c3 = st.columns(3)
         c1.number_input("Clips per word", min_value=1, max_value=100_000, step=10, key="ds_clips")
         c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="ds_seed")

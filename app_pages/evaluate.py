@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from lib.audio import AudioDecodeError, pad_or_trim, resample, to_mono, wav_bytes
+from lib.audio import AudioDecodeError, fit_clip, wav_bytes
 from lib.builtin import builtin_folder
 from lib.data import AudioDataset, DatasetError
 from lib.evaluate import ClipPrediction, EvaluationReport, evaluate, load_segment, matching_clips
@@ -138,7 +138,7 @@ def clip_view(path: str, mtime: float, config_json: str, start_sec: float = 0.0,
     """A clip's WAV bytes and its spectrogram with the run's features (cached per file, segment and config)."""
     waveform, sample_rate = load_segment(path, start_sec, end_sec)
     config = FeatureConfig.from_json(config_json)
-    clip = pad_or_trim(to_mono(resample(waveform, sample_rate, config.sample_rate)), config.n_samples, mode="center")
+    clip = fit_clip(waveform, sample_rate, config.sample_rate, config.n_samples)
     return wav_bytes(waveform, sample_rate), extract(clip, config)[0, 0].detach().cpu().numpy()
 
 

@@ -7,14 +7,14 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from lib.audio import ACCEPTED_FORMATS, AudioDecodeError, load_audio, pad_or_trim, resample, to_mono, wav_bytes
+from lib.audio import ACCEPTED_FORMATS, AUDIO_EXTENSIONS, AudioDecodeError, fit_clip, load_audio, wav_bytes
 from lib.features import extract
 from lib.infer import Prediction
 from lib.plots import fig_probabilities, fig_spectrogram, fig_waveform, fig_window_predictions
 from ui.common import (active_dataset, detections_text, load_classifier, page_header, page_link, run_picker,
                        show_detections)
 
-UPLOAD_TYPES = ["wav", "flac", "ogg", "mp3"]
+UPLOAD_TYPES = [suffix[1:] for suffix in AUDIO_EXTENSIONS]
 SPECTROGRAM_MAX_SECONDS = 30.0  # a long file's spectrogram shows its start only (a heatmap of hours is useless)
 EXPANDED_UP_TO = 3              # with more files than this, each file's details start collapsed
 SOURCES = {"upload": "Upload files", "dataset": "A clip from the active dataset"}
@@ -140,9 +140,9 @@ if len(items) > 1:
 def spectrogram_figure(item: dict, prediction: Prediction, key: str) -> None:
     """The features the model reads: the padded clip for a short file, the file's start for a long one."""
     with torch.inference_mode():
-        mono = resample(to_mono(item["waveform"]), item["sample_rate"], config.sample_rate)
+        mono = fit_clip(item["waveform"], item["sample_rate"], config.sample_rate,
+                        config.n_samples if prediction.n_windows == 1 else None)
         if prediction.n_windows == 1:
-            mono = pad_or_trim(mono, config.n_samples, mode="center")
             caption = f"What the model reads: the file centred in a {config.clip_seconds:g} s clip."
         else:
             mono = mono[..., :int(SPECTROGRAM_MAX_SECONDS * config.sample_rate)]

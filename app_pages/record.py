@@ -9,8 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from lib.audio import AudioDecodeError, load_audio, pad_or_trim, resample, save_wav, to_mono
-from lib.data import AUDIO_EXTENSIONS
+from lib.audio import AUDIO_EXTENSIONS, AudioDecodeError, fit_clip, load_audio, save_wav
 from lib.detect import is_silent
 from lib.features import extract
 from lib.plots import fig_class_counts, fig_probabilities, fig_spectrogram, fig_window_predictions
@@ -174,9 +173,7 @@ def show_prediction(prediction, config) -> None:
         st.plotly_chart(fig_probabilities(prediction.probabilities, prediction.class_names,
                                           title="Class probabilities"), key="record_probabilities")
     with right:
-        mono = resample(to_mono(waveform), rate, config.sample_rate)
-        if prediction.n_windows == 1:
-            mono = pad_or_trim(mono, config.n_samples, mode="center")
+        mono = fit_clip(waveform, rate, config.sample_rate, config.n_samples if prediction.n_windows == 1 else None)
         st.plotly_chart(fig_spectrogram(extract(mono, config)[0], config, title="What the model reads"),
                         key="record_spectrogram")
     if prediction.n_windows > 1:

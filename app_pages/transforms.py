@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from lib.audio import AudioDecodeError, load_audio, pad_or_trim, resample, to_mono, wav_bytes
+from lib.audio import ACCEPTED_FORMATS, AUDIO_EXTENSIONS, AudioDecodeError, fit_clip, load_audio, wav_bytes
 from lib.augment import EQ_KNOTS_HZ, AugmentConfig, preview_augment
 from lib.augment.waveform import eq_curve
 from lib.features import FeatureConfig, frame_grid
@@ -76,9 +76,9 @@ def _decode(data: bytes) -> tuple[torch.Tensor, int]:
 @st.cache_data(show_spinner=False, max_entries=32)
 def _model_input(clip_key: str, sample_rate: int, clip_seconds: float, _waveform: torch.Tensor,
                  _rate: int) -> torch.Tensor:
-    """What the model sees: mono, centre cut/padded to ``clip_seconds``, at ``sample_rate``. ``(1, n_samples)``."""
-    mono = pad_or_trim(to_mono(_waveform), round(clip_seconds * _rate), mode="center")
-    return pad_or_trim(resample(mono, _rate, sample_rate), round(clip_seconds * sample_rate), mode="center")
+    """What the model sees (:func:`lib.audio.fit_clip`): mono, at ``sample_rate``, centre cut/padded to
+    ``clip_seconds``. ``(1, n_samples)``."""
+    return fit_clip(_waveform, _rate, sample_rate, round(clip_seconds * sample_rate))
 
 
 def _fig_eq(knots_db: tuple[float, ...], nyquist: float) -> go.Figure:
@@ -129,7 +129,8 @@ if source == "dataset":
     clip_key, clip_name = f"{source_key(dataset.source)}#{index}", dataset.paths[index]
 else:
     if source == "upload":
-        uploaded = st.file_uploader("Audio file (WAV, FLAC, OGG or MP3)", type=["wav", "flac", "ogg", "mp3"],
+        uploaded = st.file_uploader(f"Audio file ({', '.join(ACCEPTED_FORMATS)})",
+                                    type=[suffix[1:] for suffix in AUDIO_EXTENSIONS],
                                     key="tf_upload")
     else:
         uploaded = st.audio_input("Record a clip", sample_rate=16000, key="tf_record")

@@ -50,6 +50,9 @@ def log(message: str) -> None:
 
 def write_standin(folder: Path, n_clips: int, n_classes: int = 35, sample_rate: int = 16000, seed: int = 0) -> None:
     """A cache folder in :mod:`lib.diskcache`'s format (format 1) with ``n_clips`` synthetic one-second words."""
+    import torch
+
+    from lib.audio import to_int16
     from lib.diskcache import FORMAT_VERSION
 
     if (folder / "meta.json").is_file():
@@ -76,7 +79,7 @@ def write_standin(folder: Path, n_clips: int, n_classes: int = 35, sample_rate: 
             word = (np.sin(2 * np.pi * low[labels[rows], None] * pitch * t)
                     + 0.6 * np.sin(2 * np.pi * high[labels[rows], None] * pitch * t)) * envelope
             audio = 0.25 * word + rng.normal(0, 0.02, (n, sample_rate))
-            out.write(np.clip(np.rint(audio * 32768), -32768, 32767).astype(np.int16).tobytes())
+            out.write(to_int16(torch.from_numpy(audio)).numpy().tobytes())
     with open(folder / "index.csv", "w", newline="", encoding="utf-8") as f:
         table = csv.writer(f)
         table.writerow(("row", "offset", "length", "path", "label", "group", "fold", "start", "duration",

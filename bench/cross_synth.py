@@ -109,20 +109,14 @@ def trim_silence(waveform, threshold: float = TRIM_THRESHOLD):
 
 
 def centre_clip(waveform, n_samples: int):
-    """Place ``waveform`` in the middle of ``n_samples`` of silence, or keep its middle if it is longer.
-
-    Same convention as :func:`lib.audio.pad_or_trim` (``mode="center"``): the extra sample goes at the end.
-    """
+    """Place ``waveform`` ``(time,)`` in the middle of ``n_samples`` of silence, or keep its middle if it is longer
+    (:func:`lib.audio.center_pad_or_trim`: the extra sample goes at the end). Returns float32 ``(n_samples,)``."""
     import numpy as np
+    import torch
 
-    x = np.asarray(waveform, dtype=np.float32)
-    if x.size >= n_samples:
-        start = (x.size - n_samples) // 2
-        return x[start:start + n_samples].copy()
-    out = np.zeros(n_samples, dtype=np.float32)
-    offset = (n_samples - x.size) // 2
-    out[offset:offset + x.size] = x
-    return out
+    from lib.audio import center_pad_or_trim
+
+    return center_pad_or_trim(torch.from_numpy(np.asarray(waveform, dtype=np.float32)), n_samples).numpy()
 
 
 def normalise_peak(waveform, peak: float = PEAK):
@@ -148,14 +142,10 @@ def prepare_clip(waveform, sample_rate: int, target_rate: int = SAMPLE_RATE, cli
     import numpy as np
     import torch
 
-    from lib.audio import resample
+    from lib.audio import fit_clip
 
-    x = np.asarray(waveform, dtype=np.float32)
-    if x.ndim == 2:
-        x = x.mean(axis=1)
-    if sample_rate != target_rate:
-        x = resample(torch.from_numpy(np.ascontiguousarray(x)), int(sample_rate), int(target_rate)).numpy()
-    x = trim_silence(x)
+    x = torch.from_numpy(np.asarray(waveform, dtype=np.float32).T)  # (channels, time) or (time,)
+    x = trim_silence(fit_clip(x, int(sample_rate), int(target_rate))[0].numpy())  # mono at target_rate
     return normalise_peak(centre_clip(x, round(target_rate * clip_seconds)), peak)
 
 

@@ -194,16 +194,15 @@ def measure_latency(model, feature_config, class_names, waveform, device_name: s
         predict = lambda: classifier.predict(waveform, feature_config.sample_rate).probabilities  # noqa: E731
         how = "lib.infer.Classifier.predict"
     except Exception as error:  # noqa: BLE001 - any failure: measure the same steps directly
-        from lib.audio import pad_or_trim, resample, to_mono
+        from lib.audio import fit_clip
         from lib.features import FeatureExtractor
 
         extractor = FeatureExtractor(feature_config).to(device).eval()
 
         def predict():
             with torch.inference_mode():
-                clip = to_mono(waveform.to(device))
-                clip = resample(clip, feature_config.sample_rate, feature_config.sample_rate)
-                clip = pad_or_trim(clip, feature_config.n_samples, mode="center")
+                clip = fit_clip(waveform.to(device), feature_config.sample_rate, feature_config.sample_rate,
+                                feature_config.n_samples)
                 return model(extractor(clip)).float().softmax(-1).cpu()  # .cpu() waits for the device
 
         how = f"direct (lib.infer.Classifier unusable: {type(error).__name__}: {error})"[:200]
@@ -415,15 +414,14 @@ class TutorialDataset:
     def __getitem__(self, index: int):
         import torch
 
-        from lib.audio import load_audio, pad_or_trim, resample, to_channels, to_mono
+        from lib.audio import fit_clip, load_audio, to_channels
         from lib.augment.spectrogram import spec_augment
         from lib.augment.waveform import time_shift
 
         c, augment = self.config, self.augment
         waveform, rate = load_audio(self.paths[index])                 # open + decode, every epoch
-        waveform = to_mono(to_channels(waveform, 2))                  # the tutorial's "rechannel" step
-        waveform = resample(waveform, rate, c.sample_rate)             # "resample" (a no-op at 16 kHz)
-        waveform = pad_or_trim(waveform, c.n_samples, mode="center")  # "pad_trunc" to one second
+        waveform = to_channels(waveform, 2)                            # the tutorial's "rechannel" step
+        waveform = fit_clip(waveform, rate, c.sample_rate, c.n_samples)  # mono, "resample", "pad_trunc" to 1 s
         if augment is not None and augment.time_shift_sec > 0:         # "time_shift", drawn per item
             max_shift = round(augment.time_shift_sec * c.sample_rate)
             waveform = time_shift(waveform, int(torch.randint(-max_shift, max_shift + 1, ()).item()), mode="roll")
@@ -468,7 +466,7 @@ def run_features(args: argparse.Namespace) -> dict:
     """Feature extraction throughput: batched on the device vs item by item (and with per-item file decoding)."""
     import torch
 
-    from lib.audio import load_audio, pad_or_trim, resample, to_channels, to_mono
+    from lib.audio import fit_clip, load_audio, to_channels
     from lib.device import resolve_device
     from lib.features import FeatureConfig, FeatureExtractor
     from lib.train import featurize
@@ -516,8 +514,7 @@ def run_features(args: argparse.Namespace) -> dict:
         t0 = time.perf_counter()
         for i in range(n_items):
             w, rate = load_audio(dataset.paths[i])
-            w = pad_or_trim(resample(to_mono(to_channels(w, 2)), rate, feature_config.sample_rate),
-                            feature_config.n_samples, mode="center")
+            w = fit_clip(to_channels(w, 2), rate, feature_config.sample_rate, feature_config.n_samples)
             extractor(w)
         rows.append({"path": "Item by item, tutorial `__getitem__` without augmentation: decode file + rechannel "
                              "+ resample + pad + `FeatureExtractor`", "device": "cpu", "clips": n_items,

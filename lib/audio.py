@@ -12,6 +12,7 @@ Augmentation (time shift, gain, noise, reverb, EQ) is in :mod:`lib.augment`.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -23,17 +24,22 @@ from typing import BinaryIO, Union
 import soundfile as sf
 import torch
 import torch.nn.functional as F
-import torchaudio.functional
-from torch import Tensor
+import torchaudio.transforms
+from torch import Tensor, nn
 
 __all__ = [
-    "ACCEPTED_FORMATS", "AudioDecodeError",
-    "load_audio", "save_wav", "wav_bytes", "duration_seconds",
+    "AUDIO_EXTENSIONS", "ACCEPTED_FORMATS", "INT16_SCALE", "AudioDecodeError",
+    "load_audio", "save_wav", "wav_bytes", "duration_seconds", "to_int16", "from_int16",
     "to_mono", "to_channels", "resample", "resample_rates", "MAX_RATE_TERM", "pad_or_trim", "center_pad_or_trim",
-    "normalize_peak", "normalize_rms",
+    "fit_clip", "normalize_peak", "normalize_rms",
 ]
 
-ACCEPTED_FORMATS: tuple[str, ...] = ("WAV", "FLAC", "OGG", "MP3")
+#: The audio files the workbench reads (``soundfile``), as file name suffixes: folders, uploads, recordings.
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3")
+#: The same formats, as named to people ("WAV", ...).
+ACCEPTED_FORMATS: tuple[str, ...] = tuple(suffix[1:].upper() for suffix in AUDIO_EXTENSIONS)
+#: int16 sample ``k`` is the float ``k / INT16_SCALE`` (soundfile's and libsndfile's reading convention).
+INT16_SCALE = 32768
 
 AudioSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
 
@@ -177,6 +183,31 @@ def duration_seconds(waveform: Tensor, sample_rate: int) -> float:
     return waveform.shape[-1] / sample_rate
 
 
+def to_int16(waveform: Tensor) -> Tensor:
+    """Float samples as int16: ``round(x * INT16_SCALE)`` clipped to ``[-32768, 32767]`` (an int16 that
+    :func:`from_int16` made comes back exactly).
+
+    Args:
+        waveform (Tensor): float, any shape.
+
+    Returns:
+        Tensor: int16, the same shape.
+    """
+    return (waveform * INT16_SCALE).round().clamp(-32768, 32767).to(torch.int16)
+
+
+def from_int16(samples: Tensor) -> Tensor:
+    """int16 samples as float32 ``k / INT16_SCALE``, in [-1, 1).
+
+    Args:
+        samples (Tensor): int16, any shape.
+
+    Returns:
+        Tensor: float32, the same shape.
+    """
+    return samples.to(torch.float32) / INT16_SCALE
+
+
 # ----------------------------------------------------------------------------------- channels and rate
 
 
@@ -241,9 +272,18 @@ def resample_rates(orig_sr: int, new_sr: int) -> tuple[int, int]:
     return terms if orig_sr < new_sr else terms[::-1]
 
 
+@functools.lru_cache(maxsize=32)
+def _resampler(orig_terms: int, new_terms: int, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """A ``torchaudio.transforms.Resample`` whose sinc kernel is computed once per rate pair, device and dtype
+    (in float64, then cast to ``dtype``), shared by every caller and thread."""
+    kernel_dtype = torch.float64 if dtype == torch.float64 else None
+    with torch.inference_mode(False):  # a normal kernel even when first asked for under inference mode
+        return torchaudio.transforms.Resample(orig_terms, new_terms, dtype=kernel_dtype).to(device=device, dtype=dtype)
+
+
 def resample(waveform: Tensor, orig_sr: int, new_sr: int) -> Tensor:
-    """Change the sample rate (``torchaudio.functional.resample``, windowed sinc), in bounded memory whatever the
-    rates (:func:`resample_rates`).
+    """Change the sample rate (torchaudio's windowed sinc, its kernel computed once per rate pair), in bounded
+    memory whatever the rates (:func:`resample_rates`).
 
     Args:
         waveform (Tensor): ``(..., time)`` float.
@@ -257,7 +297,37 @@ def resample(waveform: Tensor, orig_sr: int, new_sr: int) -> Tensor:
     orig_terms, new_terms = resample_rates(orig_sr, new_sr)
     if orig_terms == new_terms:  # equal rates, or within 0.1% of each other
         return waveform
-    return torchaudio.functional.resample(waveform, orig_terms, new_terms)
+    return _resampler(orig_terms, new_terms, waveform.device, waveform.dtype)(waveform)
+
+
+def fit_clip(waveform: Tensor, sample_rate: int, target_rate: int, num_samples: int | None = None) -> Tensor:
+    """Make the clip a model reads: mix the channels to mono, resample to ``target_rate``, then centre pad with
+    silence or centre trim to ``num_samples``, in that order (mixing first: resampling is linear, and one
+    channel costs less to resample than two). Training data, caches, inference and every page fit clips here.
+
+    Args:
+        waveform (Tensor): ``(..., channels, time)`` float, or ``(time,)`` for one mono clip.
+        sample_rate (int): Its sample rate in Hz.
+        target_rate (int): The model's sample rate in Hz.
+        num_samples (int | None): The clip length in samples; None keeps the resampled length (a recording to
+            be cut into windows).
+
+    Returns:
+        Tensor: ``(..., 1, num_samples)`` (``(1, num_samples)`` for a ``(time,)`` input); with ``num_samples``
+        None, ``(..., 1, time')``, ``time'`` being ``ceil(time * target_rate / sample_rate)``.
+
+    Raises:
+        ValueError: If a rate is not positive, ``num_samples`` is below 1, or the waveform has no samples.
+    """
+    if num_samples is not None and num_samples < 1:
+        raise ValueError(f"num_samples must be at least 1, got {num_samples}")
+    if waveform.ndim == 1:
+        waveform = waveform[None]
+    if waveform.shape[-1] == 0:
+        raise ValueError(f"the waveform has no samples (shape {tuple(waveform.shape)})")
+    mono = waveform if waveform.shape[-2] == 1 else to_mono(waveform)
+    mono = resample(mono, sample_rate, target_rate)
+    return mono if num_samples is None else center_pad_or_trim(mono, num_samples)
 
 
 # ------------------------------------------------------------------------------------ time operations

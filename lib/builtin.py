@@ -35,18 +35,15 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from lib import espeak, neural_voices
+from lib.catalog import SILENCE_LABEL, SPEECH_COMMANDS_KEYWORDS, UNKNOWN_LABEL
 from lib.settings import settings
 
-__all__ = ["SPEECH_COMMANDS_WORDS", "UNKNOWN_WORDS", "UNKNOWN_LABEL", "SILENCE_LABEL", "BuiltinSpec",
-           "generate_builtin", "builtin_folder", "builtin_name"]
+__all__ = ["UNKNOWN_WORDS", "BuiltinSpec", "generate_builtin", "builtin_folder", "builtin_name"]
 
-SPEECH_COMMANDS_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 # The Speech Commands v2 auxiliary words: the `_unknown_` class says these.
 UNKNOWN_WORDS = ("bed", "bird", "cat", "dog", "eight", "five", "four", "happy", "house", "marvin", "nine", "one",
                  "seven", "sheila", "six", "three", "tree", "two", "wow", "zero", "backward", "forward", "follow",
                  "learn", "visual")
-UNKNOWN_LABEL = "_unknown_"
-SILENCE_LABEL = "_silence_"
 _INTONATION = ("", ".", "?", "!")  # eSpeak reads the punctuation as statement / question / exclamation
 
 ProgressCallback = Callable[[int, int], None]
@@ -75,7 +72,7 @@ class BuiltinSpec:
         kokoro_clips_per_word: extra clips of each word (and `_unknown_`) said by Kokoro voices.
     """
 
-    words: tuple[str, ...] = SPEECH_COMMANDS_WORDS
+    words: tuple[str, ...] = SPEECH_COMMANDS_KEYWORDS
     clips_per_word: int = 300
     include_unknown: bool = False
     include_silence: bool = False
@@ -390,7 +387,7 @@ def _run_workers(spec: BuiltinSpec, plan: dict[str, list[_ClipJob]], staging: Pa
 def builtin_name(spec: BuiltinSpec) -> str:
     """What to call the set: "Synthetic Speech Commands" when its words are Speech Commands keywords, else
     "Synthetic keywords" with its words (a set of cat, dog and bird is not Speech Commands)."""
-    if set(spec.words) <= set(SPEECH_COMMANDS_WORDS):
+    if set(spec.words) <= set(SPEECH_COMMANDS_KEYWORDS):
         return "Synthetic Speech Commands"
     words = ", ".join(spec.words[:6]) + (", …" if len(spec.words) > 6 else "")
     return f"Synthetic keywords ({words})"

@@ -3,7 +3,7 @@
 Each dataset has a :class:`DatasetCard` in :data:`CATALOG` (what it is, where the archive lives, license,
 citation, official folds) and a loader in :data:`LOADERS` that parses the extracted folder. A loader returns
 
-* ``decode=True``: a :class:`lib.data.AudioDataset`, every clip decoded in memory (fine for the small sets), or
+* ``decode=True``: a :class:`lib.dataset.AudioDataset`, every clip decoded in memory (fine for the small sets), or
 * ``decode=False``: a :class:`DatasetIndex`, the list of clips with labels, groups and official folds, read
   from file names and metadata only. :func:`lib.diskcache.build_cache` decodes an index once into an on-disk
   int16 cache; that is the way to use the large sets (Speech Commands, UrbanSound8K, GTZAN).
@@ -37,7 +37,7 @@ import numpy as np
 import soundfile as sf
 
 from lib.audio import AudioDecodeError, load_audio
-from lib.data import AudioDataset, DatasetError
+from lib.dataset import AudioDataset, DatasetError, class_counts
 
 __all__ = ["DatasetCard", "CATALOG", "LOADERS", "ClipRef", "DatasetIndex", "get_card", "resolve_source",
            "check_layout", "find_root", "load_dataset", "load_speech_commands", "load_esc50", "load_urbansound8k",
@@ -61,7 +61,6 @@ _URBANSOUND_CLASSES = ("air_conditioner", "car_horn", "children_playing", "dog_b
                        "gun_shot", "jackhammer", "siren", "street_music")
 _ESC10_CLASSES = ("dog", "rooster", "rain", "sea_waves", "crackling_fire", "crying_baby", "sneezing", "clock_tick",
                   "helicopter", "chainsaw")
-_AUDIO_SUFFIXES = (".wav", ".au", ".flac", ".ogg")
 _GTZAN_NAME = re.compile(r"^([a-z]+)\.(\d{5})\.(wav|au)$", re.IGNORECASE)
 _YESNO_NAME = re.compile(r"^[01](_[01]){7}\.wav$")
 
@@ -239,7 +238,7 @@ CATALOG: dict[str, DatasetCard] = {card.key: card for card in (
 
 
 def get_card(key: str) -> DatasetCard:
-    """The card of ``key``; raises :class:`lib.data.DatasetError` naming the known keys."""
+    """The card of ``key``; raises :class:`lib.dataset.DatasetError` naming the known keys."""
     try:
         return CATALOG[key]
     except KeyError:
@@ -316,7 +315,9 @@ class ClipRef:
 
 @dataclass
 class DatasetIndex:
-    """A dataset's clips with labels, groups and folds, without audio (``decode=False`` loaders return it).
+    """An index of a dataset's files: its clips with labels, groups and folds, without audio (``decode=False``
+    loaders return it). Not a :class:`lib.dataset.ClipDataset`: :meth:`decode` makes one in memory and
+    :func:`lib.diskcache.build_cache` one on disk.
 
     Attributes:
         key: the catalog key it was loaded as.
@@ -348,9 +349,8 @@ class DatasetIndex:
         return [c.fold for c in self.clips] if any(c.fold is not None for c in self.clips) else None
 
     def class_counts(self) -> dict[str, int]:
-        """Clips per class, in class order."""
-        counts = np.bincount(self.labels, minlength=len(self.class_names))
-        return {name: int(n) for name, n in zip(self.class_names, counts)}
+        """Clips per class, in class order (:func:`lib.dataset.class_counts`)."""
+        return class_counts(self.labels, self.class_names)
 
     def fingerprint(self) -> str:
         """A hash of the class names and every clip: a cache built from this index is valid while it holds."""
@@ -367,7 +367,7 @@ class DatasetIndex:
             workers: decoding threads.
 
         Returns:
-            An :class:`lib.data.AudioDataset` whose paths are the clips' :attr:`ClipRef.name`.
+            An :class:`lib.dataset.AudioDataset` whose paths are the clips' :attr:`ClipRef.name`.
         """
         by_path: dict[str, list[int]] = defaultdict(list)
         for i, clip in enumerate(self.clips):
@@ -489,7 +489,7 @@ def find_root(key: str, path: str | Path, depth: int = 2) -> Path | None:
 
 
 def check_layout(key: str, path: str | Path) -> Path:
-    """:func:`find_root`, raising :class:`lib.data.DatasetError` that says what the folder should hold."""
+    """:func:`find_root`, raising :class:`lib.dataset.DatasetError` that says what the folder should hold."""
     root = find_root(key, path)
     if root is None:
         _, expected = _LAYOUTS[get_card(key).source_key]
@@ -548,7 +548,7 @@ def load_speech_commands(root: str | Path, task: str = "all", *, unknown_fractio
         progress: ``progress(done, total)`` while decoding.
 
     Returns:
-        An :class:`lib.data.AudioDataset` or a :class:`DatasetIndex`.
+        An :class:`lib.dataset.AudioDataset` or a :class:`DatasetIndex`.
     """
     if task not in ("all", "12", "yes_no"):
         raise ValueError(f"task must be 'all', '12' or 'yes_no', got {task!r}")

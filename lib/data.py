@@ -1,8 +1,10 @@
-"""Datasets: one abstraction for the built-in set, a folder of class sub-folders and a CSV manifest.
+"""Opening datasets: the built-in set, a folder of class sub-folders, a CSV manifest, or any source dict a run
+records (:func:`load_source`, which also opens the catalog's large sets through :mod:`lib.diskcache`).
 
-Every file is decoded once (with ``soundfile``) into memory; files that fail to decode are skipped and
-listed in :attr:`AudioDataset.failed`. :meth:`AudioDataset.to_tensor` turns the clips into one fixed-size
-batch ``(n_clips, 1, n_samples)`` at the feature sample rate, so an epoch never decodes again.
+Every file is decoded once (with ``soundfile``) into memory, as an :class:`lib.dataset.AudioDataset`; files that
+fail to decode are skipped and listed in its ``failed``. :meth:`~lib.dataset.AudioDataset.to_tensor` turns the
+clips into one fixed-size batch ``(n_clips, 1, n_samples)`` at the feature sample rate, so an epoch never decodes
+again.
 
 Splits are stratified by class, deterministic by seed and keep every group (voice, speaker, recording) inside
 one split; a dataset with its own folds can be split by holding one out.
@@ -13,109 +15,22 @@ from __future__ import annotations
 import csv
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
-from lib.audio import AudioDecodeError, load_audio, pad_or_trim, resample, to_mono
+from lib.audio import AUDIO_EXTENSIONS, AudioDecodeError, load_audio
+from lib.builtin import BuiltinSpec, builtin_name, generate_builtin
+from lib.dataset import AudioDataset, ClipDataset, DatasetError
+from lib.diskcache import cached_dataset
 from lib.settings import settings
 
-__all__ = ["AUDIO_EXTENSIONS", "DatasetError", "AudioDataset", "Split", "load_folder", "load_csv", "load_builtin",
+__all__ = ["DatasetError", "AudioDataset", "ClipDataset", "Split", "load_folder", "load_csv", "load_builtin",
            "load_source", "catalog_cache_args", "split_dataset", "fold_split"]
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 ProgressCallback = Callable[[int, int], None]
-
-
-class DatasetError(ValueError):
-    """A dataset cannot be opened: the message says what is wrong and what to do."""
-
-
-@dataclass
-class AudioDataset:
-    """Decoded clips with their labels.
-
-    Attributes:
-        name: a human name ("Synthetic Speech Commands", a folder name, a CSV name).
-        source: where it came from, as a dict that can rebuild it (``{"kind": "folder", "path": ...}``).
-        class_names: class names; ``labels`` index into them.
-        paths: each clip's file path, as a string.
-        labels: ``(n_clips,)`` int64 class indices.
-        groups: each clip's group (speaker, voice, recording); the path when the dataset has none.
-        waveforms: each clip decoded, float32 ``(channels, time)`` at its own sample rate.
-        sample_rates: each clip's sample rate in Hz.
-        folds: each clip's official fold, or None when the dataset has no folds.
-        failed: ``(path, reason)`` for every file that could not be decoded.
-    """
-
-    name: str
-    source: dict
-    class_names: list[str]
-    paths: list[str]
-    labels: np.ndarray
-    groups: list[str]
-    waveforms: list[torch.Tensor]
-    sample_rates: list[int]
-    folds: list[int] | None = None
-    failed: list[tuple[str, str]] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def durations(self) -> np.ndarray:
-        """``(n_clips,)`` clip durations in seconds."""
-        return np.array([w.shape[-1] / sr for w, sr in zip(self.waveforms, self.sample_rates)], dtype=np.float64)
-
-    @property
-    def channels(self) -> np.ndarray:
-        """``(n_clips,)`` channel counts."""
-        return np.array([w.shape[0] for w in self.waveforms], dtype=np.int64)
-
-    def class_counts(self) -> dict[str, int]:
-        """Clips per class, in class order."""
-        counts = np.bincount(self.labels, minlength=self.n_classes)
-        return {name: int(c) for name, c in zip(self.class_names, counts)}
-
-    def clip(self, index: int, sample_rate: int | None = None) -> tuple[torch.Tensor, int]:
-        """One clip ``(channels, time)`` and its sample rate (resampled to ``sample_rate`` when given)."""
-        waveform, rate = self.waveforms[index], self.sample_rates[index]
-        if sample_rate is not None and sample_rate != rate:
-            return resample(waveform, rate, sample_rate), sample_rate
-        return waveform, rate
-
-    def to_tensor(self, sample_rate: int, n_samples: int, indices: np.ndarray | None = None) -> torch.Tensor:
-        """Clips as one batch: mono, resampled to ``sample_rate``, centre padded or trimmed to ``n_samples``.
-
-        Args:
-            sample_rate: target sample rate in Hz.
-            n_samples: target length in samples.
-            indices: which clips (default: all).
-
-        Returns:
-            ``(n_selected, 1, n_samples)`` float32.
-        """
-        indices = np.arange(len(self)) if indices is None else np.asarray(indices)
-        out = torch.zeros(len(indices), 1, n_samples)
-        for row, i in enumerate(indices):
-            waveform, _ = self.clip(int(i), sample_rate)
-            out[row] = pad_or_trim(to_mono(waveform), n_samples, mode="center")
-        return out
-
-    def subset(self, indices: np.ndarray) -> "AudioDataset":
-        """A dataset of the clips at ``indices`` (same classes)."""
-        idx = [int(i) for i in indices]
-        return AudioDataset(self.name, self.source, list(self.class_names), [self.paths[i] for i in idx],
-                            self.labels[idx], [self.groups[i] for i in idx], [self.waveforms[i] for i in idx],
-                            [self.sample_rates[i] for i in idx],
-                            None if self.folds is None else [self.folds[i] for i in idx], list(self.failed))
 
 
 def _decode_all(entries: list[tuple[str, str, str, int | None]], progress: ProgressCallback | None):
@@ -221,16 +136,12 @@ def load_csv(csv_path: str | Path, root: str | Path | None = None,
     return dataset
 
 
-def load_builtin(spec=None, cache_dir: str | Path | None = None,
+def load_builtin(spec: BuiltinSpec | None = None, cache_dir: str | Path | None = None,
                  progress: ProgressCallback | None = None) -> AudioDataset:
     """The built-in Synthetic Speech Commands set: generated on first use (see :mod:`lib.builtin`), then decoded.
 
     ``progress(done, total)`` reports generation, then decoding.
     """
-    from dataclasses import asdict
-
-    from lib.builtin import BuiltinSpec, builtin_name, generate_builtin
-
     spec, cache_dir = spec or BuiltinSpec(), cache_dir or settings().builtin_cache
     manifest = generate_builtin(spec, cache_dir, progress)
     dataset = load_csv(manifest, progress=progress)
@@ -256,7 +167,7 @@ def catalog_cache_args(source: dict, data_dir: str | Path | None = None) -> dict
 
 
 def load_source(source: dict, data_dir: str | Path | None = None, progress: ProgressCallback | None = None,
-                builtin_cache: str | Path | None = None) -> AudioDataset:
+                builtin_cache: str | Path | None = None) -> ClipDataset:
     """Open the dataset a source describes: the dict :attr:`AudioDataset.source` and saved runs record.
 
     Args:
@@ -274,16 +185,12 @@ def load_source(source: dict, data_dir: str | Path | None = None, progress: Prog
     kind = source.get("kind")
     data_dir = Path(data_dir or settings().data_dir)
     if kind == "builtin":
-        from lib.builtin import BuiltinSpec
-
-        return load_builtin(BuiltinSpec(**source["spec"]), builtin_cache or data_dir / "builtin", progress)
+        return load_builtin(BuiltinSpec(**source["spec"]), builtin_cache or Path(data_dir) / "builtin", progress)
     if kind == "folder":
         return load_folder(source["path"], progress)
     if kind == "csv":
         return load_csv(source["path"], source.get("root"), progress)
     if kind == "catalog":
-        from lib.diskcache import cached_dataset
-
         return cached_dataset(**catalog_cache_args(source, data_dir), progress=progress)
     raise DatasetError(f"unknown dataset kind {kind!r}: expected builtin, folder, csv or catalog")
 

@@ -15,8 +15,8 @@ A cache folder ``<cache_root>/<key>-<rate>hz-<n_samples>-<crops>-<fingerprint>/`
 
 It is written in a temporary folder renamed when complete, decoded in threads a few files at a time (memory stays
 bounded whatever the dataset size), and reused whenever the same clips are asked for with the same settings (the
-folder name hashes the clip list). :class:`CachedDataset` reads it through ``numpy.memmap`` and offers the
-attributes and methods of :class:`lib.data.AudioDataset` that the training engine and the pages use.
+folder name hashes the clip list). :class:`CachedDataset`, the on-disk :class:`lib.dataset.ClipDataset`, reads it
+through ``numpy.memmap``. Samples are int16 ``k`` for the float ``k / 32768`` (:func:`lib.audio.to_int16`).
 
 Example:
     >>> from lib.diskcache import cached_dataset
@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 import csv
-import functools
 import json
 import os
 import shutil
@@ -36,16 +35,15 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio
 
-from lib.audio import pad_or_trim, resample, resample_rates
+from lib.audio import center_pad_or_trim, fit_clip, from_int16, resample, to_int16
 from lib.catalog import ClipRef, DatasetIndex, get_card, load_dataset
-from lib.data import DatasetError
+from lib.dataset import ClipDataset, DatasetError
 
 __all__ = ["CROP_MODES", "CachedDataset", "build_cache", "open_cache", "cache_folder", "cached_dataset"]
 
@@ -59,24 +57,9 @@ _READ_CHUNK = 2048  # rows converted to float at a time in to_tensor
 
 
 # ------------------------------------------------------------------------------------------------ the dataset
-class _LazyWaveforms(Sequence):
-    """``dataset.waveforms[i]``: clip ``i`` read from the memory map on access (for code written for
-    :class:`lib.data.AudioDataset`)."""
-
-    def __init__(self, dataset: "CachedDataset") -> None:
-        self._dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self._dataset)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        return self._dataset.clip(int(i))[0]
-
-
-class CachedDataset:
-    """A dataset read from a disk cache; the drop-in counterpart of :class:`lib.data.AudioDataset`.
+class CachedDataset(ClipDataset):
+    """A :class:`lib.dataset.ClipDataset` read from a disk cache (the in-memory one is
+    :class:`lib.dataset.AudioDataset`).
 
     Attributes:
         name: a human name.
@@ -121,10 +104,6 @@ class CachedDataset:
                 f"{self.n_samples} samples, {self.folder})")
 
     @property
-    def n_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
     def durations(self) -> np.ndarray:
         """``(n_clips,)`` each clip's duration in its source, seconds (before cropping or padding)."""
         return self._table["duration"][self._rows].astype(np.float64)
@@ -139,31 +118,20 @@ class CachedDataset:
         """``(n_clips,)`` valid (not padding) samples of each cached row."""
         return self._table["length"][self._rows].astype(np.int64)
 
-    @property
-    def waveforms(self) -> Sequence[torch.Tensor]:
-        """Each clip ``(1, time)`` float32 at :attr:`sample_rate`, read on access."""
-        return _LazyWaveforms(self)
-
-    def class_counts(self) -> dict[str, int]:
-        """Clips per class, in class order."""
-        counts = np.bincount(self.labels, minlength=self.n_classes)
-        return {name: int(c) for name, c in zip(self.class_names, counts)}
-
     def clip(self, index: int, sample_rate: int | None = None) -> tuple[torch.Tensor, int]:
         """One clip ``(1, time)`` float32 without its padding, and its rate (resampled when ``sample_rate`` is
         given and differs from the cache's)."""
         row = int(self._rows[index])
         length = int(self._table["length"][row])
         start = (self.n_samples - length) // 2 if length < self.n_samples else 0
-        samples = np.asarray(self._waveforms[row, start:start + length], dtype=np.float32) / 32768.0
-        waveform = torch.from_numpy(samples)[None]
+        waveform = from_int16(torch.from_numpy(np.array(self._waveforms[row, start:start + length])))[None]
         if sample_rate is not None and sample_rate != self.sample_rate:
             return resample(waveform, self.sample_rate, sample_rate), sample_rate
         return waveform, self.sample_rate
 
     def to_tensor(self, sample_rate: int, n_samples: int, indices: np.ndarray | None = None) -> torch.Tensor:
-        """Clips as one batch, like :meth:`lib.data.AudioDataset.to_tensor`: mono, at ``sample_rate``, centre
-        padded or trimmed to ``n_samples``; read from the memory map a chunk at a time.
+        """Clips as one batch, each fitted by :func:`lib.audio.fit_clip` (mono, ``sample_rate``, ``n_samples``);
+        read from the cache a chunk at a time.
 
         A cache built for the same sample rate and clip length is returned as stored (int16 / 32768); another
         rate is resampled on the fly (slow: build a cache for the features' rate instead).
@@ -179,11 +147,8 @@ class CachedDataset:
         rows = self._rows if indices is None else self._rows[np.asarray(indices, dtype=np.int64)]
         out = torch.empty(len(rows), 1, n_samples)
         for first in range(0, len(rows), _READ_CHUNK):
-            block = torch.from_numpy(self._read_rows(rows[first:first + _READ_CHUNK]).astype(np.float32))
-            block = block.mul_(1 / 32768.0).unsqueeze(1)
-            if sample_rate != self.sample_rate:
-                block = resample(block, self.sample_rate, sample_rate)
-            out[first:first + len(block)] = pad_or_trim(block, n_samples, mode="center")
+            block = from_int16(torch.from_numpy(self._read_rows(rows[first:first + _READ_CHUNK]))).unsqueeze(1)
+            out[first:first + len(block)] = fit_clip(block, self.sample_rate, sample_rate, n_samples)
         return out
 
     def _read_rows(self, rows: np.ndarray) -> np.ndarray:
@@ -227,7 +192,7 @@ def _reopen_cache(folder: str, rows: np.ndarray, name: str, source: dict) -> Cac
 
 # ------------------------------------------------------------------------------------------------ reading
 def open_cache(folder: str | Path) -> CachedDataset:
-    """Open a complete cache folder. Raises :class:`lib.data.DatasetError` when it is missing or damaged."""
+    """Open a complete cache folder. Raises :class:`lib.dataset.DatasetError` when it is missing or damaged."""
     folder = Path(folder)
     try:
         meta = json.loads((folder / _META).read_text())
@@ -267,27 +232,6 @@ def cache_folder(index: DatasetIndex, cache_root: str | Path, sample_rate: int, 
 
 
 # ------------------------------------------------------------------------------------------------ building
-def _fit(samples: np.ndarray, n_samples: int) -> np.ndarray:
-    """Centre crop or centre zero-pad ``(time,)`` to ``n_samples`` (as ``pad_or_trim(mode="center")``)."""
-    if len(samples) >= n_samples:
-        start = (len(samples) - n_samples) // 2
-        return samples[start:start + n_samples]
-    out = np.zeros(n_samples, dtype=samples.dtype)
-    offset = (n_samples - len(samples)) // 2
-    out[offset:offset + len(samples)] = samples
-    return out
-
-
-@functools.lru_cache(maxsize=16)
-def _resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
-    """A resampler with its sinc kernel computed once per rate pair (shared by the decoding threads)."""
-    return torchaudio.transforms.Resample(*resample_rates(orig, new))
-
-
-def _to_int16(samples: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(samples * 32768.0), -32768, 32767).astype(np.int16)
-
-
 def _decode_file(path: str, clips: list[ClipRef], sample_rate: int, n_samples: int, crops: str):
     """Decode one file into rows for each of its clips.
 
@@ -304,27 +248,25 @@ def _decode_file(path: str, clips: list[ClipRef], sample_rate: int, n_samples: i
     if data.size == 0:
         return [], "the audio has no samples"
     channels = data.shape[1]
-    mono = data[:, 0] if channels == 1 else data.mean(axis=1)
+    waveform = torch.from_numpy(data.T)  # (channels, time)
     rows = []
     for clip in clips:
-        first, last = clip.frames(rate, len(mono))
-        segment = mono[first:last]
-        if segment.size == 0:
+        first, last = clip.frames(rate, waveform.shape[-1])
+        if last <= first:
             rows.append((clip, None, None, None, 0.0, rate, channels))
             continue
-        duration = segment.size / rate
-        if rate != sample_rate:
-            with torch.no_grad():
-                segment = _resampler(rate, sample_rate)(torch.from_numpy(np.ascontiguousarray(segment))).numpy()
-        if crops == "all" and segment.size > n_samples:
-            k = segment.size // n_samples
-            offset = (segment.size - k * n_samples) // 2
+        duration = (last - first) / rate
+        segment = fit_clip(waveform[:, first:last], rate, sample_rate)[0]  # (time,) mono at sample_rate
+        if crops == "all" and segment.shape[-1] > n_samples:
+            k = segment.shape[-1] // n_samples
+            offset = (segment.shape[-1] - k * n_samples) // 2
             block = segment[offset:offset + k * n_samples].reshape(k, n_samples)
             starts = [clip.start + (offset + j * n_samples) / sample_rate for j in range(k)]
-            rows.append((clip, _to_int16(block), [n_samples] * k, starts, n_samples / sample_rate, rate, channels))
+            rows.append((clip, to_int16(block).numpy(), [n_samples] * k, starts, n_samples / sample_rate, rate,
+                         channels))
         else:
-            rows.append((clip, _to_int16(_fit(segment, n_samples))[None], [min(segment.size, n_samples)],
-                         [clip.start], duration, rate, channels))
+            rows.append((clip, to_int16(center_pad_or_trim(segment, n_samples)).numpy()[None],
+                         [min(segment.shape[-1], n_samples)], [clip.start], duration, rate, channels))
     return rows, None
 
 

@@ -37,7 +37,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from lib.catalog import CATALOG, check_layout, find_root, get_card, resolve_source
-from lib.data import DatasetError
+from lib.dataset import DatasetError
 from lib.settings import settings
 
 __all__ = ["DownloadError", "download", "extract", "fetch_dataset", "dataset_folder",

@@ -1,8 +1,8 @@
 """Inference with a saved run: the run's exact preprocessing and model, on clips of any rate, channels and length.
 
 A :class:`Classifier` is built from a run folder (``config.json`` + ``model.pt``, see :mod:`lib.runs`) and
-repeats what training did to every clip: mix to mono, resample to the run's ``FeatureConfig.sample_rate``,
-centre pad or trim to its clip length, featurise with a :class:`~lib.features.FeatureExtractor` of that config,
+repeats what training did to every clip (:func:`lib.audio.fit_clip`: mix to mono, resample to the run's
+``FeatureConfig.sample_rate``, centre pad or trim to its clip length), featurise with a :class:`~lib.features.FeatureExtractor` of that config,
 and run the model in eval mode.
 
 A recording longer than one clip is answered by the rule of :mod:`lib.detect`: its sounds are found, each is
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lib.audio import AudioSource, load_audio, pad_or_trim, resample
+from lib.audio import AudioSource, fit_clip, load_audio
 from lib.detect import Detection, detection_windows, group_detections, sound_segments
 from lib.device import resolve_device
 from lib.features import FeatureConfig, FeatureExtractor
@@ -310,16 +310,13 @@ class Classifier:
             if not bool(torch.isfinite(waveform).all()):
                 raise ValueError("the waveform has non-finite samples (NaN or infinity): nothing to classify")
             duration = waveform.shape[-1] / sample_rate
-            mono = waveform.to(self.device, torch.float32)
-            if mono.ndim == 2:
-                mono = mono.mean(dim=0)  # (time,): mixing first makes resampling cheaper (both are linear)
-            mono = resample(mono, int(sample_rate), rate)
+            mono = fit_clip(waveform.to(self.device, torch.float32), int(sample_rate), rate)[0]  # (time,) at rate
             starts = self.window_starts(mono.shape[-1], hop_seconds)
             segments = sound_segments(mono.cpu().numpy(), rate)
             windows = detection_windows(segments, mono.shape[-1] / rate, window_sec) if len(starts) > 1 else []
             if len(starts) == 1:
                 probabilities_all = self.clip_probabilities(
-                    pad_or_trim(mono, length, mode="center")[None, None]).cpu().numpy()       # (1, n_classes)
+                    fit_clip(mono, rate, rate, length)[None]).cpu().numpy()                  # (1, n_classes)
             else:
                 every = np.concatenate([starts, [round(s * rate) for _, s in windows]]).astype(np.int64)
                 # Windows are cut and classified WINDOW_BATCH at a time: a long upload costs one batch of memory.
@@ -341,7 +338,7 @@ class Classifier:
         elif len(starts) == 1:
             probabilities = window_probabilities[0]
         else:  # no sound at all: the whole recording's middle, as one clip (a "_silence_" class can answer)
-            middle = pad_or_trim(mono, length, mode="center")[None, None]
+            middle = fit_clip(mono, rate, rate, length)[None]                           # (1, 1, length)
             with torch.inference_mode():
                 probabilities = self.clip_probabilities(middle).cpu().numpy()[0]
         return Prediction(
@@ -360,7 +357,7 @@ class Classifier:
 
         Args:
             waveforms: ``(batch, channels, time)`` (or ``(batch, time)``) at ``feature_config.sample_rate``,
-                normally ``time == feature_config.n_samples`` (other lengths are centre padded or trimmed).
+                normally ``(batch, 1, n_samples)`` (others are fitted by :func:`lib.audio.fit_clip`).
             batch_size: Clips per forward pass.
 
         Returns:
@@ -374,12 +371,12 @@ class Classifier:
             waveforms = waveforms[:, None]
         if waveforms.ndim != 3:
             raise ValueError(f"waveforms must be (batch, channels, time), got shape {tuple(waveforms.shape)}")
-        length = self.feature_config.n_samples
+        rate, length = self.feature_config.sample_rate, self.feature_config.n_samples
         with torch.inference_mode():
             chunks = []
             for i in range(0, len(waveforms), batch_size):
-                clips = waveforms[i:i + batch_size].to(self.device, torch.float32)
-                chunks.append(self.clip_probabilities(pad_or_trim(clips, length, mode="center")).cpu())
+                clips = fit_clip(waveforms[i:i + batch_size].to(self.device, torch.float32), rate, rate, length)
+                chunks.append(self.clip_probabilities(clips).cpu())
             out = torch.cat(chunks) if chunks else torch.empty(0, self.n_classes)
         return out.clone()  # a normal tensor (not an inference tensor): callers may modify it in place
 
@@ -388,7 +385,7 @@ class Classifier:
 
         Args:
             waveforms: ``(batch, channels, time)`` (or ``(batch, time)``) at ``feature_config.sample_rate``;
-                other lengths are centre padded or trimmed to one clip.
+                fitted to one mono clip by :func:`lib.audio.fit_clip`.
             batch_size: Clips per forward pass.
             first_member_only: As in :func:`penultimate`.
 
@@ -398,11 +395,11 @@ class Classifier:
         waveforms = torch.as_tensor(waveforms)
         if waveforms.ndim == 2:
             waveforms = waveforms[:, None]
-        length = self.feature_config.n_samples
+        rate, length = self.feature_config.sample_rate, self.feature_config.n_samples
         chunks = []
         with torch.inference_mode():
             for i in range(0, len(waveforms), batch_size):
-                clips = pad_or_trim(waveforms[i:i + batch_size].to(self.device, torch.float32), length, mode="center")
+                clips = fit_clip(waveforms[i:i + batch_size].to(self.device, torch.float32), rate, rate, length)
                 chunks.append(penultimate(self.model, self.extractor(clips), batch_size, first_member_only))
         return torch.cat(chunks).clone() if chunks else torch.empty(0, 0)
 

@@ -136,8 +136,9 @@ def model_features(name: str, feature_config: FeatureConfig) -> FeatureConfig:
     return FeatureConfig(kind=kind, clip_seconds=feature_config.clip_seconds)
 
 
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """Returns the number of parameters of ``model`` (only those that train, when ``trainable_only``)."""
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Returns the number of parameters of ``model`` that train (all of them, frozen ones too, when not
+    ``trainable_only``)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 

@@ -26,6 +26,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from lib.audio import ACCEPTED_FORMATS
 from lib.device import DEVICE_CHOICES
 from lib.infer import Classifier, Prediction
 from lib.runs import RunError
@@ -84,7 +85,7 @@ def format_windows(prediction: Prediction) -> list[str]:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lib.predict", description="Classify audio files with a saved run.")
     p.add_argument("run", help="a run folder, or the name of a run under models/")
-    p.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, MP3)")
+    p.add_argument("files", nargs="+", help=f"audio files ({', '.join(ACCEPTED_FORMATS)})")
     p.add_argument("--top", type=int, default=3, help="classes to print per file (default 3)")
     p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} (default auto)")
     p.add_argument("--windows", action="store_true", help="also print each timeline window of files longer than one clip")

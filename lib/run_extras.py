@@ -96,7 +96,7 @@ def test_embedding(run_path: str | Path) -> tuple[np.ndarray, np.ndarray] | None
 
 def _main(argv: list[str] | None = None) -> int:
     """Backfill an old run from a folder of its test clips (see the module docstring)."""
-    from lib.audio import load_audio, pad_or_trim, resample, to_mono
+    from lib.audio import fit_clip, load_audio
     from lib.infer import Classifier
     from lib.runs import load_run
 
@@ -120,8 +120,7 @@ def _main(argv: list[str] | None = None) -> int:
 
     rate, n_samples = classifier.feature_config.sample_rate, classifier.feature_config.n_samples
 
-    clips = [pad_or_trim(to_mono(resample(*clip(p.index), rate)), n_samples, mode="center")
-             for p in report.predictions]
+    clips = [fit_clip(*clip(p.index), rate, n_samples) for p in report.predictions]
     waveforms = torch.stack(clips)  # (n, 1, n_samples)
     probabilities = classifier.predict_batch(waveforms)
     agree = float((probabilities.argmax(1).numpy() == np.array([p.pred for p in report.predictions])).mean())

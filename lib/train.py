@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lib.augment import AugmentConfig, TrainingClips, augment_batch, draw_augment
-from lib.augment.pipeline import to_int16
+from lib.audio import to_int16
 from lib.augment.power import NoiseBank, signal_power
 from lib.data import AudioDataset, Split, split_dataset
 from lib.device import describe_device, resolve_device
@@ -171,7 +171,8 @@ def power_dataset(dataset: AudioDataset, extractor: FeatureExtractor, indices: n
 
 def _int16_waveforms(dataset: AudioDataset, indices: np.ndarray, config: FeatureConfig, device: torch.device,
                      chunk: int = 2048) -> Tensor:
-    """The clips at ``indices`` as int16 ``(n, 1, n_samples)`` on ``device`` (:func:`lib.augment.pipeline.to_int16`)."""
+    """The clips at ``indices`` as int16 ``(n, 1, n_samples)`` on ``device`` (:func:`lib.audio.to_int16`: lossless
+    for clips decoded from 16-bit files; :func:`lib.audio.from_int16` gives the float clips back)."""
     indices = np.asarray(indices)
     out = torch.empty(len(indices), 1, config.n_samples, dtype=torch.int16, device=device)
     for rows, waveforms in _stream_clips(dataset, indices, config, device, chunk):
@@ -506,10 +507,9 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
             return features.contiguous(memory_format=memory_format), targets, labels
 
     run = _optimisation(trained, config, len(split.train), device)
-    n_parameters = count_parameters(model)
+    n_parameters = count_parameters(model, trainable_only=False)
     yield StartEvent(len(split.train), len(split.validation), len(split.test), n_parameters,
-                     describe_device(device), run.total_steps, mode != "waveform", mode,
-                     count_parameters(model, trainable_only=True))
+                     describe_device(device), run.total_steps, mode != "waveform", mode, count_parameters(model))
     outcome = yield from _epochs(trained, training_batch, len(split.train), run, config, device, validation, stop,
                                  generator)
     if trained is not model and outcome.best["state"] is not None:  # the best head, inside the whole model

@@ -210,6 +210,66 @@ def test_absurd_rates_are_refused_with_a_message():
         audio.resample(torch.zeros(1, 10), 0, 16000)
 
 
+def test_resample_kernel_is_computed_once_and_works_under_inference_mode_and_autograd():
+    import torchaudio
+
+    clip = stereo_clip()
+    assert torch.equal(audio.resample(clip, 44100, 16000), torchaudio.transforms.Resample(441, 160)(clip))
+    with torch.inference_mode():
+        audio.resample(torch.rand(1, 100), 12000, 16000)  # the first kernel of a pair made in inference mode
+    x = torch.rand(1, 1200, requires_grad=True)
+    audio.resample(x, 12000, 16000).sum().backward()  # ... is a normal tensor outside it
+    assert x.grad.shape == (1, 1200)
+    assert audio.resample(clip.double(), 44100, 16000).dtype == torch.float64
+
+
+# ---------------------------------------------------------------------------------------- the clip a model reads
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100])
+@pytest.mark.parametrize("shape", [(1, None), (2, None), (3, 2, None)])
+def test_fit_clip_is_mono_then_resample_then_centre(rate, shape):
+    waveform = torch.rand(*shape[:-1], int(rate * 0.7), generator=torch.Generator().manual_seed(rate)) - 0.5
+    out = audio.fit_clip(waveform, rate, 16000, 16000)
+    assert out.shape == (*shape[:-2], 1, 16000)
+    expected = audio.pad_or_trim(audio.resample(audio.to_mono(waveform), rate, 16000), 16000, mode="center")
+    assert torch.equal(out, expected)  # one order, bit for bit
+    longer = audio.fit_clip(waveform, rate, 16000, 4000)  # trimmed: the middle
+    assert torch.equal(longer, audio.pad_or_trim(audio.resample(audio.to_mono(waveform), rate, 16000), 4000))
+    whole = audio.fit_clip(waveform, rate, 16000)  # no length: the recording at the model's rate
+    assert whole.shape == (*shape[:-2], 1, math.ceil(waveform.shape[-1] * 16000 / rate))
+
+
+def test_fit_clip_of_a_mono_vector_and_bad_input():
+    x = tone(seconds=0.25)
+    assert torch.equal(audio.fit_clip(x, SR, SR, 8000), audio.pad_or_trim(x[None], 8000))  # (time,) -> (1, 8000)
+    assert torch.equal(audio.fit_clip(x, SR, SR), x[None])
+    with pytest.raises(ValueError, match="num_samples"):
+        audio.fit_clip(x, SR, SR, 0)
+    with pytest.raises(ValueError, match="no samples"):
+        audio.fit_clip(torch.zeros(2, 0), SR, SR, 100)
+    with pytest.raises(ValueError, match="positive"):
+        audio.fit_clip(x, 0, SR, 100)
+
+
+def test_int16_scale_round_trips_and_clips():
+    k = torch.arange(-32768, 32768, dtype=torch.int16)
+    assert torch.equal(audio.to_int16(audio.from_int16(k)), k)  # every int16 comes back exactly
+    assert audio.from_int16(k).min() == -1.0 and audio.from_int16(k).max() == 32767 / 32768
+    assert audio.to_int16(torch.tensor([1.0, 2.0, -1.0, -3.0, 0.5])).tolist() == [32767, 32767, -32768, -32768,
+                                                                                  16384]
+    samples = np.array([[-32768], [-1], [0], [12345], [32767]], dtype=np.int16)
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, SR, subtype="PCM_16", format="WAV")
+    decoded, _ = audio.load_audio(buffer.getvalue())  # soundfile reads int16 k as k / 32768 too
+    assert torch.equal(audio.to_int16(decoded), torch.from_numpy(samples.T.copy()))
+
+
+def test_one_list_of_audio_formats():
+    assert audio.AUDIO_EXTENSIONS == (".wav", ".flac", ".ogg", ".mp3")
+    assert audio.ACCEPTED_FORMATS == ("WAV", "FLAC", "OGG", "MP3")
+
+
 # ---------------------------------------------------------------------------------------- pad / trim
 
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lib.builtin import SILENCE_LABEL, UNKNOWN_LABEL, BuiltinSpec, builtin_folder, generate_builtin
+from lib.builtin import BuiltinSpec, builtin_folder, generate_builtin
+from lib.catalog import SILENCE_LABEL, UNKNOWN_LABEL
 from tests.conftest import TINY_SPEC
 
 

@@ -46,6 +46,53 @@ def test_folder_dataset_lists_failures(folder):
     assert rate == 16000 and abs(clip.shape[-1] - ds.durations[1] * 16000) <= 1
 
 
+def test_to_tensor_fits_each_clip_with_fit_clip(folder):
+    from lib.audio import fit_clip
+    from lib.dataset import AudioDataset, ClipDataset
+
+    ds = load_folder(folder)
+    assert isinstance(ds, AudioDataset) and isinstance(ds, ClipDataset)
+    for rate, n_samples in ((16000, 8000), (22050, 11025)):
+        expected = torch.stack([fit_clip(w, r, rate, n_samples) for w, r in zip(ds.waveforms, ds.sample_rates)])
+        assert torch.equal(ds.to_tensor(rate, n_samples), expected)
+    sub = ds.subset(np.array([4, 1]))
+    assert torch.equal(sub.to_tensor(16000, 8000), ds.to_tensor(16000, 8000, np.array([4, 1])))
+    assert sub.class_counts() == {"high": 1, "low": 1} and sub.n_classes == 2
+
+
+def test_one_class_counts():
+    from lib.dataset import class_counts
+
+    assert class_counts(np.array([2, 0, 2]), ["a", "b", "c"]) == {"a": 1, "b": 0, "c": 2}
+
+
+def test_dataset_modules_import_at_the_top_without_a_cycle():
+    """lib's dataset modules import each other at module top only (no import hidden in a function), and the
+    imports form no cycle: dataset <- catalog <- diskcache <- data."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "lib"
+    modules = ("audio", "dataset", "catalog", "diskcache", "builtin", "download", "data")
+    graph = {}
+    for name in modules:
+        tree = ast.parse((root / f"{name}.py").read_text())
+        top = {node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))}
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lib"):
+                targets = [node.module] if node.module != "lib" else [f"lib.{a.name}" for a in node.names]
+                assert node in top, f"lib/{name}.py imports {targets} inside a function"
+                imported |= {t.split(".")[1] for t in targets}
+        graph[name] = imported & set(modules)
+    assert graph["dataset"] == {"audio"}
+    done: list[str] = []
+    while len(done) < len(graph):  # topological order exists <=> no cycle
+        ready = [m for m in graph if m not in done and graph[m] <= set(done)]
+        assert ready, f"import cycle among {sorted(set(graph) - set(done))}"
+        done += ready
+
+
 def test_folder_errors(tmp_path):
     with pytest.raises(DatasetError, match="folder not found"):
         load_folder(tmp_path / "missing")

@@ -12,7 +12,7 @@ import torch
 
 import lib.diskcache as diskcache
 from lib.catalog import LOADERS, SILENCE_LABEL
-from lib.data import DatasetError
+from lib.dataset import ClipDataset, DatasetError
 from lib.diskcache import CachedDataset, build_cache, cache_folder, cached_dataset, open_cache
 from lib.features import FeatureConfig
 from lib.train import TrainConfig, run_training
@@ -72,6 +72,32 @@ def test_reused_when_present_and_rebuilt_on_demand(roots, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [first.folder.name]  # no staging left
 
 
+def test_rows_are_the_fitted_clips_as_int16(tmp_path):
+    """A cache row is exactly lib.audio.fit_clip of the clip, stored as lib.audio.to_int16 (one rule, one scale)."""
+    import soundfile as sf
+
+    from lib.audio import fit_clip, from_int16, load_audio, to_int16
+    from lib.catalog import ClipRef, DatasetIndex
+
+    generator = torch.Generator().manual_seed(3)
+    clips = []
+    for i, (rate, seconds) in enumerate(((16000, 0.7), (22050, 1.3), (44100, 0.9))):
+        path = tmp_path / "files" / f"{i}.wav"
+        path.parent.mkdir(exist_ok=True)
+        sf.write(path, (torch.rand(int(rate * seconds), 2, generator=generator) - 0.5).numpy(), rate)
+        clips.append(ClipRef(str(path), "a" if i % 2 else "b", str(path)))
+    clips.append(ClipRef(clips[2].path, "a", "segment", None, 0.2, 0.5))  # a segment of a file
+    index = DatasetIndex("files", "files", {"kind": "catalog", "key": "files", "root": str(tmp_path)}, ["a", "b"],
+                         clips)
+    cached = build_cache(index, tmp_path / "cache", 16000, 1.0, workers=2)
+    rows = torch.from_numpy(np.fromfile(cached.folder / "waveforms.int16", dtype=np.int16).reshape(len(clips), -1))
+    for row, clip in enumerate(clips):
+        waveform, rate = load_audio(clip.path)
+        first, last = clip.frames(rate, waveform.shape[-1])
+        assert torch.equal(rows[row], to_int16(fit_clip(waveform[:, first:last], rate, 16000, 16000))[0])
+    assert torch.equal(cached.to_tensor(16000, 16000)[:, 0], from_int16(rows))
+
+
 def test_to_tensor_clip_and_subset(roots, tmp_path):
     cached = cached_dataset("speech_commands_v2_12", roots["speech_commands"], tmp_path, 16000, 1.0)
     assert cached.class_names[-1] == SILENCE_LABEL and len(cached) == 40 + 14
@@ -84,7 +110,7 @@ def test_to_tensor_clip_and_subset(roots, tmp_path):
     assert cached.clip(short, 8000)[0].shape == (1, 6400)
     row = cached.to_tensor(16000, 16000, np.array([short]))[0, 0]
     assert torch.equal(row[1600:1600 + 12800], waveform[0]) and row[:1600].abs().max() == 0
-    assert len(cached.waveforms) == 54 and torch.equal(cached.waveforms[short], waveform)
+    assert isinstance(cached, ClipDataset) and not hasattr(cached, "waveforms")  # clips come through clip()
     sub = cached.subset(np.array([short, 0]))
     assert len(sub) == 2 and sub.paths == [cached.paths[short], cached.paths[0]]
     assert sub.labels.tolist() == [cached.labels[short], cached.labels[0]] and sub.folds[0] == cached.folds[short]

@@ -118,6 +118,22 @@ def test_short_clip_is_one_padded_window(classifier, reference, tiny_dataset):
     np.testing.assert_allclose(prediction.probabilities, expected.numpy(), atol=1e-5)
 
 
+def test_a_clip_is_fitted_by_fit_clip_as_the_dataset_does(classifier, tiny_dataset):
+    from lib.audio import fit_clip
+
+    waveform, rate = _clip(tiny_dataset, 9)
+    stereo = torch.stack([waveform[0], 0.5 * waveform[0]])
+    stereo = resample(stereo, rate, 22050)[..., 2000:2000 + 18000]  # (2, 18000) at 22.05 kHz: 0.82 s
+    clip = fit_clip(stereo, 22050, 16000, 16000)  # (1, 16000)
+    with torch.inference_mode():
+        expected = classifier.clip_probabilities(clip[None]).numpy()[0]
+    assert np.array_equal(classifier.predict(stereo, 22050).probabilities, expected)
+    at_rate = classifier.predict_batch(fit_clip(stereo, 22050, 16000)[None])  # (1, 1, 13061): centre padded
+    assert np.array_equal(at_rate[0].numpy(), expected)
+    two_channels = classifier.predict_batch(clip.expand(2, 2, 16000))  # channels mixed to mono first
+    assert torch.allclose(two_channels, at_rate.expand(2, -1))
+
+
 def test_resampled_input_gives_close_prediction(classifier, tiny_dataset):
     waveform, rate = _clip(tiny_dataset, 7)
     assert rate == 16000

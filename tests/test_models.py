@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from lib.models import MODELS, ModelSpec, build_model, count_parameters, model_summaries, register
 
-NAMES = sorted(MODELS)
+NAMES = sorted(name for name, spec in MODELS.items() if spec.feature_kind is None)  # models for any features
 SHAPES = [(40, 101), (64, 51), (40, 201)]
 
 
@@ -64,6 +64,19 @@ def test_count_parameters_matches_manual_sum(name):
     first = next(model.parameters())
     first.requires_grad_(False)
     assert count_parameters(model) == sum(p.numel() for p in model.parameters()) - first.numel()
+    assert count_parameters(model, trainable_only=False) == sum(p.numel() for p in model.parameters())
+
+
+def test_a_model_that_reads_its_own_features():
+    from lib.features import FeatureConfig
+    from lib.models import model_features
+
+    assert MODELS["speech_embedding"].feature_kind == "speech_embedding"
+    mine = FeatureConfig(n_mels=64, clip_seconds=1.5)
+    assert model_features("kws_resnet", mine) is mine
+    own = model_features("speech_embedding", mine)
+    assert own.kind == "speech_embedding" and own.n_mels == 32 and own.clip_seconds == 1.5
+    assert {row["name"] for row in model_summaries()} == set(MODELS)
 
 
 def test_unknown_model_raises_listing_names():
@@ -116,7 +129,10 @@ def test_model_summaries():
     for row in rows:
         assert set(row) == {"name", "description", "parameters"}
         assert row["description"] and "\n" not in row["description"]
-        assert row["parameters"] == count_parameters(build_model(row["name"], 10, 40, 101))
+        if MODELS[row["name"]].feature_kind is None:
+            assert row["parameters"] == count_parameters(build_model(row["name"], 10, 40, 101))
+        else:  # built for its own features
+            assert row["parameters"] == count_parameters(build_model(row["name"], 10, 32, 157, pretrained=False))
 
 
 def test_no_streamlit_import():

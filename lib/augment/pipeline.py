@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from lib.audio import from_int16, to_int16
 from lib.augment.config import AugmentConfig
 from lib.augment.power import (NoiseBank, PowerDraw, apply_power_augment, cached_noise_bank, draw_power_augment,
                                render_power_augment, signal_power)
@@ -29,10 +30,9 @@ from lib.augment.spectrogram import (apply_mixup, apply_spec_masks, apply_warp, 
 from lib.augment.waveform import WaveformDraw, apply_waveform_augment, draw_waveform_augment, time_shift
 from lib.features import FeatureConfig, FeatureExtractor
 
-__all__ = ["AugmentDraw", "draw_augment", "TrainingClips", "to_int16", "INT16_SCALE", "augment_batch",
+__all__ = ["AugmentDraw", "draw_augment", "TrainingClips", "augment_batch",
            "augmented_waveforms", "source_features", "feature_steps", "mix", "AugmentPreview", "preview_augment"]
 
-INT16_SCALE = 32767  # training waveforms are kept as int16: float = int16 / INT16_SCALE
 
 
 @dataclass
@@ -87,11 +87,6 @@ def draw_augment(config: AugmentConfig, feature_config: FeatureConfig, batch_siz
     return draw
 
 
-def to_int16(waveforms: Tensor) -> Tensor:
-    """Waveforms as training keeps them: ``(..., time)`` float in [-1, 1] -> int16 (times :data:`INT16_SCALE`)."""
-    return (waveforms.clamp(-1, 1) * INT16_SCALE).round().to(torch.int16)
-
-
 @dataclass
 class TrainingClips:
     """The clips batches are made from, in the form their source stage needs, on the training device.
@@ -102,7 +97,7 @@ class TrainingClips:
         features: ``(n, 1, bins, frames)`` (source ``"features"``).
         power: ``(n, 1, power_bins, frames)`` power spectrograms and ``clip_power`` ``(n,)`` their clips' mean
             squares (source ``"power"``), with ``noise_bank`` (None when no clip gets noise).
-        waveforms: ``(n, 1, n_samples)`` int16 (:func:`to_int16`; source ``"waveform"``).
+        waveforms: ``(n, 1, n_samples)`` int16 (:func:`lib.audio.to_int16`; source ``"waveform"``).
     """
 
     config: AugmentConfig
@@ -136,7 +131,7 @@ class TrainingClips:
 
 def augmented_waveforms(clips: TrainingClips, index: Tensor, draw: AugmentDraw) -> Tensor:
     """The waveform steps of ``draw`` on the clips at ``index (batch,)``: ``(batch, 1, n_samples)`` float."""
-    return apply_waveform_augment(clips.waveforms[index].float() / INT16_SCALE, draw.waveform)
+    return apply_waveform_augment(from_int16(clips.waveforms[index]), draw.waveform)
 
 
 @torch.no_grad()
