@@ -26,6 +26,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO, Sequence, Union
 
+import numpy as np
 import soundfile as sf
 import torch
 import torch.nn.functional as F
@@ -33,7 +34,7 @@ import torchaudio.functional
 from torch import Tensor
 
 __all__ = [
-    "ACCEPTED_FORMATS", "NOISE_KINDS", "AudioDecodeError",
+    "ACCEPTED_FORMATS", "NOISE_KINDS", "AudioDecodeError", "MAX_CHANNELS", "MAX_DECODED_SAMPLES",
     "load_audio", "save_wav", "wav_bytes", "duration_seconds",
     "to_mono", "to_channels", "resample", "resample_rates", "MAX_RATE_TERM", "pad_or_trim", "center_pad_or_trim",
     "draw_shifts", "draw_uniform", "seconds_to_samples", "shift_samples", "time_shift",
@@ -46,6 +47,8 @@ NOISE_KINDS: tuple[str, ...] = ("white", "pink", "brown")
 AudioSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
 
 _EPS = 1e-12
+MAX_CHANNELS = 64                    # more channels than any recording of a classroom needs
+MAX_DECODED_SAMPLES = 120_000_000    # samples of all channels decoded at most (480 MB of float32: 2 h of mono 16 kHz)
 MAX_RATE_TERM = 1000  # resample between rates whose ratio's terms are at most this (the kernel stays a few MB)
 _PAD_MODES = ("left", "center", "random")
 _SHIFT_MODES = ("roll", "zero")
@@ -98,20 +101,36 @@ def load_audio(source: AudioSource) -> tuple[Tensor, int]:
         tuple[Tensor, int]: ``waveform`` float32 ``(channels, time)`` with samples in [-1, 1] for integer
         formats, and ``sample_rate`` in Hz.
 
+    Decoding is bounded whatever the header says: at most :data:`MAX_CHANNELS` channels and
+    :data:`MAX_DECODED_SAMPLES` samples over all channels are ever decoded.
+
     Raises:
-        AudioDecodeError: The file is missing, empty, not audio, corrupt, or holds no samples.
+        AudioDecodeError: The file is missing, empty, not audio, corrupt, holds no samples, or has more
+            channels or samples than the limits (the message says how long a recording may be).
     """
     data, name = _read_source(source)
     if not data:
         raise AudioDecodeError("the file is empty", name)
     try:
-        samples, sample_rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        with sf.SoundFile(io.BytesIO(data)) as audio:
+            channels, sample_rate = audio.channels, audio.samplerate
+            if channels > MAX_CHANNELS:
+                raise AudioDecodeError(f"it has {channels} channels (at most {MAX_CHANNELS}): mix it down to mono "
+                                       "or stereo first", name)
+            most = MAX_DECODED_SAMPLES // channels  # frames; a header may lie about its length, so read one more
+            samples = audio.read(most + 1, dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError, EOFError) as error:
+        if isinstance(error, AudioDecodeError):
+            raise
         detail = str(error).split(": ", 1)[-1].strip().rstrip(".") or type(error).__name__
         raise AudioDecodeError(f"not a readable audio file ({detail})", name) from error
+    if len(samples) > most:
+        raise AudioDecodeError(f"it is too long to classify at once (more than {most / sample_rate / 60:,.0f} "
+                               f"minutes at {sample_rate:,} Hz with {channels} channel(s)): cut it into shorter "
+                               "files", name)
     if samples.size == 0:
         raise AudioDecodeError("the audio has no samples", name)
-    return torch.from_numpy(samples.T.copy()), int(sample_rate)
+    return torch.from_numpy(np.ascontiguousarray(samples.T)), int(sample_rate)  # mono: no copy
 
 
 def _as_2d(waveform: Tensor) -> Tensor:

@@ -37,9 +37,10 @@ from lib.features import FeatureConfig, FeatureExtractor
 from lib.models import Ensemble, build_model
 from lib.runs import RunError, load_run
 
-__all__ = ["Classifier", "Prediction", "penultimate", "WINDOW_BATCH"]
+__all__ = ["Classifier", "Prediction", "penultimate", "WINDOW_BATCH", "MAX_MODEL_VALUES"]
 
 WINDOW_BATCH = 256  # windows of a long recording classified at a time (bounded memory whatever its length)
+MAX_MODEL_VALUES = 50_000_000  # weights and buffers a run's config.json may ask for (200 MB of float32; models: < 1 M)
 
 
 @dataclass
@@ -218,9 +219,16 @@ class Classifier:
         if not isinstance(model_kwargs, dict):
             raise fail("has invalid model_kwargs", TypeError(f"expected an object, got {type(model_kwargs).__name__}"))
         try:
+            with torch.device("meta"):  # sized first, without allocating: a tampered width must not cost gigabytes
+                sized = build_model(str(config["model"]), len(class_names), feature_config.n_bins,
+                                    feature_config.n_frames, **model_kwargs)
+            n_values = sum(t.numel() for t in (*sized.parameters(), *sized.buffers()))
+            if n_values > MAX_MODEL_VALUES:
+                raise ValueError(f"{n_values:,} weights, more than the {MAX_MODEL_VALUES:,} a run may have "
+                                 "(check model_kwargs and class_names)")
             model = build_model(str(config["model"]), len(class_names), feature_config.n_bins,
                                 feature_config.n_frames, **model_kwargs)
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, RuntimeError) as error:
             raise fail(f"names a model that cannot be built ({config['model']!r})", error) from error
         try:
             model.load_state_dict(run.state_dict)
@@ -323,8 +331,8 @@ class Classifier:
                 raise ValueError("the waveform has non-finite samples (NaN or infinity): nothing to classify")
             duration = waveform.shape[-1] / sample_rate
             mono = waveform.to(self.device, torch.float32)
-            if mono.ndim == 2:
-                mono = mono.mean(dim=0)  # (time,): mixing first makes resampling cheaper (both are linear)
+            if mono.ndim == 2:  # (time,): mixing first makes resampling cheaper (both are linear); one channel: a view
+                mono = mono[0] if mono.shape[0] == 1 else mono.mean(dim=0)
             mono = resample(mono, int(sample_rate), rate)
             starts = self.window_starts(mono.shape[-1], hop_seconds)
             segments = sound_segments(mono.cpu().numpy(), rate)
