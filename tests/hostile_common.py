@@ -40,13 +40,15 @@ def plant_secret(folder: Path) -> Path:
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    """Every file and folder under ``root`` (links not followed): ``relative path -> (size, mtime_ns)``."""
+    """Every file and folder under ``root`` (links not followed): ``relative path -> (size, mtime_ns)`` of files
+    and links, ``(0, 0)`` for folders (a write probe may touch a folder's time)."""
     out = {}
     for folder, dirs, files in os.walk(root):
         for name in dirs + files:
             path = Path(folder) / name
             info = path.lstat()
-            out[str(path.relative_to(root))] = (info.st_size if not path.is_dir() else 0, info.st_mtime_ns)
+            out[str(path.relative_to(root))] = (0, 0) if path.is_dir() and not path.is_symlink() else (
+                info.st_size, info.st_mtime_ns)
     return out
 
 
