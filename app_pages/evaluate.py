@@ -33,10 +33,10 @@ REPORT_KEYS = ("accuracy", "confusion_matrix", "class_names", "per_class", "macr
 
 # ----------------------------------------------------------------------------------------------- helpers
 def guarded(run: RunInfo, what: str, draw: Callable[[], None]) -> None:
-    """Draw a section; a malformed run file shows an error instead of a traceback."""
+    """Draw a section; a malformed run file (or one the model cannot read) shows an error instead of a traceback."""
     try:
         draw()
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError, OSError) as error:
         st.error(f"Cannot show the {what} of run '{run.run_id}': its files are malformed ({error!r}). "
                  "Retrain it, or delete it on the Runs page.")
 

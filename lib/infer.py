@@ -39,7 +39,7 @@ from lib.runs import RunError, load_run
 
 __all__ = ["Classifier", "Prediction", "penultimate", "WINDOW_BATCH", "MAX_MODEL_VALUES"]
 
-WINDOW_BATCH = 256  # windows of a long recording classified at a time (bounded memory whatever its length)
+WINDOW_BATCH = 64  # windows of a long recording classified at a time (bounded memory whatever its length: ~80 MB)
 MAX_MODEL_VALUES = 50_000_000  # weights and buffers a run's config.json may ask for (200 MB of float32; models: < 1 M)
 
 
