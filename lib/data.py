@@ -155,7 +155,8 @@ def _build(name: str, source: dict, entries, progress, class_names: list[str] | 
         folds=[e[3] for e in decoded] if has_folds else None, failed=failed)
 
 
-def load_folder(root: str | Path, progress: ProgressCallback | None = None, roots=None) -> AudioDataset:
+def load_folder(root: str | Path, progress: ProgressCallback | None = None,
+                roots: tuple[Path, ...] | None = None) -> AudioDataset:
     """A folder with one sub-folder per class (``root/<label>/*.wav``); labels come from folder names.
 
     Each file is its own group. Raises :class:`DatasetError` when the folder is missing or holds no audio, and
@@ -179,7 +180,7 @@ def load_folder(root: str | Path, progress: ProgressCallback | None = None, root
 
 
 def load_csv(csv_path: str | Path, root: str | Path | None = None,
-             progress: ProgressCallback | None = None, roots=None) -> AudioDataset:
+             progress: ProgressCallback | None = None, roots: tuple[Path, ...] | None = None) -> AudioDataset:
     """A CSV manifest with columns ``path`` and ``label`` and optional ``group`` and ``fold``.
 
     Relative paths are resolved against ``root`` (default: the CSV's folder). Missing files are listed in
@@ -267,7 +268,7 @@ def catalog_cache_args(source: dict, data_dir: str | Path = "data") -> dict:
 
 
 def load_source(source: dict, data_dir: str | Path = "data", progress: ProgressCallback | None = None,
-                builtin_cache: str | Path | None = None, roots=None) -> AudioDataset:
+                builtin_cache: str | Path | None = None, roots: tuple[Path, ...] | None = None) -> AudioDataset:
     """Open the dataset a source describes: the dict :attr:`AudioDataset.source` and saved runs record.
 
     Args:

@@ -86,7 +86,7 @@ def test_a_pickle_with_code_in_model_pt_is_never_run(tmp_path):
             return (os.system, (f"touch {marker}",))
 
     path = save_untrained_run(tmp_path, "t")
-    (path / "model.pt").write_bytes(pickle.dumps(Evil()))
+    (path / "model.pt").write_bytes(pickle.dumps(Evil(), protocol=2))
     with pytest.raises(RunError, match="model.pt"):
         Classifier.from_run(path)
     assert not marker.exists()
