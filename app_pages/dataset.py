@@ -79,9 +79,13 @@ def _open_csv() -> None:
         st.session_state["ds_form_error"] = "Type the path of a CSV manifest first."
         return
     path = _confined(path, "CSV manifest")
-    root = _confined(root, "root folder") if root and path else root
-    if path is not None and (root is not None or not st.session_state.get("ds_csv_root", "").strip()):
-        _set_source({"kind": "csv", "path": path, "root": root})
+    if path is None:
+        return
+    if root is not None:
+        root = _confined(root, "root folder")
+        if root is None:
+            return
+    _set_source({"kind": "csv", "path": path, "root": root})
 
 
 def _back_to_builtin() -> None:
@@ -162,7 +166,7 @@ def _fetch(key: str, **how) -> None:
         else:
             st.error(f"Could not get {name}: {error.problem}")
         return
-    except (DatasetError, ValueError, OSError) as error:  # ValueError: a path outside the allowed folders
+    except (ValueError, OSError) as error:  # DatasetError, or a path outside the allowed folders
         bar.empty()
         st.error(f"Could not get {name}: {error}")
         return

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lib.audio import AudioSource, load_audio, pad_or_trim, resample
+from lib.audio import AudioSource, load_audio, pad_or_trim, resample, resample_rates
 from lib.detect import Detection, detection_windows, group_detections, sound_segments
 from lib.device import resolve_device
 from lib.features import FeatureConfig, FeatureExtractor
@@ -41,6 +41,7 @@ __all__ = ["Classifier", "Prediction", "penultimate", "WINDOW_BATCH", "MAX_MODEL
 
 WINDOW_BATCH = 64  # windows of a long recording classified at a time (bounded memory whatever its length: ~80 MB)
 FINITE_CHUNK = 1 << 22  # samples checked for NaN and infinity at a time
+RESAMPLE_BLOCK_SECONDS = 60.0  # a long recording is resampled about a minute at a time
 MAX_MODEL_VALUES = 50_000_000  # weights and buffers a run's config.json may ask for (200 MB of float32; models: < 1 M)
 
 
@@ -145,6 +146,36 @@ def penultimate(model: nn.Module, features: Tensor, batch_size: int = 512, first
         for hook in hooks:
             hook.remove()
     return torch.cat(chunks) if chunks else torch.empty(0, 0)
+
+
+def resample_long(mono: Tensor, orig_sr: int, new_sr: int) -> Tensor:
+    """:func:`lib.audio.resample` of a long ``(time,)`` recording, about :data:`RESAMPLE_BLOCK_SECONDS` at a time.
+
+    Each block is resampled with enough neighbouring samples on both sides for torchaudio's sinc kernel (its
+    ``lowpass_filter_width`` 6 and ``rolloff`` 0.99), starting on a multiple of the ratio's input term, so the result
+    matches resampling the whole recording (to float rounding) while the padded copies torchaudio makes stay one
+    block long instead of the recording's length.
+
+    Returns:
+        Tensor: ``(ceil(time * new / orig),)`` for the ratio ``orig / new`` of :func:`lib.audio.resample_rates`.
+    """
+    orig, new = resample_rates(orig_sr, new_sr)
+    block = max(1, round(RESAMPLE_BLOCK_SECONDS * orig_sr / orig)) * orig  # input samples, a multiple of orig
+    length = mono.shape[-1]
+    if orig == new or length <= 2 * block:
+        return resample(mono, orig_sr, new_sr)
+    width = math.ceil(6 * orig / (min(orig, new) * 0.99))  # the kernel's reach, in input samples
+    context = (width // orig + 2) * orig
+    out = torch.empty(math.ceil(new * length / orig), dtype=mono.dtype, device=mono.device)
+    for start in range(0, length, block):
+        lo = start - context
+        piece = mono[max(lo, 0):min(start + block + context, length)]
+        if lo < 0:
+            piece = torch.nn.functional.pad(piece, (-lo, 0))
+        first, last = start // orig * new, min((start + block) // orig * new, len(out))
+        offset = context // orig * new
+        out[first:last] = resample(piece, orig_sr, new_sr)[offset:offset + last - first]
+    return out
 
 
 def _as_device(device: str | torch.device) -> torch.device:
@@ -335,7 +366,7 @@ class Classifier:
             mono = waveform.to(self.device, torch.float32)
             if mono.ndim == 2:  # (time,): mixing first makes resampling cheaper (both are linear); one channel: a view
                 mono = mono[0] if mono.shape[0] == 1 else mono.mean(dim=0)
-            mono = resample(mono, int(sample_rate), rate)
+            mono = resample_long(mono, int(sample_rate), rate)
             starts = self.window_starts(mono.shape[-1], hop_seconds)
             segments = sound_segments(mono.cpu().numpy(), rate)
             windows = detection_windows(segments, mono.shape[-1] / rate, window_sec) if len(starts) > 1 else []

@@ -206,3 +206,13 @@ def test_hostile_archives_extract_nothing(tmp_path, monkeypatch, case):
     with pytest.raises(DownloadError, match=words):
         extract(archive, tmp_path / "data" / "set")
     assert snapshot(tmp_path) == before  # nothing extracted, no staging folder left
+
+
+@pytest.mark.parametrize("rate", [48000, 44100, 8000, 44101])
+def test_long_recordings_are_resampled_a_block_at_a_time_as_if_whole(monkeypatch, rate):
+    import lib.infer as infer
+
+    monkeypatch.setattr(infer, "RESAMPLE_BLOCK_SECONDS", 1.0)
+    samples = torch.from_numpy(_noise(7.3, rate)[:, 0])
+    whole, blocks = resample(samples, rate, 16000), infer.resample_long(samples, rate, 16000)
+    assert blocks.shape == whole.shape and float((blocks - whole).abs().max()) < 1e-6
