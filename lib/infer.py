@@ -37,7 +37,7 @@ from lib.features import FeatureConfig, FeatureExtractor
 from lib.models import Ensemble, build_model
 from lib.runs import RunError, load_run
 
-__all__ = ["Classifier", "Prediction", "penultimate", "WINDOW_BATCH", "MAX_MODEL_VALUES"]
+__all__ = ["Classifier", "Prediction", "penultimate", "resample_long", "WINDOW_BATCH", "MAX_MODEL_VALUES"]
 
 WINDOW_BATCH = 64  # windows of a long recording classified at a time (bounded memory whatever its length: ~80 MB)
 FINITE_CHUNK = 1 << 22  # samples checked for NaN and infinity at a time
