@@ -16,6 +16,7 @@ from lib.catalog import CATALOG, SPEECH_COMMANDS_KEYWORDS, find_root, resolve_so
 from lib.data import DatasetError
 from lib.download import DownloadError, archive_path, dataset_folder, fetch_dataset
 from lib.infer import penultimate
+from lib.paths import PathNotAllowed, confine
 from lib.plots import fig_class_counts, fig_embedding, fig_histogram, image_spectrogram, image_waveform
 from lib.settings import settings
 from ui.common import (PROJECTIONS, active_dataset, active_run, dataset_features, default_builtin_spec,
@@ -50,12 +51,23 @@ def _open_builtin() -> None:
     _set_source({"kind": "builtin", "spec": asdict(spec)})
 
 
+def _confined(text: str, what: str) -> str | None:
+    """``text`` resolved inside the allowed folders (:func:`lib.paths.confine`), else None with the form's error."""
+    try:
+        return str(confine(text))
+    except PathNotAllowed as error:
+        st.session_state["ds_form_error"] = f"Cannot open this {what}: {error}."
+        return None
+
+
 def _open_folder() -> None:
     path = str(st.session_state.get("ds_folder", "")).strip()
     if not path:
         st.session_state["ds_form_error"] = "Type the path of a folder first."
         return
-    _set_source({"kind": "folder", "path": path})
+    path = _confined(path, "folder")
+    if path is not None:
+        _set_source({"kind": "folder", "path": path})
 
 
 def _open_csv() -> None:
@@ -64,6 +76,13 @@ def _open_csv() -> None:
     if not path:
         st.session_state["ds_form_error"] = "Type the path of a CSV manifest first."
         return
+    path = _confined(path, "CSV manifest")
+    if path is None:
+        return
+    if root is not None:
+        root = _confined(root, "root folder")
+        if root is None:
+            return
     _set_source({"kind": "csv", "path": path, "root": root})
 
 
@@ -145,13 +164,22 @@ def _fetch(key: str, **how) -> None:
         else:
             st.error(f"Could not get {name}: {error.problem}")
         return
-    except (DatasetError, OSError) as error:
+    except (ValueError, OSError) as error:  # DatasetError, or a path outside the allowed folders
         bar.empty()
         st.error(f"Could not get {name}: {error}")
         return
     bar.empty()
     _set_source(_catalog_source(key, root))
     st.rerun()
+
+
+def _catalog_path(text: str, what: str) -> str | None:
+    """``text`` resolved inside the allowed folders, else None after an ``st.error`` naming them."""
+    try:
+        return str(confine(text))
+    except PathNotAllowed as error:
+        st.error(f"Cannot use this {what}: {error}.")
+        return None
 
 
 def _catalog_chooser(source: dict) -> None:
@@ -185,16 +213,16 @@ def _catalog_chooser(source: dict) -> None:
             path = str(st.session_state.get("ds_cat_existing", "")).strip()
             if not path:
                 st.error("Type the path of the extracted dataset first.")
-            else:
-                _fetch(key, existing_root=path)
+            elif (folder := _catalog_path(path, "folder")) is not None:
+                _fetch(key, existing_root=folder)
     with t_archive:
         st.text_input("Archive file", key="ds_cat_archive", placeholder=f"/path/to/{card.archive_name}")
         if st.button("Extract this archive", key="ds_cat_use_archive"):
             path = str(st.session_state.get("ds_cat_archive", "")).strip()
             if not path:
                 st.error("Type the path of the archive first.")
-            else:
-                _fetch(key, local_archive=path)
+            elif (archive := _catalog_path(path, "archive")) is not None:
+                _fetch(key, local_archive=archive)
 
 
 # --------------------------------------------------------------------------------------- caches

@@ -16,6 +16,7 @@ from lib.data import AudioDataset, DatasetError
 from lib.evaluate import ClipPrediction, EvaluationReport, evaluate, load_segment, matching_clips
 from lib.features import FeatureConfig, extract
 from lib.infer import Classifier
+from lib.paths import PathNotAllowed, allowed_roots, confine
 from lib.plots import (fig_compare_curves, fig_confusion, fig_curves, fig_embedding, fig_prf,
                        fig_spectrogram)
 from lib.run_extras import mistake_clip, test_embedding
@@ -32,10 +33,10 @@ CHANGED = ("The dataset changed since this run was trained (other clips or class
 
 # ----------------------------------------------------------------------------------------------- helpers
 def guarded(run: RunInfo, what: str, draw: Callable[[], None]) -> None:
-    """Draw a section; a malformed run file shows an error instead of a traceback."""
+    """Draw a section; a malformed run file (or one the model cannot read) shows an error instead of a traceback."""
     try:
         draw()
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError, OSError) as error:
         st.error(f"Cannot show the {what} of run '{run.run_id}': its files are malformed ({error!r}). "
                  "Retrain it, or delete it on the Runs page.")
 
@@ -167,10 +168,15 @@ def show_mistakes(run: RunInfo, report: EvaluationReport) -> None:
         with columns[i % 3].container(border=True):
             st.markdown(f"true **{names[p.true]}** → predicted **{names[p.pred]}** ({p.confidence:.0%})")
             kept = mistake_clip(run.path, p.index)  # the run's own copy of the clip, else the clip in its file
-            path, start, end = (kept, 0.0, None) if kept else (Path(p.path), p.start_sec, p.end_sec)
             st.caption(clip_caption(p))
-            try:
+            try:  # either inside the run or the allowed folders
+                path, start, end = ((kept, 0.0, None) if kept else
+                                    (confine(p.path, (run.path, *allowed_roots())), p.start_sec, p.end_sec))
                 audio, spec = clip_view(str(path), path.stat().st_mtime, config.to_json(), start, end)
+            except PathNotAllowed:
+                st.warning(f"Not played: metrics.json of run '{run.run_id}' names a clip outside the run's folder "
+                           "and the allowed folders. Retrain the run or delete it on the Runs page.")
+                continue
             except (OSError, AudioDecodeError) as error:
                 st.warning(f"Cannot play {path.name}: the run kept no copy and the dataset's file is gone or "
                            f"unreadable ({error}). Open the dataset it was trained on on the Dataset page.")
@@ -195,11 +201,15 @@ def run_dataset(run: RunInfo) -> AudioDataset | None:
                         "the Dataset page to see the map.")
                 return None
             source = {"kind": "builtin", "spec": source["spec"]}
-        elif not Path(source.get("path") or source.get("root", "")).exists():
+        elif not confine(source.get("path") or source.get("root", "")).exists():
             st.info(f"The dataset this run was trained on is gone ({source.get('path') or source.get('root')}), so "
                     "its test clips cannot be mapped.")
             return None
         return load_dataset(source)
+    except PathNotAllowed:
+        st.info("The dataset this run was trained on lies outside the folders this app may read, so its test "
+                "clips cannot be mapped.")
+        return None
     except (DatasetError, ValueError, OSError, KeyError, TypeError) as error:
         st.info(f"Cannot open the dataset this run was trained on ({error}), so its test clips cannot be mapped.")
         return None
@@ -269,6 +279,18 @@ def cross_report(run_key: str, data_key: str, _classifier: Classifier, _dataset:
     return evaluate(_classifier, _dataset, keep)
 
 
+def confined_source(kind: str, text: str) -> dict | None:
+    """The source of a typed folder or CSV path inside the allowed folders; None (with an ``st.error`` naming
+    them when something was typed) otherwise."""
+    if not text.strip():
+        return None
+    try:
+        return {"kind": kind, "path": str(confine(text))}
+    except PathNotAllowed as error:
+        st.error(f"Cannot open this {'folder' if kind == 'folder' else 'CSV manifest'}: {error}.")
+        return None
+
+
 def show_cross(run: RunInfo) -> None:
     kinds = {"active": "The active dataset", "recordings": "My recordings", "folder": "A folder",
              "csv": "A CSV manifest"}
@@ -288,11 +310,11 @@ def show_cross(run: RunInfo) -> None:
     elif kind == "folder":
         path = st.text_input("Folder with one sub-folder per class", key="eval_cross_folder",
                              placeholder="/data/my_words")
-        source = {"kind": "folder", "path": path.strip()} if path.strip() else None
+        source = confined_source("folder", path)
     elif kind == "csv":
         path = st.text_input("CSV manifest (columns path and label)", key="eval_cross_csv",
                              placeholder="/data/my_words.csv")
-        source = {"kind": "csv", "path": path.strip()} if path.strip() else None
+        source = confined_source("csv", path)
     else:
         source = st.session_state["dataset_source"]
     wanted = {"run": run.run_id, "source": source_key(source) if source else None}

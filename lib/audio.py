@@ -21,6 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO, Union
 
+import numpy as np
 import soundfile as sf
 import torch
 import torch.nn.functional as F
@@ -28,10 +29,10 @@ import torchaudio.transforms
 from torch import Tensor, nn
 
 __all__ = [
-    "AUDIO_EXTENSIONS", "ACCEPTED_FORMATS", "INT16_SCALE", "AudioDecodeError",
+    "AUDIO_EXTENSIONS", "ACCEPTED_FORMATS", "INT16_SCALE", "AudioDecodeError", "MAX_CHANNELS", "MAX_DECODED_SAMPLES",
     "load_audio", "save_wav", "wav_bytes", "duration_seconds", "to_int16", "from_int16",
     "to_mono", "to_channels", "resample", "resample_rates", "MAX_RATE_TERM", "pad_or_trim", "center_pad_or_trim",
-    "fit_clip", "normalize_peak", "normalize_rms",
+    "resample_long", "RESAMPLE_BLOCK_SECONDS", "fit_clip", "normalize_peak", "normalize_rms",
 ]
 
 #: The audio files the workbench reads (``soundfile``), as file name suffixes: folders, uploads, recordings.
@@ -44,7 +45,10 @@ INT16_SCALE = 32768
 AudioSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
 
 _EPS = 1e-12
+MAX_CHANNELS = 64                    # more channels than any recording of a classroom needs
+MAX_DECODED_SAMPLES = 120_000_000    # samples of all channels decoded at most (480 MB of float32: 2 h of mono 16 kHz)
 MAX_RATE_TERM = 1000  # resample between rates whose ratio's terms are at most this (the kernel stays a few MB)
+RESAMPLE_BLOCK_SECONDS = 60.0  # a long recording is resampled about a minute at a time (lib.audio.resample_long)
 _PAD_MODES = ("left", "center", "random")
 
 
@@ -93,20 +97,36 @@ def load_audio(source: AudioSource) -> tuple[Tensor, int]:
         tuple[Tensor, int]: ``waveform`` float32 ``(channels, time)`` with samples in [-1, 1] for integer
         formats, and ``sample_rate`` in Hz.
 
+    Decoding is bounded whatever the header says: at most :data:`MAX_CHANNELS` channels and
+    :data:`MAX_DECODED_SAMPLES` samples over all channels are ever decoded.
+
     Raises:
-        AudioDecodeError: The file is missing, empty, not audio, corrupt, or holds no samples.
+        AudioDecodeError: The file is missing, empty, not audio, corrupt, holds no samples, or has more
+            channels or samples than the limits (the message says how long a recording may be).
     """
     data, name = _read_source(source)
     if not data:
         raise AudioDecodeError("the file is empty", name)
     try:
-        samples, sample_rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        with sf.SoundFile(io.BytesIO(data)) as audio:
+            channels, sample_rate = audio.channels, audio.samplerate
+            if channels > MAX_CHANNELS:
+                raise AudioDecodeError(f"it has {channels} channels (at most {MAX_CHANNELS}): mix it down to mono "
+                                       "or stereo first", name)
+            most = MAX_DECODED_SAMPLES // channels  # frames; a header may lie about its length, so read one more
+            samples = audio.read(most + 1, dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError, EOFError) as error:
+        if isinstance(error, AudioDecodeError):
+            raise
         detail = str(error).split(": ", 1)[-1].strip().rstrip(".") or type(error).__name__
         raise AudioDecodeError(f"not a readable audio file ({detail})", name) from error
+    if len(samples) > most:
+        raise AudioDecodeError(f"it is too long to classify at once (more than {most / sample_rate / 60:,.0f} "
+                               f"minutes at {sample_rate:,} Hz with {channels} channel(s)): cut it into shorter "
+                               "files", name)
     if samples.size == 0:
         raise AudioDecodeError("the audio has no samples", name)
-    return torch.from_numpy(samples.T.copy()), int(sample_rate)
+    return torch.from_numpy(np.ascontiguousarray(samples.T)), int(sample_rate)  # mono: no copy
 
 
 def _as_2d(waveform: Tensor) -> Tensor:
@@ -300,6 +320,38 @@ def resample(waveform: Tensor, orig_sr: int, new_sr: int) -> Tensor:
     return _resampler(orig_terms, new_terms, waveform.device, waveform.dtype)(waveform)
 
 
+def resample_long(waveform: Tensor, orig_sr: int, new_sr: int) -> Tensor:
+    """:func:`resample` of a long ``(..., time)`` recording, about :data:`RESAMPLE_BLOCK_SECONDS` at a time.
+
+    Each block is resampled with enough neighbouring samples on both sides for torchaudio's sinc kernel (its
+    ``lowpass_filter_width`` 6 and ``rolloff`` 0.99), starting on a multiple of the ratio's input term, so the result
+    matches resampling the whole recording (to float rounding) while the padded copies torchaudio makes stay one
+    block long instead of the recording's length.
+
+    Returns:
+        Tensor: ``(..., ceil(time * new / orig))`` for the ratio ``orig / new`` of :func:`resample_rates`; a clip
+        shorter than two blocks is simply :func:`resample`'d.
+    """
+    orig, new = resample_rates(orig_sr, new_sr)
+    block = max(1, round(RESAMPLE_BLOCK_SECONDS * orig_sr / orig)) * orig  # input samples, a multiple of orig
+    length = waveform.shape[-1]
+    if orig == new or length <= 2 * block:
+        return resample(waveform, orig_sr, new_sr)
+    width = math.ceil(6 * orig / (min(orig, new) * 0.99))  # the kernel's reach, in input samples
+    context = (width // orig + 2) * orig
+    out = torch.empty(*waveform.shape[:-1], math.ceil(new * length / orig), dtype=waveform.dtype,
+                      device=waveform.device)
+    for start in range(0, length, block):
+        lo = start - context
+        piece = waveform[..., max(lo, 0):min(start + block + context, length)]
+        if lo < 0:
+            piece = torch.nn.functional.pad(piece, (-lo, 0))
+        first, last = start // orig * new, min((start + block) // orig * new, out.shape[-1])
+        offset = context // orig * new
+        out[..., first:last] = resample(piece, orig_sr, new_sr)[..., offset:offset + last - first]
+    return out
+
+
 def fit_clip(waveform: Tensor, sample_rate: int, target_rate: int, num_samples: int | None = None) -> Tensor:
     """Make the clip a model reads: mix the channels to mono, resample to ``target_rate``, then centre pad with
     silence or centre trim to ``num_samples``, in that order (mixing first: resampling is linear, and one
@@ -326,7 +378,7 @@ def fit_clip(waveform: Tensor, sample_rate: int, target_rate: int, num_samples: 
     if waveform.shape[-1] == 0:
         raise ValueError(f"the waveform has no samples (shape {tuple(waveform.shape)})")
     mono = waveform if waveform.shape[-2] == 1 else to_mono(waveform)
-    mono = resample(mono, sample_rate, target_rate)
+    mono = resample_long(mono, sample_rate, target_rate)  # a long recording a minute at a time: bounded memory
     return mono if num_samples is None else center_pad_or_trim(mono, num_samples)
 
 

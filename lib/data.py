@@ -26,11 +26,13 @@ from lib.builtin import BuiltinSpec, builtin_name, generate_builtin
 from lib.dataset import AudioDataset, ClipDataset, DatasetError
 from lib.diskcache import cached_dataset
 from lib.settings import settings
+from lib.paths import confine, is_inside
 
 __all__ = ["DatasetError", "AudioDataset", "ClipDataset", "Split", "load_folder", "load_csv", "load_builtin",
            "load_source", "catalog_cache_args", "split_dataset", "fold_split"]
 
 ProgressCallback = Callable[[int, int], None]
+OUTSIDE = "outside the allowed folders (not read)"
 
 
 def _decode_all(entries: list[tuple[str, str, str, int | None]], progress: ProgressCallback | None):
@@ -69,12 +71,15 @@ def _build(name: str, source: dict, entries, progress, class_names: list[str] | 
         folds=[e[3] for e in decoded] if has_folds else None, failed=failed)
 
 
-def load_folder(root: str | Path, progress: ProgressCallback | None = None) -> AudioDataset:
+def load_folder(root: str | Path, progress: ProgressCallback | None = None,
+                roots: tuple[Path, ...] | None = None) -> AudioDataset:
     """A folder with one sub-folder per class (``root/<label>/*.wav``); labels come from folder names.
 
-    Each file is its own group. Raises :class:`DatasetError` when the folder is missing or holds no audio.
+    Each file is its own group. Raises :class:`DatasetError` when the folder is missing or holds no audio, and
+    :class:`lib.paths.PathNotAllowed` when ``roots`` is given and the folder lies outside them (files linked in
+    from outside them are then listed in ``failed``, never read).
     """
-    root = Path(root).expanduser()
+    root = confine(root, roots) if roots is not None else Path(root).expanduser()
     if not root.is_dir():
         raise DatasetError(f"folder not found: {root}. Give a folder with one sub-folder per class.")
     entries = [(str(p), sub.name, str(p), None)
@@ -83,30 +88,36 @@ def load_folder(root: str | Path, progress: ProgressCallback | None = None) -> A
     if not entries:
         raise DatasetError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in the class sub-folders of {root}. "
                            "Put each class's clips in a sub-folder named after the class.")
-    return _build(root.name, {"kind": "folder", "path": str(root)}, entries, progress)
+    outside = [(e[0], OUTSIDE) for e in entries if roots is not None and not is_inside(e[0], roots)]
+    entries = [e for e in entries if roots is None or is_inside(e[0], roots)]
+    dataset = _build(root.name, {"kind": "folder", "path": str(root)}, entries, progress)
+    dataset.failed = outside + dataset.failed
+    return dataset
 
 
 def load_csv(csv_path: str | Path, root: str | Path | None = None,
-             progress: ProgressCallback | None = None) -> AudioDataset:
+             progress: ProgressCallback | None = None, roots: tuple[Path, ...] | None = None) -> AudioDataset:
     """A CSV manifest with columns ``path`` and ``label`` and optional ``group`` and ``fold``.
 
     Relative paths are resolved against ``root`` (default: the CSV's folder). Missing files are listed in
-    ``failed``. Raises :class:`DatasetError` for a missing file, missing columns or no usable rows.
+    ``failed``. Raises :class:`DatasetError` for a missing file, missing columns or no usable rows; messages
+    never quote the file's text. With ``roots`` the manifest and its root must lie inside them
+    (:class:`lib.paths.PathNotAllowed`) and rows naming files outside them are listed in ``failed``, never read.
     """
-    csv_path = Path(csv_path).expanduser()
+    csv_path = confine(csv_path, roots) if roots is not None else Path(csv_path).expanduser()
     if not csv_path.is_file():
         raise DatasetError(f"CSV manifest not found: {csv_path}")
-    base = Path(root).expanduser() if root else csv_path.parent
+    base = (confine(root, roots) if roots is not None else Path(root).expanduser()) if root else csv_path.parent
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.DictReader(f))
     except (UnicodeDecodeError, csv.Error) as error:
-        raise DatasetError(f"{csv_path.name} is not a readable CSV file ({error})") from error
+        raise DatasetError(f"{csv_path.name} is not a readable CSV file (a text file in UTF-8 with a header "
+                           "line 'path,label')") from error
     columns = set(rows[0].keys()) if rows else set()
     missing = {"path", "label"} - columns
-    if missing:
-        raise DatasetError(f"{csv_path.name} lacks the column(s) {', '.join(sorted(missing))}; "
-                           f"it has {', '.join(sorted(c for c in columns if c)) or 'none'}. "
+    if missing:  # the header is not quoted back: the file may be anything readable
+        raise DatasetError(f"{csv_path.name} lacks the column(s) {', '.join(sorted(missing))} in its first line. "
                            "A manifest needs 'path' and 'label' (and may have 'group' and 'fold').")
     entries, failed, first_seen = [], [], {}
     for n, row in enumerate(rows, start=2):
@@ -119,6 +130,9 @@ def load_csv(csv_path: str | Path, root: str | Path | None = None,
         if seen[1] != label:  # one clip under two labels would train on both answers
             raise DatasetError(f"{csv_path.name} lists {path} twice with different labels: {seen[1]!r} on line "
                                f"{seen[0]} and {label!r} on line {n}. Keep one label per file.")
+        if roots is not None and not is_inside(full, roots):
+            failed.append((str(full), OUTSIDE))
+            continue
         if not full.is_file():
             failed.append((str(full), "file not found"))
             continue
@@ -126,7 +140,7 @@ def load_csv(csv_path: str | Path, root: str | Path | None = None,
         try:
             fold_value = int(fold) if fold else None
         except ValueError:
-            raise DatasetError(f"{csv_path.name} line {n}: fold must be a whole number, got {fold!r}") from None
+            raise DatasetError(f"{csv_path.name} line {n}: fold must be a whole number") from None
         entries.append((str(full), label, (row.get("group") or "").strip() or str(full), fold_value))
     if not entries:
         raise DatasetError(f"no usable rows in {csv_path.name}: {len(failed)} row(s) point to missing files "
@@ -167,7 +181,7 @@ def catalog_cache_args(source: dict, data_dir: str | Path | None = None) -> dict
 
 
 def load_source(source: dict, data_dir: str | Path | None = None, progress: ProgressCallback | None = None,
-                builtin_cache: str | Path | None = None) -> ClipDataset:
+                builtin_cache: str | Path | None = None, roots: tuple[Path, ...] | None = None) -> ClipDataset:
     """Open the dataset a source describes: the dict :attr:`AudioDataset.source` and saved runs record.
 
     Args:
@@ -178,19 +192,24 @@ def load_source(source: dict, data_dir: str | Path | None = None, progress: Prog
         progress: ``progress(done, total)`` while generating, decoding or building a cache.
         builtin_cache: where built-in sets are cached instead of ``<data_dir>/builtin`` (a training process
             reopens a set where the app found it: ``source["cache_dir"]``).
+        roots: the folders a folder, CSV or real dataset may be read from (:mod:`lib.paths`; the pages pass
+            the allowed folders); None reads anywhere (the command line).
 
     Raises:
         DatasetError: the kind is unknown, or the dataset cannot be opened (the message says why).
+        lib.paths.PathNotAllowed: a path lies outside ``roots``.
     """
     kind = source.get("kind")
     data_dir = Path(data_dir or settings().data_dir)
     if kind == "builtin":
         return load_builtin(BuiltinSpec(**source["spec"]), builtin_cache or Path(data_dir) / "builtin", progress)
     if kind == "folder":
-        return load_folder(source["path"], progress)
+        return load_folder(source["path"], progress, roots)
     if kind == "csv":
-        return load_csv(source["path"], source.get("root"), progress)
+        return load_csv(source["path"], source.get("root"), progress, roots)
     if kind == "catalog":
+        if roots is not None:
+            confine(source["root"], roots)
         return cached_dataset(**catalog_cache_args(source, data_dir), progress=progress)
     raise DatasetError(f"unknown dataset kind {kind!r}: expected builtin, folder, csv or catalog")
 

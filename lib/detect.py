@@ -32,6 +32,7 @@ SILENCE_DBFS = -60.0    # a recording whose loudest frame is below this has no s
 MIN_CONTRAST_DB = 10.0  # loudest frame less than this above the background: one steady sound (rain, music)
 MAX_GAP_SEC = 0.3       # quieter stretches shorter than this inside a sound (the stop in "st-op") do not split it
 MIN_SOUND_SEC = 0.06    # shorter blips (a click) are not sounds
+LEVEL_CHUNK_FRAMES = 4096  # frames measured at a time (bounded memory for a recording of any length)
 
 
 @dataclass
@@ -64,12 +65,19 @@ class Detection:
 
 
 def _frame_levels_db(waveform: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``(time,)`` -> ``(n_frames,)`` RMS level of each 20 ms frame in dBFS (the last partial frame included)."""
+    """``(time,)`` -> ``(n_frames,)`` RMS level of each 20 ms frame in dBFS (the last partial frame included).
+
+    Frames are measured :data:`LEVEL_CHUNK_FRAMES` at a time in float64, so a recording of hours costs a few MB
+    beyond itself (each frame's level is the same as measured all at once)."""
     frame = max(1, round(FRAME_SEC * sample_rate))
     n_frames = int(np.ceil(len(waveform) / frame))
-    padded = np.zeros(n_frames * frame, dtype=np.float64)
-    padded[:len(waveform)] = waveform
-    power = (padded.reshape(n_frames, frame) ** 2).mean(axis=1)
+    power = np.empty(n_frames, dtype=np.float64)
+    for first in range(0, n_frames, LEVEL_CHUNK_FRAMES):
+        last = min(first + LEVEL_CHUNK_FRAMES, n_frames)
+        padded = np.zeros((last - first) * frame, dtype=np.float64)
+        part = waveform[first * frame:last * frame]
+        padded[:len(part)] = part
+        power[first:last] = (padded.reshape(last - first, frame) ** 2).mean(axis=1)
     return 10 * np.log10(np.maximum(power, 1e-12))
 
 
@@ -89,7 +97,7 @@ def sound_segments(waveform: np.ndarray, sample_rate: int) -> list[tuple[float, 
     Returns:
         ``[(start_sec, end_sec, level_db), ...]`` in time order; ``level_db`` is the segment's loudest frame.
     """
-    waveform = np.asarray(waveform, dtype=np.float64).ravel()
+    waveform = np.asarray(waveform).ravel()  # converted to float64 chunk by chunk (_frame_levels_db)
     if waveform.size == 0:
         return []
     levels = _frame_levels_db(waveform, sample_rate)

@@ -342,7 +342,7 @@ def export_zip_bytes(run: str | Path, format: str = "onnx", int8: bool = False) 
     """
     with tempfile.TemporaryDirectory(prefix="export-") as tmp:
         out = export_run(run, Path(tmp) / f"{Path(run).name}-{format}", format=format, int8=int8)
-        return run_zip_bytes(out)
+        return run_zip_bytes(out, files=sorted(file.name for file in out.iterdir()))
 
 
 # ------------------------------------------------------------------------------------------------ loading

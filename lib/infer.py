@@ -37,9 +37,11 @@ from lib.features import FeatureConfig, FeatureExtractor
 from lib.models import Ensemble, build_model
 from lib.runs import RunError, load_run
 
-__all__ = ["Classifier", "Prediction", "penultimate", "WINDOW_BATCH"]
+__all__ = ["Classifier", "Prediction", "penultimate", "WINDOW_BATCH", "MAX_MODEL_VALUES"]
 
-WINDOW_BATCH = 256  # windows of a long recording classified at a time (bounded memory whatever its length)
+WINDOW_BATCH = 64  # windows of a long recording classified at a time (bounded memory whatever its length: ~80 MB)
+FINITE_CHUNK = 1 << 22  # samples checked for NaN and infinity at a time
+MAX_MODEL_VALUES = 50_000_000  # weights and buffers a run's config.json may ask for (200 MB of float32; models: < 1 M)
 
 
 @dataclass
@@ -203,10 +205,16 @@ class Classifier:
         """
         run = load_run(path)
         record, name = run.record, run.run_id
+        shape = (len(record.class_names), record.feature_config.n_bins, record.feature_config.n_frames)
         try:
-            model = build_model(record.model, len(record.class_names), record.feature_config.n_bins,
-                                record.feature_config.n_frames)
-        except (TypeError, ValueError) as error:
+            with torch.device("meta"):  # sized first, without allocating: a tampered width must not cost gigabytes
+                n_values = sum(t.numel() for m in [build_model(record.model, *shape, weights=False)]
+                               for t in (*m.parameters(), *m.buffers()))
+            if n_values > MAX_MODEL_VALUES:
+                raise ValueError(f"{n_values:,} weights, more than the {MAX_MODEL_VALUES:,} a run may have "
+                                 "(check class_names and feature_config)")
+            model = build_model(record.model, *shape, weights=False)
+        except (TypeError, ValueError, RuntimeError) as error:
             raise RunError(f"config.json of run '{name}' names a model that cannot be built ({record.model!r}): "
                            f"{error} ({run.path}). Delete the run or retrain.", run_id=name,
                            file="config.json") from error
@@ -307,7 +315,8 @@ class Classifier:
         rate, length = self.feature_config.sample_rate, self.feature_config.n_samples
         window_sec = self.feature_config.clip_seconds
         with torch.inference_mode():
-            if not bool(torch.isfinite(waveform).all()):
+            # checked a few million samples at a time: isfinite of a whole long upload costs 1.5 times its size
+            if not all(bool(torch.isfinite(part).all()) for part in waveform.reshape(-1).split(FINITE_CHUNK)):
                 raise ValueError("the waveform has non-finite samples (NaN or infinity): nothing to classify")
             duration = waveform.shape[-1] / sample_rate
             mono = fit_clip(waveform.to(self.device, torch.float32), int(sample_rate), rate)[0]  # (time,) at rate

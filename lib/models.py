@@ -71,6 +71,7 @@ class ModelSpec:
             engine uses it unless told otherwise; measured in docs/benchmarks.md).
         feature_kind: the :attr:`lib.features.FeatureConfig.kind` the model reads (a pretrained backbone reads the
             features it was trained on; :func:`model_features` sets it); None: any features.
+        pretrained: its builder loads pretrained weights unless given ``pretrained=False``.
     """
 
     name: str
@@ -78,12 +79,14 @@ class ModelSpec:
     builder: Callable[..., nn.Module]
     channels_last: bool = False
     feature_kind: str | None = None
+    pretrained: bool = False
 
 
 MODELS: dict[str, ModelSpec] = {}
 
 
-def register(name: str, description: str, channels_last: bool = False, feature_kind: str | None = None) -> Callable:
+def register(name: str, description: str, channels_last: bool = False, feature_kind: str | None = None,
+             pretrained: bool = False) -> Callable:
     """Class (or function) decorator that adds a model builder to ``MODELS``.
 
     Args:
@@ -91,6 +94,7 @@ def register(name: str, description: str, channels_last: bool = False, feature_k
         description: One-line description shown in the UI.
         channels_last: see :attr:`ModelSpec.channels_last`.
         feature_kind: see :attr:`ModelSpec.feature_kind`.
+        pretrained: see :attr:`ModelSpec.pretrained`.
 
     Returns:
         A decorator that registers its argument and returns it unchanged.
@@ -100,13 +104,13 @@ def register(name: str, description: str, channels_last: bool = False, feature_k
         if name in MODELS:
             raise ValueError(f"model {name!r} is already registered")
         MODELS[name] = ModelSpec(name=name, description=description, builder=builder, channels_last=channels_last,
-                                 feature_kind=feature_kind)
+                                 feature_kind=feature_kind, pretrained=pretrained)
         return builder
 
     return decorator
 
 
-def build_model(name: str, n_classes: int, n_bins: int, n_frames: int, **kwargs) -> nn.Module:
+def build_model(name: str, n_classes: int, n_bins: int, n_frames: int, weights: bool = True, **kwargs) -> nn.Module:
     """Builds a registered model for inputs of shape ``(batch, 1, n_bins, n_frames)``.
 
     Args:
@@ -114,6 +118,8 @@ def build_model(name: str, n_classes: int, n_bins: int, n_frames: int, **kwargs)
         n_classes: Number of output logits.
         n_bins: Feature height (mel bins).
         n_frames: Feature width (frames) the model is built for; other lengths are accepted too.
+        weights: False when a saved ``state_dict`` will be loaded into it: a pretrained model then skips reading
+            its pretrained weights.
         **kwargs: Model-specific options (e.g. ``tau`` for ``bcresnet``).
 
     Returns:
@@ -124,6 +130,8 @@ def build_model(name: str, n_classes: int, n_bins: int, n_frames: int, **kwargs)
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; available models: {', '.join(sorted(MODELS))}")
+    if MODELS[name].pretrained and not weights:
+        kwargs["pretrained"] = False
     return MODELS[name].builder(n_classes=n_classes, n_bins=n_bins, n_frames=n_frames, **kwargs)
 
 
@@ -163,8 +171,7 @@ def model_summaries(n_classes: int = 10, n_bins: int = 40, n_frames: int = 101) 
         {
             "name": spec.name,
             "description": spec.description,
-            "parameters": count_parameters(build_model(spec.name, n_classes, *shape(spec), pretrained=False)
-                                           if spec.feature_kind else build_model(spec.name, n_classes, *shape(spec))),
+            "parameters": count_parameters(build_model(spec.name, n_classes, *shape(spec), weights=False)),
         }
         for spec in MODELS.values()
     ]
@@ -569,7 +576,8 @@ for _n in (3, 5):
 
 
 @register("speech_embedding", "Google's pretrained speech embedding (96-d every 80 ms) with a linear head: learns new "
-                              "words from a few clips; reads its own mel features", feature_kind="speech_embedding")
+                              "words from a few clips; reads its own mel features", feature_kind="speech_embedding",
+          pretrained=True)
 def _speech_embedding(n_classes: int, n_bins: int, n_frames: int, pretrained: bool = True) -> nn.Module:
     from lib.speech_embedding import SpeechEmbeddingClassifier  # reads the weights from the openwakeword package
 

@@ -42,6 +42,7 @@ import torch
 from lib.evaluate import EvaluationReport
 from lib.features import FeatureConfig
 from lib.train_config import TrainConfig
+from lib.run_extras import EMBEDDING_FILE as _EMBEDDING_FILE, MISTAKES_DIR as _MISTAKES_DIR
 
 __all__ = [
     "DEFAULT_ROOT", "CONFIG_FILE", "MODEL_FILE", "METRICS_FILE", "REQUIRED_CONFIG_KEYS",
@@ -57,6 +58,7 @@ METRICS_FILE = "metrics.json"
 REQUIRED_CONFIG_KEYS = ("model", "class_names", "feature_config")
 
 _RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+_MISTAKE_CLIP = re.compile(r"[0-9]{1,12}\.flac")
 _MAX_RUN_ID = 128
 _NO_RUN_HINT = "Pick another run or retrain."
 
@@ -641,11 +643,26 @@ def delete_run(root: str | Path, run_id: str) -> None:
     shutil.rmtree(doomed)
 
 
-def run_zip_bytes(path: str | Path) -> bytes:
+def _run_files(path: Path) -> list[str]:
+    """The files a run is made of, relative to its folder, in a stable order: ``config.json``, ``model.pt``,
+    ``metrics.json``, and what :mod:`lib.run_extras` keeps (``test_embedding.npz``, ``mistakes/<index>.flac``)."""
+    names = [CONFIG_FILE, MODEL_FILE, METRICS_FILE, _EMBEDDING_FILE]
+    mistakes = path / _MISTAKES_DIR
+    if mistakes.is_dir() and not mistakes.is_symlink():
+        clips = [file.name for file in mistakes.iterdir() if _MISTAKE_CLIP.fullmatch(file.name)]
+        names += [f"{_MISTAKES_DIR}/{name}" for name in sorted(clips, key=lambda name: int(name[:-5]))]
+    return names
+
+
+def run_zip_bytes(path: str | Path, files: list[str] | None = None) -> bytes:
     """A zip archive of a run folder, in memory (for a download button).
 
-    Files are stored under ``<run_id>/``, so unzipping into a runs root restores the run. Only the run's own
-    regular files go in: a symbolic link (to a file or a folder, anywhere) is never followed.
+    Files are stored under ``<run_id>/``, so unzipping into a runs root restores the run. Exactly the run's known
+    files go in (:func:`_run_files`): nothing else dropped into its folder, and never a symbolic link's target.
+
+    Args:
+        path: The run folder.
+        files: Other names to pack instead, relative to ``path`` (an export folder's files); links are skipped.
 
     Raises:
         RunError: If the folder does not exist.
@@ -655,10 +672,8 @@ def run_zip_bytes(path: str | Path) -> bytes:
         raise _run_error(path, None, "does not exist", _NO_RUN_HINT)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for folder, subfolders, files in os.walk(path):   # os.walk does not descend into linked folders
-            subfolders.sort()                               # a stable order, folder by folder
-            for name in sorted(files):
-                file = Path(folder) / name
-                if not file.is_symlink() and file.is_file():
-                    archive.write(file, arcname=f"{path.name}/{file.relative_to(path).as_posix()}")
+        for name in _run_files(path) if files is None else files:
+            if (path / name).is_symlink() or not (path / name).is_file():
+                continue
+            archive.write(path / name, arcname=f"{path.name}/{name}")
     return buffer.getvalue()

@@ -106,3 +106,20 @@ def tiny_onnx_export(tiny_run, tmp_path_factory) -> Path:
     from lib.export import export_run
 
     return export_run(tiny_run, tmp_path_factory.mktemp("exports") / "onnx", format="onnx", int8=True)
+
+
+@pytest.fixture
+def allowed_tmp(tmp_path):
+    """The test's ``tmp_path`` made one of the operator's allowed folders (``AUDIOWB_ALLOWED_DIRS``) for the test:
+    pages read only inside the allowed folders (lib.paths)."""
+    from lib.settings import reload_settings
+
+    before = os.environ.get("AUDIOWB_ALLOWED_DIRS")
+    os.environ["AUDIOWB_ALLOWED_DIRS"] = str(tmp_path)
+    reload_settings()
+    yield tmp_path
+    if before is None:
+        os.environ.pop("AUDIOWB_ALLOWED_DIRS", None)
+    else:
+        os.environ["AUDIOWB_ALLOWED_DIRS"] = before
+    reload_settings()

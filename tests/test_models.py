@@ -132,7 +132,7 @@ def test_model_summaries():
         if MODELS[row["name"]].feature_kind is None:
             assert row["parameters"] == count_parameters(build_model(row["name"], 10, 40, 101))
         else:  # built for its own features
-            assert row["parameters"] == count_parameters(build_model(row["name"], 10, 32, 157, pretrained=False))
+            assert row["parameters"] == count_parameters(build_model(row["name"], 10, 32, 157, weights=False))
 
 
 def test_no_streamlit_import():

@@ -11,6 +11,8 @@ from streamlit.testing.v1 import AppTest
 
 from lib.settings import settings
 
+pytestmark = pytest.mark.usefixtures("allowed_tmp")  # the tests' folders are allowed folders (lib.paths)
+
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "evaluate.py")
 SECOND_RUN = "eval-second"
 

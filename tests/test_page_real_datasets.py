@@ -15,6 +15,7 @@ from tests.conftest import metric_value
 from tests.fixtures_datasets import LoopbackServer, build_archives, closed_port_url, make_yesno, sha256_of
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("allowed_tmp")  # the tests' folders are allowed folders (lib.paths)
 PAGE = str(ROOT / "app_pages" / "dataset.py")
 
 
@@ -165,7 +166,9 @@ def test_manual_archive(at, archives, monkeypatch, tmp_path):
     assert not at.exception
     assert any("archive not found" in e.value for e in at.error)
 
-    at.text_input(key="ds_cat_archive").set_value(str(archives["yesno"]))
+    local = tmp_path / archives["yesno"].name  # an archive the page may read: inside an allowed folder
+    local.write_bytes(archives["yesno"].read_bytes())
+    at.text_input(key="ds_cat_archive").set_value(str(local))
     at.button(key="ds_cat_use_archive").click().run()
     assert not at.exception
     assert not at.error

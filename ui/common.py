@@ -85,7 +85,9 @@ def _fingerprint(source: dict) -> str:
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _load_dataset(key: str, fingerprint: str = "") -> AudioDataset:
-    return load_source(json.loads(key), settings().data_dir)
+    from lib.paths import allowed_roots  # folders, CSV manifests and their rows: only inside the allowed folders
+
+    return load_source(json.loads(key), settings().data_dir, roots=allowed_roots())
 
 
 def ensure_catalog_cache(source: dict) -> None:
