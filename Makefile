@@ -44,8 +44,8 @@ test-fast: $(VENV)/.dev
 # The shipped model: five kws_resnet trained side by side (own shuffles) on the default built-in eSpeak set plus
 # 100 Piper and 250 Kokoro clips per word (neural voices; synthesizing them takes ~16 min once, then cached),
 # with vocal-tract-length and tempo warping, background noise and room reverb; see docs/benchmarks.md. It was trained
-# with that augmentation on waveforms and contiguous tensors (--augment-domain waveform --memory-format contiguous),
-# so this target retrains it bit for bit.
+# with that augmentation on waveforms and contiguous tensors (--augment-domain waveform --memory-format contiguous).
+# Since training keeps waveforms as exact int16 (scale 32768, was 32767) a retrain differs from it in its last bits.
 default-model: $(VENV)/.runtime
 	$(PY) -m lib.train --dataset builtin --piper-clips-per-word 100 --kokoro-clips-per-word 250 \
 		--model kws_resnet_x5 --epochs 20 \

@@ -14,6 +14,8 @@ import os
 
 import torch
 
+from lib.settings import positive_int
+
 __all__ = ["DEVICE_CHOICES", "TRAIN_THREADS_ENV", "resolve_device", "describe_device", "available_devices",
            "usable_cores", "train_threads", "page_threads"]
 
@@ -40,14 +42,8 @@ def train_threads() -> int:
     Raises:
         ValueError: ``AUDIOWB_TRAIN_THREADS`` is not a whole number of at least 1.
     """
-    setting = os.environ.get(TRAIN_THREADS_ENV, "").strip()
-    if setting:
-        try:
-            threads = int(setting)
-        except ValueError:
-            threads = 0
-        if threads < 1:
-            raise ValueError(f"{TRAIN_THREADS_ENV} must be a whole number of threads, at least 1; got {setting!r}")
+    threads = positive_int(os.environ, TRAIN_THREADS_ENV)
+    if threads:
         return threads
     cores = usable_cores()
     return max(1, cores - _kept_for_pages(cores))

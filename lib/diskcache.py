@@ -134,15 +134,8 @@ class CachedDataset(ClipDataset):
         read from the cache a chunk at a time.
 
         A cache built for the same sample rate and clip length is returned as stored (int16 / 32768); another
-        rate is resampled on the fly (slow: build a cache for the features' rate instead).
-
-        Args:
-            sample_rate: target sample rate in Hz.
-            n_samples: target length in samples.
-            indices: which clips (default: all).
-
-        Returns:
-            ``(n_selected, 1, n_samples)`` float32.
+        rate is resampled on the fly (slow: build a cache for the features' rate instead). Arguments and shape as
+        :meth:`lib.dataset.ClipDataset.to_tensor`: ``(n_selected, 1, n_samples)`` float32.
         """
         rows = self._rows if indices is None else self._rows[np.asarray(indices, dtype=np.int64)]
         out = torch.empty(len(rows), 1, n_samples)

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ROOT", "Settings", "load_settings", "settings", "reload_settings"]
+__all__ = ["ROOT", "Settings", "load_settings", "settings", "reload_settings", "positive_int"]
 
 ROOT = Path(__file__).resolve().parents[1]
 """The repository: the default data and runs folders live in it, whatever the working directory."""
@@ -58,6 +58,24 @@ def _folder(value: str | None, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default.resolve()
 
 
+def positive_int(environ: Mapping[str, str], name: str) -> int | None:
+    """The whole number ``environ[name]`` (at least 1), or None when it is unset or blank.
+
+    Raises:
+        ValueError: it is set to anything else; the message names the variable.
+    """
+    setting = environ.get(name, "").strip()
+    if not setting:
+        return None
+    try:
+        value = int(setting)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, not {setting!r}")
+    return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read the settings from ``environ`` (default ``os.environ``).
 
@@ -65,13 +83,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ValueError: ``AUDIOWB_BUILTIN_CLIPS`` is not a whole number of at least 1.
     """
     env = os.environ if environ is None else environ
-    clips = env.get("AUDIOWB_BUILTIN_CLIPS", "300")
-    try:
-        builtin_clips = int(clips)
-    except ValueError:
-        builtin_clips = 0
-    if builtin_clips < 1:
-        raise ValueError(f"AUDIOWB_BUILTIN_CLIPS must be a whole number of at least 1, not {clips!r}")
+    builtin_clips = positive_int(env, "AUDIOWB_BUILTIN_CLIPS") or 300
     extra = tuple(_folder(part, ROOT) for part in env.get("AUDIOWB_ALLOWED_DIRS", "").split(os.pathsep) if part)
     return Settings(data_dir=_folder(env.get("AUDIOWB_DATA_DIR"), ROOT / "data"),
                     runs_dir=_folder(env.get("AUDIOWB_RUNS_DIR"), ROOT / "models"),
