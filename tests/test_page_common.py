@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_sidebar_shows_the_device_and_the_operators_data_folder(app_env):
+    torch.set_num_threads(page_threads() + 1)  # as other work in the process might: the page restores its share
     at = AppTest.from_file(str(ROOT / "app_pages" / "runs.py"), default_timeout=60)
     at.run()
     assert not at.exception

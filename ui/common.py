@@ -44,9 +44,17 @@ from lib.train import featurize_dataset
 
 DEFAULT_RUN_ID = "default"  # the shipped default model (``make default-model``): every new session starts on it
 
-# The pages' own torch work (inference, features, maps) runs on the cores a training job leaves: training runs in
-# processes of its own with lib.device.train_threads(), so together they never ask for more threads than cores.
-torch.set_num_threads(page_threads())
+
+
+def keep_page_threads() -> None:
+    """The pages' own torch work (inference, features, maps) runs on the cores a training job leaves: training runs
+    in processes of its own with :func:`lib.device.train_threads`, so together they never ask for more threads than
+    cores. Set on import and again on every page run (something else in the process may have changed it)."""
+    if torch.get_num_threads() != page_threads():
+        torch.set_num_threads(page_threads())
+
+
+keep_page_threads()
 
 
 def default_builtin_spec() -> BuiltinSpec:
@@ -325,6 +333,7 @@ def device_description() -> str:
 
 def sidebar() -> None:
     """The shared sidebar: active dataset, active run, compute device and the (read-only) data folder."""
+    keep_page_threads()
     init_state()
     source = st.session_state["dataset_source"]
     with st.sidebar:
