@@ -13,7 +13,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_sidebar_shows_the_device_and_the_operators_data_folder(app_env):
-    torch.set_num_threads(page_threads() + 1)  # as other work in the process might: the page restores its share
     at = AppTest.from_file(str(ROOT / "app_pages" / "runs.py"), default_timeout=60)
     at.run()
     assert not at.exception
@@ -21,7 +20,13 @@ def test_sidebar_shows_the_device_and_the_operators_data_folder(app_env):
     assert "CPU" in sidebar or "GPU" in sidebar or "MPS" in sidebar  # the compute device
     if resolve_device("auto").type == "cpu":  # how the cores are shared between training and the pages
         assert f"CPU: {train_threads()} training thread(s), {page_threads()} for the pages" in sidebar
-    assert torch.get_num_threads() == page_threads()  # the pages' own torch work keeps to its share
+    # The pages' own torch work keeps to its share, set on every page run: torch's thread count is per thread
+    # (OpenMP), and each script run is a thread of its own.
+    from ui.common import keep_page_threads
+
+    torch.set_num_threads(page_threads() + 1)
+    keep_page_threads()
+    assert torch.get_num_threads() == page_threads()
     # The data folder is the operator's (AUDIOWB_DATA_DIR): shown, never set from a page.
     assert str(settings().data_dir) in sidebar
     assert not at.sidebar.text_input and not at.sidebar.button
