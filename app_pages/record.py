@@ -11,7 +11,7 @@ import streamlit as st
 
 from lib.audio import AUDIO_EXTENSIONS, AudioDecodeError, fit_clip, load_audio, save_wav
 from lib.background import CONFIDENCE_THRESHOLD, NOTHING_HEARD, background_clips, heard, is_background
-from lib.detect import is_silent
+from lib.detect import is_silent, main_sound_window
 from lib.features import FeatureConfig, extract
 from lib.jobs import JOB_QUEUE, TrainingJob
 from lib.plots import fig_class_counts, fig_probabilities, fig_spectrogram, fig_window_predictions
@@ -118,6 +118,9 @@ def save_recording() -> None:
         return
     folder = RECORDINGS_DIR / name
     path = folder / label / f"{datetime.now():%Y%m%d-%H%M%S-%f}.wav"
+    if not is_background(label):  # a word: the clip centred on it, as the live test classifies it (lib.detect)
+        start, end = main_sound_window(waveform.mean(0).numpy(), rate, FeatureConfig().clip_seconds)
+        waveform = waveform[:, start:end]
     try:
         save_wav(path, waveform, rate)
     except OSError as error:

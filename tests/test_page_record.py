@@ -231,3 +231,23 @@ def test_background_class_gallery_and_training_on_my_recordings(app_env, recordi
     finally:
         if job.snapshot().done and job.snapshot().done.run_path:
             shutil.rmtree(job.snapshot().done.run_path, ignore_errors=True)
+
+
+def test_a_long_take_is_saved_as_the_clip_around_its_word(app_env, recordings):
+    """A word said inside a 3 s take is saved as the 1 s clip centred on it (what the live answer reads); a
+    quiet take is refused for a word but kept for the background class."""
+    from lib.audio import load_audio
+
+    word, rate = load_audio(speech(app_env))
+    take = torch.zeros(1, 3 * rate)
+    take[:, 2 * rate - word.shape[-1] // 2:][:, :word.shape[-1]] = word[:1]
+    at = record(open_page(), wav_bytes(take[0], rate), name="long.wav")
+    add_to(at, "test-ds", "clap")
+    saved, saved_rate = load_audio(next((recordings / "test-ds" / "clap").glob("*.wav")))
+    assert saved.shape[-1] == saved_rate == rate
+    quiet = wav_bytes(torch.full((rate,), 1e-4), rate)
+    record(at, quiet, name="quiet.wav")
+    assert at.button(key="record_add").disabled                       # silent: not a word
+    at.text_input(key="record_new_class").set_value("background")
+    at.run()
+    assert not at.button(key="record_add").disabled                   # but the background class takes it
