@@ -10,10 +10,12 @@ import streamlit as st
 
 from lib.augment import AugmentConfig
 from lib.device import available_devices
+from lib.features import FeatureConfig
 from lib.jobs import JOB_QUEUE, TrainingJob
-from lib.models import MODELS, model_summaries
+from lib.models import MODELS, build_model, count_parameters, model_features, model_summaries
 from lib.plots import fig_curves, fig_steps
 from lib.train import OPTIMIZERS, SCHEDULERS, TrainConfig
+from lib.train_config import FINETUNE_MODES
 from ui.augment_editor import augment_editor, edited_augment
 from ui.common import active_dataset, augment_config, feature_config, page_header, page_link
 
@@ -21,12 +23,29 @@ DEFAULTS = TrainConfig()
 LEARNING_RATES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0)
 BATCH_SIZES = (4, 8, 16, 32, 64, 128, 256, 512)
 SCHEDULER_HELP = {"onecycle": "warm up, then anneal (one cycle)", "cosine": "cosine decay", "none": "constant"}
+FINETUNE_HELP = {"frozen": "frozen backbone: only the head trains, on embeddings computed once (fast; few clips)",
+                 "last": "the head and the backbone's last layers train", "all": "everything trains"}
+BACKBONE_LR_SCALES = (0.01, 0.03, 0.1, 0.3, 1.0)
 
 
 # ----------------------------------------------------------------------------------------------- helpers
 @st.cache_data(show_spinner=False, max_entries=16)
 def summaries(n_classes: int, n_bins: int, n_frames: int) -> dict[str, dict]:
     return {s["name"]: s for s in model_summaries(n_classes, n_bins, n_frames)}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def parameter_counts(model: str, n_classes: int, finetune: str) -> tuple[int, int]:
+    """``(trainable, all)`` parameters of a pretrained-backbone model in fine-tuning mode ``finetune``."""
+    own = model_features(model, FeatureConfig())  # the features it reads; the counts need no weights
+    network = build_model(model, n_classes, own.n_bins, own.n_frames, weights=False)
+    network.set_finetune(finetune)
+    return count_parameters(network), count_parameters(network, trainable_only=False)
+
+
+def has_backbone(model: str) -> bool:
+    """True for a model with a pretrained backbone (it reads its own features and can be fine-tuned)."""
+    return model in MODELS and MODELS[model].feature_kind is not None
 
 
 def find_job(job_id) -> TrainingJob | None:
@@ -74,8 +93,12 @@ def settings() -> TrainConfig:
         test_fold, validation_fold = official_split(active_dataset(show_errors=False)) or (None, None)
     elif not isinstance(fold, str):
         test_fold = int(fold)
+    model = s.get("train_model", DEFAULTS.model)
+    steps = int(s.get("train_steps", 0) or 0)
     return TrainConfig(
-        model=s.get("train_model", DEFAULTS.model), epochs=int(s.get("train_epochs", DEFAULTS.epochs)),
+        model=model, epochs=int(s.get("train_epochs", DEFAULTS.epochs)), steps=steps or None,
+        finetune=s.get("train_finetune", "frozen") if has_backbone(model) else DEFAULTS.finetune,
+        backbone_lr_scale=float(s.get("train_backbone_lr", DEFAULTS.backbone_lr_scale)),
         batch_size=int(s.get("train_batch", DEFAULTS.batch_size)),
         optimizer=s.get("train_optimizer", DEFAULTS.optimizer),
         learning_rate=float(learning_rate if learning_rate is not None else 0.0),
@@ -122,7 +145,13 @@ def draw_settings(dataset) -> None:
         names = list(MODELS)
         model = st.selectbox("Model", names, index=names.index(DEFAULTS.model), key="train_model", **persist)
         st.caption(f"{info[model]['parameters']:,} parameters. {info[model]['description']}")
+        if has_backbone(model):
+            finetune_settings(model, dataset.n_classes)
         st.number_input("Epochs", 1, 500, DEFAULTS.epochs, key="train_epochs", **persist)  # passes over the data
+        st.number_input("Steps (0: count epochs)", 0, 100_000, 0, key="train_steps", **persist,
+                        help="Optimiser steps in all; when set, the epochs follow from it. For a small dataset, "
+                             "where an epoch is a single step: e.g. 100 steps. Without validation clips the last "
+                             "weights are kept.")
         st.select_slider("Batch size", BATCH_SIZES, DEFAULTS.batch_size, key="train_batch", **persist,
                          help="Clips per optimisation step. Lower it if you run out of memory.")
         devices = ["auto", *available_devices()]
@@ -190,6 +219,21 @@ def draw_settings(dataset) -> None:
 
 
 
+def finetune_settings(model: str, n_classes: int) -> None:
+    """A pretrained backbone's fine-tuning mode, its learning-rate scale and the trainable / frozen counts."""
+    finetune = st.selectbox("Fine-tuning", FINETUNE_MODES, index=FINETUNE_MODES.index("frozen"),
+                            key="train_finetune", format_func=lambda m: f"{m}: {FINETUNE_HELP[m]}", **persist)
+    if finetune != "frozen":
+        st.select_slider("Backbone learning rate (× learning rate)", BACKBONE_LR_SCALES,
+                         DEFAULTS.backbone_lr_scale, key="train_backbone_lr", format_func=lambda v: f"{v:g}",
+                         **persist, help="The pretrained backbone learns more slowly than the new head.")
+    trainable, total = parameter_counts(model, n_classes, finetune)
+    st.caption(f"**{trainable:,} trainable**, {total - trainable:,} frozen parameters. This model reads its own "
+               "features (its pretrained mel frontend): the Transform lab's feature settings are not used, only its "
+               "clip length." + (" Frozen: the augmentation below is not used either (each clip's embedding is "
+                                 "computed once)." if finetune == "frozen" else ""))
+
+
 def draw_buttons() -> None:
     """Start and Stop, and why a start failed."""
     buttons = st.container(horizontal=True)
@@ -245,10 +289,14 @@ def live_view() -> None:
             last = snap.steps[-1] if snap.steps else None
             speed = snap.samples_per_sec
             text = (f"step {last.step if last else 0:,} / {snap.start.total_steps:,} · "
-                    f"epoch {last.epoch if last else 1} / {config.epochs} · ETA {seconds(snap.eta_sec)}"
+                    + (f"epoch {last.epoch if last else 1} / {config.epochs} · " if config.steps is None else "")
+                    + f"ETA {seconds(snap.eta_sec)}"
                     + (f" · {speed:,.0f} samples/s" if speed else ""))
             st.progress(snap.progress, text=text)
-            st.caption(f"{config.model}, {snap.start.n_parameters:,} parameters on {snap.start.device}; "
+            trainable = snap.start.n_trainable
+            st.caption(f"{config.model}, {snap.start.n_parameters:,} parameters"
+                       + (f" ({trainable:,} trainable)" if trainable not in (None, snap.start.n_parameters) else "")
+                       + f" on {snap.start.device}; "
                        f"{snap.start.n_train} train / {snap.start.n_validation} validation / "
                        f"{snap.start.n_test} test clips.")
     else:

@@ -24,7 +24,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["Detection", "sound_segments", "detection_windows", "group_detections", "is_silent", "FRAME_SEC",
+__all__ = ["Detection", "sound_segments", "detection_windows", "group_detections", "main_sound_window", "is_silent",
+           "FRAME_SEC",
            "SILENCE_DBFS", "SILENT_PEAK", "SILENT_RMS_DBFS"]
 
 FRAME_SEC = 0.02        # level frames: 20 ms
@@ -192,6 +193,29 @@ def group_detections(segments: Sequence[tuple[float, float, float]], windows: Se
     if run:
         close()
     return detections
+
+
+def main_sound_window(waveform: np.ndarray, sample_rate: int, window_sec: float) -> tuple[int, int]:
+    """The window of one clip centred on a recording's loudest sound (:func:`sound_segments`), where
+    :meth:`lib.infer.Classifier.predict` looks for the answer; kept inside the recording.
+
+    Args:
+        waveform: ``(time,)`` mono samples in [-1, 1].
+        sample_rate: Hz.
+        window_sec: The clip length.
+
+    Returns:
+        ``(start, end)`` in samples: the whole recording when it is no longer than a clip or has no sound.
+    """
+    waveform = np.asarray(waveform).ravel()
+    length = round(window_sec * sample_rate)
+    segments = sound_segments(waveform, sample_rate) if len(waveform) > length else []
+    if not segments:
+        return 0, len(waveform)
+    start_sec, end_sec, _ = max(segments, key=lambda segment: segment[2])
+    start = round(((start_sec + end_sec) / 2 - window_sec / 2) * sample_rate)
+    start = min(max(start, 0), len(waveform) - length)
+    return start, start + length
 
 
 #: A take whose loudest sample is below this (full scale 1.0) is silent (the Record page refuses it).

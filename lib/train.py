@@ -340,17 +340,22 @@ class _Optimisation:
     batches_per_epoch: int
     total_steps: int
     autocast: bool
+    epochs: int
 
 
 def _optimisation(model: nn.Module, config: TrainConfig, n_train: int, device: torch.device) -> _Optimisation:
-    """The optimiser and schedule for ``config.epochs`` epochs over ``n_train`` clips (``max_batches`` caps each)."""
+    """The optimiser and schedule for ``config.epochs`` epochs over ``n_train`` clips (``max_batches`` caps each),
+    or, when ``config.steps`` is set, for that many steps (as many epochs as they need, the last maybe cut short)."""
     optimizer = _optimizer(model, config)
     batches_per_epoch = math.ceil(n_train / config.batch_size)
     if config.max_batches:
         batches_per_epoch = min(batches_per_epoch, config.max_batches)
-    total_steps = batches_per_epoch * config.epochs
+    if config.steps is None:
+        epochs, total_steps = config.epochs, batches_per_epoch * config.epochs
+    else:
+        epochs, total_steps = math.ceil(config.steps / batches_per_epoch), config.steps
     return _Optimisation(optimizer, _scheduler(optimizer, config, total_steps), batches_per_epoch, total_steps,
-                         device.type == "cuda" and config.mixed_precision)
+                         device.type == "cuda" and config.mixed_precision, epochs)
 
 
 def _build(config: TrainConfig, n_classes: int, feature_config: FeatureConfig,
@@ -402,7 +407,7 @@ def _epochs(model: nn.Module, training_batch: Callable[[Tensor], tuple[Tensor, T
     outcome = _Outcome()
     n_members = len(model.members) if isinstance(model, Ensemble) else 1
     train_started = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(1, run.epochs + 1):
         model.train()
         # An ensemble's members each get their own shuffle (and augmentation draws): different batch orders make
         # them differ far more than different initialisations alone.
@@ -412,6 +417,8 @@ def _epochs(model: nn.Module, training_batch: Callable[[Tensor], tuple[Tensor, T
         for batches in zip(*(order.split(config.batch_size) for order in orders)):
             if stop.is_set():
                 outcome.status = "stopped"
+                break
+            if outcome.step == run.total_steps:  # ``steps`` reached inside the last epoch
                 break
             step_started = time.perf_counter()
             inputs = [training_batch(batch.to(device)) for batch in batches]   # [(features, targets, labels)]
@@ -428,13 +435,15 @@ def _epochs(model: nn.Module, training_batch: Callable[[Tensor], tuple[Tensor, T
             break
         val_loss, val_accuracy, _ = _evaluate(model, *validation)
         elapsed = time.perf_counter() - train_started
-        record = EpochEvent(epoch, config.epochs, loss_sum / seen, correct / seen, val_loss, val_accuracy,
+        record = EpochEvent(epoch, run.epochs, loss_sum / seen, correct / seen, val_loss, val_accuracy,
                             run.optimizer.param_groups[0]["lr"], elapsed,
                             elapsed / outcome.step * (run.total_steps - outcome.step)
                             if outcome.status == "finished" else 0.0)
         outcome.history.append({k: v for k, v in asdict(record).items() if k != "kind"})
         score = val_accuracy if not math.isnan(val_accuracy) else record.train_accuracy
-        if score > outcome.best["val_accuracy"]:
+        if config.steps is not None and math.isnan(val_accuracy):  # no validation: the last weights are kept
+            outcome.best = {"val_accuracy": score, "state": None, "epoch": epoch}
+        elif score > outcome.best["val_accuracy"]:
             outcome.best = {"val_accuracy": score, "state": copy.deepcopy(model.state_dict()), "epoch": epoch}
         yield record
         if outcome.status == "stopped":

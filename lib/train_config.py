@@ -49,6 +49,10 @@ class TrainConfig(ConfigDict):
             ``"channels_last"`` or ``"contiguous"``: how weights and features are laid out in memory (the same
             arithmetic, summed in another order; channels_last trains ``kws_resnet`` about 1.5x faster on a CPU).
         max_batches: stop each epoch after this many batches (smoke runs); None: all.
+        steps: train for this many optimiser steps in all (None: ``epochs`` full epochs). For small datasets,
+            where an epoch is one or two steps: the epochs follow from it (the last one may be cut short), the
+            learning-rate schedule spans exactly these steps, and a run without validation clips keeps its last
+            weights (no "best epoch" chosen by training accuracy).
         finetune: for a model with a pretrained backbone (``speech_embedding``): ``"frozen"`` (the backbone's
             embeddings are computed once and cached, only the head trains, augmentation is not used), ``"last"``
             (the head and the backbone's last layers) or ``"all"``. Other models train whole (``"all"``).
@@ -74,6 +78,7 @@ class TrainConfig(ConfigDict):
     mixed_precision: bool = True
     memory_format: str = "auto"
     max_batches: int | None = None
+    steps: int | None = None
     finetune: str = "all"
     backbone_lr_scale: float = 0.1
 
@@ -104,3 +109,5 @@ class TrainConfig(ConfigDict):
             raise ValueError(f"backbone_lr_scale must be in (0, 1], got {self.backbone_lr_scale}")
         if self.max_batches is not None and self.max_batches < 1:
             raise ValueError(f"max_batches must be at least 1 or None, got {self.max_batches}")
+        if self.steps is not None and (isinstance(self.steps, bool) or self.steps < 1):
+            raise ValueError(f"steps must be at least 1 or None, got {self.steps}")

@@ -51,7 +51,8 @@ def _unusual_configs() -> tuple[FeatureConfig, TrainConfig]:
     train = TrainConfig(model="speech_embedding", epochs=3, batch_size=32, optimizer="sgd", learning_rate=0.003,
                         weight_decay=1e-4, momentum=0.8, scheduler="cosine", label_smoothing=0.0, augment=augment,
                         validation_fraction=0.2, test_fraction=0.1, test_fold=2, validation_fold=1, seed=11,
-                        device="cpu", mixed_precision=False, memory_format="channels_last", max_batches=5, finetune="last",
+                        device="cpu", mixed_precision=False, memory_format="channels_last", max_batches=5,
+                        steps=40, finetune="last",
                         backbone_lr_scale=0.05)
     return feature, train
 

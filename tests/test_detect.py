@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from lib.detect import SILENCE_DBFS, detection_windows, group_detections, sound_segments
+from lib.detect import SILENCE_DBFS, detection_windows, group_detections, main_sound_window, sound_segments
 from lib.features import FeatureConfig
 from lib.infer import Classifier, penultimate
 
@@ -138,3 +138,14 @@ def test_is_silent_needs_both_a_peak_and_a_level():
     click[100] = 0.05
     assert is_silent(click)                                        # a click above the peak, but -68 dBFS RMS
     assert not is_silent(0.1 * np.sin(2 * np.pi * 440 * t)[None])  # a tone at -23 dBFS
+
+
+def test_main_sound_window_is_one_clip_centred_on_the_loudest_sound():
+    """A long take is cut to the clip the live answer reads: centred on its loudest sound, inside the take."""
+    take = _recording(3.0, [(0.4, _tone(440, 0.3, 0.1)), (2.0, _tone(880, 0.4, 0.6))])
+    start, end = main_sound_window(take, RATE, 1.0)
+    assert end - start == RATE and abs((start + end) / 2 / RATE - 2.2) < 0.05
+    start, end = main_sound_window(_recording(3.0, [(2.85, _tone(440, 0.15))]), RATE, 1.0)
+    assert (start, end) == (2 * RATE, 3 * RATE)                            # kept inside the take
+    assert main_sound_window(take[:RATE // 2], RATE, 1.0) == (0, RATE // 2)  # no longer than a clip: whole
+    assert main_sound_window(np.zeros(3 * RATE, np.float32), RATE, 1.0) == (0, 3 * RATE)  # no sound: whole

@@ -81,7 +81,9 @@ def test_renders_with_the_default_run_and_its_words(app_env):
 
 
 def test_a_recording_is_classified(app_env):
-    at = record(open_page(), speech(app_env))
+    at = open_page()
+    at.slider(key="record_threshold").set_value(0.0)  # 0: always the likeliest class (the test run is a weak one)
+    record(at, speech(app_env))
     assert not at.error and not at.warning
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Heard"] in class_names(app_env)
@@ -163,3 +165,89 @@ def test_no_run_still_lets_you_record(app_env, operator_folders, tmp_path, recor
     add_to(at, "test-ds", "clap")
     assert len(list((recordings / "test-ds" / "clap").glob("*.wav"))) == 1
 
+
+
+def test_an_unsure_answer_is_nothing_heard(app_env):
+    """Above the likeliest class's probability, the confidence threshold answers "nothing heard" and says why."""
+    from lib.background import CONFIDENCE_THRESHOLD, NOTHING_HEARD
+
+    at = open_page()
+    assert at.slider(key="record_threshold").value == CONFIDENCE_THRESHOLD
+    at.slider(key="record_threshold").set_value(0.95)
+    record(at, speech(app_env))
+    confidence = float(next(m.value for m in at.metric if m.label == "Confidence").rstrip("%")) / 100
+    heard = next(m.value for m in at.metric if m.label == "Heard")
+    assert heard == (NOTHING_HEARD if confidence < 0.95 else heard)
+    if heard == NOTHING_HEARD:
+        assert any("confidence threshold" in c.value for c in at.caption)
+
+
+def words_of(app_env, label: str) -> list[Path]:
+    """The built-in set's clips of one word (synthetic voices), sorted."""
+    return sorted((Path(app_env["data_dir"]) / "builtin").glob(f"**/{label}/*.wav"))
+
+
+def test_background_class_gallery_and_training_on_my_recordings(app_env, recordings):
+    """A few takes of 2 words, the one-click background class, a take deleted from the gallery, then the Record
+    page's own training (frozen speech embedding, steps, no held-out takes): its run is tried live at once."""
+    from lib.jobs import JOB_QUEUE
+    from lib.runs import load_run
+
+    for word in ("yes", "no"):
+        for i, clip in enumerate(words_of(app_env, word)[:4]):
+            (recordings / "test-ds" / word).mkdir(parents=True, exist_ok=True)
+            shutil.copy(clip, recordings / "test-ds" / word / f"take{i}.wav")
+    at = open_page()
+    at.text_input(key="record_dataset").set_value("test-ds")
+    at.run()
+    assert any("background" in i.value for i in at.info)               # the hint
+    at.button(key="record_add_background").click().run()
+    assert not at.exception, at.exception
+    assert len(list((recordings / "test-ds" / "background").glob("*.wav"))) == 6
+    assert at.selectbox(key="record_class").value == "background"
+    assert not any(b.key == "record_add_background" for b in at.button)  # the hint is gone
+    assert [e.label for e in at.expander if ":" in e.label and "take" in e.label] == [
+        "background: 6 takes", "no: 4 takes", "yes: 4 takes"]
+    at.button(key="record_delete_no/take3.wav").click().run()          # delete one take from the gallery
+    assert not (recordings / "test-ds" / "no" / "take3.wav").exists()
+    at.button(key="record_train").click().run()
+    assert not at.exception, at.exception
+    job = next(j for j in JOB_QUEUE.jobs if j.job_id == at.session_state["record_job_id"])
+    assert job.train_config.model == "speech_embedding" and job.train_config.finetune == "frozen"
+    assert job.train_config.steps and job.train_config.validation_fraction == 0 == job.train_config.test_fraction
+    try:
+        assert job.wait(120), "the Record page's training did not end in 120 s"
+        done = job.snapshot().done
+        assert done.status == "finished", done.message
+        at.run()
+        assert not at.exception, at.exception
+        assert at.session_state["run_id"] == done.run_id                 # the new run is the session's run
+        assert at.selectbox(key="record_run").value == done.run_id
+        assert load_run(done.run_path).record.class_names == ["background", "no", "yes"]
+        at.slider(key="record_threshold").set_value(0.0)
+        record(at, words_of(app_env, "yes")[5].read_bytes())             # a take it has not trained on
+        assert next(m.value for m in at.metric if m.label == "Heard") in ("yes", "no", "background")
+        assert any("Trained" in s.value for s in at.success)
+    finally:
+        if job.snapshot().done and job.snapshot().done.run_path:
+            shutil.rmtree(job.snapshot().done.run_path, ignore_errors=True)
+
+
+def test_a_long_take_is_saved_as_the_clip_around_its_word(app_env, recordings):
+    """A word said inside a 3 s take is saved as the 1 s clip centred on it (what the live answer reads); a
+    quiet take is refused for a word but kept for the background class."""
+    from lib.audio import load_audio
+
+    word, rate = load_audio(speech(app_env))
+    take = torch.zeros(1, 3 * rate)
+    take[:, 2 * rate - word.shape[-1] // 2:][:, :word.shape[-1]] = word[:1]
+    at = record(open_page(), wav_bytes(take[0], rate), name="long.wav")
+    add_to(at, "test-ds", "clap")
+    saved, saved_rate = load_audio(next((recordings / "test-ds" / "clap").glob("*.wav")))
+    assert saved.shape[-1] == saved_rate == rate
+    quiet = wav_bytes(torch.full((rate,), 1e-4), rate)
+    record(at, quiet, name="quiet.wav")
+    assert at.button(key="record_add").disabled                       # silent: not a word
+    at.text_input(key="record_new_class").set_value("background")
+    at.run()
+    assert not at.button(key="record_add").disabled                   # but the background class takes it

@@ -181,3 +181,34 @@ def test_train_second_job_waits_in_line_and_can_be_cancelled(app_env, new_runs):
     finally:
         blocker.stop()
         blocker.wait(60)
+
+
+def test_a_pretrained_backbone_offers_fine_tuning_and_counts_parameters(app_env):
+    """speech_embedding: a fine-tuning mode (frozen by default), the backbone's learning-rate scale when it trains,
+    trainable / frozen counts, and the notes that it reads its own features and (frozen) skips augmentation."""
+    at = _page()
+    assert not [s for s in at.selectbox if s.key == "train_finetune"]     # the default model has no backbone
+    at.selectbox(key="train_model").set_value("speech_embedding").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="train_finetune").value == "frozen"
+    assert not [s for s in at.select_slider if s.key == "train_backbone_lr"]
+    note = next(c.value for c in at.caption if "trainable" in c.value)
+    assert "frozen parameters" in note and "own features" in note and "augmentation" in note
+    trainable = int(note.split("**")[1].split()[0].replace(",", ""))
+    at.selectbox(key="train_finetune").set_value("last").run()
+    assert at.select_slider(key="train_backbone_lr").value == 0.1
+    note = next(c.value for c in at.caption if "trainable" in c.value)
+    assert int(note.split("**")[1].split()[0].replace(",", "")) > trainable and "augmentation" not in note
+    at.number_input(key="train_steps").set_value(20).run()
+    at.button(key="train_start").click().run()                        # the settings reach the job's TrainConfig
+    assert not at.exception and not at.error, at.exception or [e.value for e in at.error]
+    from lib.jobs import JOB_QUEUE
+
+    job = next(j for j in JOB_QUEUE.jobs if j.job_id == at.session_state["train_job_id"])
+    job.stop()  # no need to train: stopped before (or at) its first step
+    config = job.train_config
+    assert (config.model, config.finetune, config.backbone_lr_scale, config.steps) == ("speech_embedding", "last",
+                                                                                       0.1, 20)
+    assert job.wait(120)
+    if job.snapshot().done.run_path:
+        shutil.rmtree(job.snapshot().done.run_path, ignore_errors=True)

@@ -170,3 +170,39 @@ def test_a_taken_run_id_or_unwritable_folder_fails_before_training(tiny_dataset,
     assert len(events) == 1 and events[0].status == "failed" and "cannot save runs" in events[0].message
     events = _events(tiny_dataset, TrainConfig(**FAST), runs_root=tmp_path, run_id="../escape")
     assert len(events) == 1 and events[0].status == "failed"
+
+
+def test_steps_sets_the_number_of_optimiser_steps(tiny_dataset):
+    """``steps`` counts optimiser steps; epochs follow from it and the last one is cut short."""
+    config = TrainConfig(**FAST, steps=7, device="cpu")
+    events = _events(tiny_dataset, config, save=False)
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    epochs = [e for e in events if isinstance(e, EpochEvent)]
+    start = events[0]
+    per_epoch = math.ceil(start.n_train / config.batch_size)
+    assert per_epoch < 7 and start.total_steps == 7 and len(steps) == 7 and steps[-1].step == 7
+    assert len(epochs) == math.ceil(7 / per_epoch) and all(e.epochs == len(epochs) for e in epochs)
+    assert steps[-1].learning_rate < steps[2].learning_rate  # one cycle over exactly these steps: annealed at the end
+    assert events[-1].status == "finished", events[-1].message
+
+
+def test_steps_equal_to_whole_epochs_train_as_those_epochs(tiny_dataset):
+    """Where ``steps`` is a whole number of epochs (and validation exists), the run is the epochs' run."""
+    config = TrainConfig(**{**FAST, "epochs": 2}, device="cpu", seed=1)
+    by_epochs = _events(tiny_dataset, config, save=False)
+    per_epoch = by_epochs[0].total_steps // 2
+    by_steps = _events(tiny_dataset, config.replace(epochs=15, steps=2 * per_epoch), save=False)
+    assert ([e.loss for e in by_epochs if isinstance(e, StepEvent)]
+            == [e.loss for e in by_steps if isinstance(e, StepEvent)])
+    assert by_epochs[-1].metrics["test"]["predictions"] == by_steps[-1].metrics["test"]["predictions"]
+
+
+def test_steps_without_validation_keeps_the_last_weights(tiny_dataset, tmp_path):
+    """No validation clips: a steps run keeps its last weights (no best epoch chosen by training accuracy)."""
+    config = TrainConfig(**FAST, steps=6, validation_fraction=0, test_fraction=0, device="cpu")
+    done = run_training(tiny_dataset, FeatureConfig(), config, runs_root=tmp_path, run_id="last")
+    run = load_run(tmp_path / "last")
+    assert done.status == "finished" and run.record.best_epoch == len(run.history) == done.metrics["best_epoch"]
+    assert run.record.train_config.steps == 6
+    with pytest.raises(ValueError, match="steps"):
+        TrainConfig(steps=0)
