@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from lib.audio import AudioSource, fit_clip, load_audio
 from lib.detect import Detection, detection_windows, group_detections, sound_segments
 from lib.device import resolve_device
-from lib.features import FeatureConfig, FeatureExtractor
+from lib.features import FeatureConfig, FeatureExtractor, extract
 from lib.models import Ensemble, build_model
 from lib.runs import RunError, load_run
 
@@ -97,6 +97,20 @@ class Prediction:
         """
         order = np.argsort(-self.probabilities, kind="stable")[:max(0, int(k))]
         return [(self.class_names[i], float(self.probabilities[i])) for i in order]
+
+    def window_table(self) -> dict[str, np.ndarray | list[str]]:
+        """Each timeline window's times and top class, as table columns.
+
+        Returns:
+            ``{"start_sec", "end_sec", "top_class", "confidence"}``, each ``n_windows`` long: start and end in
+            seconds rounded to ms (the end clipped to the recording), the top class and its probability
+            rounded to 4 decimals.
+        """
+        window = self.duration_sec if self.window_seconds is None else self.window_seconds
+        return {"start_sec": np.round(self.window_starts, 3),
+                "end_sec": np.round(np.minimum(self.window_starts + window, self.duration_sec), 3),
+                "top_class": [self.class_names[j] for j in self.window_probabilities.argmax(axis=1)],
+                "confidence": self.window_probabilities.max(axis=1).round(4)}
 
 
 def _output_layers(model: nn.Module) -> list[nn.Module]:
@@ -451,6 +465,42 @@ class Classifier:
                 clips = fit_clip(waveforms[i:i + batch_size].to(self.device, torch.float32), rate, rate, length)
                 chunks.append(penultimate(self.model, self.extractor(clips), batch_size, first_member_only))
         return torch.cat(chunks).clone() if chunks else torch.empty(0, 0)
+
+    def embed_features(self, features: Tensor | np.ndarray, first_member_only: bool = False) -> Tensor:
+        """The learned representation (:func:`penultimate`) of clips whose features are already made.
+
+        Args:
+            features: ``(n, 1, bins, frames)`` made with ``feature_config`` (a tensor or a NumPy array).
+            first_member_only: As in :func:`penultimate`.
+
+        Returns:
+            Tensor: ``(n, dim)`` float32, on the CPU.
+        """
+        features = torch.as_tensor(features).to(self.device)
+        return penultimate(self.model, features, first_member_only=first_member_only)
+
+    def view_features(self, waveform: Tensor, sample_rate: int, max_seconds: float | None = None) -> Tensor:
+        """The features of a recording as the model reads them, to show (computed on the CPU).
+
+        A recording of one clip or less is centre padded to one clip, as :meth:`predict` classifies it; a
+        longer one is shown whole (the model reads it a clip at a time), or only its first ``max_seconds``.
+
+        Args:
+            waveform: ``(time,)`` or ``(channels, time)`` float samples.
+            sample_rate: Its sample rate in Hz.
+            max_seconds: Longest stretch shown of a long recording; ``None``: all of it.
+
+        Returns:
+            Tensor: ``(1, bins, frames)`` float32 (one channel).
+        """
+        config = self.feature_config
+        with torch.inference_mode():
+            mono = fit_clip(waveform, sample_rate, config.sample_rate)                        # (1, time)
+            if mono.shape[-1] <= config.n_samples:
+                mono = fit_clip(waveform, sample_rate, config.sample_rate, config.n_samples)  # (1, n_samples)
+            elif max_seconds is not None:
+                mono = mono[..., :int(max_seconds * config.sample_rate)]
+            return extract(mono, config)[0]
 
     def predict_file(self, source: AudioSource, hop_seconds: float | None = None) -> Prediction:
         """Decodes and classifies an audio file.
