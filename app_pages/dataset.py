@@ -180,6 +180,16 @@ def _catalog_path(text: str, what: str) -> str | None:
         return None
 
 
+def _fetch_typed_path(key: str, widget: str, what: str, argument: str) -> None:
+    """Get dataset ``key`` from the path typed in ``widget`` (passed to fetch_dataset as ``argument``), or
+    ``st.error`` when it is empty or outside the allowed folders."""
+    path = str(st.session_state.get(widget, "")).strip()
+    if not path:
+        st.error(f"Type the path of the {what} first.")
+    elif (allowed := _catalog_path(path, "folder" if argument == "existing_root" else what)) is not None:
+        _fetch(key, **{argument: allowed})
+
+
 def _catalog_chooser(source: dict) -> None:
     keys = list(CATALOG)
     if "ds_cat_key" not in st.session_state:
@@ -208,19 +218,11 @@ def _catalog_chooser(source: dict) -> None:
         st.text_input("Folder of the extracted dataset", key="ds_cat_existing",
                       placeholder="/path/to/extracted/dataset")
         if st.button("Use this folder", key="ds_cat_use_existing"):
-            path = str(st.session_state.get("ds_cat_existing", "")).strip()
-            if not path:
-                st.error("Type the path of the extracted dataset first.")
-            elif (folder := _catalog_path(path, "folder")) is not None:
-                _fetch(key, existing_root=folder)
+            _fetch_typed_path(key, "ds_cat_existing", "extracted dataset", "existing_root")
     with t_archive:
         st.text_input("Archive file", key="ds_cat_archive", placeholder=f"/path/to/{card.archive_name}")
         if st.button("Extract this archive", key="ds_cat_use_archive"):
-            path = str(st.session_state.get("ds_cat_archive", "")).strip()
-            if not path:
-                st.error("Type the path of the archive first.")
-            elif (archive := _catalog_path(path, "archive")) is not None:
-                _fetch(key, local_archive=archive)
+            _fetch_typed_path(key, "ds_cat_archive", "archive", "local_archive")
 
 
 # --------------------------------------------------------------------------------------- caches

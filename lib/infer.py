@@ -73,13 +73,13 @@ class Prediction:
 
     @property
     def top_class(self) -> str:
-        """The most probable class's name."""
-        return self.class_names[int(np.argmax(self.probabilities))]
+        """The most probable class's name (the first one on a tie)."""
+        return self.top(1)[0][0]
 
     @property
     def top_probability(self) -> float:
         """The most probable class's probability."""
-        return float(np.max(self.probabilities))
+        return self.top(1)[0][1]
 
     @property
     def n_windows(self) -> int:
