@@ -8,16 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
-import torch
 
 from lib.audio import wav_bytes
 from lib.builtin import BuiltinSpec, builtin_folder
 from lib.catalog import CATALOG, SPEECH_COMMANDS_KEYWORDS, find_root, resolve_source
 from lib.data import DatasetError
 from lib.download import DownloadError, archive_path, dataset_folder, fetch_dataset
-from lib.infer import penultimate
 from lib.paths import PathNotAllowed, confine
-from lib.plots import fig_class_counts, fig_embedding, fig_histogram, image_spectrogram, image_waveform
+from lib.plots import class_means, color_range, fig_class_counts, fig_embedding, fig_histogram, image_spectrogram, image_waveform
 from lib.settings import settings
 from ui.common import (PROJECTIONS, active_dataset, active_run, dataset_features, default_builtin_spec,
                        feature_config, init_state, load_classifier, map_points, page_header, source_key, spec_from_dict)
@@ -182,6 +180,16 @@ def _catalog_path(text: str, what: str) -> str | None:
         return None
 
 
+def _fetch_typed_path(key: str, widget: str, what: str, argument: str) -> None:
+    """Get dataset ``key`` from the path typed in ``widget`` (passed to fetch_dataset as ``argument``), or
+    ``st.error`` when it is empty or outside the allowed folders."""
+    path = str(st.session_state.get(widget, "")).strip()
+    if not path:
+        st.error(f"Type the path of the {what} first.")
+    elif (allowed := _catalog_path(path, "folder" if argument == "existing_root" else what)) is not None:
+        _fetch(key, **{argument: allowed})
+
+
 def _catalog_chooser(source: dict) -> None:
     keys = list(CATALOG)
     if "ds_cat_key" not in st.session_state:
@@ -210,19 +218,11 @@ def _catalog_chooser(source: dict) -> None:
         st.text_input("Folder of the extracted dataset", key="ds_cat_existing",
                       placeholder="/path/to/extracted/dataset")
         if st.button("Use this folder", key="ds_cat_use_existing"):
-            path = str(st.session_state.get("ds_cat_existing", "")).strip()
-            if not path:
-                st.error("Type the path of the extracted dataset first.")
-            elif (folder := _catalog_path(path, "folder")) is not None:
-                _fetch(key, existing_root=folder)
+            _fetch_typed_path(key, "ds_cat_existing", "extracted dataset", "existing_root")
     with t_archive:
         st.text_input("Archive file", key="ds_cat_archive", placeholder=f"/path/to/{card.archive_name}")
         if st.button("Extract this archive", key="ds_cat_use_archive"):
-            path = str(st.session_state.get("ds_cat_archive", "")).strip()
-            if not path:
-                st.error("Type the path of the archive first.")
-            elif (archive := _catalog_path(path, "archive")) is not None:
-                _fetch(key, local_archive=archive)
+            _fetch_typed_path(key, "ds_cat_archive", "archive", "local_archive")
 
 
 # --------------------------------------------------------------------------------------- caches
@@ -230,9 +230,8 @@ def _catalog_chooser(source: dict) -> None:
 def _learned_vectors(key: str, run_key: str, _classifier, _dataset) -> np.ndarray:
     """``(n_clips, dim)``: what the run learned to see in each clip (its last hidden layer; for an ensemble its
     first network, a fifth of the compute), cached per dataset and run."""
-    config = _classifier.feature_config
-    features = torch.from_numpy(dataset_features(_dataset, config))
-    return penultimate(_classifier.model, features, first_member_only=True).numpy()
+    features = dataset_features(_dataset, _classifier.feature_config)
+    return _classifier.embed_features(features, first_member_only=True).numpy()
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -276,11 +275,8 @@ def _example_images(key: str, config_json: str, index: int, _dataset, _features:
 @st.cache_data(show_spinner=False, max_entries=8)
 def _mean_images(key: str, config_json: str, _dataset, _features: np.ndarray) -> dict[str, bytes]:
     """One PNG per class (at most MAX_MEAN_SPECS) of the mean features, on one colour scale."""
-    means = {name: _features[_dataset.labels == i].mean(axis=0) for i, name in enumerate(_dataset.class_names)
-             if (_dataset.labels == i).any()}
-    means = dict(list(means.items())[:MAX_MEAN_SPECS])
-    zmin = float(min(m.min() for m in means.values()))
-    zmax = float(max(m.max() for m in means.values()))
+    means = class_means(_features, _dataset.labels, _dataset.class_names, max_classes=MAX_MEAN_SPECS)
+    zmin, zmax = color_range(*means.values())
     return {name: image_spectrogram(mean, zmin, zmax, scale=3) for name, mean in means.items()}
 
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
 
-from lib.audio import ACCEPTED_FORMATS, AUDIO_EXTENSIONS, AudioDecodeError, fit_clip, load_audio, wav_bytes
-from lib.features import extract
+from lib.audio import ACCEPTED_FORMATS, AUDIO_EXTENSIONS, AudioDecodeError, load_audio, wav_bytes
 from lib.infer import Prediction
 from lib.plots import fig_probabilities, fig_spectrogram, fig_waveform, fig_window_predictions
 from ui.common import (active_dataset, detections_text, load_classifier, page_header, page_link, run_picker,
@@ -18,6 +16,7 @@ UPLOAD_TYPES = [suffix[1:] for suffix in AUDIO_EXTENSIONS]
 SPECTROGRAM_MAX_SECONDS = 30.0  # a long file's spectrogram shows its start only (a heatmap of hours is useless)
 EXPANDED_UP_TO = 3              # with more files than this, each file's details start collapsed
 SOURCES = {"upload": "Upload files", "dataset": "A clip from the active dataset"}
+WINDOW_COLUMNS = {"start_sec": "start (s)", "end_sec": "end (s)", "top_class": "top class"}
 
 
 page_header("Inference", "Classify audio files with a trained run: class probabilities, spectrogram, latency, "
@@ -139,17 +138,13 @@ if len(items) > 1:
 # ---------------------------------------------------------------------------------------- per file
 def spectrogram_figure(item: dict, prediction: Prediction, key: str) -> None:
     """The features the model reads: the padded clip for a short file, the file's start for a long one."""
-    with torch.inference_mode():
-        mono = fit_clip(item["waveform"], item["sample_rate"], config.sample_rate,
-                        config.n_samples if prediction.n_windows == 1 else None)
-        if prediction.n_windows == 1:
-            caption = f"What the model reads: the file centred in a {config.clip_seconds:g} s clip."
-        else:
-            mono = mono[..., :int(SPECTROGRAM_MAX_SECONDS * config.sample_rate)]
-            caption = ("The whole file" if prediction.duration_sec <= SPECTROGRAM_MAX_SECONDS
-                       else f"The first {SPECTROGRAM_MAX_SECONDS:g} s") + \
-                f"; the model reads it {config.clip_seconds:g} s at a time."
-        spec = extract(mono, config)[0]
+    spec = classifier.view_features(item["waveform"], item["sample_rate"], SPECTROGRAM_MAX_SECONDS)
+    if prediction.n_windows == 1:
+        caption = f"What the model reads: the file centred in a {config.clip_seconds:g} s clip."
+    else:
+        caption = ("The whole file" if prediction.duration_sec <= SPECTROGRAM_MAX_SECONDS
+                   else f"The first {SPECTROGRAM_MAX_SECONDS:g} s") + \
+            f"; the model reads it {config.clip_seconds:g} s at a time."
     st.plotly_chart(fig_spectrogram(spec, config, title=f"{config.kind} spectrogram"), key=key)
     st.caption(caption)
 
@@ -186,13 +181,7 @@ def show_result(i: int, item: dict, prediction: Prediction) -> None:
         st.plotly_chart(fig_window_predictions(prediction.window_starts, prediction.window_probabilities,
                                                prediction.class_names, title="Probability per window"),
                         key=f"inference_windows_{i}")
-        best = prediction.window_probabilities.argmax(axis=1)
-        windows = pd.DataFrame({
-            "start (s)": np.round(prediction.window_starts, 3),
-            "end (s)": np.round(np.minimum(prediction.window_starts + config.clip_seconds,
-                                           prediction.duration_sec), 3),
-            "top class": [prediction.class_names[j] for j in best],
-            "confidence": prediction.window_probabilities.max(axis=1).round(4)})
+        windows = pd.DataFrame(prediction.window_table()).rename(columns=WINDOW_COLUMNS)
         st.dataframe(windows, hide_index=True, height=min(400, 38 + 35 * len(windows)),
                      key=f"inference_window_table_{i}",
                      column_config={"confidence": st.column_config.ProgressColumn(

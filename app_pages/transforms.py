@@ -6,15 +6,13 @@ import hashlib
 import math
 import random
 
-import plotly.graph_objects as go
 import streamlit as st
 import torch
 
 from lib.audio import ACCEPTED_FORMATS, AUDIO_EXTENSIONS, AudioDecodeError, fit_clip, load_audio, wav_bytes
 from lib.augment import EQ_KNOTS_HZ, AugmentConfig, preview_augment
-from lib.augment.waveform import eq_curve
 from lib.features import FeatureConfig, frame_grid
-from lib.plots import TEMPLATE, fig_spectrogram, fig_waveform
+from lib.plots import color_range, fig_eq, fig_spectrogram, fig_waveform
 from ui.augment_editor import augment_editor
 from ui.common import active_dataset, augment_config, feature_config, page_header, page_link, source_key
 
@@ -79,19 +77,6 @@ def _model_input(clip_key: str, sample_rate: int, clip_seconds: float, _waveform
     """What the model sees (:func:`lib.audio.fit_clip`): mono, at ``sample_rate``, centre cut/padded to
     ``clip_seconds``. ``(1, n_samples)``."""
     return fit_clip(_waveform, _rate, sample_rate, round(clip_seconds * sample_rate))
-
-
-def _fig_eq(knots_db: tuple[float, ...], nyquist: float) -> go.Figure:
-    """One draw's equaliser: gain in dB over log frequency, the knots marked (those below ``nyquist``)."""
-    frequencies = torch.logspace(math.log10(50.0), math.log10(nyquist), 200)
-    curve = eq_curve(torch.tensor([knots_db]), frequencies)[0]
-    knots = [(f, g) for f, g in zip(EQ_KNOTS_HZ, knots_db) if f <= nyquist]
-    fig = go.Figure(go.Scatter(x=frequencies.numpy(), y=curve.numpy(), mode="lines", hoverinfo="skip"))
-    fig.add_scatter(x=[f for f, _ in knots], y=[g for _, g in knots], mode="markers",
-                    hovertemplate="%{x:.0f} Hz: %{y:+.1f} dB<extra></extra>")
-    fig.update_layout(template=TEMPLATE, height=200, margin=dict(l=50, r=10, t=10, b=40), showlegend=False)
-    fig.update_xaxes(type="log", title_text="Frequency (Hz)")
-    return fig.update_yaxes(title_text="Gain (dB)", zeroline=True)
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
@@ -265,7 +250,7 @@ st.caption("The augmented audio plays the waveform steps (shift, gain, noise, re
               "room of the drawn size; the spectrogram uses the room's average)." if batch_source == "power" else "")
            + (" MFCCs have no frequency axis: the frequency warp is skipped for them." if config.kind == "mfcc"
               and preview.freq_warp > 0 else ""))
-zmin, zmax = float(min(before.min(), after.min())), float(max(before.max(), after.max()))
+zmin, zmax = color_range(before, after)
 # Cache keys: everything each figure depends on.
 wave_key = f"{clip_key}|{config.sample_rate}|{config.clip_seconds}"
 draw_key = f"{wave_key}|{seed}|{preview.to_dict()}|{partner}"
@@ -285,7 +270,7 @@ for column, title, wave, spec, key in ((col_before, "Original", clean, before, w
 if eq_knots is not None:
     with col_after.expander("The equaliser of this draw", icon=":material/equalizer:"):
         st.plotly_chart(_figure(f"eq|{eq_knots}|{config.sample_rate}",
-                                lambda: _fig_eq(eq_knots, config.sample_rate / 2)), key="tf_eq_curve", config=LIGHT)
+                                lambda: fig_eq(eq_knots, config.sample_rate / 2)), key="tf_eq_curve", config=LIGHT)
 
 if preview.mixup_alpha > 0:
     with st.expander(f"Mixup (α = {preview.mixup_alpha:g}): this example blended with one of another class",

@@ -30,9 +30,9 @@ from torch import Tensor, nn
 
 __all__ = [
     "AUDIO_EXTENSIONS", "ACCEPTED_FORMATS", "INT16_SCALE", "AudioDecodeError", "MAX_CHANNELS", "MAX_DECODED_SAMPLES",
-    "load_audio", "save_wav", "wav_bytes", "duration_seconds", "to_int16", "from_int16",
+    "load_audio", "save_wav", "wav_bytes", "to_int16", "from_int16",
     "to_mono", "to_channels", "resample", "resample_rates", "MAX_RATE_TERM", "pad_or_trim", "center_pad_or_trim",
-    "resample_long", "RESAMPLE_BLOCK_SECONDS", "fit_clip", "normalize_peak", "normalize_rms",
+    "resample_long", "RESAMPLE_BLOCK_SECONDS", "fit_clip",
 ]
 
 #: The audio files the workbench reads (``soundfile``), as file name suffixes: folders, uploads, recordings.
@@ -44,7 +44,6 @@ INT16_SCALE = 32768
 
 AudioSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
 
-_EPS = 1e-12
 MAX_CHANNELS = 64                    # more channels than any recording of a classroom needs
 MAX_DECODED_SAMPLES = 120_000_000    # samples of all channels decoded at most (480 MB of float32: 2 h of mono 16 kHz)
 MAX_RATE_TERM = 1000  # resample between rates whose ratio's terms are at most this (the kernel stays a few MB)
@@ -188,19 +187,6 @@ def wav_bytes(waveform: Tensor, sample_rate: int, subtype: str = "PCM_16") -> by
     buffer = io.BytesIO()
     save_wav(buffer, waveform, sample_rate, subtype=subtype)
     return buffer.getvalue()
-
-
-def duration_seconds(waveform: Tensor, sample_rate: int) -> float:
-    """Duration of a waveform.
-
-    Args:
-        waveform (Tensor): ``(..., time)``.
-        sample_rate (int): Sample rate in Hz.
-
-    Returns:
-        float: ``time / sample_rate`` seconds.
-    """
-    return waveform.shape[-1] / sample_rate
 
 
 def to_int16(waveform: Tensor) -> Tensor:
@@ -476,47 +462,3 @@ def center_pad_or_trim(waveform: Tensor, n_samples: int) -> Tensor:
     # the two terms is 0: (span + excess) / 2 = max(excess, 0), (span - excess) / 2 = max(-excess, 0).
     start = (span + excess) // 2 // 2 - (span - excess) // 2 // 2
     return F.pad(waveform, (n_samples, n_samples)).narrow(-1, n_samples + start, n_samples).contiguous()
-
-
-# ------------------------------------------------------------------------------------------ loudness
-
-
-def _example_dims(waveform: Tensor, batched: bool) -> tuple[int, ...]:
-    """The dims one example spans: all but the first when batched, else all."""
-    return tuple(range(1 if batched else 0, waveform.ndim))
-
-
-def normalize_peak(waveform: Tensor, peak: float = 1.0) -> Tensor:
-    """Scale so that the largest absolute sample equals ``peak``.
-
-    Per example: a ``(batch, channels, time)`` waveform is normalised per example over (channels, time); a
-    ``(channels, time)`` or ``(time,)`` waveform as a whole clip. Silence stays silence.
-
-    Args:
-        waveform (Tensor): ``(..., time)``.
-        peak (float): Target peak amplitude.
-
-    Returns:
-        Tensor: Same shape as ``waveform``.
-    """
-    dims = _example_dims(waveform, batched=waveform.ndim >= 3)
-    current = waveform.abs().amax(dim=dims, keepdim=True)
-    return waveform * (peak / current.clamp_min(_EPS))
-
-
-def normalize_rms(waveform: Tensor, rms_db: float = -20.0) -> Tensor:
-    """Scale so that the RMS level equals ``rms_db`` dBFS (``rms = 10 ** (rms_db / 20)``); no clipping.
-
-    Per example: a ``(batch, channels, time)`` waveform is normalised per example over (channels, time); a
-    ``(channels, time)`` or ``(time,)`` waveform as a whole clip. Silence stays silence.
-
-    Args:
-        waveform (Tensor): ``(..., time)``.
-        rms_db (float): Target RMS level in dB relative to full scale.
-
-    Returns:
-        Tensor: Same shape as ``waveform``.
-    """
-    dims = _example_dims(waveform, batched=waveform.ndim >= 3)
-    rms = waveform.pow(2).mean(dim=dims, keepdim=True).sqrt()
-    return waveform * (10.0 ** (rms_db / 20.0) / rms.clamp_min(_EPS))

@@ -28,7 +28,6 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import soundfile as sf
@@ -36,6 +35,7 @@ from scipy.signal import resample_poly
 
 from lib import espeak, neural_voices
 from lib.catalog import SILENCE_LABEL, SPEECH_COMMANDS_KEYWORDS, UNKNOWN_LABEL
+from lib.dataset import ProgressCallback
 from lib.settings import settings
 
 __all__ = ["UNKNOWN_WORDS", "BuiltinSpec", "generate_builtin", "builtin_folder", "builtin_name"]
@@ -45,8 +45,6 @@ UNKNOWN_WORDS = ("bed", "bird", "cat", "dog", "eight", "five", "four", "happy", 
                  "seven", "sheila", "six", "three", "tree", "two", "wow", "zero", "backward", "forward", "follow",
                  "learn", "visual")
 _INTONATION = ("", ".", "?", "!")  # eSpeak reads the punctuation as statement / question / exclamation
-
-ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

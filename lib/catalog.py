@@ -37,14 +37,13 @@ import numpy as np
 import soundfile as sf
 
 from lib.audio import AudioDecodeError, load_audio
-from lib.dataset import AudioDataset, DatasetError, class_counts
+from lib.dataset import AudioDataset, DatasetError, ProgressCallback, class_counts
 
 __all__ = ["DatasetCard", "CATALOG", "LOADERS", "ClipRef", "DatasetIndex", "get_card", "resolve_source",
            "check_layout", "find_root", "load_dataset", "load_speech_commands", "load_esc50", "load_urbansound8k",
            "load_gtzan", "load_yesno", "SPEECH_COMMANDS_KEYWORDS", "UNKNOWN_LABEL", "SILENCE_LABEL",
            "SPEECH_COMMANDS_FOLDS", "GTZAN_GENRES"]
 
-ProgressCallback = Callable[[int, int], None]
 
 SPEECH_COMMANDS_KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 UNKNOWN_LABEL = "_unknown_"

@@ -17,13 +17,12 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from lib.audio import AUDIO_EXTENSIONS, AudioDecodeError, load_audio
 from lib.builtin import BuiltinSpec, builtin_name, generate_builtin
-from lib.dataset import AudioDataset, ClipDataset, DatasetError
+from lib.dataset import AudioDataset, ClipDataset, DatasetError, ProgressCallback
 from lib.diskcache import cached_dataset
 from lib.settings import settings
 from lib.paths import confine, is_inside
@@ -31,7 +30,6 @@ from lib.paths import confine, is_inside
 __all__ = ["DatasetError", "AudioDataset", "ClipDataset", "Split", "load_folder", "load_csv", "load_builtin",
            "load_source", "catalog_cache_args", "split_dataset", "fold_split"]
 
-ProgressCallback = Callable[[int, int], None]
 OUTSIDE = "outside the allowed folders (not read)"
 
 

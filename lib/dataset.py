@@ -17,7 +17,7 @@ This module imports only :mod:`lib.audio`, so the loaders (:mod:`lib.data`, :mod
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
@@ -25,7 +25,10 @@ from torch import Tensor
 
 from lib.audio import fit_clip, resample
 
-__all__ = ["DatasetError", "ClipDataset", "AudioDataset", "class_counts"]
+__all__ = ["DatasetError", "ClipDataset", "AudioDataset", "class_counts", "ProgressCallback"]
+
+#: Called as ``progress(done, total)`` while clips are decoded, synthesized or cached.
+ProgressCallback = Callable[[int, int], None]
 
 
 class DatasetError(ValueError):

@@ -35,7 +35,6 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import soundfile as sf
@@ -43,11 +42,10 @@ import torch
 
 from lib.audio import center_pad_or_trim, fit_clip, from_int16, resample, to_int16
 from lib.catalog import ClipRef, DatasetIndex, get_card, load_dataset
-from lib.dataset import ClipDataset, DatasetError
+from lib.dataset import ClipDataset, DatasetError, ProgressCallback
 
 __all__ = ["CROP_MODES", "CachedDataset", "build_cache", "open_cache", "cache_folder", "cached_dataset"]
 
-ProgressCallback = Callable[[int, int], None]
 CROP_MODES = ("center", "all")
 FORMAT_VERSION = 1
 _WAVEFORMS, _INDEX, _META = "waveforms.int16", "index.csv", "meta.json"

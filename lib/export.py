@@ -229,64 +229,20 @@ def export_classifier(classifier: Classifier, out: str | Path, format: str = "on
             ``overwrite`` is false, the exporter fails, or the export differs from the classifier by more
             than :data:`TOLERANCE`.
     """
-    if format not in FORMATS:
-        raise ExportError(f"unknown export format {format!r}: choose one of {', '.join(FORMATS)}")
-    if int8 and format != "onnx":
-        raise ExportError("int8 quantization is for ONNX exports only: use --format onnx")
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise ExportError(f"{out} already exists: choose another folder or overwrite it (--force)")
+    _check_request(format, int8, out, overwrite)
     classifier.model.to("cpu")
     classifier.extractor.to("cpu")
     classifier.device = torch.device("cpu")
-    module = WaveformClassifier(classifier).eval()
-    fc = classifier.feature_config
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}-", dir=out.parent))
     try:
         model_file = tmp / MODEL_FILES[format]
-        started = time.perf_counter()
-        try:
-            (_export_onnx if format == "onnx" else _export_torchscript)(module, model_file)
-        except Exception as error:  # noqa: BLE001 - any exporter failure is reported with the run's name
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ExportError(f"{format} export of run '{classifier.run_id}' failed: {first}") from error
-        export_seconds = time.perf_counter() - started
-        labels = {
-            "format": format,
-            "model_file": model_file.name,
-            "int8_file": None,
-            "run_id": classifier.run_id,
-            "model": model_name,
-            "class_names": list(classifier.class_names),
-            "sample_rate": fc.sample_rate,
-            "clip_seconds": fc.clip_seconds,
-            "n_samples": fc.n_samples,
-            "input": {"name": INPUT_NAME, "shape": ["batch", "time"], "dtype": "float32",
-                      "meaning": f"mono samples in [-1, 1] at {fc.sample_rate} Hz; any length: centre padded "
-                                 f"with silence or centre trimmed to {fc.n_samples} samples inside the model"},
-            "output": {"name": OUTPUT_NAME, "shape": ["batch", len(classifier.class_names)], "dtype": "float32",
-                       "meaning": "class probabilities, in the order of class_names"},
-            "feature_config": fc.to_dict(),
-            "exported_with": _library_versions(),
-            "export_seconds": round(export_seconds, 2),
-        }
+        export_seconds = _write_model(classifier, format, model_file)
+        labels = _labels(classifier, format, model_file.name, model_name, export_seconds)
         write_json_atomic(tmp / LABELS_FILE, labels)
         (tmp / EXAMPLE_FILE).write_text(example_script(format), encoding="utf-8")
-        probes = probe_waveforms(fc)
-        difference = _max_difference(ExportedModel(tmp), classifier, probes)
-        if not difference <= TOLERANCE:  # also catches NaN
-            raise ExportError(f"the {format} export of run '{classifier.run_id}' differs from lib.infer by "
-                              f"{difference:.2g} (allowed: {TOLERANCE:g}): not written")
-        labels["check"] = {"max_abs_difference": difference, "tolerance": TOLERANCE,
-                           "signals": "tone bursts in noise, 2 clips each of 1, 0.5 and 1.5 clip lengths",
-                           "against": "lib.infer.Classifier.predict_batch"}
-        if int8:
-            _quantize_int8(model_file, tmp / INT8_FILE)
-            labels["int8_file"] = INT8_FILE
-            write_json_atomic(tmp / LABELS_FILE, labels)
-            labels["check"]["int8_max_abs_difference"] = _max_difference(ExportedModel(tmp, int8=True),
-                                                                         classifier, probes)
+        _check_export(tmp, classifier, labels, int8)
         write_json_atomic(tmp / LABELS_FILE, labels)
         if out.exists():
             shutil.rmtree(out)
@@ -295,6 +251,82 @@ def export_classifier(classifier: Classifier, out: str | Path, format: str = "on
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _check_request(format: str, int8: bool, out: Path, overwrite: bool) -> None:
+    """Raises :class:`ExportError` for an unknown format, ``int8`` asked of TorchScript, or an existing ``out``
+    that may not be overwritten (the arguments of :func:`export_classifier`)."""
+    if format not in FORMATS:
+        raise ExportError(f"unknown export format {format!r}: choose one of {', '.join(FORMATS)}")
+    if int8 and format != "onnx":
+        raise ExportError("int8 quantization is for ONNX exports only: use --format onnx")
+    if out.exists() and not overwrite:
+        raise ExportError(f"{out} already exists: choose another folder or overwrite it (--force)")
+
+
+def _write_model(classifier: Classifier, format: str, model_file: Path) -> float:
+    """Writes ``classifier`` (on the CPU) as one :class:`WaveformClassifier` file; returns the seconds it took.
+
+    Raises:
+        ExportError: If the exporter fails (its first line, with the run's name).
+    """
+    module = WaveformClassifier(classifier).eval()
+    started = time.perf_counter()
+    try:
+        (_export_onnx if format == "onnx" else _export_torchscript)(module, model_file)
+    except Exception as error:  # noqa: BLE001 - any exporter failure is reported with the run's name
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ExportError(f"{format} export of run '{classifier.run_id}' failed: {first}") from error
+    return time.perf_counter() - started
+
+
+def _labels(classifier: Classifier, format: str, model_file: str, model_name: str | None,
+            export_seconds: float) -> dict:
+    """labels.json of an export, before its check: the classes, the input and output, the feature settings."""
+    fc = classifier.feature_config
+    return {
+        "format": format,
+        "model_file": model_file,
+        "int8_file": None,
+        "run_id": classifier.run_id,
+        "model": model_name,
+        "class_names": list(classifier.class_names),
+        "sample_rate": fc.sample_rate,
+        "clip_seconds": fc.clip_seconds,
+        "n_samples": fc.n_samples,
+        "input": {"name": INPUT_NAME, "shape": ["batch", "time"], "dtype": "float32",
+                  "meaning": f"mono samples in [-1, 1] at {fc.sample_rate} Hz; any length: centre padded "
+                             f"with silence or centre trimmed to {fc.n_samples} samples inside the model"},
+        "output": {"name": OUTPUT_NAME, "shape": ["batch", len(classifier.class_names)], "dtype": "float32",
+                   "meaning": "class probabilities, in the order of class_names"},
+        "feature_config": fc.to_dict(),
+        "exported_with": _library_versions(),
+        "export_seconds": round(export_seconds, 2),
+    }
+
+
+def _check_export(folder: Path, classifier: Classifier, labels: dict, int8: bool) -> None:
+    """Compares the export in ``folder`` with ``classifier`` on :func:`probe_waveforms` and records the check in
+    ``labels`` (``labels["check"]``); with ``int8``, also writes the quantized model and records its difference.
+
+    Raises:
+        ExportError: If the float export differs by more than :data:`TOLERANCE` (or by NaN).
+    """
+    format = labels["format"]
+    probes = probe_waveforms(classifier.feature_config)
+    difference = _max_difference(ExportedModel(folder), classifier, probes)
+    if not difference <= TOLERANCE:  # also catches NaN
+        raise ExportError(f"the {format} export of run '{classifier.run_id}' differs from lib.infer by "
+                          f"{difference:.2g} (allowed: {TOLERANCE:g}): not written")
+    labels["check"] = {"max_abs_difference": difference, "tolerance": TOLERANCE,
+                       "signals": "tone bursts in noise, 2 clips each of 1, 0.5 and 1.5 clip lengths",
+                       "against": "lib.infer.Classifier.predict_batch"}
+    if int8:
+        _quantize_int8(folder / labels["model_file"], folder / INT8_FILE)
+        labels["int8_file"] = INT8_FILE
+        write_json_atomic(folder / LABELS_FILE, labels)
+        labels["check"]["int8_max_abs_difference"] = _max_difference(ExportedModel(folder, int8=True),
+                                                                     classifier, probes)
 
 
 def _max_difference(exported: ExportedModel, classifier: Classifier, waveforms: list[np.ndarray]) -> float:

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from lib.audio import AudioSource, fit_clip, load_audio
 from lib.detect import Detection, detection_windows, group_detections, sound_segments
 from lib.device import resolve_device
-from lib.features import FeatureConfig, FeatureExtractor
+from lib.features import FeatureConfig, FeatureExtractor, extract
 from lib.models import Ensemble, build_model
 from lib.runs import RunError, load_run
 
@@ -73,13 +73,13 @@ class Prediction:
 
     @property
     def top_class(self) -> str:
-        """The most probable class's name."""
-        return self.class_names[int(np.argmax(self.probabilities))]
+        """The most probable class's name (the first one on a tie)."""
+        return self.top(1)[0][0]
 
     @property
     def top_probability(self) -> float:
         """The most probable class's probability."""
-        return float(np.max(self.probabilities))
+        return self.top(1)[0][1]
 
     @property
     def n_windows(self) -> int:
@@ -97,6 +97,20 @@ class Prediction:
         """
         order = np.argsort(-self.probabilities, kind="stable")[:max(0, int(k))]
         return [(self.class_names[i], float(self.probabilities[i])) for i in order]
+
+    def window_table(self) -> dict[str, np.ndarray | list[str]]:
+        """Each timeline window's times and top class, as table columns.
+
+        Returns:
+            ``{"start_sec", "end_sec", "top_class", "confidence"}``, each ``n_windows`` long: start and end in
+            seconds rounded to ms (the end clipped to the recording), the top class and its probability
+            rounded to 4 decimals.
+        """
+        window = self.duration_sec if self.window_seconds is None else self.window_seconds
+        return {"start_sec": np.round(self.window_starts, 3),
+                "end_sec": np.round(np.minimum(self.window_starts + window, self.duration_sec), 3),
+                "top_class": [self.class_names[j] for j in self.window_probabilities.argmax(axis=1)],
+                "confidence": self.window_probabilities.max(axis=1).round(4)}
 
 
 def _output_layers(model: nn.Module) -> list[nn.Module]:
@@ -150,6 +164,38 @@ def penultimate(model: nn.Module, features: Tensor, batch_size: int = 512, first
 def _as_device(device: str | torch.device) -> torch.device:
     """``"auto"``, ``"cpu"``, ``"cuda"``... (checked by :func:`resolve_device`) or a ``torch.device``."""
     return resolve_device(device) if isinstance(device, str) else torch.device(device)
+
+
+def _checked_waveform(waveform: Tensor | np.ndarray, sample_rate: int) -> Tensor:
+    """``waveform`` as a float tensor, after the checks of :meth:`Classifier.predict`.
+
+    Args:
+        waveform: ``(time,)`` or ``(channels, time)`` samples (a tensor or a NumPy array).
+        sample_rate: Its sample rate in Hz.
+
+    Returns:
+        Tensor: The same shape, floating point (its dtype kept if it was one already).
+
+    Raises:
+        ValueError: If the waveform is empty, has non-finite samples or more than two dimensions, or the
+            sample rate is not a positive integer.
+    """
+    if isinstance(waveform, np.ndarray):
+        waveform = np.ascontiguousarray(waveform)  # torch cannot wrap negative strides
+    waveform = torch.as_tensor(waveform)
+    if waveform.ndim not in (1, 2):
+        raise ValueError(f"waveform must be (time,) or (channels, time), got shape {tuple(waveform.shape)}")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral) or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
+    if waveform.numel() == 0:
+        raise ValueError(f"the waveform is empty (shape {tuple(waveform.shape)}): nothing to classify")
+    if not waveform.is_floating_point():
+        waveform = waveform.float()
+    with torch.inference_mode():
+        # checked a few million samples at a time: isfinite of a whole long upload costs 1.5 times its size
+        if not all(bool(torch.isfinite(part).all()) for part in waveform.reshape(-1).split(FINITE_CHUNK)):
+            raise ValueError("the waveform has non-finite samples (NaN or infinity): nothing to classify")
+    return waveform
 
 
 class Classifier:
@@ -301,40 +347,14 @@ class Classifier:
                 the sample rate is not positive, or ``hop_seconds`` is invalid.
         """
         started = time.perf_counter()
-        if isinstance(waveform, np.ndarray):
-            waveform = np.ascontiguousarray(waveform)  # torch cannot wrap negative strides
-        waveform = torch.as_tensor(waveform)
-        if waveform.ndim not in (1, 2):
-            raise ValueError(f"waveform must be (time,) or (channels, time), got shape {tuple(waveform.shape)}")
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral) or sample_rate <= 0:
-            raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
-        if waveform.numel() == 0:
-            raise ValueError(f"the waveform is empty (shape {tuple(waveform.shape)}): nothing to classify")
-        if not waveform.is_floating_point():
-            waveform = waveform.float()
-        rate, length = self.feature_config.sample_rate, self.feature_config.n_samples
-        window_sec = self.feature_config.clip_seconds
+        waveform = _checked_waveform(waveform, sample_rate)
+        rate, window_sec = self.feature_config.sample_rate, self.feature_config.clip_seconds
         with torch.inference_mode():
-            # checked a few million samples at a time: isfinite of a whole long upload costs 1.5 times its size
-            if not all(bool(torch.isfinite(part).all()) for part in waveform.reshape(-1).split(FINITE_CHUNK)):
-                raise ValueError("the waveform has non-finite samples (NaN or infinity): nothing to classify")
-            duration = waveform.shape[-1] / sample_rate
             mono = fit_clip(waveform.to(self.device, torch.float32), int(sample_rate), rate)[0]  # (time,) at rate
             starts = self.window_starts(mono.shape[-1], hop_seconds)
             segments = sound_segments(mono.cpu().numpy(), rate)
             windows = detection_windows(segments, mono.shape[-1] / rate, window_sec) if len(starts) > 1 else []
-            if len(starts) == 1:
-                probabilities_all = self.clip_probabilities(
-                    fit_clip(mono, rate, rate, length)[None]).cpu().numpy()                  # (1, n_classes)
-            else:
-                every = np.concatenate([starts, [round(s * rate) for _, s in windows]]).astype(np.int64)
-                # Windows are cut and classified WINDOW_BATCH at a time: a long upload costs one batch of memory.
-                offsets = torch.arange(length, device=self.device)
-                parts = []
-                for i in range(0, len(every), WINDOW_BATCH):
-                    index = torch.as_tensor(every[i:i + WINDOW_BATCH], device=self.device)[:, None] + offsets
-                    parts.append(self.clip_probabilities(mono[index][:, None]).cpu().numpy())  # (batch, n_classes)
-                probabilities_all = np.concatenate(parts)              # (n_windows + n_detection_windows, n_classes)
+            probabilities_all = self._window_probabilities(mono, starts, windows)
         window_probabilities = probabilities_all[:len(starts)]
         if len(starts) == 1:  # one clip: classified whole, as in training; its sound (if any) is its detection
             detections = [Detection(segments[0][0], segments[-1][1], window_probabilities[0], list(self.class_names),
@@ -342,24 +362,58 @@ class Classifier:
         else:
             detections = group_detections(segments, windows, probabilities_all[len(starts):], self.class_names,
                                           window_sec)
-        if detections:
-            probabilities = max(detections, key=lambda d: d.level_db).probabilities
-        elif len(starts) == 1:
-            probabilities = window_probabilities[0]
-        else:  # no sound at all: the whole recording's middle, as one clip (a "_silence_" class can answer)
-            middle = fit_clip(mono, rate, rate, length)[None]                           # (1, 1, length)
-            with torch.inference_mode():
-                probabilities = self.clip_probabilities(middle).cpu().numpy()[0]
         return Prediction(
-            probabilities=probabilities,
+            probabilities=self._answer(mono, detections, window_probabilities),
             class_names=list(self.class_names),
             window_starts=starts / rate,
             window_probabilities=window_probabilities,
             latency_ms=(time.perf_counter() - started) * 1000.0,
-            duration_sec=duration,
+            duration_sec=waveform.shape[-1] / sample_rate,
             window_seconds=window_sec,
             detections=detections,
         )
+
+    def _window_probabilities(self, mono: Tensor, starts: np.ndarray, windows: list) -> np.ndarray:
+        """Probabilities of the timeline's windows, then of the detection windows (call in inference mode).
+
+        Args:
+            mono: ``(time,)`` the recording at the run's sample rate, on the classifier's device.
+            starts: ``(n_windows,)`` the timeline windows' first samples (:meth:`window_starts`).
+            windows: The detection windows (:func:`lib.detect.detection_windows`); ``(sound, start_sec)`` each.
+
+        Returns:
+            np.ndarray: ``(n_windows + n_detection_windows, n_classes)``; with one timeline window, the whole
+            recording centre padded to one clip, ``(1, n_classes)``.
+        """
+        rate, length = self.feature_config.sample_rate, self.feature_config.n_samples
+        if len(starts) == 1:
+            return self.clip_probabilities(fit_clip(mono, rate, rate, length)[None]).cpu().numpy()  # (1, n_classes)
+        every = np.concatenate([starts, [round(s * rate) for _, s in windows]]).astype(np.int64)
+        # Windows are cut and classified WINDOW_BATCH at a time: a long upload costs one batch of memory.
+        offsets = torch.arange(length, device=self.device)
+        parts = []
+        for i in range(0, len(every), WINDOW_BATCH):
+            index = torch.as_tensor(every[i:i + WINDOW_BATCH], device=self.device)[:, None] + offsets
+            parts.append(self.clip_probabilities(mono[index][:, None]).cpu().numpy())  # (batch, n_classes)
+        return np.concatenate(parts)
+
+    def _answer(self, mono: Tensor, detections: list[Detection], window_probabilities: np.ndarray) -> np.ndarray:
+        """The recording's answer ``(n_classes,)``: its loudest sound's probabilities; with no sound, the one
+        clip's, or (a longer recording) those of its middle as one clip (a ``"_silence_"`` class can answer).
+
+        Args:
+            mono: ``(time,)`` the recording at the run's sample rate, on the classifier's device.
+            detections: Its sounds, as :meth:`predict` found them.
+            window_probabilities: ``(n_windows, n_classes)`` of the timeline's windows.
+        """
+        if detections:
+            return max(detections, key=lambda d: d.level_db).probabilities
+        if len(window_probabilities) == 1:
+            return window_probabilities[0]
+        rate, length = self.feature_config.sample_rate, self.feature_config.n_samples
+        middle = fit_clip(mono, rate, rate, length)[None]                                   # (1, 1, length)
+        with torch.inference_mode():
+            return self.clip_probabilities(middle).cpu().numpy()[0]
 
     def predict_batch(self, waveforms: Tensor, batch_size: int = 256) -> Tensor:
         """Probabilities of many clips already at the run's sample rate (for evaluating a dataset).
@@ -411,6 +465,42 @@ class Classifier:
                 clips = fit_clip(waveforms[i:i + batch_size].to(self.device, torch.float32), rate, rate, length)
                 chunks.append(penultimate(self.model, self.extractor(clips), batch_size, first_member_only))
         return torch.cat(chunks).clone() if chunks else torch.empty(0, 0)
+
+    def embed_features(self, features: Tensor | np.ndarray, first_member_only: bool = False) -> Tensor:
+        """The learned representation (:func:`penultimate`) of clips whose features are already made.
+
+        Args:
+            features: ``(n, 1, bins, frames)`` made with ``feature_config`` (a tensor or a NumPy array).
+            first_member_only: As in :func:`penultimate`.
+
+        Returns:
+            Tensor: ``(n, dim)`` float32, on the CPU.
+        """
+        features = torch.as_tensor(features).to(self.device)
+        return penultimate(self.model, features, first_member_only=first_member_only)
+
+    def view_features(self, waveform: Tensor, sample_rate: int, max_seconds: float | None = None) -> Tensor:
+        """The features of a recording as the model reads them, to show (computed on the CPU).
+
+        A recording of one clip or less is centre padded to one clip, as :meth:`predict` classifies it; a
+        longer one is shown whole (the model reads it a clip at a time), or only its first ``max_seconds``.
+
+        Args:
+            waveform: ``(time,)`` or ``(channels, time)`` float samples.
+            sample_rate: Its sample rate in Hz.
+            max_seconds: Longest stretch shown of a long recording; ``None``: all of it.
+
+        Returns:
+            Tensor: ``(1, bins, frames)`` float32 (one channel).
+        """
+        config = self.feature_config
+        with torch.inference_mode():
+            mono = fit_clip(waveform, sample_rate, config.sample_rate)                        # (1, time)
+            if mono.shape[-1] <= config.n_samples:
+                mono = fit_clip(waveform, sample_rate, config.sample_rate, config.n_samples)  # (1, n_samples)
+            elif max_seconds is not None:
+                mono = mono[..., :int(max_seconds * config.sample_rate)]
+            return extract(mono, config)[0]
 
     def predict_file(self, source: AudioSource, hop_seconds: float | None = None) -> Prediction:
         """Decodes and classifies an audio file.

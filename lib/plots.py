@@ -20,8 +20,11 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+import torch
 from plotly.colors import qualitative
 
+from lib.augment.config import EQ_KNOTS_HZ
+from lib.augment.waveform import eq_curve
 from lib.features import FeatureConfig, frequency_axis, frequency_axis_label, time_axis
 from lib.metrics import normalize_confusion
 
@@ -29,7 +32,7 @@ __all__ = [
     "fig_waveform", "fig_spectrogram", "fig_class_counts", "fig_histogram", "fig_embedding",
     "fig_confusion", "fig_prf", "fig_curves", "fig_steps", "fig_compare_curves", "fig_probabilities",
     "fig_window_predictions", "fig_pipeline", "embedding_2d", "smooth_ema", "decimate_minmax",
-    "image_spectrogram", "image_waveform",
+    "image_spectrogram", "image_waveform", "fig_eq", "color_range", "class_means",
 ]
 
 TEMPLATE = "plotly_white"
@@ -259,6 +262,39 @@ def fig_spectrogram(spec: Any, config: FeatureConfig, title: str | None = None, 
     return _style(fig, title, 320, "Time (s)", frequency_axis_label(config))
 
 
+def color_range(*images: Any) -> tuple[float, float]:
+    """One colour scale for several feature images: the smallest and the largest value of them all.
+
+    Args:
+        *images: Arrays or tensors of any shape (at least one, none empty).
+
+    Returns:
+        ``(zmin, zmax)`` as floats.
+    """
+    if not images:
+        raise ValueError("color_range needs at least one image")
+    arrays = [_np(image) for image in images]
+    return float(min(a.min() for a in arrays)), float(max(a.max() for a in arrays))
+
+
+def class_means(features: Any, labels: Any, class_names: Sequence[str],
+                max_classes: int | None = None) -> dict[str, np.ndarray]:
+    """The mean feature image of each class that has clips (in class order): where its energy usually lies.
+
+    Args:
+        features: ``(n_clips, ...)`` one feature image per clip, e.g. ``(n_clips, 1, bins, frames)``.
+        labels: ``(n_clips,)`` int class indices into ``class_names``.
+        class_names: The class names.
+        max_classes: Keep only the first this many classes with clips; ``None``: all.
+
+    Returns:
+        ``{class name: (...) mean image}``, classes without clips left out.
+    """
+    x, y = _np(features), _np(labels)
+    means = {name: x[y == i].mean(axis=0) for i, name in enumerate(class_names) if (y == i).any()}
+    return dict(list(means.items())[:max_classes])
+
+
 # -- still images (for grids of many small figures: a PNG costs the browser nothing to draw) -----------
 def _viridis_lut() -> np.ndarray:
     """``(256, 3)`` uint8: Plotly's Viridis, the colour scale of :func:`fig_spectrogram`, interpolated."""
@@ -324,6 +360,32 @@ def image_waveform(waveform: Any, width: int = 400, height: int = 120) -> bytes:
             bottom = int(round((1 - chunk.min()) / 2 * (height - 1)))
             pixels[top:bottom + 1, c * width // len(columns)] = colour
     return _png(pixels)
+
+
+def fig_eq(knots_db: Sequence[float], nyquist: float, title: str | None = None) -> go.Figure:
+    """One draw's equaliser (:func:`lib.augment.waveform.eq_curve`): gain in dB over log frequency from 50 Hz
+    to ``nyquist``, its knots (:data:`lib.augment.config.EQ_KNOTS_HZ` up to ``nyquist``) marked.
+
+    Args:
+        knots_db: ``len(EQ_KNOTS_HZ)`` gains in dB, one per knot.
+        nyquist: The highest frequency shown (half the sample rate), Hz.
+        title: Optional title.
+
+    Returns:
+        go.Figure: the curve (200 points) and the knots.
+    """
+    frequencies = torch.logspace(math.log10(50.0), math.log10(nyquist), 200)
+    curve = eq_curve(torch.tensor([list(knots_db)]), frequencies)[0]
+    knots = [(f, g) for f, g in zip(EQ_KNOTS_HZ, knots_db) if f <= nyquist]
+    fig = go.Figure(go.Scatter(x=frequencies.numpy(), y=curve.numpy(), mode="lines", hoverinfo="skip"))
+    fig.add_scatter(x=[f for f, _ in knots], y=[g for _, g in knots], mode="markers",
+                    hovertemplate="%{x:.0f} Hz: %{y:+.1f} dB<extra></extra>")
+    fig.update_layout(template=TEMPLATE, height=200, margin=dict(l=50, r=10, t=10, b=40), showlegend=False)
+    fig.update_xaxes(type="log", title_text="Frequency (Hz)")
+    fig.update_yaxes(title_text="Gain (dB)", zeroline=True)
+    if title:
+        fig.update_layout(title=title, margin=dict(t=40))
+    return fig
 
 
 # -- dataset ---------------------------------------------------------------------------------------

@@ -146,10 +146,6 @@ def test_decode_error_is_value_error():
     assert audio.ACCEPTED_FORMATS == ("WAV", "FLAC", "OGG", "MP3")
 
 
-def test_duration_seconds():
-    assert audio.duration_seconds(torch.zeros(2, 8000), SR) == 0.5
-
-
 # ------------------------------------------------------------------------------------ channels / rate
 
 
@@ -312,33 +308,6 @@ def test_pad_or_trim_random_per_example(n_samples, trimming):
         else:
             torch.testing.assert_close(row[offset:offset + 200], batch[0, 0])
             assert row.abs().sum() == batch[0, 0].sum()  # the rest is silence
-
-
-# ------------------------------------------------------------------------------------- normalisation
-
-
-def test_normalize_peak():
-    clip = stereo_clip()
-    out = audio.normalize_peak(clip, peak=0.9)
-    assert out.abs().max().item() == pytest.approx(0.9, abs=1e-6)
-    torch.testing.assert_close(out[1] / out[0].abs().max(), clip[1] / clip[0].abs().max())  # one gain per clip
-
-    batch = torch.stack([clip, 0.01 * clip, torch.zeros_like(clip)])
-    out = audio.normalize_peak(batch)
-    peaks = out.abs().amax(dim=(1, 2))
-    torch.testing.assert_close(peaks, torch.tensor([1.0, 1.0, 0.0]))
-
-
-def test_normalize_rms():
-    clip = stereo_clip()
-    out = audio.normalize_rms(clip, rms_db=-20.0)
-    assert out.pow(2).mean().sqrt().item() == pytest.approx(0.1, rel=1e-4)
-
-    batch = torch.stack([clip, 0.01 * clip, torch.zeros_like(clip)])
-    out = audio.normalize_rms(batch, rms_db=-6.0)
-    rms = out.pow(2).mean(dim=(1, 2)).sqrt()
-    torch.testing.assert_close(rms, torch.tensor([10 ** (-6 / 20), 10 ** (-6 / 20), 0.0]))
-    assert torch.isfinite(out).all()
 
 
 @pytest.mark.parametrize("time", [1, 2, 5, 6, 9, 10, 11, 12, 17, 40])

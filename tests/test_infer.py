@@ -256,3 +256,33 @@ def test_a_word_in_a_long_recording_is_answered_from_a_window_centred_on_it(clas
     assert 2.0 <= detection.start_sec < detection.end_sec <= 3.0
     np.testing.assert_allclose(long.probabilities, detection.probabilities)
     assert long.top_class == classifier.predict(word, 16000).top_class
+
+
+def test_window_table_columns(classifier, tiny_dataset):
+    waveform, rate = _clip(tiny_dataset, 0)
+    prediction = classifier.predict(torch.cat([waveform] * 3, dim=-1), rate)
+    table = prediction.window_table()
+    assert list(table) == ["start_sec", "end_sec", "top_class", "confidence"]
+    assert all(len(column) == prediction.n_windows for column in table.values())
+    assert table["end_sec"][-1] == pytest.approx(prediction.duration_sec, abs=1e-3)
+    assert table["top_class"] == [prediction.class_names[j] for j in prediction.window_probabilities.argmax(1)]
+    np.testing.assert_allclose(table["confidence"], prediction.window_probabilities.max(1), atol=1e-4)
+
+
+def test_view_features_pads_a_short_clip_and_cuts_a_long_one(classifier, tiny_dataset):
+    config = classifier.feature_config
+    waveform, rate = _clip(tiny_dataset, 0)
+    short = classifier.view_features(waveform[..., :rate // 4], rate)
+    assert tuple(short.shape) == config.feature_shape                          # one clip: (1, bins, frames)
+    long = torch.cat([waveform] * 4, dim=-1)
+    assert classifier.view_features(long, rate).shape[-1] > config.n_frames
+    cut = classifier.view_features(long, rate, max_seconds=config.clip_seconds)
+    assert tuple(cut.shape) == config.feature_shape
+
+
+def test_embed_features_matches_embed_batch(classifier, tiny_dataset):
+    clips = tiny_dataset.to_tensor(classifier.feature_config.sample_rate, classifier.feature_config.n_samples,
+                                   np.arange(4))
+    with torch.no_grad():
+        features = classifier.extractor(clips)
+    torch.testing.assert_close(classifier.embed_features(features.numpy()), classifier.embed_batch(clips))

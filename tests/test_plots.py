@@ -294,3 +294,32 @@ def test_still_images_have_the_promised_size_and_low_bins_at_the_bottom():
     assert bottom.sum() > top.sum()  # Viridis: loud is bright yellow, quiet dark purple
     wave = Image.open(io.BytesIO(plots.image_waveform(np.zeros(16000), 200, 50)))
     assert wave.size == (200, 50)
+
+
+# -- helpers the pages use instead of array maths ---------------------------------------------------
+def test_color_range_spans_every_image():
+    assert plots.color_range(torch.tensor([[1.0, -2.0]]), np.array([5.0, 0.0])) == (-2.0, 5.0)
+    with pytest.raises(ValueError, match="at least one"):
+        plots.color_range()
+
+
+def test_class_means_skips_empty_classes_and_keeps_class_order():
+    features = np.arange(8, dtype=np.float32).reshape(4, 1, 2)          # (n_clips, bins, frames)
+    labels = np.array([2, 0, 2, 0])
+    means = plots.class_means(features, labels, ["a", "b", "c"])
+    assert list(means) == ["a", "c"]                                      # "b" has no clips
+    np.testing.assert_allclose(means["a"], (features[1] + features[3]) / 2)
+    np.testing.assert_allclose(means["c"], (features[0] + features[2]) / 2)
+    assert list(plots.class_means(features, labels, ["a", "b", "c"], max_classes=1)) == ["a"]
+
+
+def test_fig_eq_curve_passes_through_the_knots_below_nyquist():
+    from lib.augment.config import EQ_KNOTS_HZ
+
+    knots = tuple(float(i) for i in range(len(EQ_KNOTS_HZ)))
+    fig = _ok(plots.fig_eq(knots, 4000.0))
+    curve, marks = fig.data
+    assert len(curve.x) == 200 and curve.x[0] == pytest.approx(50.0) and curve.x[-1] == pytest.approx(4000.0)
+    kept = [f for f in EQ_KNOTS_HZ if f <= 4000.0]
+    assert list(marks.x) == kept and list(marks.y) == list(knots[:len(kept)])
+    assert fig.layout.xaxis.type == "log"
