@@ -359,11 +359,14 @@ def _train_row(row: str, train: Clips, frozen: torch.Tensor, default: torch.Tens
 
 
 def _rows_for(k: int | None, voice_index: int, args) -> list[str]:
-    rows = [r for r in ("frozen", "default", "scratch") if r in args.rows]
-    if "finetuned" in args.rows and k in args.finetune_shots and voice_index < args.finetune_voices:
-        rows.append("finetuned")
-    if "frozen" in args.rows and k == 5:
-        rows.append("frozen_engine")
+    """The rows trained at ``k`` shots for the ``voice_index``-th voice (the slow ones at fewer points)."""
+    rows = [r for r in ("frozen", "default") if r in args.rows]
+    for row, shots, voices in (("scratch", args.scratch_shots, args.scratch_voices),
+                               ("finetuned", args.finetune_shots, args.finetune_voices),
+                               ("frozen_engine", (5,), 1)):
+        if (row in args.rows or row == "frozen_engine" and "frozen" in args.rows) and k in shots \
+                and voice_index < voices:
+            rows.append(row)
     return rows
 
 
@@ -478,6 +481,8 @@ def few_shot_report(results: dict, args, reps: Representations, command: str, se
               f"rate, {args.finetune_epochs} epochs at batch 16, default augmentation) is measured only at "
               f"k = {', '.join(map(str, args.finetune_shots))} on {args.finetune_voices} voice(s): every step runs "
               f"the backbone over every window, too slow on this CPU for the whole curve.",
+              f" `kws_resnet` from scratch is trained at k = {', '.join(map(str, args.scratch_shots))} on "
+              f"{args.scratch_voices} voice(s) only, for time.",
               "",
               "Not measured: EfficientNet-Lite0 and ResNet-18 (ImageNet backbones are not built yet)."]
     return "\n".join(lines)
@@ -521,12 +526,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--own-takes", type=int, default=5, help="test takes per word of the training voice")
     parser.add_argument("--unseen-takes", type=int, default=4, help="test takes per word of each unseen voice")
     parser.add_argument("--neural-per-word", type=int, default=10, help="Piper and Kokoro clips per word, each")
-    parser.add_argument("--head-steps", type=int, default=200)
+    parser.add_argument("--head-steps", type=int, default=100)
+    parser.add_argument("--scratch-shots", type=_ints, default=(5,))
+    parser.add_argument("--scratch-voices", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--finetune-shots", type=_ints, default=(5,))
     parser.add_argument("--finetune-voices", type=int, default=1)
-    parser.add_argument("--finetune-epochs", type=int, default=5)
-    parser.add_argument("--zero-clips", type=int, default=60, help="zero-recording set: clips per word")
-    parser.add_argument("--zero-speakers", type=int, default=60)
+    parser.add_argument("--finetune-epochs", type=int, default=3)
+    parser.add_argument("--zero-clips", type=int, default=40, help="zero-recording set: clips per word")
+    parser.add_argument("--zero-speakers", type=int, default=40)
     parser.add_argument("--no-install", action="store_true", help="do not apt-get flite/festival when missing")
     return parser
 
@@ -538,6 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(args.rows) - set(ROWS)
     if unknown:
         raise SystemExit(f"unknown rows {sorted(unknown)}: choose from {', '.join(ROWS)}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     load, started = os.getloadavg(), time.perf_counter()
     command = command_line("few_shot.py", argv)
     reps = Representations()
