@@ -479,10 +479,10 @@ def few_shot_report(results: dict, args, reps: Representations, command: str, se
               f"settings), its time including the embedding of the training clips. Fine-tuning "
               f"(`finetune=\"last\"`: the last four convolutions and the output convolution at 0.1x the learning "
               f"rate, {args.finetune_epochs} epochs at batch 16, default augmentation) is measured only at "
-              f"k = {', '.join(map(str, args.finetune_shots))} on {args.finetune_voices} voice(s): every step runs "
+              f"k = {_shots_text(args.finetune_shots)} on {args.finetune_voices} voice(s): every step runs "
               f"the backbone over every window, too slow on this CPU for the whole curve.",
-              f" `kws_resnet` from scratch is trained at k = {', '.join(map(str, args.scratch_shots))} on "
-              f"{args.scratch_voices} voice(s) only, for time.",
+              f" `kws_resnet` from scratch is trained at k = {_shots_text(args.scratch_shots)} on "
+              f"{args.scratch_voices} voice(s).",
               "",
               "Not measured: EfficientNet-Lite0 and ResNet-18 (ImageNet backbones are not built yet)."]
     return "\n".join(lines)
@@ -508,8 +508,13 @@ def zero_report(results: dict, args, command: str, seconds: float, load: tuple) 
 # ------------------------------------------------------------------------------------------ CLI
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in text.split(",") if x.strip())
+def _ints(text: str) -> tuple[int | None, ...]:
+    """``"1,5,all"`` -> ``(1, 5, None)`` (None: every take)."""
+    return tuple(None if x.strip() == "all" else int(x) for x in text.split(",") if x.strip())
+
+
+def _shots_text(shots: tuple) -> str:
+    return ", ".join("all" if k is None else str(k) for k in shots)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -527,12 +532,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--unseen-takes", type=int, default=4, help="test takes per word of each unseen voice")
     parser.add_argument("--neural-per-word", type=int, default=10, help="Piper and Kokoro clips per word, each")
     parser.add_argument("--head-steps", type=int, default=100)
-    parser.add_argument("--scratch-shots", type=_ints, default=(5,))
-    parser.add_argument("--scratch-voices", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--finetune-shots", type=_ints, default=(5,))
-    parser.add_argument("--finetune-voices", type=int, default=1)
-    parser.add_argument("--finetune-epochs", type=int, default=3)
+    parser.add_argument("--scratch-shots", type=_ints, default=(*SHOTS, None), help="e.g. 1,5,all")
+    parser.add_argument("--scratch-voices", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default; 1 is much faster on a "
+                        "loaded machine: its small steps stop waiting for a second thread)")
+    parser.add_argument("--finetune-shots", type=_ints, default=(5,), help="e.g. 5,all")
+    parser.add_argument("--finetune-voices", type=int, default=3)
+    parser.add_argument("--finetune-epochs", type=int, default=10)
     parser.add_argument("--zero-clips", type=int, default=40, help="zero-recording set: clips per word")
     parser.add_argument("--zero-speakers", type=int, default=40)
     parser.add_argument("--no-install", action="store_true", help="do not apt-get flite/festival when missing")
