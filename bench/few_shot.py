@@ -156,7 +156,7 @@ def few_shot_data(args) -> FewShotData:
     voices = sorted(set(dataset.groups))
     rng = np.random.default_rng(0)
     order = [voices[i] for i in rng.permutation(len(voices))]
-    train_voices, unseen_voices = order[:args.voices], order[args.voices:args.voices + args.unseen_voices]
+    unseen_voices = order[args.voices:args.voices + args.unseen_voices]  # the first args.voices train
     pools, own_tests, unseen = {}, {}, []
     for voice in order[:args.voices + args.unseen_voices]:
         words = [rng.permutation(np.flatnonzero((groups == voice) & (dataset.labels == w)))
