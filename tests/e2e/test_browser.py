@@ -40,7 +40,7 @@ def forget_new_runs(app_env):
 def test_training_shows_live_progress_and_lists_the_run(page, app_url, forget_new_runs):
     page.goto(f"{app_url}/train")
     wait_for_app(page)
-    epochs = page.get_by_label("Epochs")
+    epochs = page.get_by_label("Epochs", exact=True)
     epochs.fill("500")  # long enough that Stop comes first, even on a fast machine (the test set has 1 step an epoch)
     epochs.press("Enter")
     wait_for_app(page)
