@@ -41,6 +41,7 @@ __all__ = ["Classifier", "Prediction", "penultimate", "WINDOW_BATCH", "MAX_MODEL
 
 WINDOW_BATCH = 64  # windows of a long recording classified at a time (bounded memory whatever its length: ~80 MB)
 FINITE_CHUNK = 1 << 22  # samples checked for NaN and infinity at a time
+LATENCY_RUNS = 30  # timed one-clip calls behind a run's saved latency (metrics.json "latency")
 MAX_MODEL_VALUES = 50_000_000  # weights and buffers a run's config.json may ask for (200 MB of float32; models: < 1 M)
 
 
@@ -273,6 +274,35 @@ class Classifier:
         return cls(model, record.feature_config, record.class_names, run_id=name, device=device)
 
     # -- helpers -----------------------------------------------------------------------------------
+    def latency(self, runs: int = LATENCY_RUNS, threads: int | None = 1) -> dict[str, float]:
+        """Time to classify one clip (features and model, :meth:`clip_probabilities`), as deployed: one clip at a
+        time after a warm-up, on ``threads`` torch threads of the calling thread (None: as it is).
+
+        Args:
+            runs: timed calls (after ``max(3, runs // 10)`` untimed ones).
+            threads: torch intra-op threads while timing (restored after); 1 is a small device's budget.
+
+        Returns:
+            ``{"p50_ms": ..., "p95_ms": ..., "device": "cpu", "threads": ..., "runs": ...}``.
+        """
+        clip = torch.zeros(1, 1, self.feature_config.n_samples, device=self.device)
+        before = torch.get_num_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        try:
+            times = []
+            with torch.inference_mode():
+                for _ in range(max(3, runs // 10) + runs):
+                    started = time.perf_counter()
+                    self.clip_probabilities(clip).cpu()  # .cpu() waits for the device
+                    times.append(time.perf_counter() - started)
+        finally:
+            torch.set_num_threads(before)
+        timed = np.asarray(times[-runs:]) * 1000.0
+        return {"p50_ms": round(float(np.percentile(timed, 50)), 4),
+                "p95_ms": round(float(np.percentile(timed, 95)), 4), "device": str(self.device), "threads": torch.get_num_threads() if threads is None else threads,
+                "runs": runs}
+
     @property
     def n_classes(self) -> int:
         """Number of classes."""

@@ -214,6 +214,7 @@ class RunRecord:
         status: ``"finished"`` or ``"stopped"``.
         n_parameters: The model's trainable parameters.
         best_epoch: The epoch whose weights were kept.
+        sweep: The sweep this run is a trial of, ``{"name": str, "trial": int}``, or None (:mod:`lib.sweep`).
     """
 
     model: str
@@ -229,6 +230,7 @@ class RunRecord:
     status: str | None = None
     n_parameters: int | None = None
     best_epoch: int | None = None
+    sweep: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.class_names:
@@ -244,7 +246,8 @@ class RunRecord:
                 "feature_config": self.feature_config.to_dict(), "train_config": train,
                 "dataset": self.dataset.to_dict(), "versions": dict(self.versions), "device": self.device,
                 "created": self.created, "duration_sec": self.duration_sec, "status": self.status,
-                "n_parameters": self.n_parameters, "best_epoch": self.best_epoch}
+                "n_parameters": self.n_parameters, "best_epoch": self.best_epoch,
+                "sweep": dict(self.sweep) if self.sweep else None}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunRecord:
@@ -277,7 +280,15 @@ class RunRecord:
                    versions={str(k): str(v) for k, v in versions.items()}, device=_optional(str, d.get("device")),
                    created=_optional(str, d.get("created")), duration_sec=_optional(float, d.get("duration_sec")),
                    status=_optional(str, d.get("status")), n_parameters=_optional(int, d.get("n_parameters")),
-                   best_epoch=_optional(int, d.get("best_epoch")))
+                   best_epoch=_optional(int, d.get("best_epoch")), sweep=_sweep_tag(d.get("sweep")))
+
+
+def _sweep_tag(value: Any) -> dict[str, Any] | None:
+    """config.json's ``sweep``: ``{"name": str, "trial": int}``, or None when absent or unreadable."""
+    if not isinstance(value, dict):
+        return None
+    name, trial = _optional(str, value.get("name")), _optional(int, value.get("trial"))
+    return {"name": name, "trial": trial} if name is not None and trial is not None else None
 
 
 # -- names -----------------------------------------------------------------------------------------
@@ -463,6 +474,16 @@ class RunInfo(_RunResults):
     def n_parameters(self) -> int | None:
         """Number of model parameters."""
         return self.record.n_parameters if self.record else None
+
+    @property
+    def sweep(self) -> dict[str, Any] | None:
+        """The sweep the run is a trial of (``{"name": ..., "trial": ...}``), or None."""
+        return self.record.sweep if self.record else None
+
+    @property
+    def latency_ms(self) -> float | None:
+        """``metrics["latency"]["p50_ms"]``: one clip on one CPU thread, median ms; None for older runs."""
+        return _optional(float, _dig(self.metrics, "latency", "p50_ms"))
 
     @property
     def val_accuracy(self) -> float | None:

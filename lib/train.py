@@ -36,7 +36,7 @@ from lib.data import AudioDataset, Split, split_dataset
 from lib.device import describe_device, resolve_device
 from lib.evaluate import split_report
 from lib.features import FeatureConfig, FeatureExtractor
-from lib.infer import penultimate
+from lib.infer import Classifier, penultimate
 from lib.models import MODELS, Ensemble, build_model, count_parameters, model_features
 from lib.run_extras import save_run_extras
 from lib.runs import DatasetRecord, RunRecord, check_run_target, new_run_id, save_run
@@ -297,7 +297,8 @@ def _evaluate(model: nn.Module, features: Tensor, labels: Tensor) -> tuple[float
 
 def iter_training(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainConfig, *,
                   runs_root: str | Path | None = None, run_id: str | None = None, overwrite: bool = False,
-                  stop: threading.Event | None = None, save: bool = True) -> Iterator[Event]:
+                  stop: threading.Event | None = None, save: bool = True,
+                  sweep: dict | None = None) -> Iterator[Event]:
     """Train a model on ``dataset`` and save the run, yielding events as it goes.
 
     Args:
@@ -309,6 +310,7 @@ def iter_training(dataset: AudioDataset, feature_config: FeatureConfig, config: 
         overwrite: replace an existing run of that name.
         stop: when set (from any thread), training ends at the next step and the run is saved as "stopped".
         save: write the run to ``runs_root`` (False: only events, for benchmarks).
+        sweep: the sweep this run is a trial of, ``{"name": ..., "trial": number}`` (saved in its record).
 
     Yields:
         One :class:`StartEvent`, a :class:`StepEvent` per step, an :class:`EpochEvent` per epoch, then a
@@ -316,7 +318,7 @@ def iter_training(dataset: AudioDataset, feature_config: FeatureConfig, config: 
     """
     try:
         yield from _train(dataset, feature_config, config, Path(runs_root or settings().runs_dir), run_id, overwrite,
-                          stop or threading.Event(), save)
+                          stop or threading.Event(), save, sweep)
     except TrainingDiverged as error:
         yield DoneEvent("failed", str(error))
     except torch.cuda.OutOfMemoryError:
@@ -463,7 +465,8 @@ def _done_message(outcome: _Outcome, run: _Optimisation, metrics: dict) -> str:
 
 
 def _run_record(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainConfig, split: Split,
-                device: torch.device, seconds: float, outcome: _Outcome, n_parameters: int) -> RunRecord:
+                device: torch.device, seconds: float, outcome: _Outcome, n_parameters: int,
+                sweep: dict | None = None) -> RunRecord:
     """What the run saves in config.json."""
     return RunRecord(
         model=config.model, class_names=list(dataset.class_names), feature_config=feature_config,
@@ -473,11 +476,12 @@ def _run_record(dataset: AudioDataset, feature_config: FeatureConfig, config: Tr
                                "test": len(split.test)}),
         versions=library_versions(), device=describe_device(device),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), duration_sec=round(seconds, 2),
-        status=outcome.status, n_parameters=n_parameters, best_epoch=outcome.best["epoch"])
+        status=outcome.status, n_parameters=n_parameters, best_epoch=outcome.best["epoch"], sweep=sweep)
 
 
 def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainConfig, runs_root: Path,
-           run_id: str | None, overwrite: bool, stop: threading.Event, save: bool) -> Iterator[Event]:
+           run_id: str | None, overwrite: bool, stop: threading.Event, save: bool,
+           sweep: dict | None = None) -> Iterator[Event]:
     """:func:`iter_training`'s work: the split and its features, the model, the epochs, then :func:`_finish`."""
     started = time.perf_counter()
     feature_config = model_features(config.model, feature_config)  # a pretrained backbone reads its own features
@@ -530,13 +534,14 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
     held_out = {"validation": (split.validation, val_features, val_labels),
                 "test": (split.test, test_features, test_labels)}
     yield _finish(model, outcome, run, held_out, dataset, feature_config, config, split, device,
-                  started, n_parameters, save, runs_root, run_id, overwrite)
+                  started, n_parameters, save, runs_root, run_id, overwrite, sweep)
 
 
 def _finish(model: nn.Module, outcome: _Outcome, run: _Optimisation,
             held_out: dict[str, tuple[np.ndarray, Tensor, Tensor]], dataset: AudioDataset,
             feature_config: FeatureConfig, config: TrainConfig, split: Split, device: torch.device, started: float,
-            n_parameters: int, save: bool, runs_root: Path, run_id: str | None, overwrite: bool) -> DoneEvent:
+            n_parameters: int, save: bool, runs_root: Path, run_id: str | None, overwrite: bool,
+            sweep: dict | None = None) -> DoneEvent:
     """Keep the best epoch's weights, evaluate the validation and test splits (``held_out``: their indices,
     features and labels) with :func:`lib.evaluate.split_report`, save the run (unless ``save`` is false) and
     say so in the :class:`DoneEvent`. ``started`` is the run's :func:`time.perf_counter` start."""
@@ -548,13 +553,15 @@ def _finish(model: nn.Module, outcome: _Outcome, run: _Optimisation,
     reports = {name: split_report(dataset, indices, _evaluate(model, features, labels)[2])
                for name, (indices, features, labels) in held_out.items()}
     metrics = {"history": outcome.history, "best_epoch": outcome.best["epoch"],
-               **{name: report.to_dict() if report else {} for name, report in reports.items()}}
+               **{name: report.to_dict() if report else {} for name, report in reports.items()},
+               # one clip at a time on one CPU thread, as deployed (Runs table, sweeps' latency objective)
+               "latency": Classifier(copy.deepcopy(model).cpu(), feature_config, dataset.class_names).latency()}
     message = _done_message(outcome, run, metrics)
     if not save:
         return DoneEvent(outcome.status, message, metrics=metrics)
     run_id = run_id or new_run_id(config.model)
     record = _run_record(dataset, feature_config, config, split, device, time.perf_counter() - started, outcome,
-                         n_parameters)
+                         n_parameters, sweep)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     path = save_run(runs_root, run_id, state_dict=state, record=record, metrics=metrics, overwrite=overwrite)
     # The run keeps its misclassified test clips and its test embedding, to show them where the dataset is not.

@@ -20,7 +20,8 @@ def _events(dataset, config, feature_config=None, **kwargs):
 
 
 def test_tiny_run_converges_and_is_saved(tiny_dataset, tmp_path):
-    events = _events(tiny_dataset, TrainConfig(**FAST), runs_root=tmp_path, run_id="tiny")
+    events = _events(tiny_dataset, TrainConfig(**FAST), runs_root=tmp_path, run_id="tiny",
+                     sweep={"name": "lr-search", "trial": 3})
     start, done = events[0], events[-1]
     steps = [e for e in events if isinstance(e, StepEvent)]
     epochs = [e for e in events if isinstance(e, EpochEvent)]
@@ -41,7 +42,11 @@ def test_tiny_run_converges_and_is_saved(tiny_dataset, tmp_path):
         assert np.array(report.confusion_matrix).sum() == report.n == len(report.predictions)
         assert report.to_dict() == run.metrics[split]  # metrics.json holds the report as it is
         assert all(tiny_dataset.paths[p.index] == p.path for p in report.predictions)
-    assert [r.run_id for r in list_runs(tmp_path)] == ["tiny"]
+    listed = list_runs(tmp_path)
+    assert [r.run_id for r in listed] == ["tiny"] and listed[0].sweep == {"name": "lr-search", "trial": 3}
+    latency = run.metrics["latency"]  # one clip on one CPU thread, measured after training
+    assert 0 < latency["p50_ms"] <= latency["p95_ms"] and latency["threads"] == 1
+    assert listed[0].latency_ms == latency["p50_ms"]
     # the run keeps its misclassified test clips and its test embedding (lib.run_extras)
     from lib.run_extras import kept_mistakes, mistake_clip, test_embedding
 
