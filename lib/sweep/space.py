@@ -8,13 +8,14 @@ written ``name=low:high[:log|:step]`` or ``name=a,b,c`` (:meth:`Param.parse`).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
-from lib.augment import AUGMENT_RANGES
+from lib.augment import AUGMENT_RANGES, AugmentConfig
 from lib.features import FeatureConfig, NORMALIZATIONS
 from lib.models import MODELS
 from lib.train_config import OPTIMIZERS, SCHEDULERS, TrainConfig
@@ -28,17 +29,23 @@ GRID_POINTS = 3
 _GROUPS = {"train.augment.": "augment", "features.": "feature", "train.": "train"}
 
 
-def _option(name: str):
-    """The :class:`lib.cli.ConfigOption` of a dotted parameter name (ValueError when it names no setting)."""
+@functools.cache
+def _options() -> dict[tuple[str, str], Any]:
+    """``{(group, field): lib.cli.ConfigOption}`` of every setting."""
     from lib.cli import config_options
 
+    return {(option.group, option.field.name): option for option in config_options()}
+
+
+def _option(name: str):
+    """The :class:`lib.cli.ConfigOption` of a dotted parameter name (ValueError when it names no setting)."""
     for prefix, group in _GROUPS.items():
         if name.startswith(prefix):
-            for option in config_options():
-                if option.group == group and option.field.name == name[len(prefix):]:
-                    if option.kind is tuple:
-                        raise ValueError(f"sweep parameter {name!r}: a list setting cannot be searched")
-                    return option
+            option = _options().get((group, name[len(prefix):]))
+            if option is not None and option.kind is tuple:
+                raise ValueError(f"sweep parameter {name!r}: a list setting cannot be searched")
+            if option is not None:
+                return option
             break
     raise ValueError(f"unknown sweep parameter {name!r}: use train.<field>, train.augment.<field> or "
                      f"features.<field> of TrainConfig, AugmentConfig or FeatureConfig")
@@ -232,13 +239,16 @@ class SearchSpace:
 
 
 def _augment_param(name: str) -> Param:
-    """An augmentation setting over its :data:`lib.augment.AUGMENT_RANGES` scale."""
+    """An augmentation setting over its :data:`lib.augment.AUGMENT_RANGES` scale (the SNR bounds each up to the
+    other's default, so that either alone keeps min <= max)."""
     bounds = AUGMENT_RANGES["snr_db" if name.startswith("snr_db") else name]
     option = _option("train.augment." + name)
     if option.kind is int:
         return Param("train.augment." + name, "int", int(bounds.low), int(bounds.high), step=1)
+    low = AugmentConfig().snr_db_min if name == "snr_db_max" else bounds.low
     high = bounds.high if bounds.limit is None or math.isinf(bounds.limit) else min(bounds.high, bounds.limit)
-    return Param("train.augment." + name, "float", float(bounds.low), float(high))
+    high = AugmentConfig().snr_db_max if name == "snr_db_min" else high
+    return Param("train.augment." + name, "float", float(low), float(high))
 
 
 def searchable_params() -> dict[str, Param]:

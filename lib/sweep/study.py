@@ -17,6 +17,7 @@ Trial user attributes: ``run_id``, ``curve`` (validation accuracy per epoch, liv
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -376,7 +377,7 @@ def create_sweep(config: SweepConfig, storage: str) -> Sweep:
     study = optuna.create_study(study_name=config.name, storage=rdb, directions=config.directions,
                                 load_if_exists=True)
     stored = study.user_attrs.get("config")
-    if stored is not None and stored != config.to_dict():
+    if stored is not None and stored != json.loads(json.dumps(config.to_dict())):  # as stored: tuples are lists
         raise ValueError(f"a sweep named {config.name!r} already exists with other settings: choose another name, "
                          f"or resume it as it is (python -m lib.sweep run {config.name})")
     if stored is None:
