@@ -45,7 +45,8 @@ def _config(dataset, name: str, **changes) -> SweepConfig:
 @pytest.mark.parametrize("text, expected", [
     ("train.learning_rate=1e-4:1e-1:log", Param("train.learning_rate", "float", 1e-4, 1e-1, log=True)),
     ("features.n_mels=32:64:8", Param("features.n_mels", "int", 32, 64, step=8)),
-    ("train.model=kws_resnet,tutorial_cnn", Param("train.model", "categorical", choices=("kws_resnet", "tutorial_cnn"))),
+    ("train.model=kws_resnet,tutorial_cnn",
+     Param("train.model", "categorical", choices=("kws_resnet", "tutorial_cnn"))),
     ("train.augment.freq_mask_param=0:20", Param("train.augment.freq_mask_param", "int", 0, 20)),
     ("train.batch_size=16,32", Param("train.batch_size", "categorical", choices=(16, 32))),
     ("train.test_fold=none,1", Param("train.test_fold", "categorical", choices=(None, 1))),
@@ -153,6 +154,38 @@ def test_a_multi_objective_sweep_has_a_pareto_front(tiny_dataset, tmp_path):
                for t in trials)
     assert all(t.values["n_parameters"] > 1000 and t.values["latency_ms"] > 0 for t in trials)
     assert 1 <= len(sweep.best()) <= 2
+
+
+def test_a_trial_that_finds_the_budget_taken_ends_unrun_and_hidden(tiny_dataset, tmp_path):
+    import threading
+
+    from lib.sweep.study import _Objective, _Surplus, _TrialFailed
+
+    sweep = create_sweep(_config(tiny_dataset, "race", n_trials=1), default_storage(tmp_path))
+    racing = sweep.study.ask()  # another worker's trial, numbered first: it takes the whole budget
+    events = []
+    objective = _Objective(sweep, tiny_dataset, tmp_path, threading.Event(), events.append)
+    sweep.study.optimize(objective, n_trials=1, catch=(_Surplus, _TrialFailed))
+    assert objective.number == 1 and objective.surplus and events == [] and list_runs(tmp_path) == []
+    sweep.study.tell(racing, 0.5)
+    assert [(t.number, t.state) for t in sweep.trials()] == [(0, "complete")]
+    assert run_worker("race", sweep.storage, dataset=tiny_dataset, runs_root=tmp_path).trials == []
+
+
+def test_a_stopped_worker_queues_its_trial_again_and_a_new_one_finishes_it(tiny_dataset, tmp_path):
+    import threading
+
+    from lib.train import EpochEvent
+
+    storage, stop = default_storage(tmp_path), threading.Event()
+    sweep = create_sweep(_config(tiny_dataset, "stopped", n_trials=1), storage)
+    first = run_worker("stopped", storage, dataset=tiny_dataset, runs_root=tmp_path, stop=stop,
+                       on_event=lambda event: isinstance(event, EpochEvent) and stop.set())
+    assert first.reason == "stopped" and first.counts["waiting"] == 1
+    second = run_worker("stopped", storage, dataset=tiny_dataset, runs_root=tmp_path)
+    trials = sweep.trials()
+    assert second.trials == [1] and [t.state for t in trials] == ["failed", "complete"]
+    assert "queued to run again" in trials[0].message and trials[1].params == trials[0].params
 
 
 # --------------------------------------------------------------------------------------------- the command line
