@@ -28,9 +28,10 @@ run-class: $(VENV)/.runtime
 	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT) --server.address 0.0.0.0 --server.headless true \
 		--browser.gatherUsageStats false
 
-## Install what the browser tests need (Debian chromium) when it is missing.
+## Install what the browser tests and the PostgreSQL sweep test need (Debian chromium, postgresql) when missing.
 e2e-deps:
 	@bash .ci/ensure-chromium
+	@bash .ci/ensure-postgres
 
 ## Every test: lib unit tests, page tests (AppTest) and browser end-to-end tests.
 test: $(VENV)/.dev e2e-deps

@@ -40,8 +40,8 @@ from lib.settings import settings
 from lib.train import (MEMORY_FORMATS, OPTIMIZERS, SCHEDULERS, DoneEvent, EpochEvent, StartEvent, StepEvent,
                        TrainConfig, iter_training)
 
-__all__ = ["CONFIG_GROUPS", "config_options", "parser", "configs_from_args", "config_to_argv", "load_dataset_arg",
-           "main"]
+__all__ = ["CONFIG_GROUPS", "config_options", "parser", "add_dataset_options", "add_config_options",
+           "add_runs_option", "configs_from_args", "config_to_argv", "load_dataset_arg", "main"]
 
 #: The configuration dataclasses on the command line, by group name (the group names the ``argparse`` dests).
 CONFIG_GROUPS: dict[str, type[ConfigDict]] = {"feature": FeatureConfig, "augment": AugmentConfig,
@@ -177,16 +177,27 @@ def _add_option(group: argparse._ArgumentGroup, option: ConfigOption) -> None:
 
 def parser() -> argparse.ArgumentParser:
     """The training command line's parser: dataset options, one option per config field, the run's name."""
+    p = argparse.ArgumentParser(prog="python -m lib.train", description="Train an audio classifier and save the run.")
+    add_dataset_options(p)
+    p.add_argument("--cross-validate", action="store_true",
+                   help="k-fold cross-validation over the dataset's official folds; reports mean ± std accuracy")
+    add_config_options(p)
+    run = p.add_argument_group("the saved run")
+    run.add_argument("--run-id", help="name of the saved run (default: time-model-suffix)")
+    add_runs_option(run)
+    run.add_argument("--force", action="store_true", help="overwrite a run of the same name")
+    return p
+
+
+def add_dataset_options(p: argparse.ArgumentParser) -> None:
+    """The dataset options (``--dataset``, the built-in set's, ``--data-dir``) that :func:`load_dataset_arg` reads."""
     from lib.builtin import BuiltinSpec
 
     builtin, folders = BuiltinSpec(), settings()
-    p = argparse.ArgumentParser(prog="python -m lib.train", description="Train an audio classifier and save the run.")
     data = p.add_argument_group("dataset")
     data.add_argument("--dataset", default="builtin",
                       help="'builtin', a real dataset key (see `python -m lib.download --list`), a folder of class "
                            "sub-folders, or a CSV manifest")
-    data.add_argument("--cross-validate", action="store_true",
-                      help="k-fold cross-validation over the dataset's official folds; reports mean ± std accuracy")
     data.add_argument("--words", help="built-in set: comma-separated words (default: the ten Speech Commands "
                                       "keywords)")
     data.add_argument("--clips-per-word", type=int, default=builtin.clips_per_word,
@@ -205,17 +216,21 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--data-dir", default=str(folders.data_dir),
                       help="where datasets are downloaded and cached (default: $AUDIOWB_DATA_DIR or the "
                            "repository's data/)")
+
+
+def add_config_options(p: argparse.ArgumentParser) -> None:
+    """One option per field of the configuration dataclasses, in three groups (:func:`configs_from_args` reads)."""
     groups = {"feature": p.add_argument_group("features (lib.features.FeatureConfig)"),
               "augment": p.add_argument_group("augmentation (lib.augment.AugmentConfig)"),
               "train": p.add_argument_group("training (lib.train.TrainConfig)")}
     for option in config_options():
         _add_option(groups[option.group], option)
-    run = p.add_argument_group("the saved run")
-    run.add_argument("--run-id", help="name of the saved run (default: time-model-suffix)")
-    run.add_argument("--out", default=str(folders.runs_dir),
-                     help="folder of saved runs (default: $AUDIOWB_RUNS_DIR or the repository's models/)")
-    run.add_argument("--force", action="store_true", help="overwrite a run of the same name")
-    return p
+
+
+def add_runs_option(group: argparse._ActionsContainer) -> None:
+    """``--out``: the folder of saved runs (default: the operator's)."""
+    group.add_argument("--out", default=str(settings().runs_dir),
+                       help="folder of saved runs (default: $AUDIOWB_RUNS_DIR or the repository's models/)")
 
 
 def configs_from_args(args: argparse.Namespace) -> tuple[FeatureConfig, TrainConfig]:
