@@ -364,14 +364,14 @@ def _sweep_in_process(parcel: _DatasetParcel | None, name: str, storage: str, ru
     :class:`~lib.train.DoneEvent` for the sweep. Without a parcel the worker opens the sweep's own source."""
     try:
         _prepare_process(num_threads, stop, parent_pid, events, "source" if parcel is None else parcel.dataset_from)
-        from lib.sweep import open_sweep, run_worker  # Optuna is imported only where sweeps run
+        from lib.sweep import run_worker  # Optuna is imported only where sweeps run
 
         dataset = None if parcel is None else parcel.open()
-        run_worker(name, storage, dataset=dataset, runs_root=runs_root, stop=stop,
-                   on_event=lambda event: events.send(TrialProgress(event)))
-        counts = open_sweep(name, storage).counts()
-        summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "no trial"
-        events.send(DoneEvent("stopped" if stop.is_set() else "finished", f"sweep {name!r}: {summary}"))
+        result = run_worker(name, storage, dataset=dataset, runs_root=runs_root, stop=stop,
+                            on_event=lambda event: events.send(TrialProgress(event)))
+        summary = ", ".join(f"{n} {state}" for state, n in result.counts.items() if n) or "no trial"
+        events.send(DoneEvent("stopped" if result.reason == "stopped" else "finished",
+                              f"sweep {name!r} ended ({result.reason}): {summary}"))
     except Exception as error:  # noqa: BLE001 - a job must end with a message, never die silently
         events.send(DoneEvent("failed", _failure_message(error, f"sweep {name!r}")))
     finally:

@@ -56,17 +56,20 @@ def test_sweep_page_offers_the_space_from_the_settings(app_env, new_runs):
 
 
 def _wait_for_sweep(at: AppTest, timeout: float = 150.0):
-    """Rerun the page (as the live view's polling does) until the session's sweep job has ended."""
+    """Wait for the session's sweep job to end, redrawing the page once while a trial runs (the live view) and once
+    at the end."""
     from lib.jobs import JOB_QUEUE
 
     job_id = at.session_state["sweep_job_ids"][-1]
     job = next(j for j in JOB_QUEUE.jobs if j.job_id == job_id)
     deadline = time.monotonic() + timeout
-    while not job.ended:
-        assert time.monotonic() < deadline, f"sweep job {job_id} did not end in {timeout} s"
-        time.sleep(1.0)
-        at.run()
-        assert not at.exception, at.exception
+    while not job.trial_events() and not job.ended:
+        assert time.monotonic() < deadline, f"sweep job {job_id} started no trial in {timeout} s"
+        time.sleep(0.2)
+    at.run()
+    assert not at.exception, at.exception
+    assert job.ended or any("trials ended" in p.proto.text for p in at.get("progress"))
+    assert job.wait(max(1.0, deadline - time.monotonic())), f"sweep job {job_id} did not end in {timeout} s"
     at.run()
     assert not at.exception, at.exception
     return job
@@ -80,6 +83,8 @@ def tiny_source(app_env, builtin_cache) -> dict:
 
     folder = builtin_folder(TINY_SPEC, settings().builtin_cache)
     if not folder.exists():
+        if folder.is_symlink():  # left by an earlier test session whose folders are gone
+            folder.unlink()
         folder.parent.mkdir(parents=True, exist_ok=True)
         folder.symlink_to(builtin_folder(TINY_SPEC, builtin_cache), target_is_directory=True)
     return {"kind": "builtin", "spec": asdict(TINY_SPEC)}
