@@ -11,7 +11,7 @@ import streamlit as st
 from lib.jobs import JOB_QUEUE, SweepJob
 from lib.sweep import (PRUNERS, SAMPLERS, Param, SearchSpace, SweepConfig, default_storage, list_sweeps, open_sweep,
                        searchable_params)
-from lib.sweep.plots import best_trial_number, fig_importance, fig_parallel, fig_pareto, fig_trial_curves, param_label
+from lib.sweep.plots import fig_importance, fig_parallel, fig_pareto, fig_trial_curves, param_label
 from ui.common import active_dataset, feature_config, page_header, page_link
 from ui.train_settings import train_settings
 
@@ -21,12 +21,8 @@ PERSIST = dict(persist_state="session")  # the widgets keep their values when th
 OBJECTIVE_SETS = {"accuracy": ("val_accuracy",), "tradeoff": ("val_accuracy", "latency_ms", "n_parameters")}
 OBJECTIVE_HELP = {"accuracy": "Validation accuracy only",
                   "tradeoff": "Accuracy, latency and size (Pareto front; no pruning)"}
-SAMPLER_HELP = {"tpe": "TPE: learns from the trials so far", "random": "random draws",
-                "grid": "grid: every combination (3 points per range)"}
-PRUNER_HELP = {"median": "median: stop a trial below the median of the others at the same epoch",
-               "halving": "successive halving: keep the best fraction at each rung", "none": "no pruning"}
-STATE_ICONS = {"complete": "✅ complete", "pruned": "✂️ pruned", "failed": "❌ failed", "running": "⏳ running",
-               "waiting": "… waiting"}
+SAMPLERS_SHORT = {"tpe": "TPE", "random": "random", "grid": "grid"}
+PRUNERS_SHORT = {"median": "median", "halving": "successive halving", "none": "none"}
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -133,11 +129,14 @@ def define_sweep(dataset) -> SweepConfig | None:
         objectives = st.radio("Objectives", list(OBJECTIVE_SETS), format_func=OBJECTIVE_HELP.get,
                               key="sweep_objectives", **PERSIST)
         a, b = st.columns(2)
-        sampler = a.selectbox("Sampler", SAMPLERS, format_func=SAMPLER_HELP.get, key="sweep_sampler", **PERSIST)
-        pruner = b.selectbox("Pruner", PRUNERS, format_func=PRUNER_HELP.get, key="sweep_pruner", **PERSIST,
+        sampler = a.selectbox("Sampler", SAMPLERS, format_func=SAMPLERS_SHORT.get, key="sweep_sampler", **PERSIST,
+                              help="TPE learns from the trials so far where good settings lie; random draws "
+                                   "independently; grid tries every combination (3 points per range).")
+        pruner = b.selectbox("Pruner", PRUNERS, format_func=PRUNERS_SHORT.get, key="sweep_pruner", **PERSIST,
                              disabled=objectives != "accuracy",
-                             help="Pruning stops bad trials early from their epoch accuracy; only with accuracy "
-                                  "as the one objective.")
+                             help="Stops poor trials early from their accuracy after each epoch. Median: below the "
+                                  "median of the earlier trials at that epoch. Successive halving: not among the "
+                                  "best third. Only with accuracy as the one objective.")
         c, d = st.columns(2)
         n_trials = c.number_input("Trials (0: no limit)", 0, 1000, 20, key="sweep_trials", **PERSIST)
         minutes = d.number_input("Minutes (0: no limit)", 0.0, 24 * 60.0, 0.0, 5.0, key="sweep_minutes", **PERSIST)
@@ -179,7 +178,7 @@ def draw_buttons(config: SweepConfig | None, dataset) -> None:
 def trials_table(trials, names: list[str], objectives: tuple[str, ...]) -> dict[str, list]:
     """The table of trials: number, state, objectives, parameters, run id, duration (one column each)."""
     table: dict[str, list] = {"trial": [t.number for t in trials],
-                              "state": [STATE_ICONS.get(t.state, t.state) for t in trials]}
+                              "state": [t.state for t in trials]}
     for objective in objectives:
         table[objective] = [t.values.get(objective) for t in trials]
     table["epochs"] = [len(t.curve) for t in trials]
@@ -213,18 +212,19 @@ def progress_line(sweep, trials) -> None:
 
 
 def use_this_trial(trials, best: list[int]) -> None:
-    """Choose a complete trial and make its run the session's active run."""
+    """Choose a trial that saved a run (complete or pruned) and make that run the session's active run."""
     usable = [t for t in trials if t.run_id and t.state in ("complete", "pruned")]
     if not usable:
         return
     numbers = [t.number for t in usable]
     index = numbers.index(best[0]) if best and best[0] in numbers else 0
     by_number = {t.number: t for t in usable}
+    mark = " · best" if len(best) == 1 else " · on the Pareto front"
     a, b = st.columns([3, 1], vertical_alignment="bottom")
     number = a.selectbox("Trial", numbers, index=index, key="sweep_trial_pick",
                          format_func=lambda n: f"trial {n}: {by_number[n].run_id} ({by_number[n].state}, val "
                                                f"accuracy {by_number[n].values.get('val_accuracy', float('nan')):.3f})"
-                                               + (" · best" if n in best else ""))
+                                               + (mark if n in best else ""))
     run_id = by_number[number].run_id
     if b.button("Use this trial", key="sweep_use", icon=":material/check:", type="primary",
                 help="Make this trial's run your active run (Evaluate, Inference and Record use it)."):
@@ -233,6 +233,17 @@ def use_this_trial(trials, best: list[int]) -> None:
     if st.session_state.get("sweep_used") == run_id:
         st.success(f"Run **{run_id}** is now your active run in this browser session.", icon=":material/check_circle:")
         page_link("app_pages/evaluate.py", "Evaluate this run")
+
+
+def importance_of(sweep, n_complete: int) -> dict[str, float]:
+    """The sweep's parameter importance, computed again only when another trial has completed (fANOVA takes a
+    moment; the live view polls every 2 s)."""
+    key = (sweep.name, n_complete)
+    cached = st.session_state.get("sweep_importance")
+    if cached is None or cached[0] != key:
+        cached = (key, sweep.importance() if n_complete >= 2 else {})
+        st.session_state["sweep_importance"] = cached
+    return cached[1]
 
 
 def draw_sweep(name: str) -> None:
@@ -248,8 +259,7 @@ def draw_sweep(name: str) -> None:
     if not trials:
         st.info("No trial has started yet: the curves and the table appear here as the trials train.")
         return
-    best = [t.number for t in sweep.best()] if len(config.objectives) > 1 else (
-        [n] if (n := best_trial_number(trials)) is not None else [])
+    best = [t.number for t in sweep.best()]  # the best trial, or the Pareto front with several objectives
     names = config.space.names
     st.plotly_chart(fig_trial_curves(trials, best=best if len(config.objectives) == 1 else None),
                     key="sweep_fig_curves")
@@ -259,9 +269,11 @@ def draw_sweep(name: str) -> None:
     left, right = st.columns([3, 2], gap="large")
     left.plotly_chart(fig_parallel(trials, names, log={p.name for p in config.space.params if p.log}),
                       key="sweep_fig_parallel")
-    importance = sweep.importance() if sum(t.state == "complete" for t in trials) >= 2 else {}
+    importance = importance_of(sweep, sum(t.state == "complete" for t in trials))
     if importance:
         right.plotly_chart(fig_importance(importance), key="sweep_fig_importance")
+        right.caption("The share of the variation in validation accuracy that each parameter explains (Optuna's "
+                      "fANOVA over the complete trials).")
     else:
         right.caption("Parameter importance appears once a few trials have completed.")
     if len(config.objectives) > 1:

@@ -147,8 +147,7 @@ def fig_importance(importance: Mapping[str, float], title: str | None = "Paramet
     fig = go.Figure(go.Bar(x=[float(v) for _, v in items], y=[param_label(k) for k, _ in items], orientation="h",
                            marker_color=PRIMARY, text=[f"{v:.0%}" for _, v in items], textposition="auto",
                            hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
-    fig = _style(fig, title, max(160, 60 + 32 * len(items)), "Share of the variation in validation accuracy", None,
-                 margin=dict(l=130))
+    fig = _style(fig, title, max(160, 60 + 32 * len(items)), None, None, margin=dict(l=130))
     return fig.update_xaxes(tickformat=".0%", rangemode="tozero")
 
 
