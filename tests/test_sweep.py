@@ -3,9 +3,9 @@ PostgreSQL), and a worker killed mid-trial whose trial runs again."""
 
 from __future__ import annotations
 
-import os
+import contextlib
+import multiprocessing
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +20,6 @@ from lib.sweep.__main__ import main
 from lib.train import TrainConfig
 from tests.postgres import postgres_url  # noqa: F401 - the fixture
 
-ROOT = Path(__file__).resolve().parents[1]
 BASE = TrainConfig(model="tutorial_cnn", epochs=2, batch_size=16, device="cpu")
 LR = Param("train.learning_rate", "float", 1e-3, 1e-1, log=True)
 
@@ -46,7 +45,8 @@ def _config(dataset, name: str, **changes) -> SweepConfig:
 @pytest.mark.parametrize("text, expected", [
     ("train.learning_rate=1e-4:1e-1:log", Param("train.learning_rate", "float", 1e-4, 1e-1, log=True)),
     ("features.n_mels=32:64:8", Param("features.n_mels", "int", 32, 64, step=8)),
-    ("train.model=kws_resnet,tutorial_cnn", Param("train.model", "categorical", choices=("kws_resnet", "tutorial_cnn"))),
+    ("train.model=kws_resnet,tutorial_cnn",
+     Param("train.model", "categorical", choices=("kws_resnet", "tutorial_cnn"))),
     ("train.augment.freq_mask_param=0:20", Param("train.augment.freq_mask_param", "int", 0, 20)),
     ("train.batch_size=16,32", Param("train.batch_size", "categorical", choices=(16, 32))),
     ("train.test_fold=none,1", Param("train.test_fold", "categorical", choices=(None, 1))),
@@ -156,6 +156,38 @@ def test_a_multi_objective_sweep_has_a_pareto_front(tiny_dataset, tmp_path):
     assert 1 <= len(sweep.best()) <= 2
 
 
+def test_a_trial_that_finds_the_budget_taken_ends_unrun_and_hidden(tiny_dataset, tmp_path):
+    import threading
+
+    from lib.sweep.study import _Objective, _Surplus, _TrialFailed
+
+    sweep = create_sweep(_config(tiny_dataset, "race", n_trials=1), default_storage(tmp_path))
+    racing = sweep.study.ask()  # another worker's trial, numbered first: it takes the whole budget
+    events = []
+    objective = _Objective(sweep, tiny_dataset, tmp_path, threading.Event(), events.append)
+    sweep.study.optimize(objective, n_trials=1, catch=(_Surplus, _TrialFailed))
+    assert objective.number == 1 and objective.surplus and events == [] and list_runs(tmp_path) == []
+    sweep.study.tell(racing, 0.5)
+    assert [(t.number, t.state) for t in sweep.trials()] == [(0, "complete")]
+    assert run_worker("race", sweep.storage, dataset=tiny_dataset, runs_root=tmp_path).trials == []
+
+
+def test_a_stopped_worker_queues_its_trial_again_and_a_new_one_finishes_it(tiny_dataset, tmp_path):
+    import threading
+
+    from lib.train import EpochEvent
+
+    storage, stop = default_storage(tmp_path), threading.Event()
+    sweep = create_sweep(_config(tiny_dataset, "stopped", n_trials=1), storage)
+    first = run_worker("stopped", storage, dataset=tiny_dataset, runs_root=tmp_path, stop=stop,
+                       on_event=lambda event: isinstance(event, EpochEvent) and stop.set())
+    assert first.reason == "stopped" and first.counts["waiting"] == 1
+    second = run_worker("stopped", storage, dataset=tiny_dataset, runs_root=tmp_path)
+    trials = sweep.trials()
+    assert second.trials == [1] and [t.state for t in trials] == ["failed", "complete"]
+    assert "queued to run again" in trials[0].message and trials[1].params == trials[0].params
+
+
 # --------------------------------------------------------------------------------------------- the command line
 def test_the_command_line_runs_a_sweep_and_shows_it(tiny_dataset, tmp_path, capsys):
     manifest = tmp_path / "tiny.csv"
@@ -188,18 +220,38 @@ def test_the_command_line_says_what_is_wrong_in_one_line(argv, message, tmp_path
 
 
 # --------------------------------------------------------------------------------------------- workers
-def _worker(storage: str, name: str, runs: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lib.sweep", "worker", "--study", name, "--storage", storage,
-                             "--out", str(runs), "--threads", "1"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+def _cli_worker(argv: list[str], log: str) -> None:
+    """A worker process's work: ``python -m lib.sweep worker ...`` with its output in ``log``."""
+    with open(log, "w") as out, contextlib.redirect_stdout(out):
+        code = main(argv)
+    sys.exit(code)
 
 
-def _two_workers_share_one_study(tiny_dataset, tmp_path, storage: str) -> None:
+@pytest.fixture(scope="module")
+def processes():
+    """Processes forked from a server that has imported lib.sweep and torch once (a fresh interpreter per worker
+    would spend seconds importing them); the server runs no torch code, so its children fork safely."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torch", "torch._dynamo", "lib.sweep.__main__", _cli_worker.__module__])
+    return context
+
+
+def _worker(processes, storage: str, name: str, runs: Path, log: Path):
+    argv = ["worker", "--study", name, "--storage", storage, "--out", str(runs), "--threads", "1"]
+    worker = processes.Process(target=_cli_worker, args=(argv, str(log)))
+    worker.start()
+    return worker
+
+
+def _two_workers_share_one_study(processes, tiny_dataset, tmp_path, storage: str) -> None:
     runs = tmp_path / "runs"
     create_sweep(_config(tiny_dataset, "shared", n_trials=4, train_config=BASE.replace(epochs=1)), storage)
-    workers = [_worker(storage, "shared", runs) for _ in range(2)]
-    outputs = [w.communicate(timeout=120)[0] for w in workers]
-    assert all(w.returncode == 0 for w in workers), outputs
+    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+    workers = [_worker(processes, storage, "shared", runs, log) for log in logs]
+    for worker in workers:
+        worker.join(timeout=120)
+    outputs = [log.read_text() for log in logs]
+    assert [w.exitcode for w in workers] == [0, 0], outputs
     sweep = open_sweep("shared", storage)
     numbers = sorted(t.number for t in sweep.trials())
     assert [t.state for t in sweep.trials()] == ["complete"] * 4, outputs
@@ -214,25 +266,27 @@ def _ran(output: str) -> list[int]:
     return [int(line.split()[1]) for line in output.splitlines() if line.startswith("trial ")]
 
 
-def test_two_worker_processes_share_one_sqlite_study(tiny_dataset, tmp_path):
-    _two_workers_share_one_study(tiny_dataset, tmp_path, default_storage(tmp_path))
+def test_two_worker_processes_share_one_sqlite_study(processes, tiny_dataset, tmp_path):
+    _two_workers_share_one_study(processes, tiny_dataset, tmp_path, default_storage(tmp_path))
 
 
-def test_two_worker_processes_share_one_postgresql_study(tiny_dataset, tmp_path, postgres_url):  # noqa: F811
-    _two_workers_share_one_study(tiny_dataset, tmp_path, postgres_url)
+def test_two_worker_processes_share_one_postgresql_study(processes, tiny_dataset, tmp_path,
+                                                         postgres_url):  # noqa: F811
+    _two_workers_share_one_study(processes, tiny_dataset, tmp_path, postgres_url)
 
 
-def test_a_killed_worker_loses_only_its_trial_and_the_study_resumes(tiny_dataset, tmp_path):
+def test_a_killed_worker_loses_only_its_trial_and_the_study_resumes(processes, tiny_dataset, tmp_path):
     storage, runs = default_storage(tmp_path), tmp_path / "runs"
-    config = _config(tiny_dataset, "killed", n_trials=2, heartbeat_sec=1, train_config=BASE.replace(epochs=40))
+    config = _config(tiny_dataset, "killed", n_trials=2, heartbeat_sec=1, train_config=BASE.replace(epochs=12))
     sweep = create_sweep(config, storage)
-    worker = _worker(storage, "killed", runs)
+    worker = _worker(processes, storage, "killed", runs, tmp_path / "worker.log")
     deadline = time.monotonic() + 60
     while not any(t.state == "running" and t.curve for t in sweep.trials()):
-        assert worker.poll() is None and time.monotonic() < deadline, "the worker never got a trial going"
+        assert worker.is_alive() and time.monotonic() < deadline, "the worker never got a trial going"
         time.sleep(0.05)
-    worker.send_signal(signal.SIGKILL)
-    worker.wait(timeout=30)
+    worker.kill()  # SIGKILL
+    worker.join(timeout=30)
+    assert worker.exitcode == -signal.SIGKILL
     lost = sweep.trials()[0]
     result = run_worker("killed", storage, dataset=tiny_dataset, runs_root=runs, poll_sec=0.2)
     trials = {t.number: t for t in sweep.trials()}

@@ -1,12 +1,12 @@
 """The sweep command line: ``python -m lib.sweep {create,run,worker,status} --help``.
 
-    python -m lib.sweep run lr-sweep --param train.learning_rate=1e-4:1e-1:log --param train.model=kws_resnet,tutorial_cnn \\
-        --param features.n_mels=32:64:8 --trials 20 --model tutorial_cnn --epochs 10
+    python -m lib.sweep run lr-sweep --param train.learning_rate=1e-4:1e-1:log \\
+        --param train.model=kws_resnet,tutorial_cnn --param features.n_mels=32:64:8 --trials 20 --epochs 10
     python -m lib.sweep worker --storage postgresql+psycopg://user@host/db --study lr-sweep   # on each machine
     python -m lib.sweep status lr-sweep
 
 The base settings every trial starts from are the training command line's options (:mod:`lib.cli`); the dataset
-options are its too. Exit status: 0 done, 1 a trial failed, 2 bad input (a one-line message on stderr).
+options are its too. Exit status: 0 done (failed trials are listed, not an error), 2 bad input (one line on stderr).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ __all__ = ["main", "parser"]
 
 
 def _add_storage(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--storage", help="SQLAlchemy URL of the sweeps' database, e.g. postgresql+psycopg://user:pw@host/db "
-                                     "(default: sqlite:///<--out>/sweeps.db)")
+    p.add_argument("--storage", help="SQLAlchemy URL of the sweeps' database, e.g. "
+                                     "postgresql+psycopg://user:pw@host/db (default: sqlite:///<--out>/sweeps.db)")
     add_runs_option(p)
 
 
