@@ -21,6 +21,7 @@ PAGES = {
     "Data": [st.Page("app_pages/dataset.py", title="Dataset", icon=":material/library_music:"),
              st.Page("app_pages/transforms.py", title="Transforms", icon=":material/tune:")],
     "Model": [st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+              st.Page("app_pages/sweep.py", title="Sweep", icon=":material/manage_search:"),
               st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
               st.Page("app_pages/runs.py", title="Runs", icon=":material/folder_open:")],
     "Use": [st.Page("app_pages/inference.py", title="Inference", icon=":material/upload_file:"),

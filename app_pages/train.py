@@ -8,18 +8,18 @@ from typing import Callable
 import plotly.graph_objects as go
 import streamlit as st
 
-from lib.augment import AugmentConfig
 from lib.device import available_devices
 from lib.features import FeatureConfig
 from lib.jobs import JOB_QUEUE, TrainingJob
 from lib.models import MODELS, build_model, count_parameters, model_features, model_summaries
 from lib.plots import fig_curves, fig_steps
-from lib.train import OPTIMIZERS, SCHEDULERS, TrainConfig
+from lib.train import OPTIMIZERS, SCHEDULERS
 from lib.train_config import FINETUNE_MODES
-from ui.augment_editor import augment_editor, edited_augment
+from ui.augment_editor import augment_editor
 from ui.common import active_dataset, augment_config, feature_config, page_header, page_link
+from ui.train_settings import DEFAULTS, has_backbone, official_split
+from ui.train_settings import train_settings as settings
 
-DEFAULTS = TrainConfig()
 LEARNING_RATES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0)
 BATCH_SIZES = (4, 8, 16, 32, 64, 128, 256, 512)
 SCHEDULER_HELP = {"onecycle": "warm up, then anneal (one cycle)", "cosine": "cosine decay", "none": "constant"}
@@ -43,11 +43,6 @@ def parameter_counts(model: str, n_classes: int, finetune: str) -> tuple[int, in
     return count_parameters(network), count_parameters(network, trainable_only=False)
 
 
-def has_backbone(model: str) -> bool:
-    """True for a model with a pretrained backbone (it reads its own features and can be fine-tuned)."""
-    return model in MODELS and MODELS[model].feature_kind is not None
-
-
 def find_job(job_id) -> TrainingJob | None:
     return next((job for job in JOB_QUEUE.jobs if job.job_id == job_id), None)
 
@@ -65,53 +60,6 @@ def seconds(value: float | None) -> str:
         return "…"
     value = int(round(value))
     return f"{value // 60} min {value % 60:02d} s" if value >= 60 else f"{value} s"
-
-
-def chosen_augment() -> AugmentConfig:
-    """The augmentation chosen on this page: the Transform lab's, or the one edited here (raises ValueError when
-    the settings are invalid)."""
-    lab = augment_config()
-    return lab if st.session_state.get("train_aug_source", "lab") == "lab" else edited_augment("train_aug", lab)
-
-
-def official_split(dataset) -> tuple[int, int] | None:
-    """``(test_fold, validation_fold)`` of a real dataset's fixed official split, else None."""
-    from lib.catalog import CATALOG
-
-    source = getattr(dataset, "source", None) or {}
-    card = CATALOG.get(source.get("key")) if source.get("kind") == "catalog" else None
-    return card.official_split if card is not None else None
-
-
-def settings() -> TrainConfig:
-    """The TrainConfig of the widgets (raises ValueError with a message when a setting is invalid)."""
-    s = st.session_state
-    learning_rate = s.get("train_lr_exact") if s.get("train_lr_type") else s.get("train_lr", DEFAULTS.learning_rate)
-    fold = s.get("train_fold", "grouped random split")
-    test_fold, validation_fold = None, None
-    if fold == "official split":
-        test_fold, validation_fold = official_split(active_dataset(show_errors=False)) or (None, None)
-    elif not isinstance(fold, str):
-        test_fold = int(fold)
-    model = s.get("train_model", DEFAULTS.model)
-    steps = int(s.get("train_steps", 0) or 0)
-    return TrainConfig(
-        model=model, epochs=int(s.get("train_epochs", DEFAULTS.epochs)), steps=steps or None,
-        finetune=s.get("train_finetune", "frozen") if has_backbone(model) else DEFAULTS.finetune,
-        backbone_lr_scale=float(s.get("train_backbone_lr", DEFAULTS.backbone_lr_scale)),
-        batch_size=int(s.get("train_batch", DEFAULTS.batch_size)),
-        optimizer=s.get("train_optimizer", DEFAULTS.optimizer),
-        learning_rate=float(learning_rate if learning_rate is not None else 0.0),
-        weight_decay=float(s.get("train_wd", DEFAULTS.weight_decay)),
-        momentum=float(s.get("train_momentum", DEFAULTS.momentum)),
-        scheduler=s.get("train_scheduler", DEFAULTS.scheduler),
-        label_smoothing=float(s.get("train_smoothing", DEFAULTS.label_smoothing)),
-        augment=chosen_augment(),
-        validation_fraction=float(s.get("train_val", DEFAULTS.validation_fraction)),
-        test_fraction=float(s.get("train_test", DEFAULTS.test_fraction)),
-        test_fold=test_fold, validation_fold=validation_fold,
-        seed=int(s.get("train_seed", DEFAULTS.seed)), device=s.get("train_device", DEFAULTS.device),
-        mixed_precision=bool(s.get("train_amp", DEFAULTS.mixed_precision)))
 
 
 # --------------------------------------------------------------------------------------------- callbacks

@@ -11,6 +11,11 @@ cannot starve it and it cannot starve them. The training process reopens the dat
 set, folder, CSV) or receives it pickled (a real dataset's disk cache pickles as its folder); its events come back
 through a pipe, and a thread of this process records them on the job. A training process that dies (killed, out
 of memory) ends its job as "failed" and frees its device for the next job in line.
+
+A sweep is a job too (:meth:`JobQueue.submit_sweep`): its process runs :func:`lib.sweep.run_worker`, one trial
+after another, in the same line as training jobs, so a class sharing one machine shares it fairly. Its trials'
+events come wrapped in :class:`TrialProgress` (a trial's end does not end the job); the sweep's own end is the
+plain :class:`~lib.train.DoneEvent` that ends any job.
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ from lib.features import FeatureConfig
 from lib.settings import settings
 from lib.train import DoneEvent, EpochEvent, StartEvent, StepEvent, TrainConfig, iter_training
 
-__all__ = ["TrainingJob", "JobSnapshot", "JobQueue", "JOB_QUEUE", "WorkerEvent", "StopFlag"]
+__all__ = ["TrainingJob", "SweepJob", "TrialProgress", "JobSnapshot", "JobQueue", "JOB_QUEUE", "WorkerEvent",
+           "StopFlag"]
 
 _ids = itertools.count(1)
 _SPAWN = multiprocessing.get_context("spawn")
@@ -183,6 +189,61 @@ class TrainingJob:
             time.sleep(0.05)
         return True
 
+    def _process_args(self, events: Connection) -> tuple:
+        """The job process's target and its arguments (``events``: the writing end of the pipe)."""
+        return _train_in_process, (_DatasetParcel.of(self.dataset), self.feature_config, self.train_config,
+                                   self.runs_root, self.run_id, train_threads(), events, self._stop, os.getpid())
+
+
+@dataclass
+class TrialProgress:
+    """An event of one of a sweep's trials, as a sweep's process sends it: ``event`` is the trial's
+    :class:`~lib.train.StartEvent`, ``StepEvent``, ``EpochEvent`` or ``DoneEvent``, or a
+    :class:`lib.sweep.TrialEvent` (a trial started or ended)."""
+
+    event: object
+    kind: str = "trial"
+
+
+@dataclass
+class SweepJob(TrainingJob):
+    """A sweep's worker in the background: claims the sweep's trials one after another until its budget is spent
+    or it is stopped. Create it through :meth:`JobQueue.submit_sweep`.
+
+    Its :meth:`snapshot` follows the running trial (``start``, ``steps``, ``epochs`` are that trial's; ``done`` is
+    the sweep's end); :meth:`trial_events` lists the :class:`lib.sweep.TrialEvent` of every trial started and ended.
+    The trials themselves (curves, values, states) are in the sweep's storage: ``lib.sweep.open_sweep``.
+    """
+
+    sweep_name: str = ""
+    storage: str = ""
+    _trials: list = field(default_factory=list, repr=False)
+
+    def _record(self, event) -> None:
+        if not isinstance(event, TrialProgress):  # the WorkerEvent, or the DoneEvent that ends the sweep
+            super()._record(event)
+            return
+        trial_event = event.event
+        with self._lock:
+            if isinstance(trial_event, StartEvent):  # a new trial: the live view follows it from its start
+                self._start, self._steps, self._epochs = trial_event, [], []
+            elif isinstance(trial_event, StepEvent):
+                self._steps.append(trial_event)
+            elif isinstance(trial_event, EpochEvent):
+                self._epochs.append(trial_event)
+            elif not isinstance(trial_event, DoneEvent):  # a trial's end never ends the sweep
+                self._trials.append(trial_event)
+
+    def trial_events(self) -> list:
+        """The :class:`lib.sweep.TrialEvent` received so far, oldest first (a copy)."""
+        with self._lock:
+            return list(self._trials)
+
+    def _process_args(self, events: Connection) -> tuple:
+        parcel = None if self.dataset is None else _DatasetParcel.of(self.dataset)
+        return _sweep_in_process, (parcel, self.sweep_name, self.storage, self.runs_root, train_threads(), events,
+                                   self._stop, os.getpid())
+
 
 # ------------------------------------------------------------------------------------- the training process
 @dataclass(frozen=True)
@@ -251,10 +312,10 @@ if not getattr(multiprocessing.spawn.get_preparation_data, "skips_main_of_traini
     multiprocessing.spawn.get_preparation_data = _without_parent_main(multiprocessing.spawn.get_preparation_data)
 
 
-def _failure_message(error: BaseException) -> str:
+def _failure_message(error: BaseException, what: str = "training") -> str:
     if isinstance(error, DatasetError):
         return f"could not open the dataset: {error}"
-    return (f"training failed: {error}. Details: "
+    return (f"{what} failed: {error}. Details: "
             f"{traceback.format_exc(limit=3).splitlines()[-1]}")
 
 
@@ -270,22 +331,49 @@ def _stop_when_orphaned(stop: StopFlag, parent_pid: int) -> None:
     threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
 
+def _prepare_process(num_threads: int, stop: StopFlag, parent_pid: int, events: Connection,
+                     dataset_from: str) -> None:
+    """First thing in a job's process: its thread budget, the orphan watch, and the :class:`WorkerEvent`."""
+    torch.set_num_threads(num_threads)
+    torch.set_num_interop_threads(1)  # allowed here: nothing has run in parallel in this fresh process yet
+    _stop_when_orphaned(stop, parent_pid)
+    events.send(WorkerEvent(os.getpid(), torch.get_num_threads(), dataset_from))
+
+
 def _train_in_process(parcel: _DatasetParcel, feature_config: FeatureConfig, train_config: TrainConfig,
                       runs_root: Path, run_id: str | None, num_threads: int, events: Connection, stop: StopFlag,
                       parent_pid: int) -> None:
     """A job's training process: set the thread budget, open the dataset, train, send every event to ``events``
     (a :class:`WorkerEvent` first, a :class:`~lib.train.DoneEvent` last)."""
     try:
-        torch.set_num_threads(num_threads)
-        torch.set_num_interop_threads(1)  # allowed here: nothing has run in parallel in this fresh process yet
-        _stop_when_orphaned(stop, parent_pid)
-        events.send(WorkerEvent(os.getpid(), torch.get_num_threads(), parcel.dataset_from))
+        _prepare_process(num_threads, stop, parent_pid, events, parcel.dataset_from)
         dataset = parcel.open()
         for event in iter_training(dataset, feature_config, train_config, runs_root=runs_root, run_id=run_id,
                                    stop=stop):
             events.send(event)
     except Exception as error:  # noqa: BLE001 - a job must end with a message, never die silently
         events.send(DoneEvent("failed", _failure_message(error)))
+    finally:
+        events.close()
+
+
+def _sweep_in_process(parcel: _DatasetParcel | None, name: str, storage: str, runs_root: Path, num_threads: int,
+                      events: Connection, stop: StopFlag, parent_pid: int) -> None:
+    """A sweep job's process: run :func:`lib.sweep.run_worker` on sweep ``name`` until its budget is spent or
+    ``stop`` is set, sending each trial's events wrapped in :class:`TrialProgress`, then a
+    :class:`~lib.train.DoneEvent` for the sweep. Without a parcel the worker opens the sweep's own source."""
+    try:
+        _prepare_process(num_threads, stop, parent_pid, events, "source" if parcel is None else parcel.dataset_from)
+        from lib.sweep import run_worker  # Optuna is imported only where sweeps run
+
+        dataset = None if parcel is None else parcel.open()
+        result = run_worker(name, storage, dataset=dataset, runs_root=runs_root, stop=stop,
+                            on_event=lambda event: events.send(TrialProgress(event)))
+        summary = ", ".join(f"{n} {state}" for state, n in result.counts.items() if n) or "no trial"
+        events.send(DoneEvent("stopped" if result.reason == "stopped" else "finished",
+                              f"sweep {name!r} ended ({result.reason}): {summary}"))
+    except Exception as error:  # noqa: BLE001 - a job must end with a message, never die silently
+        events.send(DoneEvent("failed", _failure_message(error, f"sweep {name!r}")))
     finally:
         events.close()
 
@@ -320,6 +408,35 @@ class JobQueue:
         device_key = str(resolve_device(train_config.device))
         job = TrainingJob(dataset, feature_config, train_config, Path(runs_root or settings().runs_dir), run_id,
                           device_key)
+        return self._enqueue(job)
+
+    def submit_sweep(self, dataset: AudioDataset | None, config, storage: str,
+                     runs_root: str | Path | None = None) -> SweepJob:
+        """Create (or resume) a sweep and queue a worker for it; returns the job at once. The worker waits in the
+        same line as training jobs (its device is the base settings' ``config.train_config.device``) and then runs
+        trials until the sweep's budget is spent or the job is stopped; each trial is saved under ``runs_root``.
+
+        Args:
+            dataset: The dataset the app has open (sent to the worker as a training job's is), or None to let the
+                worker open ``config.source``.
+            config: The sweep's :class:`lib.sweep.SweepConfig`.
+            storage: Its Optuna storage URL (:func:`lib.sweep.default_storage`).
+
+        Raises:
+            ValueError: a bad sweep name, the name taken by a sweep with other settings, a storage that cannot be
+                opened, or a device that is not available (the message says which).
+        """
+        from lib.sweep import create_sweep  # Optuna is imported only where sweeps are used
+
+        device_key = str(resolve_device(config.train_config.device))
+        create_sweep(config, storage)
+        job = SweepJob(dataset, config.feature_config, config.train_config, Path(runs_root or settings().runs_dir),
+                       device_key=device_key, sweep_name=config.name, storage=storage)
+        return self._enqueue(job)
+
+    def _enqueue(self, job: TrainingJob) -> TrainingJob:
+        """Put ``job`` in line for its device and start the thread that runs it when its turn comes."""
+        device_key = job.device_key
         job._queue = self
         with self._condition:
             self._waiting.setdefault(device_key, deque()).append(job)
@@ -363,13 +480,15 @@ class JobQueue:
 
     @staticmethod
     def _train_in_child(job: TrainingJob) -> None:
-        """Start the job's training process, record its events until the last one, then wait for it to exit."""
-        parcel = _DatasetParcel.of(job.dataset)
+        """Start the job's process, record its events until the last one, then wait for it to exit."""
         reader, writer = _SPAWN.Pipe(duplex=False)
-        process = _SPAWN.Process(
-            target=_train_in_process, name=f"{_PROCESS_PREFIX}{job.job_id}", daemon=True,
-            args=(parcel, job.feature_config, job.train_config, job.runs_root, job.run_id, train_threads(), writer,
-                  job._stop, os.getpid()))
+        try:
+            target, args = job._process_args(writer)
+        except BaseException:  # e.g. a dataset that cannot be pickled: the job fails with the message
+            reader.close()
+            writer.close()
+            raise
+        process = _SPAWN.Process(target=target, name=f"{_PROCESS_PREFIX}{job.job_id}", daemon=True, args=args)
         try:
             process.start()
             writer.close()  # the child holds the only writing end now: its death reads as end-of-file here

@@ -128,3 +128,27 @@ def test_reopened_dataset_is_the_one_the_app_had(tiny_dataset):
     # No source to reopen: pickled whole.
     in_memory = _DatasetParcel.of(dataclasses.replace(tiny_dataset, source={"kind": "recordings"}))
     assert in_memory.dataset_from == "pickle" and pickle.loads(in_memory.pickled).paths == tiny_dataset.paths
+
+
+def test_a_sweep_job_follows_its_trials_and_only_the_sweeps_end_ends_it(tiny_dataset):
+    """A trial's DoneEvent (wrapped in TrialProgress) ends the trial, not the job; the live view follows the running
+    trial from its StartEvent; the plain DoneEvent that ends any job ends the sweep. No process is started."""
+    from lib.jobs import SweepJob, TrialProgress
+    from lib.sweep import TrialEvent
+    from lib.train import DoneEvent, EpochEvent, StartEvent, StepEvent
+
+    job = SweepJob(tiny_dataset, FeatureConfig(), CONFIG, runs_root=".", sweep_name="s", storage="sqlite://")
+    job.state = "running"
+    for number in range(2):
+        job._record(TrialProgress(TrialEvent(number, "running", {"train.learning_rate": 0.01}, {}, f"s-t00{number}")))
+        job._record(TrialProgress(StartEvent(50, 10, 12, 1000, "cpu", 4, True)))
+        job._record(TrialProgress(StepEvent(1, 1, 4, 1.0, 0.01, 100.0, 8, 0.1)))
+        job._record(TrialProgress(EpochEvent(1, 2, 1.0, 0.5, 1.0, 0.5, 0.01, 0.2, 0.2)))
+        job._record(TrialProgress(DoneEvent("finished", "done", run_id=f"s-t00{number}")))
+        job._record(TrialProgress(TrialEvent(number, "complete", {}, {"val_accuracy": 0.5}, f"s-t00{number}")))
+        snap = job.snapshot()
+        assert not job.ended and snap.done is None and len(snap.steps) == 1 and len(snap.epochs) == 1
+    assert [(e.number, e.state) for e in job.trial_events()] == [(0, "running"), (0, "complete"), (1, "running"),
+                                                                  (1, "complete")]
+    job._record(DoneEvent("finished", "sweep 's' ended (budget): 2 complete"))
+    assert job.ended and job.state == "finished" and job.snapshot().done.message.startswith("sweep 's'")
