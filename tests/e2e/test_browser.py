@@ -10,7 +10,8 @@ from tests.e2e.conftest import assert_no_exception, assert_no_overlaps_or_cut_la
 pytestmark = pytest.mark.e2e
 
 PAGES = [("", "home", "Audio classification workbench"), ("dataset", "dataset", "Dataset"),
-         ("transforms", "transforms", "Transform"), ("train", "train", "Train"), ("evaluate", "evaluate", "Evaluate"),
+         ("transforms", "transforms", "Transform"), ("train", "train", "Train"), ("sweep", "sweep", "Sweep"),
+         ("evaluate", "evaluate", "Evaluate"),
          ("runs", "runs", "Runs"), ("inference", "inference", "Inference"), ("record", "record", "Record")]
 
 
