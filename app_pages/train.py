@@ -62,9 +62,11 @@ def session_jobs() -> list[TrainingJob]:
 
 
 def focus_job(jobs: list[TrainingJob]) -> TrainingJob | None:
-    """The job the live view shows: the session's running one, else its next in line, else its latest."""
+    """The job the live view shows: the session's running one, else its next in line, else its latest that saved
+    a run, else its latest."""
+    saved = [j for j in jobs if j.ended and j.snapshot().done.run_id]
     return (next((j for j in jobs if j.state == "running"), None) or next((j for j in jobs if not j.ended), None)
-            or (jobs[-1] if jobs else None))
+            or (saved[-1] if saved else None) or (jobs[-1] if jobs else None))
 
 
 def name_problem(name: str) -> str | None:
@@ -359,17 +361,17 @@ def job_line(number: int, job: TrainingJob, snap) -> str:
     state = {"queued": f"waiting, position {snap.position} in line", "running": "training"}.get(snap.state)
     if state is None:
         state = f"{snap.state}: {snap.done.message}" if snap.done else snap.state
-    return f"{number}. {name} · {job.train_config.model} · {state}"
+    return f"{number}\\. {name} · {job.train_config.model} · {state}"
 
 
 def draw_job_list(jobs: list[TrainingJob], shown: TrainingJob) -> None:
     """The session's jobs, oldest first (the last 10), each waiting one with a Cancel button."""
-    st.markdown(f"**Your training jobs** ({len(jobs)}; they train one after another, the one above is shown)")
+    st.markdown(f"**Your training jobs** ({len(jobs)}; they train one after another)")
     first = max(0, len(jobs) - 10)
     for number, job in enumerate(jobs[first:], start=first + 1):
         snap = job.snapshot()
         row = st.container(horizontal=True, vertical_alignment="center")
-        row.markdown(("▶ " if job is shown else "") + job_line(number, job, snap), width="stretch")
+        row.markdown(job_line(number, job, snap) + (" · *shown above*" if job is shown else ""), width="stretch")
         if snap.state == "queued":
             row.button("Cancel", key=f"train_cancel_{job.job_id}", on_click=job.stop, icon=":material/close:",
                        help="Take this run out of the line: it is not trained.")
