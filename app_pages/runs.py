@@ -35,8 +35,11 @@ COLUMNS = {  # how the runs table and the comparison's metrics table show run_ro
                                                   help="Latency: one clip on one CPU thread, median (ms)."),
     "Created": st.column_config.TextColumn(width=110),
     "Learning rate": st.column_config.NumberColumn(format="%g"),
-    "Duration (s)": st.column_config.NumberColumn(format="%.1f"),
+    "Duration (s)": st.column_config.NumberColumn("Time (s)", format="%.1f", width=64,
+                                                  help="Training time, seconds."),
+    "Best epoch": st.column_config.NumberColumn(width=76, help="The epoch whose weights were kept."),
 }
+CONTENT_PX = 800  # the main column's width at 1280 px with the sidebar open: the comparison's tables fit in it
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -72,7 +75,8 @@ def runs_table(rows: list[dict]) -> None:
     key = f"runs_table_{digest}_{st.session_state.get('runs_table_generation', 0)}"
     ticked = [ids.index(r) for r in remembered if r in ids]
     event = st.dataframe(pd.DataFrame(rows), hide_index=True, key=key, column_config=COLUMNS, on_select="rerun",
-                         selection_mode="multi-row", selection_default={"selection": {"rows": ticked}} if ticked else None)
+                         selection_mode="multi-row",
+                         selection_default={"selection": {"rows": ticked}} if ticked else None)
     visible = [ids[i] for i in event.selection.rows if 0 <= i < len(ids)]
     kept = [r for r in remembered if r in visible or r not in ids]
     new = [r for r in visible if r not in remembered]
@@ -92,14 +96,15 @@ METRIC_COLUMNS = ("Label", "Val accuracy", "Test accuracy", "Macro F1", "Paramet
 
 
 def compare_metrics(chosen: list[RunInfo], labels: list[str]) -> None:
-    """One row per run, its label in the run's colour (the charts' colour)."""
+    """One row per run, its label on the run's colour (the charts' colour)."""
     rows = [{"Label": label, **run_row(run), "Best epoch": run.record.best_epoch}
             for run, label in zip(chosen, labels)]
     table = pd.DataFrame(rows, columns=METRIC_COLUMNS)
-    colours = [f"color: {PALETTE[i]}; font-weight: 600" for i in range(len(rows))]
+    colours = [f"background-color: {PALETTE[i]}55; font-weight: 600" for i in range(len(rows))]
+    columns = {**COLUMNS, "Run": st.column_config.TextColumn(width=170),
+               "Label": st.column_config.TextColumn(width=140, pinned=True, help="The run's name in the charts.")}
     st.dataframe(table.style.apply(lambda _: colours, subset=["Label"]), hide_index=True,
-                 key="runs_compare_metrics", column_config={**COLUMNS, "Label": st.column_config.TextColumn(
-                     width=150, pinned=True, help="The run's name in the charts below."), "Run": st.column_config.TextColumn(width=180)})
+                 key="runs_compare_metrics", column_config=columns)
 
 
 def compare_settings(chosen: list[RunInfo], labels: list[str]) -> None:
@@ -109,10 +114,14 @@ def compare_settings(chosen: list[RunInfo], labels: list[str]) -> None:
     if not differ:
         st.caption("Same dataset, model, features and training settings.")
         return
-    table = pd.DataFrame([{"Setting": key, **{label: setting_text(s.get(key)) for label, s in zip(labels, settings_of)}}
-                          for key in differ])
-    st.dataframe(table, hide_index=True, key="runs_compare_settings",
-                 column_config={"Setting": st.column_config.TextColumn(pinned=True)})
+    table = pd.DataFrame([{"Setting": key, **{label: setting_text(s.get(key))
+                                              for label, s in zip(labels, settings_of)}} for key in differ])
+    # Many runs: columns of equal width that fit the page (a long value shows whole on hover)
+    setting_px = 190
+    run_px = max(64, (CONTENT_PX - setting_px) // len(labels)) if len(labels) > 5 else None
+    columns = {label: st.column_config.TextColumn(width=run_px) for label in labels if run_px}
+    columns["Setting"] = st.column_config.TextColumn(pinned=True, width=setting_px if run_px else None)
+    st.dataframe(table, hide_index=True, key="runs_compare_settings", column_config=columns)
 
 
 def compare_f1(chosen: list[RunInfo], labels: list[str]) -> None:
