@@ -1,4 +1,5 @@
-"""Evaluate: how good a trained run is, where it goes wrong, how it does on other data, and how two runs differ."""
+"""Evaluate: how good a trained run is, where it goes wrong and how it does on other data (runs are compared on the
+Runs page)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,7 @@ from lib.evaluate import ClipPrediction, EvaluationReport, evaluate, load_segmen
 from lib.features import FeatureConfig, extract
 from lib.infer import Classifier
 from lib.paths import PathNotAllowed, allowed_roots, confine
-from lib.plots import (fig_compare_curves, fig_confusion, fig_curves, fig_embedding, fig_prf,
-                       fig_spectrogram)
+from lib.plots import fig_confusion, fig_curves, fig_embedding, fig_prf, fig_spectrogram
 from lib.run_extras import mistake_clip, test_embedding
 from lib.runs import RunInfo
 from lib.settings import settings as operator_settings
@@ -362,71 +362,14 @@ def show_cross(run: RunInfo) -> None:
     show_report(report, "cross")
 
 
-def flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
-    else:
-        out[prefix] = value
-    return out
-
-
-def settings(run: RunInfo) -> dict[str, Any]:
-    record = run.record
-    out: dict[str, Any] = {"model": record.model, "dataset": record.dataset.name,
-                           "dataset clips": record.dataset.n_clips}
-    flatten("train", record.train_config.to_dict() if record.train_config else {}, out)
-    flatten("features", record.feature_config.to_dict(), out)
-    out["classes"] = record.class_names
-    return out
-
-
-def show_compare(run: RunInfo, usable: list[RunInfo]) -> None:
-    others = [r for r in usable if r.run_id != run.run_id]
-    if not others:
-        st.info("Train another run to compare it with this one.")
-        return
-    ids = [r.run_id for r in others]
-    other_id = st.selectbox("Compare with", ids, key="eval_compare_run",
-                            format_func=lambda rid: f"{rid} ({next(r for r in others if r.run_id == rid).model})")
-    other = next((r for r in others if r.run_id == other_id), others[0])
-    a, b = settings(run), settings(other)
-    diff = [{"setting": k, run.run_id: fmt(a.get(k)), other.run_id: fmt(b.get(k))}
-            for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
-    left, right = st.columns(2, gap="large")
-    with left:
-        st.markdown("**Settings that differ**")
-        if diff:
-            st.dataframe(pd.DataFrame(diff), hide_index=True, key="eval_compare_diff")
-        else:
-            st.caption("Same model, features and training settings.")
-    with right:
-        st.markdown("**Results**")
-        rows = [("Validation accuracy", lambda r: fmt(r.val_accuracy, "pct")),
-                ("Test accuracy", lambda r: fmt(r.test_accuracy, "pct")),
-                ("Test macro F1", lambda r: fmt(r.macro_f1, "pct")),
-                ("Parameters", lambda r: fmt(r.n_parameters, "int")),
-                ("Training time", lambda r: fmt(r.record.duration_sec, "sec")),
-                ("Epochs trained", lambda r: fmt(len(r.history), "int")),
-                ("Best epoch", lambda r: fmt(r.record.best_epoch))]
-        st.dataframe(pd.DataFrame([{"metric": name, run.run_id: get(run), other.run_id: get(other)}
-                                   for name, get in rows]), hide_index=True, key="eval_compare_metrics")
-    histories = {run.run_id: run.history, other.run_id: other.history}
-    left, right = st.columns(2, gap="large")
-    left.plotly_chart(fig_compare_curves(histories, "val_accuracy", title="Validation accuracy"),
-                      key="eval_compare_acc")
-    right.plotly_chart(fig_compare_curves(histories, "val_loss", title="Validation loss"), key="eval_compare_loss")
-
-
 # ------------------------------------------------------------------------------------------------- page
-page_header("Evaluate", "How good is a trained run, which classes it confuses, which clips it gets wrong, "
-                        "and how it compares with another run.")
+page_header("Evaluate", "How good is a trained run, which classes it confuses, which clips it gets wrong "
+                        "and how it does on other data.")
 all_runs = runs()
 broken = [r for r in all_runs if r.error]
 if broken:
     st.error(f"{len(broken)} saved run(s) cannot be evaluated:\n\n" + "\n".join(f"- {r.error}" for r in broken)
              + "\n\nDelete them on the Runs page or retrain.", icon=":material/error:")
-usable = [r for r in all_runs if r.error is None]
 run = run_picker("Run to evaluate", key="eval_run")
 if run is None:
     st.stop()
@@ -457,5 +400,7 @@ if test_report:
 st.subheader("Test this run on another dataset")
 guarded(run, "evaluation on another dataset", lambda: show_cross(run))
 
-st.subheader("Compare two runs")
-guarded(run, "comparison", lambda: show_compare(run, usable))
+st.subheader("Compare runs")
+st.caption("Tick 2 to 8 runs in the Runs page's table to see their curves, scores, the settings that differ and "
+           "each class's F1 side by side.")
+page_link("app_pages/runs.py", "Compare runs on the Runs page", icon=":material/compare_arrows:")

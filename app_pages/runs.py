@@ -1,43 +1,175 @@
-"""Runs: every saved run in one table; rename, delete, download or make one the active run."""
+"""Runs: every saved run in one table; filter, pick several to compare, rename, delete, download or make one
+the active run."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from lib.compare import (MAX_COMPARED, class_f1, matches, run_row, run_settings, setting_text, settings_that_differ,
+                         short_labels)
 from lib.export import FORMATS, ExportError, export_zip_bytes
+from lib.plots import PALETTE, fig_compare_curves, fig_compare_f1
 from lib.runs import RunError, RunInfo, delete_run, rename_run, run_zip_bytes
 from lib.settings import settings
 from ui.common import active_run, page_header, runs
 
 RUNS_DIR = settings().runs_dir  # the operator's (lib.settings), read on every run of the page
+COLUMNS = {  # how the runs table and the comparison's metrics table show run_row's columns (narrow: at 1280 px
+    # the lead columns, up to the date, fit without scrolling)
+    "Run": st.column_config.TextColumn(pinned=True, width=170),
+    "Dataset": st.column_config.TextColumn(width=96),
+    "Model": st.column_config.TextColumn(width=88),
+    "Val accuracy": st.column_config.NumberColumn("Val acc", format="percent", width=62,
+                                                  help="Validation accuracy (the epoch kept)."),
+    "Test accuracy": st.column_config.NumberColumn("Test acc", format="percent", width=66,
+                                                   help="Test accuracy: clips never used in training."),
+    "Macro F1": st.column_config.NumberColumn("F1", format="%.3f", width=48,
+                                              help="Test macro F1: the mean of the per-class F1."),
+    "Parameters": st.column_config.NumberColumn("Params", format="localized", width=72,
+                                                help="Trainable parameters."),
+    "Latency (ms)": st.column_config.NumberColumn("p50 ms", format="%.2f", width=58,
+                                                  help="Latency: one clip on one CPU thread, median (ms)."),
+    "Created": st.column_config.TextColumn(width=110),
+    "Learning rate": st.column_config.NumberColumn(format="%g"),
+    "Duration (s)": st.column_config.NumberColumn("Time (s)", format="%.1f", width=64,
+                                                  help="Training time, seconds."),
+    "Best epoch": st.column_config.NumberColumn(width=76, help="The epoch whose weights were kept."),
+}
+CONTENT_PX = 800  # the main column's width at 1280 px with the sidebar open: the comparison's tables fit in it
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-def number(value, kind=float):
-    try:
-        return kind(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def row(run: RunInfo) -> dict:
-    record = run.record
-    train = record.train_config
-    return {"Run": run.run_id, "Model": record.model, "Parameters": record.n_parameters,
-            "Epochs": train.epochs if train else None, "Batch": train.batch_size if train else None,
-            "Learning rate": train.learning_rate if train else None, "Optimizer": train.optimizer if train else None,
-            "Mel bins": record.feature_config.n_mels,
-            "Augmentation": train.augment.summary(detailed=False) if train else "?",
-            "Device": record.device, "Duration (s)": record.duration_sec,
-            "Status": record.status, "Val accuracy": number(run.val_accuracy),
-            "Test accuracy": number(run.test_accuracy), "Macro F1": number(run.macro_f1), "Created": record.created}
-
-
 def say(kind: str, message: str) -> None:
     st.session_state["runs_message"] = (kind, message)
+
+
+def chosen_ids() -> list[str]:
+    """The runs ticked for comparison, in the order they were ticked (kept while a filter hides them)."""
+    return list(st.session_state.get("runs_chosen", []))
+
+
+def filtered_rows(usable: list[RunInfo]) -> list[dict]:
+    """The search box and status filter, then :func:`lib.compare.run_row` of each run they let through."""
+    search_col, status_col = st.columns([3, 2], gap="large", vertical_alignment="bottom")
+    text = search_col.text_input("Search", key="runs_search", placeholder="name, dataset, model or sweep",
+                                 help="Rows holding every word typed (in the name, dataset, model or sweep).")
+    statuses = sorted({r.status or "unknown" for r in usable})
+    shown = status_col.pills("Status", statuses, selection_mode="multi", default=statuses, key="runs_status",
+                             help="finished: all its epochs; stopped: ended early, what it had learned was saved.")
+    rows = [run_row(r) for r in usable if (r.status or "unknown") in shown]
+    return [row for row in rows if matches(row, text)]
+
+
+def runs_table(rows: list[dict]) -> None:
+    """The runs table with a tick box per row. The runs ticked for comparison go to ``runs_chosen`` (those hidden
+    by the filter stay ticked); a newly ticked run also becomes the one managed below."""
+    ids = [row["Run"] for row in rows]
+    remembered = chosen_ids()
+    # A table's ticks are row positions: its key changes with its rows (filtered, renamed, deleted), and the new
+    # table starts with the remembered runs ticked.
+    digest = hashlib.sha1("\0".join(ids).encode()).hexdigest()[:10]
+    key = f"runs_table_{digest}_{st.session_state.get('runs_table_generation', 0)}"
+    ticked = [ids.index(r) for r in remembered if r in ids]
+    event = st.dataframe(pd.DataFrame(rows), hide_index=True, key=key, column_config=COLUMNS, on_select="rerun",
+                         selection_mode="multi-row",
+                         selection_default={"selection": {"rows": ticked}} if ticked else None)
+    visible = [ids[i] for i in event.selection.rows if 0 <= i < len(ids)]
+    kept = [r for r in remembered if r in visible or r not in ids]
+    new = [r for r in visible if r not in remembered]
+    if new:
+        st.session_state["runs_selected"] = new[-1]
+    st.session_state["runs_chosen"] = kept + new
+
+
+def clear_choice() -> None:
+    st.session_state["runs_chosen"] = []
+    st.session_state["runs_table_generation"] = st.session_state.get("runs_table_generation", 0) + 1
+
+
+# ---------------------------------------------------------------------------------------------- compare
+METRIC_COLUMNS = ("Label", "Val accuracy", "Test accuracy", "Macro F1", "Parameters", "Latency (ms)",
+                  "Duration (s)", "Best epoch", "Run")
+
+
+def compare_metrics(chosen: list[RunInfo], labels: list[str]) -> None:
+    """One row per run, its label on the run's colour (the charts' colour)."""
+    rows = [{"Label": label, **run_row(run), "Best epoch": run.record.best_epoch}
+            for run, label in zip(chosen, labels)]
+    table = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    colours = [f"background-color: {PALETTE[i]}55; font-weight: 600" for i in range(len(rows))]
+    columns = {**COLUMNS, "Run": st.column_config.TextColumn(width=170),
+               "Label": st.column_config.TextColumn(width=140, pinned=True, help="The run's name in the charts.")}
+    st.dataframe(table.style.apply(lambda _: colours, subset=["Label"]), hide_index=True,
+                 key="runs_compare_metrics", column_config=columns)
+
+
+def compare_settings(chosen: list[RunInfo], labels: list[str]) -> None:
+    """The settings (dataset, model, training, augmentation, features) that are not the same in every run."""
+    settings_of = [run_settings(run.record) for run in chosen]
+    differ = settings_that_differ(settings_of)
+    if not differ:
+        st.caption("Same dataset, model, features and training settings.")
+        return
+    table = pd.DataFrame([{"Setting": key, **{label: setting_text(s.get(key))
+                                              for label, s in zip(labels, settings_of)}} for key in differ])
+    # Many runs: columns of equal width that fit the page (a long value shows whole on hover)
+    setting_px = 190
+    run_px = max(64, (CONTENT_PX - setting_px) // len(labels)) if len(labels) > 5 else None
+    columns = {label: st.column_config.TextColumn(width=run_px) for label in labels if run_px}
+    columns["Setting"] = st.column_config.TextColumn(pinned=True, width=setting_px if run_px else None)
+    st.dataframe(table, hide_index=True, key="runs_compare_settings", column_config=columns)
+
+
+def compare_f1(chosen: list[RunInfo], labels: list[str]) -> None:
+    """Each class's test F1, runs side by side."""
+    scores = {}
+    for run, label in zip(chosen, labels):
+        try:
+            scores[label] = class_f1(run)
+        except ValueError as error:
+            st.warning(f"Run '{run.run_id}' has unusable test results ({error}): retrain or delete it.")
+            scores[label] = {}
+    if not any(scores.values()):
+        st.caption("None of these runs has test clips to score per class.")
+        return
+    st.plotly_chart(fig_compare_f1(scores, title="Test F1 per class"), key="runs_compare_f1")
+
+
+def show_compare(chosen: list[RunInfo]) -> None:
+    """Curves, scores, the settings that differ and per-class F1 of 2 to MAX_COMPARED runs."""
+    labels = short_labels([run.run_id for run in chosen], max_chars=16)
+    st.subheader(f"Compare {len(chosen)} runs")
+    compare_metrics(chosen, labels)
+    histories = {label: run.history for run, label in zip(chosen, labels)}
+    left, right = st.columns(2, gap="large")
+    left.plotly_chart(fig_compare_curves(histories, "val_accuracy", title="Validation accuracy"),
+                      key="runs_compare_acc")
+    right.plotly_chart(fig_compare_curves(histories, "val_loss", title="Validation loss"), key="runs_compare_loss")
+    st.markdown("**Settings that differ**")
+    compare_settings(chosen, labels)
+    compare_f1(chosen, labels)
+
+
+def draw_choice(usable: list[RunInfo], shown: set[str]) -> None:
+    """What is ticked (and how to untick it), then the comparison of the ticked runs."""
+    by_id = {r.run_id: r for r in usable}
+    chosen = [by_id[r] for r in chosen_ids() if r in by_id]
+    if chosen:
+        hidden = sum(r.run_id not in shown for r in chosen)
+        note, clear = st.columns([5, 1], vertical_alignment="center")
+        note.caption(f"{len(chosen)} run(s) ticked" + (f", {hidden} hidden by the filter" if hidden else "")
+                     + ": " + ", ".join(r.run_id for r in chosen) + ".")
+        clear.button("Untick all", key="runs_clear", on_click=clear_choice, icon=":material/deselect:")
+    if 2 <= len(chosen) <= MAX_COMPARED:
+        show_compare(chosen)
+    elif len(chosen) > MAX_COMPARED:
+        st.warning(f"{len(chosen)} runs are ticked: compare at most {MAX_COMPARED} at a time (untick some).")
+    else:
+        st.caption(f"Tick 2 to {MAX_COMPARED} runs in the table to compare their curves, scores and settings.")
 
 
 # --------------------------------------------------------------------------------------------- callbacks
@@ -57,6 +189,7 @@ def rename(old: str) -> None:
     if st.session_state.get("run_id") == old:
         st.session_state["run_id"] = new
     st.session_state["runs_selected"] = new
+    st.session_state["runs_chosen"] = [new if r == old else r for r in chosen_ids()]
     st.session_state["runs_new_name"] = ""
     say("success", f"Renamed '{old}' to '{new}'.")
 
@@ -74,6 +207,7 @@ def delete(run_id: str) -> None:
         st.session_state["run_id"] = None
     st.session_state["runs_confirm"] = False
     st.session_state.pop("runs_selected", None)
+    st.session_state["runs_chosen"] = [r for r in chosen_ids() if r != run_id]
     say("success", f"Deleted run '{run_id}'.")
 
 
@@ -93,22 +227,20 @@ if not all_runs:
     st.info(f"No saved run yet in {RUNS_DIR}: train one on the Train page.")
     st.stop()
 
-st.caption(f"{len(all_runs)} run(s) in `{RUNS_DIR}`, newest first. Click a column header to sort.")
+st.caption(f"{len(all_runs)} run(s) in `{RUNS_DIR}`, newest first. Click a column header to sort; tick rows "
+           f"to compare them (2 to {MAX_COMPARED}) or to manage one below.")
 if usable:
-    table = pd.DataFrame([row(r) for r in usable])
-    st.dataframe(table, hide_index=True, key="runs_table", column_config={
-        "Run": st.column_config.TextColumn(pinned=True),
-        "Parameters": st.column_config.NumberColumn(format="localized"),
-        "Learning rate": st.column_config.NumberColumn(format="%g"),
-        "Duration (s)": st.column_config.NumberColumn(format="%.1f"),
-        "Val accuracy": st.column_config.NumberColumn(format="percent"),
-        "Test accuracy": st.column_config.NumberColumn(format="percent"),
-        "Macro F1": st.column_config.NumberColumn(format="%.3f"),
-    })
+    rows = filtered_rows(usable)
+    if rows:
+        runs_table(rows)
+    else:
+        st.info("No run matches the search and status filter: change or clear them.")
 if broken:
     st.warning(f"{len(broken)} run folder(s) are malformed and cannot be used:\n\n"
                + "\n".join(f"- **{r.run_id}**: {r.error}" for r in broken)
                + "\n\nDelete them below, or fix the files.", icon=":material/warning:")
+if usable:
+    draw_choice(usable, {row["Run"] for row in rows})
 
 st.subheader("Manage a run")
 ids = [r.run_id for r in all_runs]

@@ -1,4 +1,5 @@
-"""Train: choose a model and its settings, train it in the background and watch loss and accuracy live."""
+"""Train: choose a model and its settings, train it in the background and watch loss and accuracy live; start more
+runs while one trains (they wait in line) and name them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from lib.features import FeatureConfig
 from lib.jobs import JOB_QUEUE, TrainingJob
 from lib.models import MODELS, build_model, count_parameters, model_features, model_summaries
 from lib.plots import fig_curves, fig_steps
+from lib.runs import check_run_target, is_valid_run_id
+from lib.settings import settings as operator_settings
 from lib.train import OPTIMIZERS, SCHEDULERS
 from lib.train_config import FINETUNE_MODES
 from ui.augment_editor import augment_editor
@@ -47,6 +50,37 @@ def find_job(job_id) -> TrainingJob | None:
     return next((job for job in JOB_QUEUE.jobs if job.job_id == job_id), None)
 
 
+def session_jobs() -> list[TrainingJob]:
+    """This session's training jobs still on the server (``train_jobs``: their ids, oldest first)."""
+    ids = set(st.session_state.get("train_jobs", []))
+    return [job for job in JOB_QUEUE.jobs if job.job_id in ids]
+
+
+def focus_job(jobs: list[TrainingJob]) -> TrainingJob | None:
+    """The job the live view shows: the session's running one, else its next in line, else its latest that saved
+    a run, else its latest."""
+    saved = [j for j in jobs if j.ended and j.snapshot().done.run_id]
+    return (next((j for j in jobs if j.state == "running"), None) or next((j for j in jobs if not j.ended), None)
+            or (saved[-1] if saved else None) or (jobs[-1] if jobs else None))
+
+
+def name_problem(name: str) -> str | None:
+    """Why a new run cannot be called ``name`` (and what to do), or None when it can."""
+    if not is_valid_run_id(name):
+        return (f"“{name}” cannot be a run name: use letters, digits, '-', '_' and '.' (not first), at most 128 "
+                "characters. Change it, or leave the field empty for an automatic name.")
+    try:
+        check_run_target(operator_settings().runs_dir, name)
+    except FileExistsError:
+        return (f"A run called “{name}” already exists: choose another name, or rename or delete that run on the "
+                "Runs page.")
+    except (ValueError, OSError) as error:
+        return f"Cannot save a run as “{name}”: {error}."
+    if any(job.run_id == name and not job.ended for job in JOB_QUEUE.jobs):
+        return f"A training job that is waiting or running will save a run called “{name}”: choose another name."
+    return None
+
+
 def figure(name: str, version: tuple, build: Callable[[], go.Figure]) -> go.Figure:
     """The live view's figure ``name``, rebuilt only when ``version`` (job id, number of events) changes."""
     cache = st.session_state.setdefault("train_figures", {})
@@ -64,22 +98,31 @@ def seconds(value: float | None) -> str:
 
 # --------------------------------------------------------------------------------------------- callbacks
 def start() -> None:
+    """Queue a job with the page's settings (and the typed run name); it starts when its device is free."""
     st.session_state["train_error"] = None
     dataset = active_dataset(show_errors=False)
     if dataset is None:
         st.session_state["train_error"] = "The active dataset could not be opened: choose another on the Dataset page."
         return
+    name = (st.session_state.get("train_run_name") or "").strip() or None
+    problem = name_problem(name) if name else None
+    if problem:
+        st.session_state["train_error"] = problem
+        return
     try:
         config = settings()
-        job = JOB_QUEUE.submit(dataset, feature_config(), config)  # into the operator's runs folder
+        job = JOB_QUEUE.submit(dataset, feature_config(), config, run_id=name)  # into the operator's runs folder
     except ValueError as error:
         st.session_state["train_error"] = f"Cannot start training: {error}. Change the setting and start again."
         return
     st.session_state["train_job_id"] = job.job_id
+    st.session_state["train_jobs"] = [*st.session_state.get("train_jobs", []), job.job_id]
+    st.session_state["train_run_name"] = ""  # a name is for one run
 
 
 def stop() -> None:
-    job = find_job(st.session_state.get("train_job_id"))
+    """Stop the job the live view shows (a waiting one is cancelled)."""
+    job = focus_job(session_jobs())
     if job is not None:
         job.stop()
 
@@ -183,48 +226,27 @@ def finetune_settings(model: str, n_classes: int) -> None:
 
 
 def draw_buttons() -> None:
-    """Start and Stop, and why a start failed."""
-    buttons = st.container(horizontal=True)
-    buttons.button("Start training", type="primary", key="train_start", on_click=start, disabled=busy,
-                   icon=":material/play_arrow:",
-                   help="Your run is still going: stop it first." if busy else "Train in the background.")
+    """The run's name, Start and Stop, and why a start failed."""
+    buttons = st.container(horizontal=True, vertical_alignment="bottom")
+    buttons.text_input("Run name (optional)", key="train_run_name", max_chars=128, width=300,
+                       placeholder="automatic: date, time and model",
+                       help="The run's folder name: letters, digits, '-', '_' and '.' (not first). Empty: an "
+                            "automatic name.")
+    buttons.button("Start another run" if busy else "Start training", type="primary", key="train_start",
+                   on_click=start, icon=":material/play_arrow:",
+                   help="Queue another run with the settings below: it starts when yours have ended." if busy
+                   else "Train in the background.")
     buttons.button("Stop", key="train_stop", on_click=stop, disabled=my_job is None, icon=":material/stop:",
-                   help="End the run at the next step; what it learned so far is saved." if busy
-                   else "Your last run has ended: nothing to stop.")
+                   help="End the run shown below at its next step (what it learned so far is saved), or cancel it "
+                        "while it waits." if busy else "Your runs have ended: nothing to stop.")
     if st.session_state["train_error"]:
         st.error(st.session_state["train_error"])
 
 
 
-# ------------------------------------------------------------------------------------------------- page
-page_header("Train", "Pick a model and its training settings, start a run in the background and watch it learn.")
-st.session_state.setdefault("train_error", None)
-st.session_state.setdefault("train_handled_job", None)
-
-dataset = active_dataset()
-features = feature_config()
-my_job = find_job(st.session_state.get("train_job_id"))
-busy = my_job is not None and not my_job.ended
-persist = dict(persist_state="session")
-
-if dataset is not None:
-    st.caption(f"Dataset: **{dataset.name}**, {len(dataset):,} clips, {dataset.n_classes} classes "
-               f"({', '.join(dataset.class_names[:12])}{'…' if dataset.n_classes > 12 else ''}).")
-
-
-@st.fragment(run_every=1.0 if busy else None)
-def live_view() -> None:
-    job = find_job(st.session_state.get("train_job_id"))
-    others = [j for j in JOB_QUEUE.active() if job is None or j.job_id != job.job_id]
-    if others:
-        st.caption(f"{len(others)} other training job(s) are running or waiting on this server.")
-    if job is None:
-        if st.session_state.get("train_job_id") is not None:
-            st.info("Your last training job is no longer on this server (it was restarted). Start a new one.")
-        else:
-            st.info("Start a run to watch its loss and accuracy here. You can leave the page: training goes on.")
-        return
-    snap = job.snapshot()
+# ---------------------------------------------------------------------------------------------- live view
+def draw_status(job: TrainingJob, snap) -> None:
+    """Where ``job`` is: waiting in line, its progress, or how it ended (with a link to evaluate its run)."""
     config = job.train_config
     if snap.state == "queued":
         st.info(f"Waiting in line: position {snap.position} for the {job.device_key} device "
@@ -233,43 +255,36 @@ def live_view() -> None:
     elif snap.done is None:
         if snap.start is None:
             st.progress(0.0, text="Preparing the data and the model…")
-        else:
-            last = snap.steps[-1] if snap.steps else None
-            speed = snap.samples_per_sec
-            text = (f"step {last.step if last else 0:,} / {snap.start.total_steps:,} · "
-                    + (f"epoch {last.epoch if last else 1} / {config.epochs} · " if config.steps is None else "")
-                    + f"ETA {seconds(snap.eta_sec)}"
-                    + (f" · {speed:,.0f} samples/s" if speed else ""))
-            st.progress(snap.progress, text=text)
-            trainable = snap.start.n_trainable
-            st.caption(f"{config.model}, {snap.start.n_parameters:,} parameters"
-                       + (f" ({trainable:,} trainable)" if trainable not in (None, snap.start.n_parameters) else "")
-                       + f" on {snap.start.device}; "
-                       f"{snap.start.n_train} train / {snap.start.n_validation} validation / "
-                       f"{snap.start.n_test} test clips.")
-    else:
+            return
+        last = snap.steps[-1] if snap.steps else None
+        speed = snap.samples_per_sec
+        text = (f"step {last.step if last else 0:,} / {snap.start.total_steps:,} · "
+                + (f"epoch {last.epoch if last else 1} / {config.epochs} · " if config.steps is None else "")
+                + f"ETA {seconds(snap.eta_sec)}"
+                + (f" · {speed:,.0f} samples/s" if speed else ""))
+        st.progress(snap.progress, text=text)
+        trainable = snap.start.n_trainable
+        st.caption((f"**{job.run_id}**: " if job.run_id else "") + f"{config.model}, "
+                   f"{snap.start.n_parameters:,} parameters"
+                   + (f" ({trainable:,} trainable)" if trainable not in (None, snap.start.n_parameters) else "")
+                   + f" on {snap.start.device}; {snap.start.n_train} train / {snap.start.n_validation} validation "
+                   f"/ {snap.start.n_test} test clips.")
+    elif snap.done.status in ("finished", "stopped"):
         done = snap.done
-        if done.status in ("finished", "stopped"):
-            if done.run_id:
-                # The session's own run becomes its active run once (below); other sessions keep theirs.
-                active = (st.session_state.get("train_handled_job") != job.job_id
-                          or st.session_state.get("run_id") == done.run_id)
-                st.success(f"Run **{done.run_id}** {done.message}." + (
-                    " It is now your active run: Evaluate, Inference and Record use it in this browser session "
-                    "(other sessions keep their own)." if active else ""), icon=":material/check_circle:")
-                page_link("app_pages/evaluate.py", "Evaluate this run")
-            else:
-                st.warning(f"Training {done.status}: {done.message}. Nothing was saved.")
+        if done.run_id:
+            active = st.session_state.get("run_id") == done.run_id
+            st.success(f"Run **{done.run_id}** {done.message}." + (
+                " It is now your active run: Evaluate, Inference and Record use it in this browser session "
+                "(other sessions keep their own)." if active else ""), icon=":material/check_circle:")
+            page_link("app_pages/evaluate.py", "Evaluate this run")
         else:
-            st.error(f"Training failed: {done.message}", icon=":material/error:")
-        if st.session_state.get("train_handled_job") != job.job_id:
-            st.session_state["train_handled_job"] = job.job_id
-            if done.run_id and done.status in ("finished", "stopped"):
-                st.session_state["run_id"] = done.run_id  # this session's only: st.session_state is per session
-            st.rerun()  # once: the sidebar shows the new run and polling stops
+            st.warning(f"Training {done.status}: {done.message}. Nothing was saved.")
+    else:
+        st.error(f"Training failed: {snap.done.message}", icon=":material/error:")
 
-    if snap.state == "queued" or (snap.done is not None and not snap.steps):
-        return
+
+def draw_charts(job: TrainingJob, snap) -> None:
+    """Loss and learning rate per step, loss and accuracy per epoch."""
     # Drawn from the start (empty at first), so the charts are in place when the first steps arrive; a figure
     # is rebuilt only when its data changed, which keeps each poll short.
     step_key, epoch_key = (job.job_id, len(snap.steps)), (job.job_id, len(snap.epochs))
@@ -287,8 +302,87 @@ def live_view() -> None:
                                                                      title="Accuracy per epoch")), key="train_fig_acc")
 
 
+def job_line(number: int, job: TrainingJob, snap) -> str:
+    """One line of the session's job list: its number, name, model and state."""
+    name = f"**{snap.done.run_id}**" if snap.done and snap.done.run_id else (
+        f"**{job.run_id}**" if job.run_id else "automatic name")
+    state = {"queued": f"waiting, position {snap.position} in line", "running": "training"}.get(snap.state)
+    if state is None:
+        state = f"{snap.state}: {snap.done.message}" if snap.done else snap.state
+    return f"{number}\\. {name} · {job.train_config.model} · {state}"
+
+
+def draw_job_list(jobs: list[TrainingJob], shown: TrainingJob) -> None:
+    """The session's jobs, oldest first (the last 10), each waiting one with a Cancel button."""
+    st.markdown(f"**Your training jobs** ({len(jobs)}; they train one after another)")
+    first = max(0, len(jobs) - 10)
+    for number, job in enumerate(jobs[first:], start=first + 1):
+        snap = job.snapshot()
+        row = st.container(horizontal=True, vertical_alignment="center")
+        row.markdown(job_line(number, job, snap) + (" · *shown above*" if job is shown else ""), width="stretch")
+        if snap.state == "queued":
+            row.button("Cancel", key=f"train_cancel_{job.job_id}", on_click=job.stop, icon=":material/close:",
+                       help="Take this run out of the line: it is not trained.")
+
+
+def handle_ended(jobs: list[TrainingJob]) -> None:
+    """Once per ended job of this session: its run becomes the session's active run; then one full rerun (the
+    sidebar shows the new run, and polling stops when nothing is left to train)."""
+    handled = st.session_state.setdefault("train_handled", [])
+    new = [job for job in jobs if job.ended and job.job_id not in handled]
+    if not new:
+        return
+    for job in new:
+        handled.append(job.job_id)
+        done = job.snapshot().done
+        if done.run_id and done.status in ("finished", "stopped"):
+            st.session_state["run_id"] = done.run_id  # this session's only: st.session_state is per session
+    st.rerun()
+
+
+# ------------------------------------------------------------------------------------------------- page
+page_header("Train", "Pick a model and its training settings, start a run in the background and watch it learn.")
+st.session_state.setdefault("train_error", None)
+st.session_state.setdefault("train_jobs", [])
+
+dataset = active_dataset()
+features = feature_config()
+my_job = focus_job(session_jobs())
+busy = any(not job.ended for job in session_jobs())
+persist = dict(persist_state="session")
+
+if dataset is not None:
+    st.caption(f"Dataset: **{dataset.name}**, {len(dataset):,} clips, {dataset.n_classes} classes "
+               f"({', '.join(dataset.class_names[:12])}{'…' if dataset.n_classes > 12 else ''}).")
+
+
+@st.fragment(run_every=1.0 if busy else None)
+def live_view() -> None:
+    jobs = session_jobs()
+    job = focus_job(jobs)
+    mine = {j.job_id for j in jobs}
+    others = [j for j in JOB_QUEUE.active() if j.job_id not in mine]
+    if others:
+        st.caption(f"{len(others)} other training job(s) are running or waiting on this server.")
+    if job is None:
+        if st.session_state.get("train_job_id") is not None:
+            st.info("Your last training job is no longer on this server (it was restarted). Start a new one.")
+        else:
+            st.info("Start a run to watch its loss and accuracy here. You can leave the page: training goes on. "
+                    "Start more while it trains: they wait in line.")
+        return
+    snap = job.snapshot()
+    draw_status(job, snap)
+    handle_ended(jobs)
+    if len(jobs) > 1:
+        draw_job_list(jobs, job)
+    if snap.state != "queued" and (snap.done is None or snap.steps):
+        draw_charts(job, snap)
+
+
 # While a run trains, its live view comes first and the settings fold away below it: pressing Start shortens the
-# page, so the progress lands where the eyes are (and is at the top when you come back to the page).
+# page, so the progress lands where the eyes are (and is at the top when you come back to the page). Start stays
+# on: another run, with the settings in the fold, waits in line behind.
 if dataset is not None and busy:
     draw_buttons()
     live_view()

@@ -30,7 +30,7 @@ from lib.metrics import normalize_confusion
 
 __all__ = [
     "fig_waveform", "fig_spectrogram", "fig_class_counts", "fig_histogram", "fig_embedding",
-    "fig_confusion", "fig_prf", "fig_curves", "fig_steps", "fig_compare_curves", "fig_probabilities",
+    "fig_confusion", "fig_prf", "fig_curves", "fig_steps", "fig_compare_curves", "fig_compare_f1", "fig_probabilities",
     "fig_window_predictions", "fig_pipeline", "embedding_2d", "smooth_ema", "decimate_minmax",
     "image_spectrogram", "image_waveform", "fig_eq", "color_range", "class_means",
 ]
@@ -640,10 +640,28 @@ def fig_steps(steps: Sequence[Mapping[str, Any]], key: str = "loss", smoothing: 
     return _whole_number_axis(fig, max(xs, default=1), tick0=0)
 
 
+def _legend_below(fig: go.Figure, names: Sequence[str], plot_height: int, width_px: int) -> go.Figure:
+    """A horizontal legend under the x-axis title, in a bottom margin made for its rows, so the plot area keeps
+    ``plot_height`` px however many entries there are. ``width_px``: the narrowest the figure is drawn, to count the
+    rows (a wrapping legend lays its entries out in columns as wide as the widest)."""
+    widest = max((44 + 7 * len(str(n)) for n in names), default=0)
+    columns = max(1, (int(width_px) - 80) // widest) if names else 1
+    rows = -(-len(names) // columns)
+    bottom = 50 + 20 * rows + (10 if rows else 0)
+    fig.update_layout(height=plot_height + bottom + int(fig.layout.margin.t or 0), margin=dict(b=bottom),
+                      legend=dict(orientation="h", x=0, xanchor="left", yref="container", y=0, yanchor="bottom"))
+    return fig
+
+
 def fig_compare_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: str = "val_accuracy",
-                       title: str | None = None) -> go.Figure:
-    """One line per run (``histories``: run name -> per-epoch history) for one metric; runs without
-    the metric get no trace."""
+                       title: str | None = None, width_px: int = 400) -> go.Figure:
+    """One line per run (``histories``: run label -> per-epoch history) for one metric; runs without the metric
+    get no trace. Run ``i`` of the mapping has colour ``PALETTE[i]`` here and in :func:`fig_compare_f1`, so charts
+    of the same runs agree; the legend sits below the plot, in rows for a figure ``width_px`` wide.
+
+    Returns:
+        go.Figure: one Scatter (lines+markers) per run with data, named by its label.
+    """
     fig = go.Figure()
     for i, (run, history) in enumerate(histories.items()):
         xs, ys = _series(history, metric)
@@ -652,8 +670,33 @@ def fig_compare_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], met
                                      line=dict(color=_color(i), width=2), marker=dict(size=5),
                                      hovertemplate="epoch %{x}<br>%{y:.4g}<extra>" + str(run) + "</extra>"))
     _epoch_axis(fig, list(histories.values()))
-    return _style(fig, title, 320, "Epoch", _pretty(metric).capitalize(),
-                  legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
+    _style(fig, title, 300, "Epoch", _pretty(metric).capitalize())
+    return _legend_below(fig, [t.name for t in fig.data], plot_height=230, width_px=width_px)
+
+
+def fig_compare_f1(f1: Mapping[str, Mapping[str, float]], title: str | None = None,
+                   width_px: int = 800) -> go.Figure:
+    """Each class's F1 side by side for several runs: grouped bars, one colour per run as in
+    :func:`fig_compare_curves`.
+
+    Args:
+        f1: Run label -> ``{class name: F1}``; classes are the union over runs in first-seen order (a run without
+            a class has no bar there).
+        width_px: The narrowest the figure is drawn (for the legend's rows).
+
+    Returns:
+        go.Figure: one Bar trace per run (its label as name), x the classes, y in [0, 1].
+    """
+    classes = list(dict.fromkeys(c for scores in f1.values() for c in scores))
+    fig = go.Figure()
+    for i, (run, scores) in enumerate(f1.items()):
+        fig.add_trace(go.Bar(x=classes, y=[scores.get(c) for c in classes], name=str(run),
+                             marker_color=_color(i),
+                             hovertemplate="%{x}<br>F1 %{y:.3f}<extra>" + str(run) + "</extra>"))
+    fig.update_xaxes(type="category", tickangle=-45 if len(classes) > 12 else 0)
+    fig.update_yaxes(range=[0, 1])
+    _style(fig, title, 340, "Class", "F1", barmode="group", bargroupgap=0.08)
+    return _legend_below(fig, list(f1), plot_height=240, width_px=width_px)
 
 
 # -- inference -------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from lib.settings import settings
 pytestmark = pytest.mark.usefixtures("allowed_tmp")  # the tests' folders are allowed folders (lib.paths)
 
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "evaluate.py")
-SECOND_RUN = "eval-second"
 
 
 def _page(run_id: str = "default") -> AppTest:
@@ -32,23 +31,6 @@ def _charts(at: AppTest) -> list[dict]:
 def _confusion_colorbars(at: AppTest) -> list[str]:
     return [trace["colorbar"]["title"]["text"] for spec in _charts(at) for trace in spec["data"]
             if trace.get("type") == "heatmap" and spec["layout"]["xaxis"]["title"]["text"] == "Predicted class"]
-
-
-@pytest.fixture(scope="module")
-def second_run(app_env):
-    """A second quick run in the app's runs folder, to compare with "default"."""
-    from lib.data import load_builtin
-    from lib.features import FeatureConfig
-    from lib.train import TrainConfig, run_training
-    from ui.common import default_builtin_spec
-
-    dataset = load_builtin(default_builtin_spec(), settings().builtin_cache)
-    done = run_training(dataset, FeatureConfig(), TrainConfig(model="tutorial_cnn", epochs=1, batch_size=8,
-                                                               learning_rate=3e-3),
-                        runs_root=settings().runs_dir, run_id=SECOND_RUN, overwrite=True)
-    assert done.status == "finished", done.message
-    yield SECOND_RUN
-    shutil.rmtree(settings().runs_dir / SECOND_RUN, ignore_errors=True)  # other tests expect "default" newest
 
 
 def test_evaluate_renders_the_default_run(app_env):
@@ -94,20 +76,11 @@ def test_evaluate_on_a_missing_folder_shows_an_error(app_env, tmp_path):
     assert any("folder not found" in e.value for e in at.error), [e.value for e in at.error]
 
 
-def test_evaluate_compare_two_runs(app_env, second_run):
+def test_evaluate_sends_comparisons_to_the_runs_page(app_env):
     at = _page()
-    at.selectbox(key="eval_compare_run").set_value(second_run).run()
-    assert not at.exception, at.exception
-    frames = [d.value for d in at.dataframe]
-    diff = next(f for f in frames if "setting" in f.columns)
-    settings = set(diff["setting"])
-    assert {"train.epochs", "train.batch_size", "train.learning_rate"} <= settings
-    assert "model" not in settings  # same model: not a difference
-    metrics = next(f for f in frames if "metric" in f.columns)
-    assert list(metrics.columns) == ["metric", "default", second_run]
-    titles = ("Validation accuracy", "Validation loss")
-    compare = [s for s in _charts(at) if s["layout"].get("title", {}).get("text") in titles]
-    assert len(compare) == 2 and all(len(s["data"]) == 2 for s in compare)
+    assert "Compare runs" in [h.value for h in at.subheader]
+    assert not [s for s in at.selectbox if s.key == "eval_compare_run"]  # one place compares runs: the Runs page
+    assert any("Runs page" in c.value for c in at.caption), [c.value for c in at.caption]
 
 
 def test_evaluate_broken_runs_show_errors(app_env):

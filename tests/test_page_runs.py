@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 from pathlib import Path
@@ -42,14 +43,89 @@ def test_runs_table_lists_runs(app_env, copied_run):
     at = _page()
     table = _table(at)
     assert {"default", run_id} <= set(table["Run"])
+    # name, dataset, model, scores, size, latency and date lead; the sweep and the other settings follow
+    assert list(table.columns[:10]) == ["Run", "Dataset", "Model", "Val accuracy", "Test accuracy", "Macro F1",
+                                        "Parameters", "Latency (ms)", "Created", "Sweep"]
     row = table[table["Run"] == "default"].iloc[0]
     assert row["Model"] == "tutorial_cnn" and row["Epochs"] == 2 and row["Batch"] == 16
-    assert 0 <= row["Test accuracy"] <= 1 and row["Parameters"] > 0
+    assert row["Dataset"] and 0 <= row["Test accuracy"] <= 1 and row["Parameters"] > 0
     assert row["Augmentation"].startswith("shift ±0.1 s")
-    for column in ("Learning rate", "Optimizer", "Mel bins", "Augmentation", "Device", "Duration (s)", "Status",
-                   "Val accuracy", "Macro F1", "Created"):
+    for column in ("Learning rate", "Optimizer", "Mel bins", "Augmentation", "Device", "Duration (s)", "Status"):
         assert column in table.columns
     assert not at.warning  # no malformed run
+    assert any("Tick 2 to 8 runs" in c.value for c in at.caption)  # nothing ticked: no comparison yet
+
+
+def _tweak(run_id: str, **train) -> None:
+    """Change a copied run's recorded training settings (and tag it as trial 3 of sweep "lr")."""
+    import json
+
+    path = settings().runs_dir / run_id / "config.json"
+    config = json.loads(path.read_text())
+    config["train_config"].update(train)
+    config["sweep"] = {"name": "lr", "trial": 3}
+    path.write_text(json.dumps(config))
+
+
+def test_runs_search_filters_and_keeps_ticked_runs(app_env, copied_run):
+    run_id, _ = copied_run
+    _tweak(run_id, learning_rate=0.5)
+    at = _page()
+    assert _table(at).set_index("Run").loc[run_id, "Sweep"] == "lr #3"
+    at.text_input(key="runs_search").input("lr #3").run()  # every word, in the name, dataset, model or sweep
+    assert list(_table(at)["Run"]) == [run_id]
+    at.text_input(key="runs_search").input("no-such-run").run()
+    assert not at.exception, at.exception
+    assert any("No run matches" in i.value for i in at.info)
+    at.text_input(key="runs_search").input("").run()
+    at.pills(key="runs_status").set_value([]).run()  # no status chosen: nothing shown
+    assert any("No run matches" in i.value for i in at.info)
+
+
+def test_runs_ticked_in_the_table_are_compared(app_env, copied_run):
+    run_id, _ = copied_run
+    _tweak(run_id, learning_rate=0.5, epochs=3)
+    at = _page()
+    table = next(d for d in at.dataframe if "Run" in d.value.columns)
+    rows = list(table.value["Run"])
+    at.session_state[table.key] = {"selection": {"rows": [rows.index("default"), rows.index(run_id)],
+                                                 "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["runs_chosen"] == ["default", run_id]
+    assert "Compare 2 runs" in [h.value for h in at.subheader]
+    frames = [d.value for d in at.dataframe]
+    metrics = next(f for f in frames if "Label" in f.columns)
+    assert set(metrics["Run"]) == {"default", run_id} and metrics["Test accuracy"].between(0, 1).all()
+    differ = next(f for f in frames if "Setting" in f.columns)
+    assert set(differ["Setting"]) == {"train.learning_rate", "train.epochs"}  # only what differs
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    titles = {c["layout"]["title"]["text"]: c for c in charts}
+    assert {"Validation accuracy", "Validation loss", "Test F1 per class"} <= set(titles)
+    curves, f1 = titles["Validation accuracy"], titles["Test F1 per class"]
+    assert len(curves["data"]) == 2 and len(f1["data"]) == 2
+    # one colour per run in every chart; the legend sits below the plot
+    assert [t["line"]["color"] for t in curves["data"]] == [t["marker"]["color"] for t in f1["data"]]
+    assert curves["layout"]["legend"]["yanchor"] == "bottom" and curves["layout"]["legend"]["y"] == 0
+    # a newly ticked run is the one managed below; the choice outlives a filter that hides it
+    assert at.selectbox(key="runs_selected").value == run_id
+    at.text_input(key="runs_search").input(run_id).run()
+    assert "Compare 2 runs" in [h.value for h in at.subheader]
+    assert any("1 hidden by the filter" in c.value for c in at.caption), [c.value for c in at.caption]
+    at.button(key="runs_clear").click().run()
+    assert at.session_state["runs_chosen"] == [] and "Compare 2 runs" not in [h.value for h in at.subheader]
+
+
+def test_runs_comparison_of_too_many_runs_asks_to_untick(app_env, copied_run):
+    run_id, made = copied_run
+    for i in range(8):
+        shutil.copytree(settings().runs_dir / run_id, settings().runs_dir / f"{run_id}-{i}")
+        made.append(f"{run_id}-{i}")
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["runs_chosen"] = ["default", run_id, *made[1:]]  # 10 runs, remembered from before
+    at.run()
+    assert not at.exception, at.exception
+    assert any("compare at most 8" in w.value for w in at.warning), [w.value for w in at.warning]
 
 
 def test_runs_rename(app_env, copied_run):

@@ -29,13 +29,18 @@ def _choose_fast_settings(at: AppTest) -> None:
     assert not at.exception, at.exception
 
 
-def _wait_for_job(at: AppTest, timeout: float = 120.0):
-    """Rerun the page (as the live view's polling does) until the session's job has ended."""
+def find(job_id):
     from lib.jobs import JOB_QUEUE
 
-    job_id = at.session_state["train_job_id"]
+    return next(j for j in JOB_QUEUE.jobs if j.job_id == job_id)
+
+
+def _wait_for_job(at: AppTest, timeout: float = 120.0, job_id: int | None = None):
+    """Rerun the page (as the live view's polling does) until the session's job (its latest, or ``job_id``) has
+    ended."""
+    job_id = job_id if job_id is not None else at.session_state["train_job_id"]
     assert job_id is not None
-    job = next(j for j in JOB_QUEUE.jobs if j.job_id == job_id)
+    job = find(job_id)
     deadline = time.monotonic() + timeout
     while not job.ended:
         assert time.monotonic() < deadline, f"training job {job_id} did not end in {timeout} s"
@@ -149,7 +154,9 @@ def test_train_equaliser_and_reverb_edited_here(app_env):
     assert "EQ" not in next(c.value for c in at.caption if c.value.startswith("Training will use"))
 
 
-def test_train_second_job_waits_in_line_and_can_be_cancelled(app_env, new_runs):
+def test_train_queues_named_runs_behind_a_busy_device_and_cancels_them(app_env, new_runs):
+    """Start stays on while the session's run waits: a second job queues behind the first; a run name is checked
+    before anything is submitted; a waiting job is cancelled from the list, the shown one with Stop."""
     from lib.data import load_builtin
     from lib.features import FeatureConfig
     from lib.jobs import JOB_QUEUE
@@ -167,15 +174,34 @@ def test_train_second_job_waits_in_line_and_can_be_cancelled(app_env, new_runs):
         at = _page()
         assert any("other training job" in c.value for c in at.caption)
         _choose_fast_settings(at)
+        n_jobs = len(JOB_QUEUE.jobs)
+        for name, says in (("../escape", "cannot be a run name"), ("default", "already exists"),
+                           ("train-blocker", "will save a run called")):
+            at.text_input(key="train_run_name").input(name).run()
+            at.button(key="train_start").click().run()
+            assert any(says in e.value for e in at.error), (name, [e.value for e in at.error])
+        assert len(JOB_QUEUE.jobs) == n_jobs  # nothing was submitted
+        at.text_input(key="train_run_name").input("queued-first").run()
         at.button(key="train_start").click().run()
-        assert not at.exception, at.exception
+        assert not at.exception and not at.error, at.exception or [e.value for e in at.error]
         assert any("Waiting in line: position 1" in i.value for i in at.info), [i.value for i in at.info]
-        assert at.button(key="train_start").disabled and not at.button(key="train_stop").disabled
+        first = find(at.session_state["train_job_id"])
+        assert first.run_id == "queued-first" and at.text_input(key="train_run_name").value == ""
+        # Start stays on: a second job (automatic name) waits behind the first
+        assert not at.button(key="train_start").disabled and not at.button(key="train_stop").disabled
+        at.button(key="train_start").click().run()
+        assert not at.exception and not at.error, at.exception or [e.value for e in at.error]
+        first_id, second_id = at.session_state["train_jobs"][-2:]
+        assert first_id == first.job_id and find(second_id).snapshot().position == 2
+        lines = [m.value for m in at.markdown if "· tutorial_cnn ·" in m.value]
+        assert len(lines) == 2 and "queued-first" in lines[0] and "position 2" in lines[1], lines
         # while a run is under way its live view comes first, the settings fold away under it
         assert "Settings for the next run" in [e.label for e in at.expander]
         assert at.selectbox(key="train_model").value == "tutorial_cnn"  # the settings are kept inside
-        at.button(key="train_stop").click().run()
-        job = _wait_for_job(at, timeout=30)
+        at.button(key=f"train_cancel_{second_id}").click().run()
+        assert find(second_id).wait(30) and find(second_id).state == "stopped"
+        at.button(key="train_stop").click().run()  # the shown job: the first, still waiting
+        job = _wait_for_job(at, timeout=30, job_id=first_id)
         assert job.state == "stopped"
         assert any("Nothing was saved" in w.value for w in at.warning), [w.value for w in at.warning]
     finally:

@@ -196,6 +196,27 @@ def test_fig_compare_curves():
     assert list(fig.data[0].y) == [0.6, 0.7]
 
 
+def test_comparison_legends_sit_below_the_plot_and_keep_its_height():
+    """Many runs: the legend wraps into more rows under the plot, the figure grows, the plot area does not."""
+    history = [{"epoch": e, "val_accuracy": e / 10} for e in (1, 2, 3)]
+    few = plots.fig_compare_curves({f"run-{i}": history for i in range(2)}, title="Validation accuracy")
+    many = plots.fig_compare_curves({f"run-number-{i}": history for i in range(8)}, title="Validation accuracy")
+    for fig in (few, many):
+        legend = fig.layout.legend
+        assert (legend.orientation, legend.yref, legend.y, legend.yanchor) == ("h", "container", 0, "bottom")
+        margin = fig.layout.margin
+        assert fig.layout.height - margin.t - margin.b == 230
+    assert many.layout.margin.b > few.layout.margin.b
+
+
+def test_fig_compare_f1_groups_runs_per_class_in_the_curves_colours():
+    fig = _ok(plots.fig_compare_f1({"a": {"yes": 0.5, "no": 1.0}, "b": {"no": 0.25, "up": 0.75}}, title="F1"))
+    assert [t.name for t in fig.data] == ["a", "b"] and fig.layout.barmode == "group"
+    assert list(fig.data[0].x) == ["yes", "no", "up"] and list(fig.data[1].y) == [None, 0.25, 0.75]
+    curves = plots.fig_compare_curves({"a": HISTORY, "b": HISTORY})
+    assert [t.marker.color for t in fig.data] == [t.line.color for t in curves.data]
+
+
 # -- inference -------------------------------------------------------------------------------------
 def test_fig_probabilities_sorted_and_highlighted():
     names = ["yes", "no", "up", "down"]
@@ -260,8 +281,7 @@ def test_a_titled_figure_with_a_legend_on_top_keeps_the_two_on_separate_rows():
     for fig in (plots.fig_curves(history, title="Loss"), plots.fig_prf([{"class": "a", "precision": 1,
                                                                            "recall": 1, "f1": 1, "support": 1}],
                                                                          title="Scores"),
-                plots.fig_steps([{"step": 1, "loss": 1.0}], title="Loss per step"),
-                plots.fig_compare_curves({"a": history}, "val_loss", title="Validation loss")):
+                plots.fig_steps([{"step": 1, "loss": 1.0}], title="Loss per step")):
         layout = fig.layout
         assert layout.legend.orientation == "h" and layout.legend.y >= 1
         assert layout.title.yref == "container" and layout.title.yanchor == "top"
