@@ -28,15 +28,18 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
 from lib import espeak, neural_voices
-from lib.catalog import SILENCE_LABEL, SPEECH_COMMANDS_KEYWORDS, UNKNOWN_LABEL
-from lib.dataset import ProgressCallback
+from lib.labels import SILENCE_LABEL, SPEECH_COMMANDS_KEYWORDS, UNKNOWN_LABEL
 from lib.settings import settings
+
+if TYPE_CHECKING:  # torch-free at run time: each generator worker is a fresh process importing this module
+    from lib.dataset import ProgressCallback
 
 __all__ = ["UNKNOWN_WORDS", "BuiltinSpec", "generate_builtin", "builtin_folder", "builtin_name"]
 

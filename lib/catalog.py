@@ -38,6 +38,7 @@ import soundfile as sf
 
 from lib.audio import AudioDecodeError, load_audio
 from lib.dataset import AudioDataset, DatasetError, ProgressCallback, class_counts
+from lib.labels import SILENCE_LABEL, SPEECH_COMMANDS_KEYWORDS, UNKNOWN_LABEL
 
 __all__ = ["DatasetCard", "CATALOG", "LOADERS", "ClipRef", "DatasetIndex", "get_card", "resolve_source",
            "check_layout", "find_root", "load_dataset", "load_speech_commands", "load_esc50", "load_urbansound8k",
@@ -45,9 +46,6 @@ __all__ = ["DatasetCard", "CATALOG", "LOADERS", "ClipRef", "DatasetIndex", "get_
            "SPEECH_COMMANDS_FOLDS", "GTZAN_GENRES"]
 
 
-SPEECH_COMMANDS_KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
-UNKNOWN_LABEL = "_unknown_"
-SILENCE_LABEL = "_silence_"
 BACKGROUND_FOLDER = "_background_noise_"
 #: How Speech Commands' official split is encoded in ``folds``.
 SPEECH_COMMANDS_FOLDS = {"train": 0, "validation": 1, "test": 2}
