@@ -227,6 +227,21 @@ def det_curve(classifier: Classifier, streams: list[Stream], tracks: list, smoot
     return rows
 
 
+def misses_by_voice(classifier: Classifier, streams: list[Stream], tracks: list, smoothing_sec: float,
+                    threshold: float) -> dict[str, tuple[int, int]]:
+    """``{voice: (misses, keywords)}`` at one operating point, voices in name order."""
+    n_smooth = max(1, round(smoothing_sec / HOP_SEC))
+    slack = classifier.feature_config.clip_seconds + smoothing_sec + HOP_SEC
+    counts: dict[str, list[int]] = {}
+    for stream, (times, raw) in zip(streams, tracks):
+        events = EventRule(classifier.class_names, threshold).step(times, moving_average(raw, n_smooth))
+        for (*_, voice), hit in zip(stream.keywords, score(events, stream.keywords, slack)[2]):
+            counts.setdefault(voice, [0, 0])
+            counts[voice][0] += not hit
+            counts[voice][1] += 1
+    return {voice: tuple(counts[voice]) for voice in sorted(counts)}
+
+
 def at_miss_rate(rows: list[dict], target: float = TARGET_MISS) -> dict | None:
     """FA/h and threshold at miss rate ``target``, interpolated linearly between the two neighbouring thresholds
     whose miss rates bracket it; None when no threshold reaches misses that low."""
@@ -284,10 +299,11 @@ def measure(run_path: Path, set_dir: Path, n_streams: int, seed: int, per_word: 
     threshold = round(reached[smoothing]["threshold"], 3) if reached else THRESHOLDS[0]
     chosen = {name: det_curve(classifier, streams, tracks, smoothing, (threshold,))[0]
               for name, (streams, tracks) in groups.items()}
+    by_voice = misses_by_voice(classifier, *groups["cross-synth"], smoothing, threshold)
     return {"run": run_path.name, "model": classifier.model.__class__.__name__,
             "streams": {name: g[0] for name, g in groups.items()}, "n_identities": len(identities),
             "curves": curves, "at_target": at_target, "smoothing_sec": smoothing, "threshold": threshold,
-            "chosen": chosen, "detector_seconds": seconds, "threads": torch.get_num_threads(),
+            "chosen": chosen, "by_voice": by_voice, "detector_seconds": seconds, "threads": torch.get_num_threads(),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "load": os.getloadavg() if hasattr(os, "getloadavg") else None}
 
@@ -353,7 +369,9 @@ def report(result: dict, command: str) -> str:
               f"(the defaults of `StreamingDetector.from_run`): threshold {result['threshold']:.3f}, smoothing "
               f"{smoothing:g} s, refractory {DEFAULT_REFRACTORY_SEC:g} s, hop {HOP_SEC:g} s. Measured there: " +
               "; ".join(f"{n} {_pct(chosen[n]['miss_rate'])} misses, {chosen[n]['fa_per_hour']:.1f} FA/h "
-                        f"({chosen[n]['false_accepts']} false accepts)" for n in CONDITIONS) + ".", "",
+                        f"({chosen[n]['false_accepts']} false accepts)" for n in CONDITIONS) + ". Cross-synth misses "
+              "there by voice: " + ", ".join(f"{voice} {m}/{n}" for voice, (m, n) in result["by_voice"].items()) +
+              ".", "",
               f"The detector classified {minutes('both'):.1f} minutes of stream in {result['detector_seconds']:.0f} s "
               f"({minutes('both') * 60 / result['detector_seconds']:.0f}x real time) on {result['threads']} torch "
               f"thread(s) of 2 CPU cores shared with other work (load average "

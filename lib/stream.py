@@ -169,7 +169,7 @@ class EventRule:
             if row > previous + 1:
                 self._armed[:] = True
             now = float(times_sec[row])
-            fire = above[row] & self._armed & (now >= self._quiet_until)
+            fire = above[row] & self._armed & (now >= self._quiet_until - 1e-9)  # float sums of times
             for index in np.flatnonzero(fire):
                 events.append(KeywordEvent(self.class_names[index], round(now, 6), float(smoothed[row, index])))
             self._quiet_until[fire] = now + self.refractory_sec
