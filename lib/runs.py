@@ -45,7 +45,7 @@ from lib.train_config import TrainConfig
 from lib.run_extras import EMBEDDING_FILE as _EMBEDDING_FILE, MISTAKES_DIR as _MISTAKES_DIR
 
 __all__ = [
-    "DEFAULT_ROOT", "CONFIG_FILE", "MODEL_FILE", "METRICS_FILE", "REQUIRED_CONFIG_KEYS",
+    "DEFAULT_ROOT", "CONFIG_FILE", "MODEL_FILE", "METRICS_FILE", "DETECTOR_FILE", "REQUIRED_CONFIG_KEYS",
     "RunError", "RunRecord", "DatasetRecord", "RunInfo", "LoadedRun",
     "new_run_id", "is_valid_run_id", "check_run_target", "save_run", "list_runs", "load_run", "latest_run",
     "rename_run", "delete_run", "run_zip_bytes", "write_json_atomic",
@@ -55,6 +55,7 @@ DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "models"
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.pt"
 METRICS_FILE = "metrics.json"
+DETECTOR_FILE = "detector.json"  # the keyword detector's measured operating point (lib.stream)
 REQUIRED_CONFIG_KEYS = ("model", "class_names", "feature_config")
 
 _RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
@@ -666,8 +667,9 @@ def delete_run(root: str | Path, run_id: str) -> None:
 
 def _run_files(path: Path) -> list[str]:
     """The files a run is made of, relative to its folder, in a stable order: ``config.json``, ``model.pt``,
-    ``metrics.json``, and what :mod:`lib.run_extras` keeps (``test_embedding.npz``, ``mistakes/<index>.flac``)."""
-    names = [CONFIG_FILE, MODEL_FILE, METRICS_FILE, _EMBEDDING_FILE]
+    ``metrics.json``, what :mod:`lib.run_extras` keeps (``test_embedding.npz``, ``mistakes/<index>.flac``) and the
+    detector's operating point (``detector.json``, :mod:`lib.stream`)."""
+    names = [CONFIG_FILE, MODEL_FILE, METRICS_FILE, _EMBEDDING_FILE, DETECTOR_FILE]
     mistakes = path / _MISTAKES_DIR
     if mistakes.is_dir() and not mistakes.is_symlink():
         clips = [file.name for file in mistakes.iterdir() if _MISTAKE_CLIP.fullmatch(file.name)]
