@@ -266,9 +266,10 @@ def draw_sweep(name: str) -> None:
     st.dataframe(trials_table(trials, names, config.objectives), hide_index=True, key="sweep_table",
                  column_config={"val_accuracy": st.column_config.NumberColumn("val accuracy", format="%.3f")})
     use_this_trial(trials, best)
-    left, right = st.columns([3, 2], gap="large")
-    left.plotly_chart(fig_parallel(trials, names, log={p.name for p in config.space.params if p.log}),
-                      key="sweep_fig_parallel")
+    # Full width: each parameter is an axis, and their titles need the room.
+    st.plotly_chart(fig_parallel(trials, names, log={p.name for p in config.space.params if p.log}),
+                    key="sweep_fig_parallel")
+    right, _ = st.columns([1, 1], gap="large")
     importance = importance_of(sweep, sum(t.state == "complete" for t in trials))
     if importance:
         right.plotly_chart(fig_importance(importance), key="sweep_fig_importance")
