@@ -77,7 +77,10 @@ def test_dataset_modules_import_at_the_top_without_a_cycle():
     graph = {}
     for name in modules:
         tree = ast.parse((root / f"{name}.py").read_text())
-        top = {node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))}
+        # Module level, or in a module-level ``if TYPE_CHECKING:`` (for annotations only: never run, no cycle).
+        type_only = [n for node in tree.body if isinstance(node, ast.If) and isinstance(node.test, ast.Name)
+                     and node.test.id == "TYPE_CHECKING" for n in node.body]
+        top = {node for node in [*tree.body, *type_only] if isinstance(node, (ast.Import, ast.ImportFrom))}
         imported = set()
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lib"):
