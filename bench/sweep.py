@@ -87,9 +87,10 @@ def run_study(name: str, pruner: str, workers: int, dataset, args: argparse.Name
                  storage)
     _log(f"{name}: {workers} worker(s), {args.trials} trials, pruner {pruner}")
     load_average, started = os.getloadavg()[0], time.perf_counter()
-    processes = [subprocess.Popen([sys.executable, "-m", "lib.sweep", "worker", "--storage", storage, "--study", name],
-                                  cwd=ROOT, env=_worker_env(folder / "runs"), stdout=open(folder / f"worker{i}.log", "w"),
-                                  stderr=subprocess.STDOUT) for i in range(workers)]
+    command = [sys.executable, "-m", "lib.sweep", "worker", "--storage", storage, "--study", name]
+    processes = [subprocess.Popen(command, cwd=ROOT, env=_worker_env(folder / "runs"),
+                                  stdout=open(folder / f"worker{i}.log", "w"), stderr=subprocess.STDOUT)
+                 for i in range(workers)]
     codes = [p.wait() for p in processes]
     (folder / "wall.json").write_text(json.dumps({"wall_sec": time.perf_counter() - started, "exit_codes": codes,
                                                   "load_average": load_average}))
@@ -169,7 +170,8 @@ def report(results: list[dict], default: tuple[str, float, float | None, float |
              "out for validation and test). Each worker is its own process with one torch thread; this machine has "
              f"2 cores (load average at each study's start: {loads}). Every trial is a saved run.", "",
              "| study | workers | wall time | complete / pruned / failed | epochs trained | best validation accuracy "
-             "| epochs per minute | best trial's test accuracy | best trial on the cross-synthesizer set | best trial |",
+             "| epochs per minute | best trial's test accuracy | best trial on the cross-synthesizer set "
+             "| best trial |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         best = r["best"]

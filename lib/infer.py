@@ -283,7 +283,8 @@ class Classifier:
             threads: torch intra-op threads while timing (restored after); 1 is a small device's budget.
 
         Returns:
-            ``{"p50_ms": ..., "p95_ms": ..., "device": "cpu", "threads": ..., "runs": ...}``.
+            ``{"p50_ms": ..., "p95_ms": ..., "device": ..., "threads": ..., "runs": ...}`` (the engine times
+            each saved run this way on the CPU: ``metrics.json``'s ``"latency"``).
         """
         clip = torch.zeros(1, 1, self.feature_config.n_samples, device=self.device)
         before = torch.get_num_threads()
@@ -299,9 +300,9 @@ class Classifier:
         finally:
             torch.set_num_threads(before)
         timed = np.asarray(times[-runs:]) * 1000.0
-        return {"p50_ms": round(float(np.percentile(timed, 50)), 4),
-                "p95_ms": round(float(np.percentile(timed, 95)), 4), "device": str(self.device), "threads": torch.get_num_threads() if threads is None else threads,
-                "runs": runs}
+        p50, p95 = (round(float(np.percentile(timed, q)), 4) for q in (50, 95))
+        return {"p50_ms": p50, "p95_ms": p95,
+                "device": str(self.device), "threads": before if threads is None else threads, "runs": runs}
 
     @property
     def n_classes(self) -> int:
