@@ -25,7 +25,8 @@ PAGES = {
               st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
               st.Page("app_pages/runs.py", title="Runs", icon=":material/folder_open:")],
     "Use": [st.Page("app_pages/inference.py", title="Inference", icon=":material/upload_file:"),
-            st.Page("app_pages/record.py", title="Record", icon=":material/mic:")],
+            st.Page("app_pages/record.py", title="Record", icon=":material/mic:"),
+            st.Page("app_pages/listen.py", title="Listen", icon=":material/hearing:")],
 }
 
 run_page(st.navigation(PAGES))

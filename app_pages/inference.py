@@ -9,8 +9,7 @@ import streamlit as st
 from lib.audio import ACCEPTED_FORMATS, AUDIO_EXTENSIONS, AudioDecodeError, load_audio, wav_bytes
 from lib.infer import Prediction
 from lib.plots import fig_probabilities, fig_spectrogram, fig_waveform, fig_window_predictions
-from ui.common import (active_dataset, detections_text, load_classifier, page_header, page_link, run_picker,
-                       show_detections)
+from ui.common import active_dataset, detections_text, page_header, pick_classifier, show_detections
 
 UPLOAD_TYPES = [suffix[1:] for suffix in AUDIO_EXTENSIONS]
 SPECTROGRAM_MAX_SECONDS = 30.0  # a long file's spectrogram shows its start only (a heatmap of hours is useless)
@@ -22,13 +21,7 @@ WINDOW_COLUMNS = {"start_sec": "start (s)", "end_sec": "end (s)", "top_class": "
 page_header("Inference", "Classify audio files with a trained run: class probabilities, spectrogram, latency, "
                          "and predictions along the timeline of long recordings.")
 
-run = run_picker("Run", key="inference_run")
-if run is None:
-    page_link("app_pages/train.py", label="Train a model", icon=":material/model_training:")
-    st.stop()
-classifier = load_classifier(run)
-if classifier is None:
-    st.stop()
+run, classifier = pick_classifier("inference_run")
 
 config = classifier.feature_config
 st.caption(f"**{run.run_id}** knows {classifier.n_classes} classes: {', '.join(classifier.class_names)}. "

@@ -32,7 +32,7 @@ __all__ = [
     "AUDIO_EXTENSIONS", "ACCEPTED_FORMATS", "INT16_SCALE", "AudioDecodeError", "MAX_CHANNELS", "MAX_DECODED_SAMPLES",
     "load_audio", "save_wav", "wav_bytes", "to_int16", "from_int16",
     "to_mono", "to_channels", "resample", "resample_rates", "MAX_RATE_TERM", "pad_or_trim", "center_pad_or_trim",
-    "resample_long", "RESAMPLE_BLOCK_SECONDS", "fit_clip",
+    "resample_long", "RESAMPLE_BLOCK_SECONDS", "StreamResampler", "fit_clip",
 ]
 
 #: The audio files the workbench reads (``soundfile``), as file name suffixes: folders, uploads, recordings.
@@ -323,8 +323,7 @@ def resample_long(waveform: Tensor, orig_sr: int, new_sr: int) -> Tensor:
     length = waveform.shape[-1]
     if orig == new or length <= 2 * block:
         return resample(waveform, orig_sr, new_sr)
-    width = math.ceil(6 * orig / (min(orig, new) * 0.99))  # the kernel's reach, in input samples
-    context = (width // orig + 2) * orig
+    context = _resample_context(orig, new)
     out = torch.empty(*waveform.shape[:-1], math.ceil(new * length / orig), dtype=waveform.dtype,
                       device=waveform.device)
     for start in range(0, length, block):
@@ -336,6 +335,53 @@ def resample_long(waveform: Tensor, orig_sr: int, new_sr: int) -> Tensor:
         offset = context // orig * new
         out[..., first:last] = resample(piece, orig_sr, new_sr)[..., offset:offset + last - first]
     return out
+
+
+def _resample_context(orig: int, new: int) -> int:
+    """Input samples a piece needs on each side to resample like the whole signal: the reach of torchaudio's sinc
+    kernel (``lowpass_filter_width`` 6, ``rolloff`` 0.99) for the ratio ``orig / new`` in lowest terms, rounded up
+    to a multiple of ``orig`` so that pieces start on the output grid."""
+    width = math.ceil(6 * orig / (min(orig, new) * 0.99))
+    return (width // orig + 2) * orig
+
+
+class StreamResampler:
+    """:func:`resample` for a stream that arrives in chunks (a microphone's blocks): the same samples as resampling
+    the whole stream at once (to float rounding), a few milliseconds behind.
+
+    Each :meth:`push` keeps the input the sinc kernel still needs (0.5 ms from 48 kHz to 16 kHz; 40 ms from
+    44.1 kHz, whose ratio 441/160 has a long period) and returns the output samples that are final. Memory stays a
+    chunk long whatever the stream's length.
+
+    Args:
+        orig_sr: The stream's sample rate in Hz.
+        new_sr: The wanted rate in Hz (the ratio as :func:`resample_rates` makes it).
+
+    Raises:
+        ValueError: If a rate is not positive or the pair cannot be resampled in bounded memory.
+    """
+
+    def __init__(self, orig_sr: int, new_sr: int) -> None:
+        self.orig_sr, self.new_sr = int(orig_sr), int(new_sr)
+        self._orig, self._new = resample_rates(self.orig_sr, self.new_sr)
+        self._context = _resample_context(self._orig, self._new)
+        self._pending = torch.zeros(self._context)  # the input from `context` before the next output's position
+
+    def push(self, chunk: Tensor) -> Tensor:
+        """The next ``(time,)`` float samples at ``orig_sr`` in; the resampled ``(time',)`` samples now final out
+        (fewer than ``time * new_sr / orig_sr`` at first, the rest follows with the next chunks)."""
+        chunk = torch.as_tensor(chunk, dtype=torch.float32).reshape(-1)
+        if self._orig == self._new:
+            return chunk
+        pending = torch.cat([self._pending, chunk])
+        ready = (len(pending) - 2 * self._context) // self._orig * self._orig  # inputs whose outputs are final
+        if ready <= 0:
+            self._pending = pending
+            return chunk.new_zeros(0)
+        offset, n_out = self._context // self._orig * self._new, ready // self._orig * self._new
+        out = resample(pending[:ready + 2 * self._context], self.orig_sr, self.new_sr)[offset:offset + n_out]
+        self._pending = pending[ready:]
+        return out
 
 
 def fit_clip(waveform: Tensor, sample_rate: int, target_rate: int, num_samples: int | None = None) -> Tensor:

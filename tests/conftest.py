@@ -88,6 +88,22 @@ def app_env() -> dict:
 
 
 @pytest.fixture(scope="session")
+def shipped_classifier():
+    """The shipped models/default as a :class:`lib.infer.Classifier`."""
+    from lib.infer import Classifier
+
+    return Classifier.from_run(Path(__file__).resolve().parents[1] / "models" / "default")
+
+
+@pytest.fixture(scope="session")
+def clear_clips(tiny_dataset, shipped_classifier) -> dict:
+    """The tiny set's clips the shipped model knows well, per word (:func:`tests.keyword_streams.clear_word_clips`)."""
+    from tests.keyword_streams import clear_word_clips
+
+    return clear_word_clips(tiny_dataset, shipped_classifier)
+
+
+@pytest.fixture(scope="session")
 def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
     """A kws_resnet trained for 3 epochs on the tiny set, saved as run 'tiny-export' (export and serve tests)."""
     from lib.features import FeatureConfig

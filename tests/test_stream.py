@@ -11,55 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from lib.infer import Classifier
 from lib.runs import run_zip_bytes
 from lib.stream import (CONFIDENCE_FLOOR, EventRule, KeywordEvent, StreamingDetector, detect_stream,
                         moving_average, operating_point, save_operating_point)
+from tests.keyword_streams import PLACEMENTS, RATE, make_stream, noise
 
 ROOT = Path(__file__).resolve().parents[1]
-RATE = 16000
-
-
-@pytest.fixture(scope="module")
-def classifier() -> Classifier:
-    return Classifier.from_run(ROOT / "models" / "default")
-
-
-@pytest.fixture(scope="module")
-def clear_clips(tiny_dataset, classifier) -> dict[str, list[np.ndarray]]:
-    """Per word of the tiny built-in set, the clips the shipped model gets right with probability > 0.95 whose word
-    (samples over 5% of the peak) lasts 0.2 to 0.8 s: the word with 30 ms either side."""
-    waveforms = torch.stack([torch.as_tensor(w).reshape(-1)[:RATE] for w in tiny_dataset.waveforms])
-    probabilities = classifier.predict_batch(waveforms).numpy()
-    clips: dict[str, list[np.ndarray]] = {}
-    margin = int(0.03 * RATE)
-    for waveform, label, p in zip(waveforms.numpy(), tiny_dataset.labels, probabilities):
-        word = tiny_dataset.class_names[int(label)]
-        loud = np.flatnonzero(np.abs(waveform) > 0.05 * np.abs(waveform).max())
-        if classifier.class_names[int(p.argmax())] == word and p.max() > 0.95 \
-                and 0.2 * RATE <= loud[-1] - loud[0] <= 0.8 * RATE:
-            clips.setdefault(word, []).append(waveform[max(0, loud[0] - margin):loud[-1] + margin])
-    return clips
-
-
-def noise(seconds: float, rms: float = 0.003, seed: int = 0) -> np.ndarray:
-    return (np.random.default_rng(seed).standard_normal(int(seconds * RATE)) * rms).astype(np.float32)
-
-
-def make_stream(clips: dict[str, list[np.ndarray]], placements: list[tuple[str, float]], seconds: float,
-                seed: int = 0) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
-    """Clips placed at known times in quiet noise: the waveform and ``[(word, start_sec, end_sec)]``."""
-    waveform, placed, used = noise(seconds, seed=seed), [], {}
-    for word, start in placements:
-        clip = clips[word][used.get(word, 0) % len(clips[word])]
-        used[word] = used.get(word, 0) + 1
-        first = int(start * RATE)
-        waveform[first:first + len(clip)] += clip / np.abs(clip).max() * 0.5
-        placed.append((word, start, start + len(clip) / RATE))
-    return waveform, placed
-
-
-PLACEMENTS = [("yes", 1.0), ("no", 4.5), ("up", 8.0), ("yes", 11.5), ("no", 15.0), ("up", 18.5)]
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +25,8 @@ def stream(clear_clips):
 
 
 @pytest.fixture(scope="module")
-def events(classifier, stream):
-    return detect_stream(classifier, stream[0], RATE, threshold=0.7)
+def events(shipped_classifier, stream):
+    return detect_stream(shipped_classifier, stream[0], RATE, threshold=0.7)
 
 
 def test_events_are_the_placed_words_at_their_times(stream, events):
@@ -80,9 +37,9 @@ def test_events_are_the_placed_words_at_their_times(stream, events):
         assert 0.7 <= event.probability <= 1.0
 
 
-def test_chunks_of_random_sizes_give_the_same_events(classifier, stream, events):
+def test_chunks_of_random_sizes_give_the_same_events(shipped_classifier, stream, events):
     waveform = stream[0][:12 * RATE]
-    detector, pushed, position = StreamingDetector(classifier, threshold=0.7), [], 0
+    detector, pushed, position = StreamingDetector(shipped_classifier, threshold=0.7), [], 0
     sizes = iter([0, 1, 7, 1599, 1600, 1601, *np.random.default_rng(1).integers(0, 40000, size=len(waveform))])
     while position < len(waveform):
         size = int(next(sizes))
@@ -94,26 +51,26 @@ def test_chunks_of_random_sizes_give_the_same_events(classifier, stream, events)
     assert detector.time_sec == pytest.approx(len(waveform) / RATE)
 
 
-def test_another_sample_rate_and_stereo_are_resampled_once(classifier, stream, events):
+def test_another_sample_rate_and_stereo_are_resampled_once(shipped_classifier, stream, events):
     import torchaudio.functional as F
 
     waveform = stream[0][:12 * RATE]
     stereo = F.resample(torch.from_numpy(waveform), RATE, 22050).repeat(2, 1)          # (2, time) at 22.05 kHz
-    resampled = detect_stream(classifier, stereo, 22050, threshold=0.7)
+    resampled = detect_stream(shipped_classifier, stereo, 22050, threshold=0.7)
     assert [(e.word, e.time_sec) for e in resampled] == [(e.word, e.time_sec) for e in events if e.time_sec <= 12]
 
 
-def test_nothing_fires_on_silence_or_noise_alone(classifier):
-    assert detect_stream(classifier, np.zeros(10 * RATE, dtype=np.float32), RATE) == []
+def test_nothing_fires_on_silence_or_noise_alone(shipped_classifier):
+    assert detect_stream(shipped_classifier, np.zeros(10 * RATE, dtype=np.float32), RATE) == []
     for rms in (0.0005, 0.01, 0.2):     # below lib.detect's silence level, quiet and loud noise
-        assert detect_stream(classifier, noise(5.0, rms=rms, seed=2), RATE, threshold=CONFIDENCE_FLOOR) == []
+        assert detect_stream(shipped_classifier, noise(5.0, rms=rms, seed=2), RATE, threshold=CONFIDENCE_FLOOR) == []
 
 
-def test_refractory_time_holds(classifier, clear_clips):
+def test_refractory_time_holds(shipped_classifier, clear_clips):
     waveform, _ = make_stream(clear_clips, [("yes", 1.0), ("yes", 2.8), ("yes", 4.6)], 7.0, seed=3)
-    assert [e.word for e in detect_stream(classifier, waveform, RATE, threshold=0.6, refractory_sec=0.0)] \
+    assert [e.word for e in detect_stream(shipped_classifier, waveform, RATE, threshold=0.6, refractory_sec=0.0)] \
         .count("yes") >= 2
-    quiet = detect_stream(classifier, waveform, RATE, threshold=0.6, refractory_sec=6.0)
+    quiet = detect_stream(shipped_classifier, waveform, RATE, threshold=0.6, refractory_sec=6.0)
     assert [e.word for e in quiet] == ["yes"]
 
 
@@ -143,7 +100,7 @@ def test_moving_average_continues_across_pieces():
     assert np.allclose(np.concatenate([moving_average(rows[:5], 4), moving_average(rows[5:], 4, rows[:5])]), whole)
 
 
-def test_operating_point_round_trip_and_defaults(tmp_path, classifier):
+def test_operating_point_round_trip_and_defaults(tmp_path, shipped_classifier):
     run = tmp_path / "run"
     run.mkdir()
     for name in ("config.json", "model.pt", "metrics.json"):
@@ -175,13 +132,13 @@ def test_operating_point_round_trip_and_defaults(tmp_path, classifier):
     ({"refractory_sec": -0.1}, "refractory_sec"), ({"ignore": "yes"}, "ignore"),
     ({"ignore": ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]}, "no class can fire"),
 ])
-def test_bad_settings_raise_value_error(classifier, kwargs, match):
+def test_bad_settings_raise_value_error(shipped_classifier, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        StreamingDetector(classifier, **kwargs)
+        StreamingDetector(shipped_classifier, **kwargs)
 
 
-def test_bad_input_raises_value_error(classifier):
-    detector = StreamingDetector(classifier)
+def test_bad_input_raises_value_error(shipped_classifier):
+    detector = StreamingDetector(shipped_classifier)
     assert detector.push(np.zeros(0, dtype=np.float32)) == []
     with pytest.raises(ValueError, match="non-finite"):
         detector.push(np.array([0.0, np.nan], dtype=np.float32))
@@ -192,6 +149,6 @@ def test_bad_input_raises_value_error(classifier):
     with pytest.raises(ValueError, match="Classifier"):
         StreamingDetector("models/default")
     with pytest.raises(ValueError, match="empty"):
-        detect_stream(classifier, np.zeros(0, dtype=np.float32), RATE)
+        detect_stream(shipped_classifier, np.zeros(0, dtype=np.float32), RATE)
     with pytest.raises(ValueError, match="sample_rate"):
-        detect_stream(classifier, np.zeros(100, dtype=np.float32), 0)
+        detect_stream(shipped_classifier, np.zeros(100, dtype=np.float32), 0)

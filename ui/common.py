@@ -321,6 +321,19 @@ def load_classifier(run: RunInfo) -> Classifier | None:
         return None
 
 
+def pick_classifier(key: str, label: str = "Run") -> tuple[RunInfo, Classifier]:
+    """A :func:`run_picker` and its run's classifier, for a page that needs a model to run at all: with no usable
+    run (or one that fails to load) it shows why, links to the Train page and stops the page."""
+    run = run_picker(label, key=key)
+    if run is None:
+        page_link("app_pages/train.py", label="Train a model", icon=":material/model_training:")
+        st.stop()
+    classifier = load_classifier(run)
+    if classifier is None:
+        st.stop()
+    return run, classifier
+
+
 # --------------------------------------------------------------------------------------------------- layout
 @st.cache_resource(show_spinner=False)
 def device_description() -> str:

@@ -78,21 +78,36 @@ def spoken_keyword_wav(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def browser(spoken_keyword_wav):
+def launch_chromium(playwright, microphone_wav: Path):
+    """Debian's headless Chromium whose fake microphone plays ``microphone_wav`` in a loop."""
     if not Path(CHROMIUM).exists():
         pytest.fail("chromium is missing: run `make e2e-deps` (installs Debian's chromium)")
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True,
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--no-first-run",
+              "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+              f"--use-file-for-fake-audio-capture={microphone_wav}"])
+
+
+@pytest.fixture(scope="session")
+def browser(spoken_keyword_wav):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run",
-                  "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                  f"--use-file-for-fake-audio-capture={spoken_keyword_wav}"])
+        browser = launch_chromium(playwright, spoken_keyword_wav)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def shipped_default(app_env) -> Path:
+    """The real models/default in the app's runs folder as run "shipped-default" (the test set's own "default"
+    run is a tiny model that knows little), removed afterwards."""
+    copy = app_env["runs_dir"] / "shipped-default"
+    shutil.copytree(ROOT / "models" / "default", copy, dirs_exist_ok=True)
+    yield copy
+    shutil.rmtree(copy, ignore_errors=True)
 
 
 LOOPBACK = re.compile(r"^(https?|wss?)://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?/|^(data|blob|about):")
@@ -127,6 +142,16 @@ def wait_for_app(page, timeout_ms: int = 60_000) -> None:
             return
         time.sleep(0.25)
     raise AssertionError("the app kept running for too long")
+
+
+def open_with_run(page, url: str, picker: str, run_id: str) -> None:
+    """Open the page at ``url`` and choose run ``run_id`` in its run picker labelled ``picker``."""
+    page.goto(url)
+    wait_for_app(page)
+    page.get_by_role("combobox", name=picker).click()
+    page.get_by_role("option", name=re.compile(f"^{re.escape(run_id)}")).click()
+    wait_for_app(page)
+    assert_no_exception(page)
 
 
 def screenshot(page, name: str) -> Path:

@@ -5,14 +5,16 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import assert_no_exception, assert_no_overlaps_or_cut_labels, screenshot, wait_for_app
+from tests.e2e.conftest import (assert_no_exception, assert_no_overlaps_or_cut_labels, open_with_run, screenshot,
+                                wait_for_app)
 
 pytestmark = pytest.mark.e2e
 
 PAGES = [("", "home", "Audio classification workbench"), ("dataset", "dataset", "Dataset"),
          ("transforms", "transforms", "Transform"), ("train", "train", "Train"), ("sweep", "sweep", "Sweep"),
          ("evaluate", "evaluate", "Evaluate"),
-         ("runs", "runs", "Runs"), ("inference", "inference", "Inference"), ("record", "record", "Record")]
+         ("runs", "runs", "Runs"), ("inference", "inference", "Inference"), ("record", "record", "Record"),
+         ("listen", "listen", "Listen")]
 
 
 @pytest.mark.parametrize("path,name,title", PAGES, ids=[p[1] for p in PAGES])
@@ -91,28 +93,15 @@ def test_record_from_the_fake_microphone_gives_a_prediction(page, app_url):
     screenshot(page, "record-prediction")
 
 
-def test_the_shipped_default_model_evaluates_fully(page, app_url, app_env):
+def test_the_shipped_default_model_evaluates_fully(page, app_url, shipped_default):
     """The real models/default, trained on a set this machine has never generated: its mistakes play and its
     map draws, from what the run folder keeps."""
-    import shutil
-    from pathlib import Path
-
-    copy = app_env["runs_dir"] / "shipped-default"
-    shutil.copytree(Path(__file__).resolve().parents[2] / "models" / "default", copy, dirs_exist_ok=True)
-    try:
-        page.goto(f"{app_url}/evaluate")
-        wait_for_app(page)
-        page.get_by_role("combobox", name="Run to evaluate").click()
-        page.get_by_role("option", name=re.compile("^shipped-default")).click()
-        wait_for_app(page)
-        assert_no_exception(page)
-        assert not page.get_by_text("Cannot play").count()
-        assert page.locator('[data-testid="stAudio"]').count() == 11  # the 11 misclassified test clips play
-        assert page.get_by_text(re.compile("last hidden layer")).count()  # the map of what it learned
-        assert_no_overlaps_or_cut_labels(page)
-        screenshot(page, "evaluate-shipped-default")
-    finally:
-        shutil.rmtree(copy, ignore_errors=True)
+    open_with_run(page, f"{app_url}/evaluate", "Run to evaluate", "shipped-default")
+    assert not page.get_by_text("Cannot play").count()
+    assert page.locator('[data-testid="stAudio"]').count() == 11  # the 11 misclassified test clips play
+    assert page.get_by_text(re.compile("last hidden layer")).count()  # the map of what it learned
+    assert_no_overlaps_or_cut_labels(page)
+    screenshot(page, "evaluate-shipped-default")
 
 
 def test_cold_start_shows_the_home_page_at_once_and_synthesizes_in_the_background(browser, tmp_path):
