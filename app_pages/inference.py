@@ -9,12 +9,14 @@ import streamlit as st
 from lib.audio import ACCEPTED_FORMATS, AUDIO_EXTENSIONS, AudioDecodeError, load_audio, wav_bytes
 from lib.infer import Prediction
 from lib.plots import fig_probabilities, fig_spectrogram, fig_waveform, fig_window_predictions
+from lib.stream import KeywordEvent, detect_stream, detector_settings
 from ui.common import active_dataset, detections_text, page_header, pick_classifier, show_detections
 
 UPLOAD_TYPES = [suffix[1:] for suffix in AUDIO_EXTENSIONS]
 SPECTROGRAM_MAX_SECONDS = 30.0  # a long file's spectrogram shows its start only (a heatmap of hours is useless)
 EXPANDED_UP_TO = 3              # with more files than this, each file's details start collapsed
 SOURCES = {"upload": "Upload files", "dataset": "A clip from the active dataset"}
+LISTEN_MAX_SECONDS = 120.0    # keywords are detected along the timeline of a file's first two minutes
 WINDOW_COLUMNS = {"start_sec": "start (s)", "end_sec": "end (s)", "top_class": "top class"}
 
 
@@ -142,6 +144,18 @@ def spectrogram_figure(item: dict, prediction: Prediction, key: str) -> None:
     st.caption(caption)
 
 
+def keyword_events(item: dict) -> list[KeywordEvent]:
+    """The keywords continuous listening detects in the file (its first :data:`LISTEN_MAX_SECONDS`), with the
+    run's operating point: the Listen page's detector run over the recording."""
+    seconds = int(LISTEN_MAX_SECONDS * item["sample_rate"])
+    try:
+        return detect_stream(classifier, item["waveform"][..., :seconds], item["sample_rate"],
+                             **detector_settings(run.path))
+    except ValueError as error:
+        st.warning(f"Keywords were not detected along the timeline: {error}.")
+        return []
+
+
 def show_result(i: int, item: dict, prediction: Prediction) -> None:
     cols = st.columns(4)
     verdict = ""
@@ -169,10 +183,15 @@ def show_result(i: int, item: dict, prediction: Prediction) -> None:
                     key=f"inference_probs_{i}")
     if prediction.n_windows > 1:
         show_detections(prediction, key=f"inference_detections_{i}")
+        events = keyword_events(item)
         st.markdown(f"**Along the timeline**: every {config.clip_seconds:g} s window of the file (overlapping), "
-                    "silence included, as the model sees it.")
+                    "silence included, as the model sees it; ◆ marks each keyword detected as the Listen page "
+                    "detects it (a window every 0.1 s, smoothed, the run's threshold"
+                    + (f"; the first {LISTEN_MAX_SECONDS:g} s" if prediction.duration_sec > LISTEN_MAX_SECONDS
+                       else "") + f"): {', '.join(e.word for e in events) or 'none'}.")
         st.plotly_chart(fig_window_predictions(prediction.window_starts, prediction.window_probabilities,
-                                               prediction.class_names, title="Probability per window"),
+                                               prediction.class_names, title="Probability per window",
+                                               events=[(e.time_sec - config.clip_seconds, e.word) for e in events]),
                         key=f"inference_windows_{i}")
         windows = pd.DataFrame(prediction.window_table()).rename(columns=WINDOW_COLUMNS)
         st.dataframe(windows, hide_index=True, height=min(400, 38 + 35 * len(windows)),

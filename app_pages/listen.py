@@ -10,7 +10,7 @@ import streamlit as st
 from lib.background import is_background
 from lib.catalog import UNKNOWN_LABEL
 from lib.listen import Listener, ListenState, frame_samples
-from lib.stream import CONFIDENCE_FLOOR, StreamingDetector, operating_point
+from lib.stream import CONFIDENCE_FLOOR, StreamingDetector, detector_settings, operating_point
 from ui.common import page_header, pick_classifier
 from ui.microphone import audio_sink, live_microphone
 
@@ -50,8 +50,7 @@ def session_listener() -> dict:
     if holder["key"] != key:
         if holder["listener"] is not None:
             holder["listener"].close()
-        holder["listener"] = Listener(StreamingDetector(classifier, **{k: point[k] for k in (
-            "hop_sec", "smoothing_sec", "refractory_sec") if k in point}))
+        holder["listener"] = Listener(StreamingDetector(classifier, **(detector_settings(run.path) if point else {})))
         holder["key"] = key
     return holder
 

@@ -730,16 +730,19 @@ def fig_probabilities(probabilities: Any, class_names: Sequence[str], top_k: int
 
 
 def fig_window_predictions(window_starts_sec: Any, window_probs: Any, class_names: Sequence[str],
-                           title: str | None = None) -> go.Figure:
-    """Class probability over time for a long file, as a heatmap.
+                           title: str | None = None, events: Sequence[tuple[float, str]] = ()) -> go.Figure:
+    """Class probability over time for a long file, as a heatmap, with detected keywords marked on it.
 
     Args:
         window_starts_sec: ``(n_windows,)`` window start times, s (x).
         window_probs: ``(n_windows, n_classes)`` probabilities.
         class_names: ``n_classes`` names (y, first class on top).
+        events: ``(window_start_sec, word)`` of each detected keyword (:mod:`lib.stream`'s events, placed at the
+            start of the window that fired), drawn as markers on the word's row.
 
     Returns:
-        go.Figure: one Heatmap with ``z`` ``(n_classes, n_windows)`` in [0, 1].
+        go.Figure: a Heatmap with ``z`` ``(n_classes, n_windows)`` in [0, 1], then a Scatter of the events when
+        there are any.
     """
     starts = _np(window_starts_sec, dtype=float).ravel()
     probs = _np(window_probs, dtype=float)
@@ -752,7 +755,13 @@ def fig_window_predictions(window_starts_sec: Any, window_probs: Any, class_name
         z=probs.T, x=starts, y=names, colorscale="Viridis", zmin=0, zmax=1,
         colorbar=dict(title=dict(text="probability"), thickness=12),
         hovertemplate="%{x:.2f} s<br>%{y}: %{z:.1%}<extra></extra>"))
-    fig.update_yaxes(type="category", autorange="reversed")
+    if len(events):
+        fig.add_trace(go.Scatter(
+            x=[float(start) for start, _ in events], y=[str(word) for _, word in events], mode="markers",
+            name="detected", showlegend=False, marker=dict(symbol="diamond", size=11, color=ACCENT,
+                                                           line=dict(color="white", width=1.5)),
+            hovertemplate="detected %{y}: window from %{x:.2f} s<extra></extra>"))
+    fig.update_yaxes(type="category", autorange="reversed", categoryorder="array", categoryarray=names)
     return _style(fig, title, _clamp(100 + 22 * len(names), 250, 600), "Window start (s)", "Class")
 
 

@@ -54,7 +54,7 @@ from lib.infer import WINDOW_BATCH, Classifier, _checked_waveform
 from lib.runs import DETECTOR_FILE, write_json_atomic
 
 __all__ = ["KeywordEvent", "StreamingDetector", "EventRule", "detect_stream", "moving_average",
-           "operating_point", "save_operating_point", "DETECTOR_FILE", "CONFIDENCE_FLOOR", "DEFAULT_HOP_SEC",
+           "operating_point", "save_operating_point", "detector_settings", "DETECTOR_FILE", "CONFIDENCE_FLOOR", "DEFAULT_HOP_SEC",
            "DEFAULT_SMOOTHING_SEC", "DEFAULT_THRESHOLD", "DEFAULT_REFRACTORY_SEC"]
 
 CONFIDENCE_FLOOR = CONFIDENCE_THRESHOLD  # the least threshold: a word needs more than even odds (lib.background)
@@ -226,9 +226,7 @@ class StreamingDetector:
         Raises:
             RunError: If the run cannot be loaded. ValueError: a bad ``detector.json`` or argument.
         """
-        point = operating_point(path) or {}
-        settings = {key: point[key] for key in _POINT_KEYS if key in point}
-        return cls(Classifier.from_run(path, device=device), **{**settings, **overrides})
+        return cls(Classifier.from_run(path, device=device), **{**detector_settings(path), **overrides})
 
     @property
     def threshold(self) -> float:
@@ -384,6 +382,17 @@ def save_operating_point(run_path: str | Path, point: dict[str, Any]) -> Path:
     _checked_point(point, "the operating point")
     write_json_atomic(path / DETECTOR_FILE, point)
     return path / DETECTOR_FILE
+
+
+def detector_settings(run_path: str | Path) -> dict[str, float]:
+    """The detector settings of a run's operating point (``threshold``, ``smoothing_sec``, ``refractory_sec``,
+    ``hop_sec``), as :class:`StreamingDetector`'s keyword arguments; {} when it has none (the defaults).
+
+    Raises:
+        ValueError: If its ``detector.json`` is not valid.
+    """
+    point = operating_point(run_path) or {}
+    return {key: point[key] for key in _POINT_KEYS if key in point}
 
 
 def operating_point(run_path: str | Path) -> dict[str, Any] | None:

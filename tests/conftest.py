@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -101,6 +102,16 @@ def clear_clips(tiny_dataset, shipped_classifier) -> dict:
     from tests.keyword_streams import clear_word_clips
 
     return clear_word_clips(tiny_dataset, shipped_classifier)
+
+
+@pytest.fixture
+def shipped_default_run(app_env) -> Path:
+    """The shipped models/default copied into the app's runs folder as run "shipped-default" (app_env's own
+    "default" is a tiny model that knows little), removed afterwards."""
+    copy = app_env["runs_dir"] / "shipped-default"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "models" / "default", copy, dirs_exist_ok=True)
+    yield copy
+    shutil.rmtree(copy, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -125,6 +125,30 @@ def test_two_sounds_in_one_file_are_two_detections_with_times(app_env):
     assert any("Heard 2 sounds" in md.value for md in at.markdown)
 
 
+def test_the_timeline_marks_the_keywords_continuous_listening_detects(shipped_default_run, clear_clips):
+    """Keywords at known times in a long file: the timeline marks what lib.stream detects with the run's
+    operating point (the Listen page's detector), the same words in the same order."""
+    from lib.stream import detect_stream, detector_settings
+    from lib.infer import Classifier
+    from tests.keyword_streams import PLACEMENTS, RATE, make_stream
+
+    waveform, _ = make_stream(clear_clips, PLACEMENTS[:3], 11.0)
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.session_state["run_id"] = "shipped-default"
+    at.run()
+    at.file_uploader(key="inference_files").set_value(("words.wav", wav_bytes(torch.from_numpy(waveform), RATE),
+                                                       "audio/wav"))
+    at.run()
+    assert not at.exception, at.exception
+    expected = detect_stream(Classifier.from_run(shipped_default_run), waveform, RATE,
+                             **detector_settings(shipped_default_run))
+    assert [e.word for e in expected] == [word for word, _ in PLACEMENTS[:3]]
+    timeline = next(md.value for md in at.markdown if "Along the timeline" in md.value)
+    assert timeline.endswith(": yes, no, up.")
+    chart = next(c for c in at.get("plotly_chart") if '"detected"' in c.proto.spec)
+    assert '"y":["yes","no","up"]' in chart.proto.spec.replace(" ", "")
+
+
 def test_a_clip_of_the_active_dataset(app_env):
     at = open_page(app_env)
     at.radio(key="inference_source").set_value("dataset")

@@ -6,7 +6,6 @@ directly, as the media thread would."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -24,13 +23,10 @@ PAGE = ROOT / "app_pages" / "listen.py"
 
 
 @pytest.fixture
-def shipped_default(app_env, monkeypatch):
+def shipped_default(shipped_default_run, monkeypatch):
     """The real models/default as run "shipped-default"; the microphone stubbed off."""
-    copy = app_env["runs_dir"] / "shipped-default"
-    shutil.copytree(ROOT / "models" / "default", copy, dirs_exist_ok=True)
     monkeypatch.setattr(ui.microphone, "live_microphone", lambda key, sink, start_label="": False)
-    yield copy
-    shutil.rmtree(copy, ignore_errors=True)
+    return shipped_default_run
 
 
 def open_page() -> AppTest:

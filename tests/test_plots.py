@@ -240,6 +240,9 @@ def test_fig_window_predictions():
     np.testing.assert_allclose(heat.z, probs.numpy().T, rtol=1e-6)
     with pytest.raises(ValueError):
         plots.fig_window_predictions(starts[:3], probs, ["a", "b", "c"])
+    marked = _ok(plots.fig_window_predictions(starts, probs, ["a", "b", "c"], events=[(0.5, "b"), (2.0, "a")]))
+    assert len(marked.data) == 2 and list(marked.data[1].x) == [0.5, 2.0] and list(marked.data[1].y) == ["b", "a"]
+    assert list(marked.layout.yaxis.categoryarray) == ["a", "b", "c"]  # the markers do not reorder the rows
 
 
 def test_fig_pipeline():

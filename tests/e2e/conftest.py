@@ -100,16 +100,6 @@ def browser(spoken_keyword_wav):
         browser.close()
 
 
-@pytest.fixture
-def shipped_default(app_env) -> Path:
-    """The real models/default in the app's runs folder as run "shipped-default" (the test set's own "default"
-    run is a tiny model that knows little), removed afterwards."""
-    copy = app_env["runs_dir"] / "shipped-default"
-    shutil.copytree(ROOT / "models" / "default", copy, dirs_exist_ok=True)
-    yield copy
-    shutil.rmtree(copy, ignore_errors=True)
-
-
 LOOPBACK = re.compile(r"^(https?|wss?)://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?/|^(data|blob|about):")
 
 

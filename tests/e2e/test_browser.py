@@ -93,7 +93,7 @@ def test_record_from_the_fake_microphone_gives_a_prediction(page, app_url):
     screenshot(page, "record-prediction")
 
 
-def test_the_shipped_default_model_evaluates_fully(page, app_url, shipped_default):
+def test_the_shipped_default_model_evaluates_fully(page, app_url, shipped_default_run):
     """The real models/default, trained on a set this machine has never generated: its mistakes play and its
     map draws, from what the run folder keeps."""
     open_with_run(page, f"{app_url}/evaluate", "Run to evaluate", "shipped-default")

@@ -52,7 +52,7 @@ def listen_page(keywords_wav, app_url):
         browser.close()
 
 
-def test_listen_detects_spoken_keywords_live(listen_page, app_url, shipped_default):
+def test_listen_detects_spoken_keywords_live(listen_page, app_url, shipped_default_run):
     page = listen_page
     open_with_run(page, f"{app_url}/listen", "Run", "shipped-default")
     component = page.frame_locator('iframe[title*="streamlit_webrtc"]')
