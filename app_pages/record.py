@@ -11,7 +11,7 @@ import streamlit as st
 
 from lib.audio import AUDIO_EXTENSIONS, AudioDecodeError, fit_clip, load_audio, save_wav
 from lib.background import CONFIDENCE_THRESHOLD, NOTHING_HEARD, background_clips, heard, is_background
-from lib.detect import is_silent, main_sound_window
+from lib.detect import is_silent, sound_windows
 from lib.features import FeatureConfig, extract
 from lib.jobs import JOB_QUEUE, TrainingJob
 from lib.plots import fig_class_counts, fig_probabilities, fig_spectrogram, fig_window_predictions
@@ -28,6 +28,7 @@ SUGGESTED_PER_CLASS = 10
 BACKGROUND_CLASS = "background"  # the one-click class of silence and room noise (lib.background.is_background)
 BACKGROUND_TAKES = 6             # takes of silence and quiet noise it starts with
 GALLERY_TAKES = 24               # the newest takes of each class shown to replay and delete
+MAX_SPLIT_TAKES = 60             # a long take is split into at most this many clips, one per sound
 # "Train on my recordings": a frozen pretrained speech embedding and a head trained for a fixed number of steps
 # on every take (no validation or test clips to spare). Measured: 6 takes each of 2 words + _silence_ from one
 # eSpeak voice, 100 steps: 100% on 72 other takes of that voice (yes/stop and go/no); 50 to 200 steps alike.
@@ -117,29 +118,38 @@ def save_recording() -> None:
         notify(issue[0], issue[1] + " Nothing was saved.")
         return
     folder = RECORDINGS_DIR / name
-    path = folder / label / f"{datetime.now():%Y%m%d-%H%M%S-%f}.wav"
-    if not is_background(label):  # a word: the clip centred on it, as the live test classifies it (lib.detect)
-        start, end = main_sound_window(waveform.mean(0).numpy(), rate, FeatureConfig().clip_seconds)
-        waveform = waveform[:, start:end]
+    stem = folder / label / f"{datetime.now():%Y%m%d-%H%M%S-%f}"
+    # A word: one clip centred on each time it was said (lib.detect), as the live test classifies it; a long take
+    # of "yes ... yes ... yes" gives one take per "yes". The background class keeps the whole take.
+    windows = [(0, waveform.shape[-1])] if is_background(label) else \
+        [(start, end) for start, end, _ in sound_windows(waveform.mean(0).numpy(), rate,
+                                                          FeatureConfig().clip_seconds)][:MAX_SPLIT_TAKES]
+    paths = [stem.with_name(f"{stem.name}-{i + 1}.wav") if len(windows) > 1 else stem.with_suffix(".wav")
+             for i in range(len(windows))]
     try:
-        save_wav(path, waveform, rate)
+        for path, (start, end) in zip(paths, windows):
+            save_wav(path, waveform[:, start:end], rate)
     except OSError as error:
         notify("error", f"Could not save the recording to {path}: {error}. Check that the folder is writable.")
         return
-    st.session_state["record_saved"][recording.file_id] = (label, str(path))
+    st.session_state["record_saved"][recording.file_id] = (label, [str(path) for path in paths])
     st.session_state["record_new_class"] = ""
     st.session_state["record_class"] = label
-    notify("success", f"Saved as **{label}** in {name}. Clips per class: {counts_text(class_counts(folder))}.")
+    split = f" as {len(paths)} takes, one per sound heard in it," if len(paths) > 1 else ""
+    notify("success", f"Saved{split} as **{label}** in {name}. Clips per class: "
+                      f"{counts_text(class_counts(folder))}.")
 
 
 def undo_last() -> None:
     saved = st.session_state["record_saved"]
     if not saved:
         return
-    file_id, (label, path) = list(saved.items())[-1]
-    Path(path).unlink(missing_ok=True)
+    file_id, (label, paths) = list(saved.items())[-1]
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
     del saved[file_id]
-    notify("info", f"Removed the last recording saved as **{label}** ({Path(path).name}).")
+    notify("info", f"Removed the last recording saved as **{label}** "
+                   f"({', '.join(Path(path).name for path in paths)}).")
 
 
 def use_as_dataset(folder: Path) -> None:
@@ -151,8 +161,9 @@ def delete_take(path: str) -> None:
     """Delete one saved take (the gallery's button)."""
     Path(path).unlink(missing_ok=True)
     saved = st.session_state["record_saved"]
-    for file_id in [k for k, (_, p) in saved.items() if p == path]:
-        del saved[file_id]
+    for file_id, (label, paths) in list(saved.items()):
+        if path in paths:
+            saved[file_id] = (label, [p for p in paths if p != path])
     notify("info", f"Deleted the take {Path(path).parent.name}/{Path(path).name}.")
 
 
@@ -205,14 +216,16 @@ def adopt_trained_run() -> None:
 # ----------------------------------------------------------------------------------------------- page
 page_header("Record", "Say a word into your microphone and see what the model hears; collect your own examples "
                       "and train a model on them.")
-st.session_state.setdefault("record_saved", {})        # file_id of each saved recording -> (class, path)
+st.session_state.setdefault("record_saved", {})        # file_id of each saved recording -> (class, its paths)
 st.session_state.setdefault("record_dataset", DEFAULT_DATASET)
 adopt_trained_run()
 
 with st.expander("How it works: teach the model your own sounds", icon=":material/school:"):
     st.markdown(
         "1. **Record** a few takes of each class (a word, a clap, a whistle...) and add each one to your "
-        "dataset below: 6 takes per word are enough to start, said a little differently each time.\n"
+        "dataset below: 6 takes per word are enough to start, said a little differently each time. You can "
+        "also say a word several times in one long take, with a pause between: it is saved as one take per "
+        "time you said it.\n"
         f"2. **Add a background class** ({BACKGROUND_CLASS}: silence and room noise, no words), so that the model "
         f"can answer *{NOTHING_HEARD}*.\n"
         "3. **Train on my recordings**: Google's pretrained speech embedding, frozen, with a small head trained "
@@ -329,9 +342,10 @@ st.button(f"Add recording as class “{label}”" if label else "Add recording",
 if hint and not problem:
     st.caption(hint)
 if st.session_state["record_saved"]:
-    last_label, last_path = list(st.session_state["record_saved"].values())[-1]
-    st.button(f"Undo: remove the last recording ({last_label}, {Path(last_path).name})", key="record_undo",
-              on_click=undo_last, icon=":material/undo:", type="tertiary")
+    last_label, last_paths = list(st.session_state["record_saved"].values())[-1]
+    what = Path(last_paths[0]).name if len(last_paths) == 1 else f"{len(last_paths)} takes"
+    st.button(f"Undo: remove the last recording ({last_label}, {what})", key="record_undo",
+              on_click=undo_last, icon=":material/undo:", type="tertiary", disabled=not last_paths)
 
 
 

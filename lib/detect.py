@@ -24,7 +24,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["Detection", "sound_segments", "detection_windows", "group_detections", "main_sound_window", "is_silent",
+__all__ = ["Detection", "sound_segments", "detection_windows", "group_detections", "sound_windows", "main_sound_window",
+           "is_silent",
            "FRAME_SEC",
            "SILENCE_DBFS", "SILENT_PEAK", "SILENT_RMS_DBFS"]
 
@@ -195,9 +196,9 @@ def group_detections(segments: Sequence[tuple[float, float, float]], windows: Se
     return detections
 
 
-def main_sound_window(waveform: np.ndarray, sample_rate: int, window_sec: float) -> tuple[int, int]:
-    """The window of one clip centred on a recording's loudest sound (:func:`sound_segments`), where
-    :meth:`lib.infer.Classifier.predict` looks for the answer; kept inside the recording.
+def sound_windows(waveform: np.ndarray, sample_rate: int, window_sec: float) -> list[tuple[int, int, float]]:
+    """One window of a clip centred on each sound of a recording (:func:`sound_segments`), kept inside it: how
+    one long take of a word said several times becomes one clip per time it was said.
 
     Args:
         waveform: ``(time,)`` mono samples in [-1, 1].
@@ -205,17 +206,31 @@ def main_sound_window(waveform: np.ndarray, sample_rate: int, window_sec: float)
         window_sec: The clip length.
 
     Returns:
-        ``(start, end)`` in samples: the whole recording when it is no longer than a clip or has no sound.
+        ``[(start, end, level_db), ...]`` in samples, in time order (``level_db``: the sound's loudest frame);
+        ``[(0, time, 0.0)]``, the whole recording, when it is no longer than a clip or has no sound.
     """
     waveform = np.asarray(waveform).ravel()
     length = round(window_sec * sample_rate)
     segments = sound_segments(waveform, sample_rate) if len(waveform) > length else []
     if not segments:
-        return 0, len(waveform)
-    start_sec, end_sec, _ = max(segments, key=lambda segment: segment[2])
-    start = round(((start_sec + end_sec) / 2 - window_sec / 2) * sample_rate)
-    start = min(max(start, 0), len(waveform) - length)
-    return start, start + length
+        return [(0, len(waveform), 0.0)]
+    windows = []
+    for start_sec, end_sec, level in segments:
+        start = round(((start_sec + end_sec) / 2 - window_sec / 2) * sample_rate)
+        start = min(max(start, 0), len(waveform) - length)
+        windows.append((start, start + length, level))
+    return windows
+
+
+def main_sound_window(waveform: np.ndarray, sample_rate: int, window_sec: float) -> tuple[int, int]:
+    """The window of one clip centred on a recording's loudest sound (:func:`sound_windows`), where
+    :meth:`lib.infer.Classifier.predict` looks for the answer; kept inside the recording.
+
+    Returns:
+        ``(start, end)`` in samples: the whole recording when it is no longer than a clip or has no sound.
+    """
+    start, end, _ = max(sound_windows(waveform, sample_rate, window_sec), key=lambda window: window[2])
+    return start, end
 
 
 #: A take whose loudest sample is below this (full scale 1.0) is silent (the Record page refuses it).

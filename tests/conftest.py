@@ -105,6 +105,18 @@ def clear_clips(tiny_dataset, shipped_classifier) -> dict:
 
 
 @pytest.fixture
+def new_runs(app_env):
+    """Removes the runs (and sweep databases) a test made in the app's runs folder, so that "default" stays the
+    newest run for other tests."""
+    runs_dir = settings().runs_dir
+    before = {path.name for path in runs_dir.iterdir()}
+    yield
+    for path in runs_dir.iterdir():
+        if path.name not in before:
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
+
+
+@pytest.fixture
 def shipped_default_run(app_env) -> Path:
     """The shipped models/default copied into the app's runs folder as run "shipped-default" (app_env's own
     "default" is a tiny model that knows little), removed afterwards."""

@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from lib.detect import SILENCE_DBFS, detection_windows, group_detections, main_sound_window, sound_segments
+from lib.detect import (SILENCE_DBFS, detection_windows, group_detections, main_sound_window, sound_segments,
+                        sound_windows)
 from lib.features import FeatureConfig
 from lib.infer import Classifier, penultimate
 
@@ -149,3 +150,12 @@ def test_main_sound_window_is_one_clip_centred_on_the_loudest_sound():
     assert (start, end) == (2 * RATE, 3 * RATE)                            # kept inside the take
     assert main_sound_window(take[:RATE // 2], RATE, 1.0) == (0, RATE // 2)  # no longer than a clip: whole
     assert main_sound_window(np.zeros(3 * RATE, np.float32), RATE, 1.0) == (0, 3 * RATE)  # no sound: whole
+
+
+def test_sound_windows_are_one_clip_centred_on_each_sound_in_order():
+    take = _recording(6.0, [(1.0, _tone(440, 0.3)), (3.0, _tone(660, 0.2)), (5.7, _tone(550, 0.25))])
+    windows = sound_windows(take, RATE, 1.0)
+    assert [(start, end) for start, end, _ in windows] == [
+        (round(0.65 * RATE), round(1.65 * RATE)), (round(2.6 * RATE), round(3.6 * RATE)), (5 * RATE, 6 * RATE)]
+    assert main_sound_window(take, RATE, 1.0) == max(windows, key=lambda w: w[2])[:2]
+    assert sound_windows(take[:RATE // 2], RATE, 1.0) == [(0, RATE // 2, 0.0)]  # no longer than a clip: whole

@@ -233,6 +233,28 @@ def test_background_class_gallery_and_training_on_my_recordings(app_env, recordi
             shutil.rmtree(job.snapshot().done.run_path, ignore_errors=True)
 
 
+def test_a_word_said_three_times_in_one_take_is_saved_as_three_takes(app_env, recordings):
+    """"yes ... yes ... yes" in one long take: one 1 s take centred on each, in order; undo removes all three."""
+    from lib.audio import load_audio
+
+    word, rate = load_audio(speech(app_env))
+    word = word[:1, :rate]
+    gap = torch.zeros(1, rate)
+    take = torch.cat([gap, word, gap, word, gap, word, gap], dim=1)  # 7 s: the word at 1-2, 3-4 and 5-6 s
+    at = record(open_page(), wav_bytes(take[0], rate), name="three.wav")
+    add_to(at, "test-ds", "yes")
+    files = sorted((recordings / "test-ds" / "yes").glob("*.wav"))
+    assert [f.stem.rsplit("-", 1)[1] for f in files] == ["1", "2", "3"]
+    for file in files:
+        clip, clip_rate = load_audio(file)
+        assert clip.shape[-1] == clip_rate == rate
+        assert torch.allclose(clip.abs().amax(), word.abs().amax(), atol=1e-3)  # the word is in it
+    assert any("as 3 takes" in s.value and "yes: 3" in s.value for s in at.success)
+    at.button(key="record_undo").click().run()
+    assert not at.exception, at.exception
+    assert not list((recordings / "test-ds" / "yes").glob("*.wav"))
+
+
 def test_a_long_take_is_saved_as_the_clip_around_its_word(app_env, recordings):
     """A word said inside a 3 s take is saved as the 1 s clip centred on it (what the live answer reads); a
     quiet take is refused for a word but kept for the background class."""

@@ -3,7 +3,6 @@ run made the session's active run."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,16 +25,6 @@ def _page(source: dict | None = None) -> AppTest:
     at.run()
     assert not at.exception, at.exception
     return at
-
-
-@pytest.fixture
-def new_runs(app_env):
-    """Removes the runs and sweeps a test made, so that "default" stays the newest run for other tests."""
-    before = {p.name for p in settings().runs_dir.iterdir()}
-    yield
-    for path in settings().runs_dir.iterdir():
-        if path.name not in before:
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
 
 
 def test_sweep_page_offers_the_space_from_the_settings(app_env, new_runs):

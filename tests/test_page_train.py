@@ -6,7 +6,6 @@ import shutil
 import time
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from lib.settings import settings
@@ -61,17 +60,6 @@ def test_train_page_renders(app_env):
     assert any("Start a run" in i.value for i in at.info)
     # the feature summary names the input shape
     assert any("input shape" in m.value for m in at.markdown)
-
-
-@pytest.fixture
-def new_runs(app_env):
-    """Removes the runs a test trained, so that "default" stays the newest run for other tests."""
-
-    before = {p.name for p in settings().runs_dir.iterdir()}
-    yield
-    for path in settings().runs_dir.iterdir():
-        if path.name not in before:
-            shutil.rmtree(path, ignore_errors=True)
 
 
 def test_train_start_finishes_and_saves_a_run(app_env, new_runs):

@@ -28,19 +28,7 @@ def test_every_page_renders_without_exceptions(page, app_url, path, name, title)
     screenshot(page, name)
 
 
-@pytest.fixture
-def forget_new_runs(app_env):
-    """Delete the runs a test trains, so later tests still find the shipped "default" run the newest."""
-    from lib.runs import delete_run, list_runs
-
-    before = {run.run_id for run in list_runs(app_env["runs_dir"])}
-    yield
-    for run in list_runs(app_env["runs_dir"]):
-        if run.run_id not in before:
-            delete_run(app_env["runs_dir"], run.run_id)
-
-
-def test_training_shows_live_progress_and_lists_the_run(page, app_url, forget_new_runs):
+def test_training_shows_live_progress_and_lists_the_run(page, app_url, new_runs):
     page.goto(f"{app_url}/train")
     wait_for_app(page)
     epochs = page.get_by_label("Epochs", exact=True)
