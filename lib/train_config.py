@@ -54,9 +54,9 @@ class TrainConfig(ConfigDict):
             where an epoch is one or two steps: the epochs follow from it (the last one may be cut short), the
             learning-rate schedule spans exactly these steps, and a run without validation clips keeps its last
             weights (no "best epoch" chosen by training accuracy).
-        finetune: for a model with a pretrained backbone (``speech_embedding``, the ImageNet CNNs): ``"frozen"`` (the backbone's
-            embeddings are computed once and cached, only the head trains, augmentation is not used), ``"last"``
-            (the head and the backbone's last layers) or ``"all"``. Other models train whole (``"all"``).
+        finetune: for a model with a pretrained backbone (``speech_embedding``, the ImageNet CNNs): ``"frozen"``
+            (the backbone's embeddings are computed once and cached, only the head trains, augmentation is not used),
+            ``"last"`` (the head and the backbone's last layers) or ``"all"``. Other models train whole (``"all"``).
         backbone_lr_scale: the backbone's learning rate, as a fraction of ``learning_rate`` (fine-tuning).
         pretrained: a model with pretrained weights starts from them; False: from random weights (from scratch,
             e.g. offline when the weights cannot be downloaded). Other models ignore it.
