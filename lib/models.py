@@ -18,6 +18,8 @@ Models:
         loss; they predict the mean of their probabilities (an :class:`Ensemble`).
     speech_embedding: Google's pretrained speech embedding (:mod:`lib.speech_embedding`) with a linear head; it
         reads its own features (``FeatureConfig(kind="speech_embedding")``), frozen or fine-tuned.
+    alexnet, vgg11, vgg16, resnet18, resnet34, densenet121, efficientnet_lite0: ImageNet CNNs with a new linear
+        head, reading the log-mel map as a grey image (:mod:`lib.imagenet`), frozen or fine-tuned.
 
 Example:
     >>> model = build_model("bcresnet", n_classes=12, n_bins=40, n_frames=101)
@@ -167,14 +169,15 @@ def model_summaries(n_classes: int = 10, n_bins: int = 40, n_frames: int = 101) 
         own = FeatureConfig(kind=spec.feature_kind)
         return own.n_bins, own.n_frames
 
-    return [
-        {
-            "name": spec.name,
-            "description": spec.description,
-            "parameters": count_parameters(build_model(spec.name, n_classes, *shape(spec), weights=False)),
-        }
-        for spec in MODELS.values()
-    ]
+    with torch.device("meta"):  # shapes only: nothing allocated or initialised (VGG-16 alone takes 2 s otherwise)
+        return [
+            {
+                "name": spec.name,
+                "description": spec.description,
+                "parameters": count_parameters(build_model(spec.name, n_classes, *shape(spec), weights=False)),
+            }
+            for spec in MODELS.values()
+        ]
 
 
 # -----------------------------------------------------------------------------
@@ -582,3 +585,13 @@ def _speech_embedding(n_classes: int, n_bins: int, n_frames: int, pretrained: bo
     from lib.speech_embedding import SpeechEmbeddingClassifier  # reads the weights from the openwakeword package
 
     return SpeechEmbeddingClassifier(n_classes, n_bins, n_frames, pretrained=pretrained)
+
+
+def _register_imagenet() -> None:
+    from lib.imagenet import ARCHITECTURES, build_imagenet  # torchvision is imported when one is built
+
+    for arch in ARCHITECTURES.values():
+        register(arch.name, arch.description, pretrained=True)(build_imagenet(arch.name))
+
+
+_register_imagenet()
