@@ -42,7 +42,7 @@ __all__ = ["Classifier", "Prediction", "penultimate", "WINDOW_BATCH", "MAX_MODEL
 WINDOW_BATCH = 64  # windows of a long recording classified at a time (bounded memory whatever its length: ~80 MB)
 FINITE_CHUNK = 1 << 22  # samples checked for NaN and infinity at a time
 LATENCY_RUNS = 30  # timed one-clip calls behind a run's saved latency (metrics.json "latency")
-MAX_MODEL_VALUES = 50_000_000  # weights and buffers a run's config.json may ask for (200 MB of float32; models: < 1 M)
+MAX_MODEL_VALUES = 120_000_000  # weights and buffers a run may ask for (480 MB of float32; wav2vec 2.0 base: 95 M)
 
 
 @dataclass
@@ -255,12 +255,13 @@ class Classifier:
         shape = (len(record.class_names), record.feature_config.n_bins, record.feature_config.n_frames)
         try:
             with torch.device("meta"):  # sized first, without allocating: a tampered width must not cost gigabytes
-                n_values = sum(t.numel() for m in [build_model(record.model, *shape, weights=False)]
+                n_values = sum(t.numel() for m in [build_model(record.model, *shape, weights=False,
+                                                               **record.model_kwargs)]
                                for t in (*m.parameters(), *m.buffers()))
             if n_values > MAX_MODEL_VALUES:
                 raise ValueError(f"{n_values:,} weights, more than the {MAX_MODEL_VALUES:,} a run may have "
                                  "(check class_names and feature_config)")
-            model = build_model(record.model, *shape, weights=False)
+            model = build_model(record.model, *shape, weights=False, **record.model_kwargs)
         except (TypeError, ValueError, RuntimeError) as error:
             raise RunError(f"config.json of run '{name}' names a model that cannot be built ({record.model!r}): "
                            f"{error} ({run.path}). Delete the run or retrain.", run_id=name,

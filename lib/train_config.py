@@ -53,10 +53,12 @@ class TrainConfig(ConfigDict):
             where an epoch is one or two steps: the epochs follow from it (the last one may be cut short), the
             learning-rate schedule spans exactly these steps, and a run without validation clips keeps its last
             weights (no "best epoch" chosen by training accuracy).
-        finetune: for a model with a pretrained backbone (``speech_embedding``): ``"frozen"`` (the backbone's
+        finetune: for a model with a pretrained backbone (``speech_embedding``, ``run_embedding``, ...): ``"frozen"`` (the backbone's
             embeddings are computed once and cached, only the head trains, augmentation is not used), ``"last"``
             (the head and the backbone's last layers) or ``"all"``. Other models train whole (``"all"``).
         backbone_lr_scale: the backbone's learning rate, as a fraction of ``learning_rate`` (fine-tuning).
+        backbone_run: ``run_embedding`` only: the saved run (its name in the runs folder) whose penultimate layer is
+            the backbone; ``"default"`` is the shipped model.
     """
 
     model: str = "kws_resnet"
@@ -81,6 +83,7 @@ class TrainConfig(ConfigDict):
     steps: int | None = None
     finetune: str = "all"
     backbone_lr_scale: float = 0.1
+    backbone_run: str = "default"
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, Mapping):
@@ -102,12 +105,21 @@ class TrainConfig(ConfigDict):
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.finetune not in FINETUNE_MODES:
             raise ValueError(f"finetune must be one of {FINETUNE_MODES}, got {self.finetune!r}")
-        if self.finetune != "all" and MODELS[self.model].feature_kind is None:
+        if self.finetune != "all" and not MODELS[self.model].pretrained:
             raise ValueError(f"finetune={self.finetune!r} needs a model with a pretrained backbone "
-                             f"(speech_embedding); {self.model!r} trains whole: use finetune='all'")
+                             f"(speech_embedding, run_embedding, ...); {self.model!r} trains whole: use "
+                             f"finetune='all'")
         if not (0 < self.backbone_lr_scale <= 1):
             raise ValueError(f"backbone_lr_scale must be in (0, 1], got {self.backbone_lr_scale}")
         if self.max_batches is not None and self.max_batches < 1:
             raise ValueError(f"max_batches must be at least 1 or None, got {self.max_batches}")
         if self.steps is not None and (isinstance(self.steps, bool) or self.steps < 1):
             raise ValueError(f"steps must be at least 1 or None, got {self.steps}")
+        if not isinstance(self.backbone_run, str) or not self.backbone_run.strip():
+            raise ValueError(f"backbone_run must name a saved run, got {self.backbone_run!r}")
+
+    @property
+    def model_kwargs(self) -> dict:
+        """What the model's builder gets besides its shape (:func:`lib.models.build_model`): ``{"run":
+        backbone_run}`` for ``run_embedding``, else nothing."""
+        return {"run": self.backbone_run} if self.model == "run_embedding" else {}
