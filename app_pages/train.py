@@ -8,8 +8,10 @@ from typing import Callable
 
 import plotly.graph_objects as go
 import streamlit as st
+import torch
 
 from lib.device import available_devices
+from lib.imagenet import ARCHITECTURES, fetch_imagenet, weights_cached
 from lib.features import FeatureConfig
 from lib.jobs import JOB_QUEUE, TrainingJob
 from lib.models import MODELS, build_model, count_parameters, model_features, model_summaries
@@ -18,6 +20,7 @@ from lib.runs import check_run_target, is_valid_run_id
 from lib.settings import settings as operator_settings
 from lib.train import OPTIMIZERS, SCHEDULERS
 from lib.train_config import FINETUNE_MODES
+from lib.weights import WeightsUnavailable
 from ui.augment_editor import augment_editor
 from ui.common import active_dataset, augment_config, feature_config, page_header, page_link
 from ui.train_settings import DEFAULTS, has_backbone, official_split
@@ -41,7 +44,8 @@ def summaries(n_classes: int, n_bins: int, n_frames: int) -> dict[str, dict]:
 def parameter_counts(model: str, n_classes: int, finetune: str) -> tuple[int, int]:
     """``(trainable, all)`` parameters of a pretrained-backbone model in fine-tuning mode ``finetune``."""
     own = model_features(model, FeatureConfig())  # the features it reads; the counts need no weights
-    network = build_model(model, n_classes, own.n_bins, own.n_frames, weights=False)
+    with torch.device("meta"):  # shapes only: nothing allocated or initialised
+        network = build_model(model, n_classes, own.n_bins, own.n_frames, weights=False)
     network.set_finetune(finetune)
     return count_parameters(network), count_parameters(network, trainable_only=False)
 
@@ -219,10 +223,34 @@ def finetune_settings(model: str, n_classes: int) -> None:
                          DEFAULTS.backbone_lr_scale, key="train_backbone_lr", format_func=lambda v: f"{v:g}",
                          **persist, help="The pretrained backbone learns more slowly than the new head.")
     trainable, total = parameter_counts(model, n_classes, finetune)
-    st.caption(f"**{trainable:,} trainable**, {total - trainable:,} frozen parameters. This model reads its own "
-               "features (its pretrained mel frontend): the Transform lab's feature settings are not used, only its "
-               "clip length." + (" Frozen: the augmentation below is not used either (each clip's embedding is "
-                                 "computed once)." if finetune == "frozen" else ""))
+    own = (" This model reads its own features (its pretrained mel frontend): the Transform lab's feature settings "
+           "are not used, only its clip length." if MODELS[model].feature_kind else "")
+    st.caption(f"**{trainable:,} trainable**, {total - trainable:,} frozen parameters." + own
+               + (" Frozen: the augmentation below is not used (each clip's embedding is computed once)."
+                  if finetune == "frozen" else ""))
+    if st.checkbox("Pretrained weights", DEFAULTS.pretrained, key="train_pretrained", **persist,
+                   help="Start from the pretrained weights; unticked, the model trains from scratch (random "
+                        "weights), e.g. offline when they cannot be downloaded.") and model in ARCHITECTURES:
+        imagenet_weights(model)
+
+
+def imagenet_weights(model: str) -> None:
+    """An ImageNet CNN's weights: downloaded once with a progress bar, or why not (then: train from scratch)."""
+    if weights_cached(model):
+        return
+    arch = ARCHITECTURES[model]
+    st.caption(f"{arch.title}'s ImageNet weights ({arch.megabytes:.0f} MB) are not on this machine yet: training "
+               "downloads them, or download them now.")
+    if st.button("Download the weights", key="train_weights_download", icon=":material/download:"):
+        bar = st.progress(0.0, text="Downloading…")
+        report = lambda done, total, rate, eta: bar.progress(  # noqa: E731
+            done / total if total else 0.0, text=f"{done / 1e6:,.1f} of {(total or 0) / 1e6:,.1f} MB")
+        try:
+            fetch_imagenet(model, report)
+            bar.progress(1.0, text="Downloaded.")
+        except WeightsUnavailable as error:
+            bar.empty()
+            st.error(f"{error} Untick “Pretrained weights” to train from scratch.", icon=":material/cloud_off:")
 
 
 def draw_buttons() -> None:

@@ -6,6 +6,7 @@ from the class docstring's ``Attributes:`` section (or the field's ``metadata["h
 app can be trained again from the command line: :func:`config_to_argv` writes the options of a run's configs.
 
 A few fields keep the names the command line always had: ``--feature-kind`` (``FeatureConfig.kind``),
+``--backbone`` (another name of ``--model``, for the pretrained ones),
 ``--augment-domain`` (``AugmentConfig.domain``), ``--freq-masks`` / ``--time-masks`` (``n_freq_masks`` /
 ``n_time_masks``, also accepted under their field names). Values: ``none`` for an optional field left unset,
 comma-separated words for a tuple (``--noise-kinds white,pink``), ``--mixed-precision`` /
@@ -51,6 +52,7 @@ CONFIG_GROUPS: dict[str, type[ConfigDict]] = {"feature": FeatureConfig, "augment
 OPTION_NAMES: dict[tuple[str, str], tuple[str, ...]] = {
     ("feature", "kind"): ("--feature-kind",),
     ("augment", "domain"): ("--augment-domain",),
+    ("train", "model"): ("--model", "--backbone"),
     ("augment", "n_freq_masks"): ("--freq-masks", "--n-freq-masks"),
     ("augment", "n_time_masks"): ("--time-masks", "--n-time-masks"),
 }

@@ -34,7 +34,7 @@ from lib.audio import AudioSource, fit_clip, load_audio
 from lib.detect import Detection, detection_windows, group_detections, sound_segments
 from lib.device import resolve_device
 from lib.features import FeatureConfig, FeatureExtractor, extract
-from lib.models import Ensemble, build_model
+from lib.models import Ensemble, build_model, model_features
 from lib.runs import RunError, load_run
 
 __all__ = ["Classifier", "Prediction", "penultimate", "WINDOW_BATCH", "MAX_MODEL_VALUES"]
@@ -42,7 +42,8 @@ __all__ = ["Classifier", "Prediction", "penultimate", "WINDOW_BATCH", "MAX_MODEL
 WINDOW_BATCH = 64  # windows of a long recording classified at a time (bounded memory whatever its length: ~80 MB)
 FINITE_CHUNK = 1 << 22  # samples checked for NaN and infinity at a time
 LATENCY_RUNS = 30  # timed one-clip calls behind a run's saved latency (metrics.json "latency")
-MAX_MODEL_VALUES = 120_000_000  # weights and buffers a run may ask for (480 MB of float32; wav2vec 2.0 base: 95 M)
+MAX_MODEL_VALUES = 50_000_000  # weights and buffers a run's config.json may ask for beyond its architecture's own
+# (those with 2 classes: < 1 M for our models, 134 M for VGG-16): 200 MB of float32
 
 
 @dataclass
@@ -254,14 +255,16 @@ class Classifier:
         record, name = run.record, run.run_id
         shape = (len(record.class_names), record.feature_config.n_bins, record.feature_config.n_frames)
         try:
+            options = record.model_kwargs  # run_embedding's run
+            own = model_features(record.model, FeatureConfig(), **options)  # the architecture itself, 2 classes: allowed
             with torch.device("meta"):  # sized first, without allocating: a tampered width must not cost gigabytes
-                n_values = sum(t.numel() for m in [build_model(record.model, *shape, weights=False,
-                                                               **record.model_kwargs)]
-                               for t in (*m.parameters(), *m.buffers()))
-            if n_values > MAX_MODEL_VALUES:
-                raise ValueError(f"{n_values:,} weights, more than the {MAX_MODEL_VALUES:,} a run may have "
-                                 "(check class_names and feature_config)")
-            model = build_model(record.model, *shape, weights=False, **record.model_kwargs)
+                n_values, n_own = (sum(t.numel() for m in [build_model(record.model, *size, weights=False, **options)]
+                                       for t in (*m.parameters(), *m.buffers()))
+                                   for size in (shape, (2, own.n_bins, own.n_frames)))
+            if n_values > MAX_MODEL_VALUES + n_own:
+                raise ValueError(f"{n_values:,} weights, more than the {MAX_MODEL_VALUES:,} a run may have beyond "
+                                 f"its architecture's {n_own:,} (check class_names and feature_config)")
+            model = build_model(record.model, *shape, weights=False, **options)
         except (TypeError, ValueError, RuntimeError) as error:
             raise RunError(f"config.json of run '{name}' names a model that cannot be built ({record.model!r}): "
                            f"{error} ({run.path}). Delete the run or retrain.", run_id=name,

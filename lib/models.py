@@ -18,6 +18,8 @@ Models:
         loss; they predict the mean of their probabilities (an :class:`Ensemble`).
     speech_embedding: Google's pretrained speech embedding (:mod:`lib.speech_embedding`) with a linear head; it
         reads its own features (``FeatureConfig(kind="speech_embedding")``), frozen or fine-tuned.
+    alexnet, vgg11, vgg16, resnet18, resnet34, densenet121, efficientnet_lite0: ImageNet CNNs with a new linear
+        head, reading the log-mel map as a grey image (:mod:`lib.imagenet`), frozen or fine-tuned.
 
 Example:
     >>> model = build_model("bcresnet", n_classes=12, n_bins=40, n_frames=101)
@@ -622,3 +624,13 @@ def _run_embedding(n_classes: int, n_bins: int, n_frames: int, run: str = "defau
     from lib.run_embedding import RunEmbeddingClassifier
 
     return RunEmbeddingClassifier(n_classes, n_bins, n_frames, run=run, pretrained=pretrained)
+
+
+def _register_imagenet() -> None:
+    from lib.imagenet import ARCHITECTURES, build_imagenet  # torchvision is imported when one is built
+
+    for arch in ARCHITECTURES.values():
+        register(arch.name, arch.description, pretrained=True)(build_imagenet(arch.name))
+
+
+_register_imagenet()

@@ -99,16 +99,23 @@ class RunEmbeddingClassifier(BackboneClassifier):
         n_bins, n_frames: feature shape (the source run's features, :func:`run_features`).
         run: the source run's name in the runs folder.
         pretrained: load the source run's weights; False: its architecture only (a saved run's weights follow).
+
+    Attributes:
+        weights_record: ``{"source": "run <name>", "sha256": <its model.pt's>}``, or None; the engine saves it.
     """
 
     def __init__(self, n_classes: int, n_bins: int, n_frames: int, run: str = "default",
                  pretrained: bool = True) -> None:
         super().__init__()
+        from lib.download import sha256_file
         from lib.infer import Classifier, _output_layers
         from lib.models import build_model
+        from lib.runs import MODEL_FILE
 
+        self.weights_record: dict[str, str] | None = None
         if pretrained:
             self.backbone = Classifier.from_run(run_folder(run)).model.cpu()
+            self.weights_record = {"source": f"run {run}", "sha256": sha256_file(run_folder(run) / MODEL_FILE)}
         else:
             record = _source_record(run)
             self.backbone = build_model(record.model, len(record.class_names), n_bins, n_frames, weights=False,

@@ -226,6 +226,8 @@ class RunRecord:
         n_parameters: The model's trainable parameters.
         best_epoch: The epoch whose weights were kept.
         sweep: The sweep this run is a trial of, ``{"name": str, "trial": int}``, or None (:mod:`lib.sweep`).
+        weights: The pretrained weights the model started from, ``{"source": str, "sha256": str}`` (a URL, file
+            or package, and the file's SHA-256), or None (random initialisation).
     """
 
     model: str
@@ -242,6 +244,7 @@ class RunRecord:
     n_parameters: int | None = None
     best_epoch: int | None = None
     sweep: dict[str, Any] | None = None
+    weights: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         if not self.class_names:
@@ -263,7 +266,8 @@ class RunRecord:
                 "dataset": self.dataset.to_dict(), "versions": dict(self.versions), "device": self.device,
                 "created": self.created, "duration_sec": self.duration_sec, "status": self.status,
                 "n_parameters": self.n_parameters, "best_epoch": self.best_epoch,
-                "sweep": dict(self.sweep) if self.sweep else None}
+                "sweep": dict(self.sweep) if self.sweep else None,
+                "weights": dict(self.weights) if self.weights else None}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunRecord:
@@ -296,7 +300,8 @@ class RunRecord:
                    versions={str(k): str(v) for k, v in versions.items()}, device=_optional(str, d.get("device")),
                    created=_optional(str, d.get("created")), duration_sec=_optional(float, d.get("duration_sec")),
                    status=_optional(str, d.get("status")), n_parameters=_optional(int, d.get("n_parameters")),
-                   best_epoch=_optional(int, d.get("best_epoch")), sweep=_sweep_tag(d.get("sweep")))
+                   best_epoch=_optional(int, d.get("best_epoch")), sweep=_sweep_tag(d.get("sweep")),
+                   weights=_weights_tag(d.get("weights")))
 
 
 def _sweep_tag(value: Any) -> dict[str, Any] | None:
@@ -305,6 +310,13 @@ def _sweep_tag(value: Any) -> dict[str, Any] | None:
         return None
     name, trial = _optional(str, value.get("name")), _optional(int, value.get("trial"))
     return {"name": name, "trial": trial} if name is not None and trial is not None else None
+
+
+def _weights_tag(value: Any) -> dict[str, str] | None:
+    """config.json's ``weights``: ``{"source": str, "sha256": str}``, or None when absent or unreadable."""
+    if not isinstance(value, dict) or not {"source", "sha256"} <= set(value):
+        return None
+    return {"source": str(value["source"]), "sha256": str(value["sha256"])}
 
 
 # -- names -----------------------------------------------------------------------------------------

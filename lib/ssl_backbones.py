@@ -103,6 +103,14 @@ class SSLBackbone:
         return model.eval()
 
 
+    def weights_record(self) -> dict[str, str]:
+        """``{"source", "sha256"}`` of the cached weights file (what a run started from, saved with it)."""
+        from lib.download import sha256_file
+        from lib.weights import weights_path
+
+        return {"source": self.url, "sha256": self.sha256 or sha256_file(weights_path(self.url))}
+
+
 SSL_BACKBONES: dict[str, SSLBackbone] = {spec.name: spec for spec in (
     SSLBackbone("wav2vec2_base", "WAV2VEC2_BASE", "Baevski et al. 2020, wav2vec 2.0 (arXiv:2006.11477)"),
     SSLBackbone("hubert_base", "HUBERT_BASE", "Hsu et al. 2021, HuBERT (arXiv:2106.07447)"),
@@ -153,6 +161,9 @@ class SSLClassifier(BackboneClassifier):
         n_bins: feature height; must be 1 (the waveform).
         n_frames: clip length in samples (at least 400: one convolutional frame).
         pretrained: load the bundle's weights (downloaded once); False: random weights (a saved run's are loaded).
+
+    Attributes:
+        weights_record: ``{"source", "sha256"}`` of the weights file, or None (random); the engine saves it.
     """
 
     def __init__(self, backbone: str, n_classes: int, n_bins: int, n_frames: int, pretrained: bool = True) -> None:
@@ -161,6 +172,7 @@ class SSLClassifier(BackboneClassifier):
             raise ValueError(f"{backbone} reads the 16 kHz waveform itself, at least 400 samples: got features of "
                              f"{n_bins} x {n_frames}; choose the feature kind 'waveform'")
         self.backbone = build_ssl_backbone(backbone, pretrained)
+        self.weights_record = SSL_BACKBONES[backbone].weights_record() if pretrained else None
         layers = self.backbone.encoder.transformer.layers
         dim = self.backbone.encoder.feature_projection.projection.out_features
         self.pool_head = LayerWeightedHead(len(layers), dim, n_classes)

@@ -363,8 +363,9 @@ def _optimisation(model: nn.Module, config: TrainConfig, n_train: int, device: t
 def _build(config: TrainConfig, n_classes: int, feature_config: FeatureConfig,
            device: torch.device) -> tuple[nn.Module, torch.memory_format]:
     """The model, on ``device`` in the memory format ``config.memory_format`` asks for, and that format."""
+    kwargs = {"weights_file": config.weights_file} if config.weights_file else {}
     model = build_model(config.model, n_classes, feature_config.n_bins, feature_config.n_frames,
-                        **config.model_kwargs).to(device)
+                        weights=config.pretrained, **kwargs, **config.model_kwargs).to(device)
     if hasattr(model, "set_finetune"):  # a pretrained backbone: frozen, its last layers, or all of it trains
         model.set_finetune(config.finetune)
     channels_last = (config.memory_format == "channels_last"
@@ -466,9 +467,9 @@ def _done_message(outcome: _Outcome, run: _Optimisation, metrics: dict) -> str:
 
 
 def _run_record(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainConfig, split: Split,
-                device: torch.device, seconds: float, outcome: _Outcome, n_parameters: int,
+                device: torch.device, seconds: float, outcome: _Outcome, n_parameters: int, model: nn.Module,
                 sweep: dict | None = None) -> RunRecord:
-    """What the run saves in config.json."""
+    """What the run saves in config.json (with the pretrained weights ``model`` started from)."""
     return RunRecord(
         model=config.model, class_names=list(dataset.class_names), feature_config=feature_config,
         train_config=config,
@@ -477,7 +478,8 @@ def _run_record(dataset: AudioDataset, feature_config: FeatureConfig, config: Tr
                                "test": len(split.test)}),
         versions=library_versions(), device=describe_device(device),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), duration_sec=round(seconds, 2),
-        status=outcome.status, n_parameters=n_parameters, best_epoch=outcome.best["epoch"], sweep=sweep)
+        status=outcome.status, n_parameters=n_parameters, best_epoch=outcome.best["epoch"], sweep=sweep,
+        weights=getattr(model, "weights_record", None))
 
 
 def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainConfig, runs_root: Path,
@@ -562,7 +564,7 @@ def _finish(model: nn.Module, outcome: _Outcome, run: _Optimisation,
         return DoneEvent(outcome.status, message, metrics=metrics)
     run_id = run_id or new_run_id(config.model)
     record = _run_record(dataset, feature_config, config, split, device, time.perf_counter() - started, outcome,
-                         n_parameters, sweep)
+                         n_parameters, model, sweep)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     path = save_run(runs_root, run_id, state_dict=state, record=record, metrics=metrics, overwrite=overwrite)
     # The run keeps its misclassified test clips and its test embedding, to show them where the dataset is not.

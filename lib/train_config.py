@@ -6,6 +6,7 @@ Kept apart from the engine (:mod:`lib.train`) so that a saved run's record (:mod
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -53,12 +54,17 @@ class TrainConfig(ConfigDict):
             where an epoch is one or two steps: the epochs follow from it (the last one may be cut short), the
             learning-rate schedule spans exactly these steps, and a run without validation clips keeps its last
             weights (no "best epoch" chosen by training accuracy).
-        finetune: for a model with a pretrained backbone (``speech_embedding``, ``run_embedding``, ...): ``"frozen"`` (the backbone's
-            embeddings are computed once and cached, only the head trains, augmentation is not used), ``"last"``
-            (the head and the backbone's last layers) or ``"all"``. Other models train whole (``"all"``).
+        finetune: for a model with a pretrained backbone (``speech_embedding``, ``run_embedding``, the ImageNet CNNs,
+            ...): ``"frozen"`` (the backbone's embeddings are computed once and cached, only the head trains,
+            augmentation is not used), ``"last"`` (the head and the backbone's last layers) or ``"all"``. Other models
+            train whole (``"all"``).
         backbone_lr_scale: the backbone's learning rate, as a fraction of ``learning_rate`` (fine-tuning).
         backbone_run: ``run_embedding`` only: the saved run (its name in the runs folder) whose penultimate layer is
             the backbone; ``"default"`` is the shipped model.
+        pretrained: a model with pretrained weights starts from them; False: from random weights (from scratch,
+            e.g. offline when the weights cannot be downloaded). Other models ignore it.
+        weights_file: a ``.pth`` state dict to start an ImageNet CNN from instead of its standard weights (the
+            network's own layout, 1000 classes); None: the standard ones.
     """
 
     model: str = "kws_resnet"
@@ -84,6 +90,8 @@ class TrainConfig(ConfigDict):
     finetune: str = "all"
     backbone_lr_scale: float = 0.1
     backbone_run: str = "default"
+    pretrained: bool = True
+    weights_file: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, Mapping):
@@ -107,8 +115,12 @@ class TrainConfig(ConfigDict):
             raise ValueError(f"finetune must be one of {FINETUNE_MODES}, got {self.finetune!r}")
         if self.finetune != "all" and not MODELS[self.model].pretrained:
             raise ValueError(f"finetune={self.finetune!r} needs a model with a pretrained backbone "
-                             f"(speech_embedding, run_embedding, ...); {self.model!r} trains whole: use "
-                             f"finetune='all'")
+                             f"({', '.join(n for n, s in MODELS.items() if s.pretrained)}); {self.model!r} trains "
+                             f"whole: use finetune='all'")
+        if self.weights_file is not None and "weights_file" not in inspect.signature(
+                MODELS[self.model].builder).parameters:
+            raise ValueError(f"weights_file is for the ImageNet CNNs; {self.model!r} cannot start from a .pth file: "
+                             "leave it empty")
         if not (0 < self.backbone_lr_scale <= 1):
             raise ValueError(f"backbone_lr_scale must be in (0, 1], got {self.backbone_lr_scale}")
         if self.max_batches is not None and self.max_batches < 1:

@@ -48,12 +48,13 @@ def _unusual_configs() -> tuple[FeatureConfig, TrainConfig]:
                             time_mask_param=7, n_time_masks=3, freq_warp=0.1, time_stretch=0.15,
                             reverb_probability=0.25, rt60_sec_max=0.9, mixup_alpha=0.2, eq_probability=0.4,
                             eq_db=6.0, domain="waveform")
-    train = TrainConfig(model="speech_embedding", epochs=3, batch_size=32, optimizer="sgd", learning_rate=0.003,
+    train = TrainConfig(model="resnet18", epochs=3, batch_size=32, optimizer="sgd", learning_rate=0.003,
                         weight_decay=1e-4, momentum=0.8, scheduler="cosine", label_smoothing=0.0, augment=augment,
                         validation_fraction=0.2, test_fraction=0.1, test_fold=2, validation_fold=1, seed=11,
                         device="cpu", mixed_precision=False, memory_format="channels_last", max_batches=5,
                         steps=40, finetune="last",
-                        backbone_lr_scale=0.05, backbone_run="my-words")
+                        backbone_lr_scale=0.05, backbone_run="my-words", pretrained=False,
+                        weights_file="my-imagenet.pth")
     return feature, train
 
 
@@ -82,6 +83,11 @@ def test_the_makefile_default_model_command_keeps_its_meaning():
                                                       reverb_probability=0.3, domain="waveform"))
     assert (args.dataset, args.piper_clips_per_word, args.kokoro_clips_per_word) == ("builtin", 100, 250)
     assert (args.run_id, args.out, args.force) == ("default", "models", True)
+
+
+def test_backbone_is_another_name_for_model():
+    assert _configs(["--backbone", "efficientnet_lite0", "--finetune", "frozen"])[1].model == "efficientnet_lite0"
+    assert "--backbone" in parser().format_help()
 
 
 def test_older_option_names_still_work():

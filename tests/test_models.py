@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from lib.features import FeatureConfig
 from lib.models import MODELS, ModelSpec, build_model, count_parameters, model_features, model_summaries, register
 
-NAMES = sorted(name for name, spec in MODELS.items() if spec.feature_kind is None and not spec.pretrained)  # any features
+# models for any features, from scratch (the pretrained ImageNet CNNs: tests/test_imagenet.py)
+NAMES = sorted(name for name, spec in MODELS.items() if spec.feature_kind is None and not spec.pretrained)
 SHAPES = [(40, 101), (64, 51), (40, 201)]
 
 

@@ -238,3 +238,35 @@ def test_a_pretrained_backbone_offers_fine_tuning_and_counts_parameters(app_env)
     assert job.wait(120)
     if job.snapshot().done.run_path:
         shutil.rmtree(job.snapshot().done.run_path, ignore_errors=True)
+
+
+def test_an_imagenet_backbone_offline_shows_why_and_trains_from_scratch(app_env, monkeypatch):
+    """resnet18 offline: the download button's error says where to put the file and offers training from scratch;
+    unticking "Pretrained weights" reaches the job's TrainConfig."""
+    from tests.fixtures_datasets import closed_port_url
+
+    monkeypatch.setenv("AUDIOWB_WEIGHTS_MIRROR", closed_port_url("").rstrip("/"))
+    at = _page()
+    at.selectbox(key="train_model").set_value("resnet18").run()
+    assert not at.exception, at.exception
+    note = next(c.value for c in at.caption if "trainable" in c.value)
+    assert "own features" not in note and at.checkbox(key="train_pretrained").value
+    assert any("not on this machine yet" in c.value for c in at.caption)
+    at.button(key="train_weights_download").click().run()
+    assert not at.exception, at.exception
+    [error] = [e.value for e in at.error]
+    assert "resnet18-f37072fd.pth" in error and "from scratch" in error
+    at.checkbox(key="train_pretrained").uncheck().run()
+    assert not [b for b in at.button if b.key == "train_weights_download"]
+    at.number_input(key="train_steps").set_value(1).run()
+    at.button(key="train_start").click().run()
+    assert not at.exception and not at.error, at.exception or [e.value for e in at.error]
+    from lib.jobs import JOB_QUEUE
+
+    job = next(j for j in JOB_QUEUE.jobs if j.job_id == at.session_state["train_job_id"])
+    job.stop()
+    assert (job.train_config.model, job.train_config.pretrained, job.train_config.finetune) == ("resnet18", False,
+                                                                                               "frozen")
+    assert job.wait(120)
+    if job.snapshot().done.run_path:
+        shutil.rmtree(job.snapshot().done.run_path, ignore_errors=True)

@@ -16,6 +16,7 @@ from lib.infer import Classifier, penultimate
 from lib.models import build_model, model_features
 from lib.runs import load_run
 from lib.train import TrainConfig, run_training
+from tests.fixtures_datasets import sha256_of
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def test_the_backbone_is_the_runs_penultimate_layer(source, tiny_run):
     assert len(trainable) < len(list(model.backbone.parameters()))
 
 
-def test_frozen_run_saves_its_source_and_reloads_the_same_predictions(source, tiny_dataset, tmp_path):
+def test_frozen_run_saves_its_source_and_reloads_the_same_predictions(source, tiny_run, tiny_dataset, tmp_path):
     config = TrainConfig(model="run_embedding", backbone_run=source, finetune="frozen", epochs=2, batch_size=16,
                          device="cpu")
     done = run_training(tiny_dataset, FeatureConfig(n_mels=64), config, runs_root=tmp_path, run_id="on-tiny")
@@ -51,6 +52,7 @@ def test_frozen_run_saves_its_source_and_reloads_the_same_predictions(source, ti
     assert saved["train_config"]["backbone_run"] == source and saved["feature_config"]["n_mels"] == 40
     run = load_run(done.run_path)
     assert run.record.model_kwargs == {"run": source}
+    assert run.record.weights == {"source": f"run {source}", "sha256": sha256_of(Path(tiny_run) / "model.pt")}
     predictions = run.report("test").predictions
     again = evaluate(Classifier.from_run(done.run_path), tiny_dataset, [p.index for p in predictions])
     assert [p.pred for p in again.predictions] == [p.pred for p in predictions]

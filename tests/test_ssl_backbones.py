@@ -18,7 +18,7 @@ from lib.runs import load_run
 from lib.ssl_backbones import LAST_LAYERS, SSL_BACKBONES, SSLClassifier
 from lib.train import TrainConfig, run_training
 from lib.weights import MIRROR_ENV, WeightsUnavailable, weights_path
-from tests.fixtures_datasets import closed_port_url
+from tests.fixtures_datasets import closed_port_url, sha256_of
 from tests.test_download import server  # noqa: F401  (the loopback server fixture)
 
 N_LAYERS, DIM = 3, 16
@@ -123,6 +123,8 @@ def test_frozen_training_saves_and_reloads_the_same_predictions(served, tiny_dat
     assert done.status == "finished", done.message
     run = load_run(done.run_path)
     assert run.record.feature_config == WAVEFORM and run.record.train_config.finetune == "frozen"
+    assert run.record.weights == {"source": SSL_BACKBONES["wavlm_base"].url,
+                                  "sha256": sha256_of(weights_path(SSL_BACKBONES["wavlm_base"].url))}
     saved = run.report("test").predictions
     again = evaluate(Classifier.from_run(done.run_path), tiny_dataset, [p.index for p in saved])
     assert [p.pred for p in again.predictions] == [p.pred for p in saved]

@@ -19,8 +19,8 @@ DEFAULTS = TrainConfig()
 
 
 def has_backbone(model: str) -> bool:
-    """True for a model with a pretrained backbone (it reads its own features and can be fine-tuned)."""
-    return model in MODELS and MODELS[model].feature_kind is not None
+    """True for a model with a pretrained backbone (it can be frozen or fine-tuned)."""
+    return model in MODELS and MODELS[model].pretrained
 
 
 def chosen_augment() -> AugmentConfig:
@@ -55,6 +55,7 @@ def train_settings() -> TrainConfig:
         model=model, epochs=int(s.get("train_epochs", DEFAULTS.epochs)), steps=steps or None,
         finetune=s.get("train_finetune", "frozen") if has_backbone(model) else DEFAULTS.finetune,
         backbone_lr_scale=float(s.get("train_backbone_lr", DEFAULTS.backbone_lr_scale)),
+        pretrained=bool(s.get("train_pretrained", DEFAULTS.pretrained)),
         batch_size=int(s.get("train_batch", DEFAULTS.batch_size)),
         optimizer=s.get("train_optimizer", DEFAULTS.optimizer),
         learning_rate=float(learning_rate if learning_rate is not None else 0.0),
