@@ -43,7 +43,7 @@ KINDS = ("mel", "mfcc", "linear", "speech_embedding", "waveform")
 # The speech embedding's own frontend (lib.speech_embedding, Google's model): these fields are fixed for that kind.
 SPEECH_EMBEDDING_FIELDS = dict(sample_rate=16000, n_fft=512, win_length=400, hop_length=160, n_mels=32, f_min=60.0,
                                f_max=3800.0, power=2.0, top_db=80.0, normalization="none", lifter=0)
-# The waveform itself (lib.ssl_backbones: wav2vec 2.0, HuBERT, WavLM read 16 kHz samples): one row, one "frame" a sample.
+# The waveform itself (lib.ssl_backbones: wav2vec 2.0, HuBERT, WavLM read 16 kHz samples): one row, a sample a frame.
 WAVEFORM_FIELDS = dict(hop_length=1, n_mels=1, power=1.0, top_db=None, normalization="none", lifter=0)
 WAVEFORM_SAMPLE_RATE = 16000
 _INT16_DB = 20 * math.log10(32768)  # the embedding hears int16 sample values: dB of (32768 x)^2 = dB(x^2) + 90.3

@@ -256,7 +256,7 @@ class Classifier:
         shape = (len(record.class_names), record.feature_config.n_bins, record.feature_config.n_frames)
         try:
             options = record.model_kwargs  # run_embedding's run
-            own = model_features(record.model, FeatureConfig(), **options)  # the architecture itself, 2 classes: allowed
+            own = model_features(record.model, FeatureConfig(), **options)  # the architecture, 2 classes: allowed
             with torch.device("meta"):  # sized first, without allocating: a tampered width must not cost gigabytes
                 n_values, n_own = (sum(t.numel() for m in [build_model(record.model, *size, weights=False, **options)]
                                        for t in (*m.parameters(), *m.buffers()))

@@ -18,6 +18,11 @@ Models:
         loss; they predict the mean of their probabilities (an :class:`Ensemble`).
     speech_embedding: Google's pretrained speech embedding (:mod:`lib.speech_embedding`) with a linear head; it
         reads its own features (``FeatureConfig(kind="speech_embedding")``), frozen or fine-tuned.
+    wav2vec2_base, hubert_base, wavlm_base: self-supervised speech transformers (Baevski et al. 2020, Hsu et al.
+        2021, Chen et al. 2022; :mod:`lib.ssl_backbones`) on the 16 kHz waveform (``FeatureConfig(kind="waveform")``),
+        layer-weighted pooling and a linear head.
+    run_embedding: a saved run's penultimate layer (:mod:`lib.run_embedding`; ``run=`` names it, default the shipped
+        ``models/default``) with a new head, on that run's features.
     alexnet, vgg11, vgg16, resnet18, resnet34, densenet121, efficientnet_lite0: ImageNet CNNs with a new linear
         head, reading the log-mel map as a grey image (:mod:`lib.imagenet`), frozen or fine-tuned.
 
