@@ -16,7 +16,7 @@ from lib.features import FeatureConfig
 from lib.jobs import JOB_QUEUE, TrainingJob
 from lib.models import MODELS, build_model, count_parameters, model_features, model_summaries
 from lib.plots import fig_curves, fig_steps
-from lib.runs import check_run_target, is_valid_run_id
+from lib.runs import check_run_target, is_valid_run_id, list_runs
 from lib.settings import settings as operator_settings
 from lib.train import OPTIMIZERS, SCHEDULERS
 from lib.train_config import FINETUNE_MODES
@@ -41,11 +41,13 @@ def summaries(n_classes: int, n_bins: int, n_frames: int) -> dict[str, dict]:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def parameter_counts(model: str, n_classes: int, finetune: str) -> tuple[int, int]:
-    """``(trainable, all)`` parameters of a pretrained-backbone model in fine-tuning mode ``finetune``."""
-    own = model_features(model, FeatureConfig())  # the features it reads; the counts need no weights
+def parameter_counts(model: str, n_classes: int, finetune: str, run: str = "default") -> tuple[int, int]:
+    """``(trainable, all)`` parameters of a pretrained-backbone model in fine-tuning mode ``finetune`` (``run``:
+    run_embedding's)."""
+    options = DEFAULTS.replace(model=model, backbone_run=run).model_kwargs
+    own = model_features(model, FeatureConfig(), **options)  # the features it reads; the counts need no weights
     with torch.device("meta"):  # shapes only: nothing allocated or initialised
-        network = build_model(model, n_classes, own.n_bins, own.n_frames, weights=False)
+        network = build_model(model, n_classes, own.n_bins, own.n_frames, weights=False, **options)
     network.set_finetune(finetune)
     return count_parameters(network), count_parameters(network, trainable_only=False)
 
@@ -139,7 +141,8 @@ def draw_settings(dataset) -> None:
         st.subheader("Model")
         names = list(MODELS)
         model = st.selectbox("Model", names, index=names.index(DEFAULTS.model), key="train_model", **persist)
-        st.caption(f"{info[model]['parameters']:,} parameters. {info[model]['description']}")
+        count = info[model]["parameters"]  # None: run_embedding without the default run
+        st.caption((f"{count:,} parameters. " if count is not None else "") + info[model]["description"])
         if has_backbone(model):
             finetune_settings(model, dataset.n_classes)
         st.number_input("Epochs", 1, 500, DEFAULTS.epochs, key="train_epochs", **persist)  # passes over the data
@@ -222,9 +225,12 @@ def finetune_settings(model: str, n_classes: int) -> None:
         st.select_slider("Backbone learning rate (× learning rate)", BACKBONE_LR_SCALES,
                          DEFAULTS.backbone_lr_scale, key="train_backbone_lr", format_func=lambda v: f"{v:g}",
                          **persist, help="The pretrained backbone learns more slowly than the new head.")
-    trainable, total = parameter_counts(model, n_classes, finetune)
-    own = (" This model reads its own features (its pretrained mel frontend): the Transform lab's feature settings "
-           "are not used, only its clip length." if MODELS[model].feature_kind else "")
+    run = backbone_run() if model == "run_embedding" else DEFAULTS.backbone_run
+    if run is None:
+        return
+    trainable, total = parameter_counts(model, n_classes, finetune, run)
+    own = (" This model reads its own features (its pretrained frontend's): the Transform lab's feature settings "
+           "are not used, only its clip length." if MODELS[model].feature_kind or MODELS[model].own_features else "")
     st.caption(f"**{trainable:,} trainable**, {total - trainable:,} frozen parameters." + own
                + (" Frozen: the augmentation below is not used (each clip's embedding is computed once)."
                   if finetune == "frozen" else ""))
@@ -232,6 +238,19 @@ def finetune_settings(model: str, n_classes: int) -> None:
                    help="Start from the pretrained weights; unticked, the model trains from scratch (random "
                         "weights), e.g. offline when they cannot be downloaded.") and model in ARCHITECTURES:
         imagenet_weights(model)
+
+
+def backbone_run() -> str | None:
+    """run_embedding's source: a saved run picked from the runs folder (None, with a warning, when there is none)."""
+    runs = [info.run_id for info in list_runs(operator_settings().runs_dir) if info.error is None]
+    if not runs:
+        st.warning("There is no saved run to use as a backbone yet: train one first (or choose another model).",
+                   icon=":material/warning:")
+        return None
+    index = runs.index(DEFAULTS.backbone_run) if DEFAULTS.backbone_run in runs else 0
+    return st.selectbox("Backbone run", runs, index=index, key="train_backbone_run", **persist,
+                        help="The saved run whose penultimate layer is the backbone; a new head learns your classes "
+                             "on it. “default” is the shipped model (the ten built-in words).")
 
 
 def imagenet_weights(model: str) -> None:

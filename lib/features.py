@@ -39,10 +39,13 @@ __all__ = [
     "frequency_axis", "frequency_axis_label", "time_axis", "frame_grid",
 ]
 
-KINDS = ("mel", "mfcc", "linear", "speech_embedding")
+KINDS = ("mel", "mfcc", "linear", "speech_embedding", "waveform")
 # The speech embedding's own frontend (lib.speech_embedding, Google's model): these fields are fixed for that kind.
 SPEECH_EMBEDDING_FIELDS = dict(sample_rate=16000, n_fft=512, win_length=400, hop_length=160, n_mels=32, f_min=60.0,
                                f_max=3800.0, power=2.0, top_db=80.0, normalization="none", lifter=0)
+# The waveform itself (lib.ssl_backbones: wav2vec 2.0, HuBERT, WavLM read 16 kHz samples): one row, a sample a frame.
+WAVEFORM_FIELDS = dict(hop_length=1, n_mels=1, power=1.0, top_db=None, normalization="none", lifter=0)
+WAVEFORM_SAMPLE_RATE = 16000
 _INT16_DB = 20 * math.log10(32768)  # the embedding hears int16 sample values: dB of (32768 x)^2 = dB(x^2) + 90.3
 SPEECH_EMBEDDING_PAD_SECONDS = 0.3  # silence added each side, so a word at the clip's edge is inside a whole window
 NORMALIZATIONS = ("none", "per_clip", "per_bin")
@@ -73,7 +76,10 @@ class FeatureConfig(ConfigDict):
         kind: ``"mel"`` (log-mel), ``"mfcc"`` (DCT of the log-mel), ``"linear"`` (log-power STFT) or
             ``"speech_embedding"``: the frames Google's speech embedding was trained on (32 Slaney mel bands of
             60-3800 Hz from a 512-point STFT without centring, dB with an 80 dB floor, then ``x / 10 + 2``), on the
-            clip with 0.3 s of silence each side; it sets the other fields to :data:`SPEECH_EMBEDDING_FIELDS`.
+            clip with 0.3 s of silence each side; it sets the other fields to :data:`SPEECH_EMBEDDING_FIELDS`; or
+            ``"waveform"``: the mono clip itself as ``(1, 1, n_samples)`` (the self-supervised speech backbones of
+            :mod:`lib.ssl_backbones`), 16 kHz only; it sets the other fields to :data:`WAVEFORM_FIELDS` (power 1: the
+            engine augments the waveform, never a spectrogram).
         n_fft: FFT size; ``n_fft // 2 + 1`` linear frequency bins.
         win_length: Hann window length in samples; ``None`` means ``n_fft``.
         hop_length: Samples between frames.
@@ -112,6 +118,13 @@ class FeatureConfig(ConfigDict):
         if self.kind == "speech_embedding":
             for name, value in SPEECH_EMBEDDING_FIELDS.items():
                 object.__setattr__(self, name, value)
+        if self.kind == "waveform":
+            for name, value in WAVEFORM_FIELDS.items():
+                object.__setattr__(self, name, value)
+            if self.sample_rate != WAVEFORM_SAMPLE_RATE:
+                raise ValueError(f"FeatureConfig.sample_rate must be {WAVEFORM_SAMPLE_RATE} for kind 'waveform' (the "
+                                 f"speech backbones were trained on 16 kHz audio; clips are resampled to it), got "
+                                 f"{self.sample_rate!r}")
 
         def fail(name: str, requirement: str) -> None:
             raise ValueError(f"FeatureConfig.{name} must be {requirement}, got {getattr(self, name)!r}")
@@ -214,14 +227,14 @@ class FeatureConfig(ConfigDict):
 
     @property
     def n_bins(self) -> int:
-        """Feature rows: ``n_mels`` (mel), ``n_mfcc`` (mfcc) or ``n_fft // 2 + 1`` (linear)."""
+        """Feature rows: ``n_mels`` (mel), ``n_mfcc`` (mfcc), ``n_fft // 2 + 1`` (linear) or 1 (waveform)."""
         return {"mel": self.n_mels, "mfcc": self.n_mfcc, "linear": self.n_fft // 2 + 1,
-                "speech_embedding": self.n_mels}[self.kind]
+                "speech_embedding": self.n_mels, "waveform": 1}[self.kind]
 
     @property
     def center(self) -> bool:
         """Whether frames are centred on their hop (reflect padding); the speech embedding's frontend is not."""
-        return self.kind != "speech_embedding"
+        return self.kind not in ("speech_embedding", "waveform")
 
     @property
     def pad_samples(self) -> int:
@@ -230,7 +243,10 @@ class FeatureConfig(ConfigDict):
 
     def frames_for(self, n_samples: int) -> int:
         """STFT frames for ``n_samples`` samples: ``n_samples // hop_length + 1`` for an even ``n_fft`` with
-        ``center=True``; ``(n_samples + 2 * pad_samples - n_fft) // hop_length + 1`` without."""
+        ``center=True``; ``(n_samples + 2 * pad_samples - n_fft) // hop_length + 1`` without; ``n_samples`` for the
+        waveform."""
+        if self.kind == "waveform":
+            return n_samples
         padded = n_samples + 2 * self.pad_samples + (2 * (self.n_fft // 2) if self.center else 0)
         return (padded - self.n_fft) // self.hop_length + 1
 
@@ -265,7 +281,9 @@ class FeatureExtractor(nn.Module):
         mel = dict(stft, sample_rate=c.sample_rate, n_mels=c.n_mels, f_min=float(c.f_min), f_max=c.effective_f_max,
                    norm="slaney" if slaney else None, mel_scale="slaney" if slaney else "htk")
         self.to_db = torchaudio.transforms.AmplitudeToDB("power" if c.power == 2 else "magnitude", c.top_db)
-        if c.kind in ("mel", "speech_embedding"):
+        if c.kind == "waveform":
+            self.transform = nn.Identity()
+        elif c.kind in ("mel", "speech_embedding"):
             self.transform = torchaudio.transforms.MelSpectrogram(**mel)
         elif c.kind == "linear":
             self.transform = torchaudio.transforms.Spectrogram(**stft)
@@ -321,6 +339,8 @@ class FeatureExtractor(nn.Module):
         x = waveform.float().mean(dim=1, keepdim=True)   # (batch, 1, time)
         if self.config.pad_samples:
             x = nn.functional.pad(x, (self.config.pad_samples, self.config.pad_samples))  # (batch, 1, time + 2 pad)
+        if self.config.kind == "waveform":
+            return x[:, :, None, :]                      # (batch, 1, 1, time)
         if self.config.kind == "mfcc":
             return self.transform.MelSpectrogram(x)      # (batch, 1, n_mels, frames)
         return self.transform(x)                         # (batch, 1, bins, frames)
@@ -330,6 +350,8 @@ class FeatureExtractor(nn.Module):
 
         ``power (batch, 1, power_bins, frames)`` from :meth:`power` -> ``(batch, 1, n_bins, frames)``.
         """
+        if self.config.kind == "waveform":
+            return power
         x = self.to_db(power)
         if self.config.kind == "mfcc":                   # torchaudio's MFCC.forward after its mel stage
             x = torch.matmul(x.transpose(-1, -2), self.transform.dct_mat).transpose(-1, -2)
@@ -368,14 +390,16 @@ def frequency_axis(config: FeatureConfig) -> np.ndarray:
 
     Returns:
         np.ndarray: ``(n_bins,)``: bin frequencies in Hz (linear, 0 to sample_rate/2), mel filter centres
-        in Hz (mel: the HTK mel scale between f_min and f_max; speech_embedding: Slaney's) or coefficient indices
-        0..n_mfcc-1 (mfcc).
+        in Hz (mel: the HTK mel scale between f_min and f_max; speech_embedding: Slaney's), coefficient indices
+        0..n_mfcc-1 (mfcc) or ``[0]`` (waveform).
     """
     if config.kind == "speech_embedding":
         mels = torchaudio.functional.melscale_fbanks(config.n_fft // 2 + 1, config.f_min, config.effective_f_max,
                                                      config.n_mels, config.sample_rate, "slaney", "slaney")
         hz = torch.linspace(0, config.sample_rate / 2, config.n_fft // 2 + 1, dtype=torch.float64)
         return hz[mels.argmax(dim=0)].numpy()  # the bin where each filter peaks
+    if config.kind == "waveform":
+        return np.zeros(1)
     if config.kind == "linear":
         return torch.linspace(0, config.sample_rate / 2, config.n_bins, dtype=torch.float64).numpy()
     if config.kind == "mfcc":
@@ -388,7 +412,7 @@ def frequency_axis(config: FeatureConfig) -> np.ndarray:
 def frequency_axis_label(config: FeatureConfig) -> str:
     """The y-axis title matching :func:`frequency_axis`."""
     return {"linear": "Frequency (Hz)", "mel": "Mel bin centre (Hz)", "mfcc": "MFCC coefficient",
-            "speech_embedding": "Mel bin centre (Hz)"}[config.kind]
+            "speech_embedding": "Mel bin centre (Hz)", "waveform": "Waveform"}[config.kind]
 
 
 def time_axis(config: FeatureConfig, n_frames: int) -> np.ndarray:

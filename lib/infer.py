@@ -255,15 +255,16 @@ class Classifier:
         record, name = run.record, run.run_id
         shape = (len(record.class_names), record.feature_config.n_bins, record.feature_config.n_frames)
         try:
-            own = model_features(record.model, FeatureConfig())  # the architecture itself, 2 classes: allowed
+            options = record.model_kwargs  # run_embedding's run
+            own = model_features(record.model, FeatureConfig(), **options)  # the architecture, 2 classes: allowed
             with torch.device("meta"):  # sized first, without allocating: a tampered width must not cost gigabytes
-                n_values, n_own = (sum(t.numel() for m in [build_model(record.model, *size, weights=False)]
+                n_values, n_own = (sum(t.numel() for m in [build_model(record.model, *size, weights=False, **options)]
                                        for t in (*m.parameters(), *m.buffers()))
                                    for size in (shape, (2, own.n_bins, own.n_frames)))
             if n_values > MAX_MODEL_VALUES + n_own:
                 raise ValueError(f"{n_values:,} weights, more than the {MAX_MODEL_VALUES:,} a run may have beyond "
                                  f"its architecture's {n_own:,} (check class_names and feature_config)")
-            model = build_model(record.model, *shape, weights=False)
+            model = build_model(record.model, *shape, weights=False, **options)
         except (TypeError, ValueError, RuntimeError) as error:
             raise RunError(f"config.json of run '{name}' names a model that cannot be built ({record.model!r}): "
                            f"{error} ({run.path}). Delete the run or retrain.", run_id=name,

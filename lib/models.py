@@ -18,6 +18,11 @@ Models:
         loss; they predict the mean of their probabilities (an :class:`Ensemble`).
     speech_embedding: Google's pretrained speech embedding (:mod:`lib.speech_embedding`) with a linear head; it
         reads its own features (``FeatureConfig(kind="speech_embedding")``), frozen or fine-tuned.
+    wav2vec2_base, hubert_base, wavlm_base: self-supervised speech transformers (Baevski et al. 2020, Hsu et al.
+        2021, Chen et al. 2022; :mod:`lib.ssl_backbones`) on the 16 kHz waveform (``FeatureConfig(kind="waveform")``),
+        layer-weighted pooling and a linear head.
+    run_embedding: a saved run's penultimate layer (:mod:`lib.run_embedding`; ``run=`` names it, default the shipped
+        ``models/default``) with a new head, on that run's features.
     alexnet, vgg11, vgg16, resnet18, resnet34, densenet121, efficientnet_lite0: ImageNet CNNs with a new linear
         head, reading the log-mel map as a grey image (:mod:`lib.imagenet`), frozen or fine-tuned.
 
@@ -74,6 +79,8 @@ class ModelSpec:
         feature_kind: the :attr:`lib.features.FeatureConfig.kind` the model reads (a pretrained backbone reads the
             features it was trained on; :func:`model_features` sets it); None: any features.
         pretrained: its builder loads pretrained weights unless given ``pretrained=False``.
+        own_features: for a model whose features depend on its options (``run_embedding``: the source run's),
+            ``own_features(feature_config, **model_kwargs) -> FeatureConfig``; :func:`model_features` calls it.
     """
 
     name: str
@@ -82,13 +89,14 @@ class ModelSpec:
     channels_last: bool = False
     feature_kind: str | None = None
     pretrained: bool = False
+    own_features: Callable[..., FeatureConfig] | None = None
 
 
 MODELS: dict[str, ModelSpec] = {}
 
 
 def register(name: str, description: str, channels_last: bool = False, feature_kind: str | None = None,
-             pretrained: bool = False) -> Callable:
+             pretrained: bool = False, own_features: Callable[..., FeatureConfig] | None = None) -> Callable:
     """Class (or function) decorator that adds a model builder to ``MODELS``.
 
     Args:
@@ -97,6 +105,7 @@ def register(name: str, description: str, channels_last: bool = False, feature_k
         channels_last: see :attr:`ModelSpec.channels_last`.
         feature_kind: see :attr:`ModelSpec.feature_kind`.
         pretrained: see :attr:`ModelSpec.pretrained`.
+        own_features: see :attr:`ModelSpec.own_features`.
 
     Returns:
         A decorator that registers its argument and returns it unchanged.
@@ -106,7 +115,7 @@ def register(name: str, description: str, channels_last: bool = False, feature_k
         if name in MODELS:
             raise ValueError(f"model {name!r} is already registered")
         MODELS[name] = ModelSpec(name=name, description=description, builder=builder, channels_last=channels_last,
-                                 feature_kind=feature_kind, pretrained=pretrained)
+                                 feature_kind=feature_kind, pretrained=pretrained, own_features=own_features)
         return builder
 
     return decorator
@@ -122,7 +131,8 @@ def build_model(name: str, n_classes: int, n_bins: int, n_frames: int, weights: 
         n_frames: Feature width (frames) the model is built for; other lengths are accepted too.
         weights: False when a saved ``state_dict`` will be loaded into it: a pretrained model then skips reading
             its pretrained weights.
-        **kwargs: Model-specific options (e.g. ``tau`` for ``bcresnet``).
+        **kwargs: Model-specific options (e.g. ``tau`` for ``bcresnet``; the engine passes
+            :attr:`lib.train_config.TrainConfig.model_kwargs`).
 
     Returns:
         The model, in training mode.
@@ -137,9 +147,12 @@ def build_model(name: str, n_classes: int, n_bins: int, n_frames: int, weights: 
     return MODELS[name].builder(n_classes=n_classes, n_bins=n_bins, n_frames=n_frames, **kwargs)
 
 
-def model_features(name: str, feature_config: FeatureConfig) -> FeatureConfig:
+def model_features(name: str, feature_config: FeatureConfig, **model_kwargs) -> FeatureConfig:
     """The features model ``name`` trains on: ``feature_config``, or, for a model that reads its own kind of
-    features (a pretrained backbone), that kind with ``feature_config``'s clip length."""
+    features (a pretrained backbone), that kind with ``feature_config``'s clip length (``run_embedding``: its run's
+    features, given ``model_kwargs``)."""
+    if name in MODELS and MODELS[name].own_features is not None:
+        return MODELS[name].own_features(feature_config, **model_kwargs)
     kind = MODELS[name].feature_kind if name in MODELS else None
     if kind is None or kind == feature_config.kind:
         return feature_config
@@ -161,23 +174,21 @@ def model_summaries(n_classes: int = 10, n_bins: int = 40, n_frames: int = 101) 
         n_frames: Feature width to build with.
 
     Returns:
-        One ``{"name", "description", "parameters"}`` dict per model, in registration order.
+        One ``{"name", "description", "parameters"}`` dict per model, in registration order (``parameters`` None
+        for ``run_embedding`` when its default run is missing).
     """
-    def shape(spec: ModelSpec) -> tuple[int, int]:
-        if spec.feature_kind is None:
-            return n_bins, n_frames
-        own = FeatureConfig(kind=spec.feature_kind)
-        return own.n_bins, own.n_frames
+    def parameters(spec: ModelSpec) -> int | None:
+        try:
+            own = (FeatureConfig(kind=spec.feature_kind) if spec.feature_kind is not None
+                   else model_features(spec.name, FeatureConfig()) if spec.own_features is not None else None)
+            shape = (own.n_bins, own.n_frames) if own is not None else (n_bins, n_frames)
+            with torch.device("meta"):  # counted without allocating (the speech backbones have 95 M weights)
+                return count_parameters(build_model(spec.name, n_classes, *shape, weights=False))
+        except ValueError:  # run_embedding without its run
+            return None
 
-    with torch.device("meta"):  # shapes only: nothing allocated or initialised (VGG-16 alone takes 2 s otherwise)
-        return [
-            {
-                "name": spec.name,
-                "description": spec.description,
-                "parameters": count_parameters(build_model(spec.name, n_classes, *shape(spec), weights=False)),
-            }
-            for spec in MODELS.values()
-        ]
+    return [{"name": spec.name, "description": spec.description, "parameters": parameters(spec)}
+            for spec in MODELS.values()]
 
 
 # -----------------------------------------------------------------------------
@@ -585,6 +596,39 @@ def _speech_embedding(n_classes: int, n_bins: int, n_frames: int, pretrained: bo
     from lib.speech_embedding import SpeechEmbeddingClassifier  # reads the weights from the openwakeword package
 
     return SpeechEmbeddingClassifier(n_classes, n_bins, n_frames, pretrained=pretrained)
+
+
+def _register_ssl(name: str, description: str) -> None:
+    @register(name, description, feature_kind="waveform", pretrained=True)
+    def build(n_classes: int, n_bins: int, n_frames: int, pretrained: bool = True) -> nn.Module:
+        from lib.ssl_backbones import SSLClassifier  # downloads the weights once (lib.weights)
+
+        return SSLClassifier(name, n_classes, n_bins, n_frames, pretrained=pretrained)
+
+
+for _name, _description in (
+        ("wav2vec2_base", "wav2vec 2.0 base (Baevski et al. 2020), self-supervised on LibriSpeech; reads the 16 kHz "
+                          "waveform; layer-weighted pooling and a linear head; 95 M parameters, weights downloaded"),
+        ("hubert_base", "HuBERT base (Hsu et al. 2021), self-supervised on LibriSpeech; reads the 16 kHz waveform; "
+                        "layer-weighted pooling and a linear head; 95 M parameters, weights downloaded"),
+        ("wavlm_base", "WavLM base (Chen et al. 2022), self-supervised on LibriSpeech; reads the 16 kHz waveform; "
+                       "layer-weighted pooling and a linear head; 95 M parameters, weights downloaded")):
+    _register_ssl(_name, _description)
+
+
+def _run_features(feature_config: FeatureConfig, run: str = "default") -> FeatureConfig:
+    from lib.run_embedding import run_features
+
+    return run_features(run, feature_config)
+
+
+@register("run_embedding", "A saved run's penultimate layer as a backbone (default: the shipped model), a new linear "
+                           "head; reads that run's features", pretrained=True, own_features=_run_features)
+def _run_embedding(n_classes: int, n_bins: int, n_frames: int, run: str = "default",
+                   pretrained: bool = True) -> nn.Module:
+    from lib.run_embedding import RunEmbeddingClassifier
+
+    return RunEmbeddingClassifier(n_classes, n_bins, n_frames, run=run, pretrained=pretrained)
 
 
 def _register_imagenet() -> None:

@@ -46,7 +46,7 @@ from lib.run_extras import EMBEDDING_FILE as _EMBEDDING_FILE, MISTAKES_DIR as _M
 
 __all__ = [
     "DEFAULT_ROOT", "CONFIG_FILE", "MODEL_FILE", "METRICS_FILE", "DETECTOR_FILE", "REQUIRED_CONFIG_KEYS",
-    "RunError", "RunRecord", "DatasetRecord", "RunInfo", "LoadedRun",
+    "RunError", "RunRecord", "DatasetRecord", "RunInfo", "LoadedRun", "read_record",
     "new_run_id", "is_valid_run_id", "check_run_target", "save_run", "list_runs", "load_run", "latest_run",
     "rename_run", "delete_run", "run_zip_bytes", "write_json_atomic",
 ]
@@ -152,6 +152,15 @@ def _read_config(path: Path) -> RunRecord:
         raise _run_error(path, CONFIG_FILE, str(error)) from error
 
 
+def read_record(path: str | Path) -> RunRecord:
+    """A run folder's config.json as a :class:`RunRecord` (its weights are not read).
+
+    Raises:
+        RunError: the folder or its config.json is missing or unusable.
+    """
+    return _read_config(Path(path))
+
+
 # -- the record ------------------------------------------------------------------------------------
 def _optional(kind: type, value: Any) -> Any:
     """``kind(value)``, or None when the value is missing or not of that kind."""
@@ -197,8 +206,9 @@ class DatasetRecord:
 class RunRecord:
     """What a run saves in config.json: enough to rebuild its model and to say how it was made.
 
-    The model is ``build_model(model, len(class_names), feature_config.n_bins, feature_config.n_frames)``: no
-    other argument, since the engine never passes one (runs saved before kept an always empty ``model_kwargs``).
+    The model is ``build_model(model, len(class_names), feature_config.n_bins, feature_config.n_frames,
+    **model_kwargs)``, the options coming from ``train_config`` (``run_embedding``'s run; runs saved before kept an
+    always empty ``model_kwargs`` of their own).
 
     Attributes:
         model: The model's name in :data:`lib.models.MODELS` (saved once; ``train_config.model`` is the same).
@@ -241,6 +251,11 @@ class RunRecord:
             raise ValueError("a run needs at least one class name")
         if self.train_config is not None and self.train_config.model != self.model:
             raise ValueError(f"model {self.model!r} differs from train_config's {self.train_config.model!r}")
+
+    @property
+    def model_kwargs(self) -> dict[str, Any]:
+        """The builder's options besides the shape (:attr:`TrainConfig.model_kwargs`; none without a train config)."""
+        return self.train_config.model_kwargs if self.train_config is not None else {}
 
     def to_dict(self) -> dict[str, Any]:
         """config.json's object: the model once (not again inside ``train_config``)."""

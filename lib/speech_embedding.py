@@ -9,7 +9,8 @@ backbone: a head trained on its embeddings learns new words from a handful of cl
       │                   10 ms without centring, 32 Slaney mel bands (60-3800 Hz), dB with an 80 dB floor, x/10 + 2
       ▼
     features (B, 1, 32, frames), frames = (time + 9600 - 512) // 160 + 1: 157 for one second
-      │  SpeechEmbedding  windows of 76 frames every 8 frames; 20 convolutions (3x3 stem, then 1x3 / 3x1 pairs)
+      │  SpeechEmbedding  windows of 76 frames every 8 frames (one pass over the clip); 20 convolutions (3x3 stem,
+      │                   then 1x3 / 3x1 pairs)
       ▼
     embeddings (B, windows, 96), windows = (frames - 76) // 8 + 1: 11 for one second
       │  SpeechEmbeddingClassifier: mean and max over windows, layer norm, linear head
@@ -40,6 +41,8 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from lib.backbone import BackboneClassifier
 
 __all__ = ["EMBEDDING_DIM", "WINDOW_FRAMES", "WINDOW_STEP", "SpeechEmbedding", "SpeechEmbeddingClassifier",
            "model_files", "load_speech_embedding", "weights_sha256"]
@@ -148,13 +151,13 @@ def weights_sha256(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
-class SpeechEmbeddingClassifier(nn.Module):
+class SpeechEmbeddingClassifier(BackboneClassifier):
     """A head on the speech embedding: features (B, 1, 32, frames) → logits (B, n_classes).
 
     The features are the embedding's own mel frames (``FeatureConfig(kind="speech_embedding")``). Every 76-frame
     window (every 8 frames) is embedded; the clip's vector is the mean and the maximum of its windows' embeddings
     (192 values: the max finds the word wherever it sits in the clip), normalised (layer norm, no learned scale) and
-    fed to one linear layer.
+    fed to one linear layer. Frozen, last layers or all: :class:`lib.backbone.BackboneClassifier`.
 
     Args:
         n_classes: number of output logits.
@@ -172,54 +175,23 @@ class SpeechEmbeddingClassifier(nn.Module):
         self.backbone = load_speech_embedding() if pretrained else SpeechEmbedding()
         self.norm = nn.LayerNorm(2 * EMBEDDING_DIM, elementwise_affine=False)
         self.head = nn.Linear(2 * EMBEDDING_DIM, n_classes)
-        self.finetune = "all"
-
-    FINETUNE_MODES = ("all", "last", "frozen")
-
-    def set_finetune(self, mode: str) -> None:
-        """What trains: ``"all"`` (everything), ``"last"`` (the head and the backbone's last four convolutions, after
-        its last-but-one pooling) or ``"frozen"`` (the head only). Frozen layers stay in eval mode."""
-        if mode not in self.FINETUNE_MODES:
-            raise ValueError(f"finetune must be one of {self.FINETUNE_MODES}, got {mode!r}")
-        self.finetune = mode
-        trainable = {"all": set(self.backbone.parameters()), "frozen": set(),
-                     "last": {p for layer in self.last_layers() for p in layer.parameters()}}[mode]
-        for parameter in self.backbone.parameters():
-            parameter.requires_grad_(parameter in trainable)
-        self.train(self.training)
 
     def last_layers(self) -> list[nn.Module]:
-        """The backbone's layers ``"last"`` fine-tunes: its last four convolutions and its output convolution."""
+        """The backbone's layers ``"last"`` fine-tunes: its last four convolutions (after its last-but-one pooling)
+        and its output convolution."""
         convs = [m for m in self.backbone.blocks if isinstance(m, nn.Conv2d)]
         return convs[-4:] + [self.backbone.head]
 
-    def backbone_parameters(self) -> list[nn.Parameter]:
-        """The backbone's parameters that train (the engine gives them a lower learning rate)."""
-        return [p for p in self.backbone.parameters() if p.requires_grad]
-
-    def train(self, mode: bool = True) -> "SpeechEmbeddingClassifier":
-        super().train(mode)
-        if mode and self.finetune != "all":  # frozen layers keep their batch-norm statistics
-            self.backbone.stem_norm.eval()
-            if self.finetune == "frozen":
-                self.backbone.eval()
-        return self
-
-    def head_module(self) -> nn.Module:
-        """The part after :meth:`embed`, as one module sharing this model's layers (a frozen backbone's head)."""
-        return nn.Sequential(self.norm, self.head)
-
-    def classify(self, embedding: torch.Tensor) -> torch.Tensor:
-        """Pooled embeddings (B, 192) from :meth:`embed` → logits (B, n_classes)."""
-        return self.head(self.norm(embedding))
-
     def embed(self, features: torch.Tensor) -> torch.Tensor:
-        """Features (B, 1, 32, frames) → pooled embeddings (B, 192)."""
-        windows = features[:, 0].unfold(2, WINDOW_FRAMES, WINDOW_STEP)  # (B, 32, windows, 76)
-        batch, _, n, _ = windows.shape
-        windows = windows.permute(0, 2, 3, 1).reshape(batch * n, WINDOW_FRAMES, N_MELS)  # (B * windows, 76, 32)
-        embeddings = self.backbone(windows).reshape(batch, n, EMBEDDING_DIM)  # (B, windows, 96)
-        return torch.cat([embeddings.mean(1), embeddings.amax(1)], dim=1)  # (B, 192)
+        """Features (B, 1, 32, frames) → pooled embeddings (B, 192).
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.embed(features))  # (B, n_classes)
+        The network is run once over the whole clip rather than once per 76-frame window: along time it is
+        convolutional (three poolings by 2, then an output convolution whose receptive field is 76 frames), so its
+        outputs are the embeddings of the windows every 8 frames; those past the last whole window are dropped. The
+        same numbers as window by window (within 7.6e-6), about 10x faster (64 one-second clips, 2 CPU threads: 0.45 s
+        against 4.4 s).
+        """
+        windows = (features.shape[-1] - WINDOW_FRAMES) // WINDOW_STEP + 1
+        out = self.backbone(features[:, 0].transpose(1, 2))  # (B, 96 * steps), steps >= windows
+        embeddings = out.reshape(len(features), EMBEDDING_DIM, -1)[:, :, :windows].transpose(1, 2)  # (B, windows, 96)
+        return torch.cat([embeddings.mean(1), embeddings.amax(1)], dim=1)  # (B, 192)

@@ -365,7 +365,7 @@ def _build(config: TrainConfig, n_classes: int, feature_config: FeatureConfig,
     """The model, on ``device`` in the memory format ``config.memory_format`` asks for, and that format."""
     kwargs = {"weights_file": config.weights_file} if config.weights_file else {}
     model = build_model(config.model, n_classes, feature_config.n_bins, feature_config.n_frames,
-                        weights=config.pretrained, **kwargs).to(device)
+                        weights=config.pretrained, **kwargs, **config.model_kwargs).to(device)
     if hasattr(model, "set_finetune"):  # a pretrained backbone: frozen, its last layers, or all of it trains
         model.set_finetune(config.finetune)
     channels_last = (config.memory_format == "channels_last"
@@ -487,7 +487,7 @@ def _train(dataset: AudioDataset, feature_config: FeatureConfig, config: TrainCo
            sweep: dict | None = None) -> Iterator[Event]:
     """:func:`iter_training`'s work: the split and its features, the model, the epochs, then :func:`_finish`."""
     started = time.perf_counter()
-    feature_config = model_features(config.model, feature_config)  # a pretrained backbone reads its own features
+    feature_config = model_features(config.model, feature_config, **config.model_kwargs)  # a backbone's own
     if dataset.n_classes < 2 or len(np.unique(dataset.labels)) < 2:
         raise ValueError(f"{dataset.name!r} has only one class: a classifier needs at least two classes")
     device = resolve_device(config.device)

@@ -54,10 +54,13 @@ class TrainConfig(ConfigDict):
             where an epoch is one or two steps: the epochs follow from it (the last one may be cut short), the
             learning-rate schedule spans exactly these steps, and a run without validation clips keeps its last
             weights (no "best epoch" chosen by training accuracy).
-        finetune: for a model with a pretrained backbone (``speech_embedding``, the ImageNet CNNs): ``"frozen"``
-            (the backbone's embeddings are computed once and cached, only the head trains, augmentation is not used),
-            ``"last"`` (the head and the backbone's last layers) or ``"all"``. Other models train whole (``"all"``).
+        finetune: for a model with a pretrained backbone (``speech_embedding``, ``run_embedding``, the ImageNet CNNs,
+            ...): ``"frozen"`` (the backbone's embeddings are computed once and cached, only the head trains,
+            augmentation is not used), ``"last"`` (the head and the backbone's last layers) or ``"all"``. Other models
+            train whole (``"all"``).
         backbone_lr_scale: the backbone's learning rate, as a fraction of ``learning_rate`` (fine-tuning).
+        backbone_run: ``run_embedding`` only: the saved run (its name in the runs folder) whose penultimate layer is
+            the backbone; ``"default"`` is the shipped model.
         pretrained: a model with pretrained weights starts from them; False: from random weights (from scratch,
             e.g. offline when the weights cannot be downloaded). Other models ignore it.
         weights_file: a ``.pth`` state dict to start an ImageNet CNN from instead of its standard weights (the
@@ -86,6 +89,7 @@ class TrainConfig(ConfigDict):
     steps: int | None = None
     finetune: str = "all"
     backbone_lr_scale: float = 0.1
+    backbone_run: str = "default"
     pretrained: bool = True
     weights_file: str | None = None
 
@@ -123,3 +127,11 @@ class TrainConfig(ConfigDict):
             raise ValueError(f"max_batches must be at least 1 or None, got {self.max_batches}")
         if self.steps is not None and (isinstance(self.steps, bool) or self.steps < 1):
             raise ValueError(f"steps must be at least 1 or None, got {self.steps}")
+        if not isinstance(self.backbone_run, str) or not self.backbone_run.strip():
+            raise ValueError(f"backbone_run must name a saved run, got {self.backbone_run!r}")
+
+    @property
+    def model_kwargs(self) -> dict:
+        """What the model's builder gets besides its shape (:func:`lib.models.build_model`): ``{"run":
+        backbone_run}`` for ``run_embedding``, else nothing."""
+        return {"run": self.backbone_run} if self.model == "run_embedding" else {}

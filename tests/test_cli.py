@@ -53,7 +53,8 @@ def _unusual_configs() -> tuple[FeatureConfig, TrainConfig]:
                         validation_fraction=0.2, test_fraction=0.1, test_fold=2, validation_fold=1, seed=11,
                         device="cpu", mixed_precision=False, memory_format="channels_last", max_batches=5,
                         steps=40, finetune="last",
-                        backbone_lr_scale=0.05, pretrained=False, weights_file="my-imagenet.pth")
+                        backbone_lr_scale=0.05, backbone_run="my-words", pretrained=False,
+                        weights_file="my-imagenet.pth")
     return feature, train
 
 

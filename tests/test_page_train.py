@@ -258,3 +258,24 @@ def test_an_imagenet_backbone_offline_shows_why_and_trains_from_scratch(app_env,
     assert job.wait(120)
     if job.snapshot().done.run_path:
         shutil.rmtree(job.snapshot().done.run_path, ignore_errors=True)
+
+
+def test_run_embedding_picks_its_backbone_run(app_env):
+    """run_embedding: a saved run to build on (app_env's "default"), its counts, and the choice reaches the job."""
+    at = _page()
+    at.selectbox(key="train_model").set_value("run_embedding").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="train_backbone_run").value == "default"
+    note = next(c.value for c in at.caption if "trainable" in c.value)
+    assert "own features" in note and "frozen parameters" in note
+    at.number_input(key="train_steps").set_value(5).run()
+    at.button(key="train_start").click().run()
+    assert not at.exception and not at.error, at.exception or [e.value for e in at.error]
+    from lib.jobs import JOB_QUEUE
+
+    job = next(j for j in JOB_QUEUE.jobs if j.job_id == at.session_state["train_job_id"])
+    job.stop()
+    assert (job.train_config.model, job.train_config.backbone_run) == ("run_embedding", "default")
+    assert job.wait(120)
+    if job.snapshot().done.run_path:
+        shutil.rmtree(job.snapshot().done.run_path, ignore_errors=True)

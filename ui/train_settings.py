@@ -56,6 +56,7 @@ def train_settings() -> TrainConfig:
         finetune=s.get("train_finetune", "frozen") if has_backbone(model) else DEFAULTS.finetune,
         backbone_lr_scale=float(s.get("train_backbone_lr", DEFAULTS.backbone_lr_scale)),
         pretrained=bool(s.get("train_pretrained", DEFAULTS.pretrained)),
+        backbone_run=s.get("train_backbone_run") or DEFAULTS.backbone_run,
         batch_size=int(s.get("train_batch", DEFAULTS.batch_size)),
         optimizer=s.get("train_optimizer", DEFAULTS.optimizer),
         learning_rate=float(learning_rate if learning_rate is not None else 0.0),

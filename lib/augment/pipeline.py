@@ -79,7 +79,9 @@ def draw_augment(config: AugmentConfig, feature_config: FeatureConfig, batch_siz
         draw.freq_scale, draw.time_scale = draw_feature_warp(batch_size, config, feature_config, generator)
     n_bins, n_frames = feature_config.n_bins, feature_config.n_frames
     if (config.n_freq_masks and config.freq_mask_param) or (config.n_time_masks and config.time_mask_param):
-        draw.masks = draw_spec_masks(batch_size, n_bins, n_frames, min(config.freq_mask_param, n_bins),
+        # the waveform has one row: a frequency mask would silence the whole clip
+        freq_mask_param = 0 if feature_config.kind == "waveform" else min(config.freq_mask_param, n_bins)
+        draw.masks = draw_spec_masks(batch_size, n_bins, n_frames, freq_mask_param,
                                      config.n_freq_masks, min(config.time_mask_param, n_frames),
                                      config.n_time_masks, generator)
     if config.mixup_alpha > 0:

@@ -90,8 +90,8 @@ def apply_warp(features: Tensor, freq_scale: Tensor, time_scale: Tensor, bin_hz:
 
 def warp_axis(feature_config: FeatureConfig) -> Tensor | None:
     """``bin_hz`` for :func:`apply_warp`: each row's centre frequency in Hz (:func:`lib.features.frequency_axis`),
-    or None for MFCCs, whose rows are no frequency axis. ``(bins,)`` float32."""
-    if feature_config.kind == "mfcc":
+    or None for MFCCs and the waveform, whose rows are no frequency axis. ``(bins,)`` float32."""
+    if feature_config.kind in ("mfcc", "waveform"):
         return None
     return torch.as_tensor(frequency_axis(feature_config), dtype=torch.float32)
 

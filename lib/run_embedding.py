@@ -1,0 +1,143 @@
+"""A saved run as a backbone: its network up to the penultimate layer, and a new head.
+
+What a trained model has learned to see in a clip (the input of its output layer, :func:`lib.infer.penultimate`) is a
+representation in which its classes separate; a new linear head on it learns new words from few clips when they
+sound like the old ones. The shipped default model (``models/default``, five ``kws_resnet`` trained on the built-in
+ten words) is the usual source:
+
+    features (B, 1, bins, frames)        the source run's own FeatureConfig (model_features gives it)
+      │  the run's network, its output layer(s) replaced by identities
+      ▼
+    embedding (B, dim)                   dim e.g. 5 x 32 for kws_resnet_x5 (the members' side by side)
+      │  layer norm (no learned scale), linear
+      ▼
+    logits (B, n_classes)
+
+The run is named by :attr:`lib.train_config.TrainConfig.backbone_run` (saved in config.json); a run trained on it
+reads only the source's config.json when loaded (its own ``model.pt`` holds every weight).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lib.backbone import BackboneClassifier
+from lib.features import FeatureConfig
+
+__all__ = ["run_folder", "run_features", "RunEmbeddingClassifier"]
+
+
+def run_folder(run: str) -> Path:
+    """The saved run ``run`` in the runs folder (:func:`lib.settings.settings`).
+
+    Raises:
+        ValueError: the name is not a run name, or no run of that name is there (the message lists what to do).
+    """
+    from lib.runs import CONFIG_FILE, is_valid_run_id
+    from lib.settings import settings
+
+    root = settings().runs_dir
+    if not is_valid_run_id(run) or not (root / run / CONFIG_FILE).is_file():
+        raise ValueError(f"run_embedding's backbone is the saved run {run!r}, which is not in {root}: train it, copy "
+                         f"its folder there, or choose another run (backbone_run / --backbone-run; 'default' is the "
+                         f"shipped model)")
+    return root / run
+
+
+def _source_record(run: str):
+    """Run ``run``'s :class:`lib.runs.RunRecord` (read on the CPU even while a model is sized on the meta device:
+    its FeatureConfig checks its mel filters)."""
+    from lib.runs import read_record
+
+    with torch.device("cpu"):
+        return read_record(run_folder(run))
+
+
+def run_features(run: str, feature_config: FeatureConfig) -> FeatureConfig:
+    """The features run ``run`` was trained with, at ``feature_config``'s clip length."""
+    own = _source_record(run).feature_config
+    return own if own.clip_seconds == feature_config.clip_seconds else own.replace(
+        clip_seconds=feature_config.clip_seconds)
+
+
+def _strip_output_layers(network: nn.Module) -> list[nn.Module]:
+    """Replaces the output layer of ``network`` (or of each ensemble member) by an identity, in place, so the
+    network returns what that layer read. Returns the networks whose outputs make the embedding."""
+    from lib.infer import _output_layers
+    from lib.models import Ensemble
+
+    members = list(network.members) if isinstance(network, Ensemble) else [network]
+    for member, layer in zip(members, _output_layers(network)):
+        name = next(n for n, m in member.named_modules() if m is layer)
+        parent, _, attribute = name.rpartition(".")
+        setattr(member.get_submodule(parent) if parent else member, attribute, nn.Identity())
+    return members
+
+
+def _last_with_weights(module: nn.Module) -> nn.Module | None:
+    """The last child of ``module`` that has parameters (None when none has)."""
+    return next((m for m in reversed(list(module.children())) if any(True for _ in m.parameters())), None)
+
+
+def _input_width(layer: nn.Module) -> int:
+    """Values an output layer reads (a ``Linear``'s ``in_features``, a 1x1 convolution's ``in_channels``)."""
+    width = getattr(layer, "in_features", None) or getattr(layer, "in_channels", None)
+    if not width:
+        raise ValueError(f"cannot tell the input width of the output layer {type(layer).__name__}")
+    return int(width)
+
+
+class RunEmbeddingClassifier(BackboneClassifier):
+    """A saved run's penultimate layer with a new head: features ``(B, 1, bins, frames)`` → logits
+    ``(B, n_classes)``; frozen, last layers or all (:class:`lib.backbone.BackboneClassifier`).
+
+    Args:
+        n_classes: number of output logits.
+        n_bins, n_frames: feature shape (the source run's features, :func:`run_features`).
+        run: the source run's name in the runs folder.
+        pretrained: load the source run's weights; False: its architecture only (a saved run's weights follow).
+
+    Attributes:
+        weights_record: ``{"source": "run <name>", "sha256": <its model.pt's>}``, or None; the engine saves it.
+    """
+
+    def __init__(self, n_classes: int, n_bins: int, n_frames: int, run: str = "default",
+                 pretrained: bool = True) -> None:
+        super().__init__()
+        from lib.download import sha256_file
+        from lib.infer import Classifier, _output_layers
+        from lib.models import build_model
+        from lib.runs import MODEL_FILE
+
+        self.weights_record: dict[str, str] | None = None
+        if pretrained:
+            self.backbone = Classifier.from_run(run_folder(run)).model.cpu()
+            self.weights_record = {"source": f"run {run}", "sha256": sha256_file(run_folder(run) / MODEL_FILE)}
+        else:
+            record = _source_record(run)
+            self.backbone = build_model(record.model, len(record.class_names), n_bins, n_frames, weights=False,
+                                        **record.model_kwargs)
+        self.run = run
+        dim = sum(_input_width(layer) for layer in _output_layers(self.backbone))
+        self.members = _strip_output_layers(self.backbone)
+        self.norm = nn.LayerNorm(dim, elementwise_affine=False)
+        self.head = nn.Linear(dim, n_classes)
+
+    def last_layers(self) -> list[nn.Module]:
+        """The top block of each network: its last child with weights, or the last one inside that child when it is
+        a ``Sequential`` (kws_resnet: its last residual block)."""
+        layers = []
+        for member in self.members:
+            layer = _last_with_weights(member)
+            while isinstance(layer, (nn.Sequential, nn.ModuleList)) and _last_with_weights(layer) is not None:
+                layer = _last_with_weights(layer)
+            layers.append(layer)
+        return layers
+
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """Features ``(B, 1, bins, frames)`` → the source network's penultimate layer ``(B, dim)`` (an ensemble's
+        members side by side)."""
+        return torch.cat([member(features).flatten(1) for member in self.members], dim=1)
