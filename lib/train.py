@@ -268,8 +268,10 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
 
 def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
     if config.scheduler == "onecycle":
+        # warm up for the first 20% of the steps; with exactly 5 steps that phase would end at step 0 and
+        # OneCycleLR divides by its length (ZeroDivisionError), so 25% there
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
-                                                   total_steps=total_steps, pct_start=0.2)
+                                                   total_steps=total_steps, pct_start=0.25 if total_steps == 5 else 0.2)
     if config.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     return None

@@ -105,6 +105,16 @@ def clear_clips(tiny_dataset, shipped_classifier) -> dict:
 
 
 @pytest.fixture
+def server(tmp_path):
+    """A loopback HTTP server (range requests, failures on demand) serving ``server.directory``: downloads are
+    tested against files a test makes, never the internet."""
+    from tests.fixtures_datasets import LoopbackServer
+
+    with LoopbackServer(tmp_path / "www") as s:
+        yield s
+
+
+@pytest.fixture
 def new_runs(app_env):
     """Removes the runs (and sweep databases) a test made in the app's runs folder, so that "default" stays the
     newest run for other tests."""

@@ -11,16 +11,10 @@ import pytest
 
 from lib.catalog import CATALOG, LOADERS
 from lib.download import DownloadError, archive_path, download, extract, fetch_dataset, main
-from tests.fixtures_datasets import (EVIL_KINDS, LoopbackServer, closed_port_url, make_evil_archive,
+from tests.fixtures_datasets import (EVIL_KINDS, closed_port_url, make_evil_archive,
                                      make_speech_commands, make_tar, make_yesno, make_zip, sha256_of)
 
 PAYLOAD_SIZE = 300_000
-
-
-@pytest.fixture
-def server(tmp_path):
-    with LoopbackServer(tmp_path / "www") as s:
-        yield s
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from lib.models import MODELS, build_model, count_parameters
 from lib.train import TrainConfig, predict_logits, run_training
 from lib.weights import MIRROR_ENV, WeightsUnavailable, weights_dir
 from tests.fixtures_datasets import closed_port_url, sha256_of
-from tests.test_download import server  # noqa: F401  (the loopback server fixture)
 
 BATCH = torch.randn(2, 1, 40, 101)
 EMBEDDING = {"alexnet": 4096, "vgg11": 4096, "vgg16": 4096, "resnet18": 512, "resnet34": 512, "densenet121": 1024,
@@ -80,7 +79,7 @@ def test_efficientnet_lite0_loads_the_shipped_weights():
 
 
 @pytest.fixture
-def served_resnet18(server, operator_folders, tmp_path, monkeypatch):  # noqa: F811
+def served_resnet18(server, operator_folders, tmp_path, monkeypatch):
     """A random ResNet-18 state dict served at torchvision's path; the weights cache in ``tmp_path``."""
     import torchvision
 

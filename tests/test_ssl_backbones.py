@@ -19,7 +19,6 @@ from lib.ssl_backbones import LAST_LAYERS, SSL_BACKBONES, SSLClassifier
 from lib.train import TrainConfig, run_training
 from lib.weights import MIRROR_ENV, WeightsUnavailable, weights_path
 from tests.fixtures_datasets import closed_port_url, sha256_of
-from tests.test_download import server  # noqa: F401  (the loopback server fixture)
 
 N_LAYERS, DIM = 3, 16
 TINY = dict(extractor_mode="group_norm", extractor_conv_layer_config=[(8, 10, 5)] + [(8, 3, 2)] * 4 + [(8, 2, 2)] * 2,
@@ -32,7 +31,7 @@ WAVEFORM = FeatureConfig(kind="waveform")
 
 
 @pytest.fixture
-def served(server, operator_folders, tmp_path, monkeypatch):  # noqa: F811
+def served(server, operator_folders, tmp_path, monkeypatch):
     """Tiny backbones in SSL_BACKBONES, their random weights served at their torchaudio URLs' paths on loopback
     (AUDIOWB_WEIGHTS_MIRROR), an empty weights cache. Returns ``{name: state_dict}``."""
     operator_folders(data_dir=tmp_path / "data", runs_dir=tmp_path / "runs")
@@ -57,7 +56,7 @@ def _clips(n: int = 2, seed: int = 0) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("name", sorted(SSL_BACKBONES))
-def test_weights_download_once_through_the_mirror_and_load(served, server, name):  # noqa: F811
+def test_weights_download_once_through_the_mirror_and_load(served, server, name):
     assert MODELS[name].pretrained and MODELS[name].feature_kind == "waveform"
     assert SSL_BACKBONES[name].url.startswith("https://download.pytorch.org/torchaudio/models/")
     model = build_model(name, 3, 1, 16000)

@@ -76,6 +76,15 @@ def test_stop_mid_epoch_leaves_a_valid_run(tiny_dataset, tmp_path):
     assert set(run.state_dict) and all(torch.isfinite(v.float()).all() for v in run.state_dict.values())
 
 
+@pytest.mark.parametrize("steps", [1, 4, 5, 6])
+def test_the_one_cycle_schedule_trains_any_number_of_steps(tiny_dataset, steps):
+    """5 steps once made OneCycleLR's warm-up end at step 0 (a ZeroDivisionError)."""
+    config = TrainConfig(model="tutorial_cnn", steps=steps, batch_size=16, validation_fraction=0.0,
+                         test_fraction=0.0, scheduler="onecycle")
+    done = run_training(tiny_dataset, FeatureConfig(), config, save=False)
+    assert done.status == "finished", done.message
+
+
 def test_nan_loss_is_caught_with_a_helpful_message(tiny_dataset, tmp_path):
     config = TrainConfig(model="tutorial_cnn", epochs=3, batch_size=16, optimizer="sgd", learning_rate=1e8,
                          scheduler="none")

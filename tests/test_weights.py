@@ -1,5 +1,5 @@
 """lib.weights: the cache, SHA-256 checks, the mirror, resumed downloads and the offline message, against
-lib.download's loopback server (tests.test_download's ``server`` fixture). No internet."""
+lib.download's loopback server (the ``server`` fixture of tests/conftest.py). No internet."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from lib.download import DownloadError
 from lib.weights import (MIRROR_ENV, WeightsUnavailable, fetch_weights, load_state_file, mirror_url, weights_dir,
                          weights_path)
 from tests.fixtures_datasets import closed_port_url, sha256_of
-from tests.test_download import server  # noqa: F401  (the loopback server fixture)
 
 URL = "https://download.example.org/models/tiny-0123abcd.pth"
 
@@ -22,7 +21,7 @@ def cache(tmp_path, operator_folders):
 
 
 @pytest.fixture
-def weights_file(server):  # noqa: F811
+def weights_file(server):
     """A small state dict served at ``/models/tiny-0123abcd.pth``; returns its bytes."""
     path = server.directory / "models" / "tiny-0123abcd.pth"
     path.parent.mkdir(parents=True)
@@ -30,7 +29,7 @@ def weights_file(server):  # noqa: F811
     return path.read_bytes()
 
 
-def _mirror(monkeypatch, server):  # noqa: F811
+def _mirror(monkeypatch, server):
     monkeypatch.setenv(MIRROR_ENV, server.url("").rstrip("/"))
 
 
@@ -43,7 +42,7 @@ def test_mirror_url_replaces_scheme_and_host(monkeypatch):
     assert mirror_url(URL) == "http://127.0.0.1:8765/mirror/models/tiny-0123abcd.pth"
 
 
-def test_downloads_through_the_mirror_then_hits_the_cache(cache, server, weights_file, monkeypatch):  # noqa: F811
+def test_downloads_through_the_mirror_then_hits_the_cache(cache, server, weights_file, monkeypatch):
     _mirror(monkeypatch, server)
     digest = sha256_of(server.directory / "models" / "tiny-0123abcd.pth")
     calls = []
@@ -55,7 +54,7 @@ def test_downloads_through_the_mirror_then_hits_the_cache(cache, server, weights
     assert torch.equal(load_state_file(path)["w"], torch.arange(50_000, dtype=torch.float32))
 
 
-def test_hash_mismatch_raises_and_names_the_path(cache, server, weights_file, monkeypatch):  # noqa: F811
+def test_hash_mismatch_raises_and_names_the_path(cache, server, weights_file, monkeypatch):
     _mirror(monkeypatch, server)
     with pytest.raises(WeightsUnavailable, match="0" * 64) as error:
         fetch_weights(URL, "0" * 64)
@@ -66,7 +65,7 @@ def test_hash_mismatch_raises_and_names_the_path(cache, server, weights_file, mo
         fetch_weights(URL, "0" * 64)
 
 
-def test_resumes_an_interrupted_download(cache, server, weights_file, monkeypatch):  # noqa: F811
+def test_resumes_an_interrupted_download(cache, server, weights_file, monkeypatch):
     _mirror(monkeypatch, server)
     server.drop_after = 60_000
     digest = sha256_of(server.directory / "models" / "tiny-0123abcd.pth")
