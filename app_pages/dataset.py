@@ -8,15 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
+import torch
 
 from lib.audio import wav_bytes
 from lib.builtin import BuiltinSpec, builtin_folder
 from lib.catalog import CATALOG, SPEECH_COMMANDS_KEYWORDS, find_root, resolve_source
 from lib.data import DatasetError
 from lib.download import DownloadError, archive_path, dataset_folder, fetch_dataset
+from lib.features import FeatureConfig
 from lib.paths import PathNotAllowed, confine
 from lib.plots import class_means, color_range, fig_class_counts, fig_embedding, fig_histogram, image_spectrogram, image_waveform
 from lib.settings import settings
+from lib.speech_embedding import pretrained_embeddings
 from ui.common import (PROJECTIONS, active_dataset, active_run, dataset_features, default_builtin_spec,
                        feature_config, init_state, load_classifier, map_points, page_header, source_key, spec_from_dict)
 
@@ -25,6 +28,8 @@ SOURCES = {"builtin": "Built-in (synthetic keywords)", "folder": "Folder on disk
 MAX_EXAMPLES = 24       # clips shown in the examples grid, all classes together
 MAX_MEAN_SPECS = 40     # classes shown as mean spectrograms
 MAX_VIEW_CLIPS = 2000   # features, examples, mean spectrograms and the map use a random subset of larger sets
+MAP_KINDS = {"learned": "What the model learned", "pretrained": "A pretrained speech embedding",
+             "features": "Input features"}
 
 
 # --------------------------------------------------------------------------------------- callbacks
@@ -232,6 +237,13 @@ def _learned_vectors(key: str, run_key: str, _classifier, _dataset) -> np.ndarra
     first network, a fifth of the compute), cached per dataset and run."""
     features = dataset_features(_dataset, _classifier.feature_config)
     return _classifier.embed_features(features, first_member_only=True).numpy()
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _pretrained_vectors(key: str, clip_seconds: float, _dataset) -> np.ndarray:
+    """``(n_clips, 192)``: Google's pretrained speech embedding of each clip (no training), cached per dataset."""
+    config = FeatureConfig(kind="speech_embedding", clip_seconds=clip_seconds)
+    return pretrained_embeddings(torch.from_numpy(dataset_features(_dataset, config))).numpy()
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -455,11 +467,11 @@ def learned_map(dataset, key: str, config, features: np.ndarray) -> None:
     st.caption("Every clip squeezed to two numbers: clips that are alike land close together. Click a point to "
                "listen to it.")
     left, right = st.columns(2)
-    what = left.radio("Map of", ["learned", "features"], horizontal=True, key="ds_map_what",
-                      format_func={"learned": "What the model learned", "features": "Input features"}.get,
+    what = left.radio("Map of", list(MAP_KINDS), horizontal=True, key="ds_map_what", format_func=MAP_KINDS.get,
                       help="The input features (spectrograms) of one word differ more between voices than between "
                            "words, so they are intermixed; the model's last hidden layer is where it has pulled "
-                           "the classes apart.")
+                           "the classes apart. Google's pretrained speech embedding never saw these words, yet "
+                           "often separates them already: why a head on it learns new words from a few clips.")
     method = right.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get, horizontal=True,
                          key="ds_method")
     if len(dataset) < 2:
@@ -478,6 +490,10 @@ def learned_map(dataset, key: str, config, features: np.ndarray) -> None:
         if run.model and "_x" in run.model:
             title += ", first network of the ensemble"
         map_key = f"{key}|{run.run_id}:{run.created}"
+    elif what == "pretrained":
+        with st.spinner("Running Google's speech embedding over the clips (once)..."):
+            vectors = _pretrained_vectors(key, config.clip_seconds, dataset)
+        title, map_key = "Google's speech embedding (pretrained, not trained on these words)", f"{key}|pretrained"
     else:
         vectors, title, map_key = features, "Input features", f"{key}|{config.to_json()}"
     with st.spinner("Projecting the clips..."):

@@ -7,6 +7,7 @@ logits. With ``finetune="frozen"`` the engine computes every clip's embedding on
 backbone's parameters (:meth:`BackboneClassifier.backbone_parameters`) at a lower learning rate.
 
 Subclasses: :class:`lib.speech_embedding.SpeechEmbeddingClassifier`, :class:`lib.ssl_backbones.SSLClassifier`,
+:class:`lib.imagenet.ImageNetClassifier`,
 :class:`lib.run_embedding.RunEmbeddingClassifier`.
 """
 

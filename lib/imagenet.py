@@ -62,6 +62,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from lib.backbone import BackboneClassifier
 from lib.download import sha256_file
 from lib.weights import WeightsUnavailable, fetch_weights, load_state_file, weights_path
 
@@ -328,7 +329,7 @@ def imagenet_state(name: str, progress: Callable | None = None, weights_file: st
 
 
 # ------------------------------------------------------------------------------------------------ the classifier
-class ImageNetClassifier(nn.Module):
+class ImageNetClassifier(BackboneClassifier):
     """An ImageNet network on spectrograms with a new head: features (B, 1, n_bins, frames) → logits (B, n_classes).
 
     Args:
@@ -344,8 +345,6 @@ class ImageNetClassifier(nn.Module):
     Attributes:
         weights_record: ``{"source", "sha256"}`` of the pretrained file, or None (random initialisation).
     """
-
-    FINETUNE_MODES = ("all", "last", "frozen")
 
     def __init__(self, name: str, n_classes: int, n_bins: int, n_frames: int, pretrained: bool = True,
                  weights_file: str | Path | None = None, progress: Callable | None = None) -> None:
@@ -367,45 +366,18 @@ class ImageNetClassifier(nn.Module):
                                  f"{name} with 1000 classes)") from error
         self.backbone, dim = _strip(network, name)
         self.head = nn.Linear(dim, n_classes)  # registered last: lib.infer.penultimate reads its input
-        self.finetune = "all"
-
-    def set_finetune(self, mode: str) -> None:
-        """What trains: ``"all"`` (everything), ``"last"`` (the head and :meth:`last_layers`) or ``"frozen"`` (the
-        head only). Frozen batch norms keep their ImageNet statistics (eval mode)."""
-        if mode not in self.FINETUNE_MODES:
-            raise ValueError(f"finetune must be one of {self.FINETUNE_MODES}, got {mode!r}")
-        self.finetune = mode
-        self.backbone.requires_grad_(mode == "all")
-        if mode == "last":
-            for layer in self.last_layers():
-                layer.requires_grad_(True)
-        self.train(self.training)
 
     def last_layers(self) -> list[nn.Module]:
         """The backbone's layers ``"last"`` fine-tunes: ResNet's ``layer4``, DenseNet's last dense block and norm,
         AlexNet's and VGG's fc6 and fc7, EfficientNet-Lite0's last block and 1x1 head."""
         net = self.backbone
         if self.name.startswith(("alexnet", "vgg")):
-            return [m for m in net.classifier if isinstance(m, nn.Linear)]
+            return [net.classifier]  # fc6 and fc7 with their ReLU and dropout
         if self.name.startswith("resnet"):
             return [net.layer4]
         if self.name.startswith("densenet"):
             return [net.features.denseblock4, net.features.norm5]
         return [net._blocks[-1], net._conv_head, net._bn1]
-
-    def backbone_parameters(self) -> list[nn.Parameter]:
-        """The backbone's parameters that train (the engine gives them a lower learning rate)."""
-        return [p for p in self.backbone.parameters() if p.requires_grad]
-
-    def train(self, mode: bool = True) -> "ImageNetClassifier":
-        super().train(mode)
-        if mode and self.finetune == "frozen":
-            self.backbone.eval()
-        elif mode and self.finetune == "last":
-            for module in self.backbone.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm) and not module.weight.requires_grad:
-                    module.eval()
-        return self
 
     def head_module(self) -> nn.Module:
         """The part after :meth:`embed` (a frozen backbone's head): the linear layer."""
@@ -418,9 +390,6 @@ class ImageNetClassifier(nn.Module):
     def embed(self, features: Tensor) -> Tensor:
         """Features (B, 1, n_bins, frames) → embeddings (B, dim)."""
         return self.backbone(self.image(features))
-
-    def forward(self, features: Tensor) -> Tensor:
-        return self.classify(self.embed(features))  # (B, n_classes)
 
 
 def build_imagenet(name: str) -> Callable[..., ImageNetClassifier]:

@@ -34,6 +34,7 @@ batch; here it is per clip, so a clip's features do not depend on the clips batc
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 from pathlib import Path
@@ -45,7 +46,7 @@ from torch.nn import functional as F
 from lib.backbone import BackboneClassifier
 
 __all__ = ["EMBEDDING_DIM", "WINDOW_FRAMES", "WINDOW_STEP", "SpeechEmbedding", "SpeechEmbeddingClassifier",
-           "model_files", "load_speech_embedding", "weights_sha256"]
+           "model_files", "load_speech_embedding", "weights_sha256", "pretrained_embeddings"]
 
 EMBEDDING_DIM = 96
 N_MELS = 32
@@ -195,3 +196,25 @@ class SpeechEmbeddingClassifier(BackboneClassifier):
         out = self.backbone(features[:, 0].transpose(1, 2))  # (B, 96 * steps), steps >= windows
         embeddings = out.reshape(len(features), EMBEDDING_DIM, -1)[:, :, :windows].transpose(1, 2)  # (B, windows, 96)
         return torch.cat([embeddings.mean(1), embeddings.amax(1)], dim=1)  # (B, 192)
+
+
+@functools.lru_cache(maxsize=1)
+def _pretrained() -> SpeechEmbeddingClassifier:
+    return SpeechEmbeddingClassifier(n_classes=1, n_bins=N_MELS, n_frames=WINDOW_FRAMES).eval()
+
+
+def pretrained_embeddings(features: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """What Google's speech embedding, never trained on these clips' words, makes of them: the pooled embedding
+    (:meth:`SpeechEmbeddingClassifier.embed`, mean and max over its windows) of each clip, for a 2-D map.
+
+    Args:
+        features: ``(n, 1, 32, frames)`` of kind ``"speech_embedding"`` (:mod:`lib.features`), frames >= 76.
+        batch_size: clips per forward pass.
+
+    Returns:
+        ``(n, 192)`` float32 on the CPU.
+    """
+    model = _pretrained()
+    with torch.inference_mode():
+        return torch.cat([model.embed(features[i:i + batch_size].cpu()) for i in range(0, len(features), batch_size)]
+                         or [torch.zeros(0, 2 * EMBEDDING_DIM)])

@@ -163,6 +163,11 @@ def test_the_map_shows_what_the_active_model_learned_and_the_input_features(at):
     assert not at.exception
     maps = [s for s in _chart_specs(at) if s["layout"]["xaxis"]["title"]["text"] == "Component 1"]
     assert len(maps) == 1 and maps[0]["layout"]["title"]["text"].startswith("Input features")
+    at.radio(key="ds_map_what").set_value("pretrained").run()  # Google's speech embedding, no training
+    assert not at.exception
+    maps = [s for s in _chart_specs(at) if s["layout"]["xaxis"]["title"]["text"] == "Component 1"]
+    assert len(maps) == 1 and maps[0]["layout"]["title"]["text"].startswith("Google's speech embedding")
+    assert len({trace["name"] for trace in maps[0]["data"]}) == 10  # every clip of every class is on it
 
 
 def test_the_grids_are_images_so_a_rerun_sends_few_interactive_charts(at):
