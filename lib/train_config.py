@@ -117,6 +117,9 @@ class TrainConfig(ConfigDict):
             raise ValueError(f"finetune={self.finetune!r} needs a model with a pretrained backbone "
                              f"({', '.join(n for n, s in MODELS.items() if s.pretrained)}); {self.model!r} trains "
                              f"whole: use finetune='all'")
+        if self.weights_file is not None and not self.pretrained:
+            raise ValueError("weights_file is a pretrained start, but pretrained is False (random weights): leave "
+                             "weights_file empty to train from scratch, or set pretrained=True to start from the file")
         if self.weights_file is not None and "weights_file" not in inspect.signature(
                 MODELS[self.model].builder).parameters:
             raise ValueError(f"weights_file is for the ImageNet CNNs; {self.model!r} cannot start from a .pth file: "

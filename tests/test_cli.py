@@ -53,8 +53,7 @@ def _unusual_configs() -> tuple[FeatureConfig, TrainConfig]:
                         validation_fraction=0.2, test_fraction=0.1, test_fold=2, validation_fold=1, seed=11,
                         device="cpu", mixed_precision=False, memory_format="channels_last", max_batches=5,
                         steps=40, finetune="last",
-                        backbone_lr_scale=0.05, backbone_run="my-words", pretrained=False,
-                        weights_file="my-imagenet.pth")
+                        backbone_lr_scale=0.05, backbone_run="my-words", weights_file="my-imagenet.pth")
     return feature, train
 
 
@@ -67,9 +66,18 @@ def test_configs_round_trip_through_the_command_line(which, every_field):
     assert _configs(shlex.split(shlex.join(argv))) == (feature, train)  # as typed into a shell
     if which == "default" and not every_field:
         assert argv == []
-    # every field differs from its default in the unusual configs, so each one is written
+    # every field but `pretrained` differs from its default in the unusual configs, so each one is written
+    # (`pretrained=False` cannot go with a weights file: test_pretrained_false_round_trips)
     if which == "unusual":
-        assert len([a for a in argv if a.startswith("--")]) == len(config_options())
+        assert len([a for a in argv if a.startswith("--")]) == len(config_options()) - (0 if every_field else 1)
+
+
+def test_pretrained_false_round_trips_and_refuses_a_weights_file():
+    train = TrainConfig(model="resnet18", pretrained=False)
+    assert config_to_argv(FeatureConfig(), train) == ["--model", "resnet18", "--no-pretrained"]
+    assert _configs(["--model", "resnet18", "--no-pretrained"])[1] == train
+    with pytest.raises(ValueError, match="pretrained is False"):
+        TrainConfig(model="resnet18", pretrained=False, weights_file="mine.pth")
 
 
 def test_the_makefile_default_model_command_keeps_its_meaning():
