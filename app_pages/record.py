@@ -135,9 +135,8 @@ def save_recording() -> None:
     st.session_state["record_saved"][recording.file_id] = (label, [str(path) for path in paths])
     st.session_state["record_new_class"] = ""
     st.session_state["record_class"] = label
-    split = f" as {len(paths)} takes, one per sound heard in it," if len(paths) > 1 else ""
-    notify("success", f"Saved{split} as **{label}** in {name}. Clips per class: "
-                      f"{counts_text(class_counts(folder))}.")
+    saved = f"Saved {len(paths)} takes, one per sound heard in the recording," if len(paths) > 1 else "Saved"
+    notify("success", f"{saved} as **{label}** in {name}. Clips per class: {counts_text(class_counts(folder))}.")
 
 
 def undo_last() -> None:
@@ -210,7 +209,6 @@ def adopt_trained_run() -> None:
     done = job.snapshot().done
     if done is not None and done.run_id and done.status in ("finished", "stopped"):
         st.session_state["run_id"] = done.run_id
-        st.session_state.pop("record_run", None)  # the run picker follows the active run
 
 
 # ----------------------------------------------------------------------------------------------- page
@@ -243,7 +241,7 @@ if run is None:
     page_link("app_pages/train.py", label="Train a model", icon=":material/model_training:")
     st.info("You can still record examples below and train your own model on them.")
 elif classifier is not None:
-    words = ", ".join(f"**{name}**" for name in classifier.class_names)
+    words = ", ".join(f"**{name}**" for name in classifier.class_names if not is_background(name))
     st.markdown(f"Say one of: {words}.")
 
 recording = st.audio_input("Record", sample_rate=RECORD_SAMPLE_RATE, key="recorder")

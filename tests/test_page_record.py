@@ -249,7 +249,7 @@ def test_a_word_said_three_times_in_one_take_is_saved_as_three_takes(app_env, re
         clip, clip_rate = load_audio(file)
         assert clip.shape[-1] == clip_rate == rate
         assert torch.allclose(clip.abs().amax(), word.abs().amax(), atol=1e-3)  # the word is in it
-    assert any("as 3 takes" in s.value and "yes: 3" in s.value for s in at.success)
+    assert any("Saved 3 takes" in s.value and "yes: 3" in s.value for s in at.success)
     at.button(key="record_undo").click().run()
     assert not at.exception, at.exception
     assert not list((recordings / "test-ds" / "yes").glob("*.wav"))

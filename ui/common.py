@@ -291,14 +291,16 @@ def run_picker(label: str = "Run", key: str = "run_picker") -> RunInfo | None:
         return None
     current = active_run()
     ids = [r.run_id for r in usable]
-    index = ids.index(current.run_id) if current and current.run_id in ids else 0
+    # The widget shows the active run, set through its key (not `index`, which a browser that already shows the
+    # widget ignores): when the run changes elsewhere on the page (the Record page's training), the picker follows.
+    st.session_state[key] = current.run_id if current and current.run_id in ids else ids[0]
 
     def choose() -> None:
         st.session_state["run_id"] = st.session_state[key]
 
-    st.selectbox(label, ids, index=index, key=key, on_change=choose,
+    st.selectbox(label, ids, key=key, on_change=choose,
                  format_func=lambda rid: _run_label(next(r for r in usable if r.run_id == rid)))
-    return next(r for r in usable if r.run_id == st.session_state.get(key, ids[index]))
+    return next(r for r in usable if r.run_id == st.session_state[key])
 
 
 def _run_label(run: RunInfo) -> str:

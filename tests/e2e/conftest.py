@@ -91,13 +91,20 @@ def launch_chromium(playwright, microphone_wav: Path):
 
 
 @pytest.fixture(scope="session")
-def browser(spoken_keyword_wav):
+def playwright():
+    """The one Playwright driver of the session (a second sync driver cannot start while one runs): tests that
+    need a microphone of their own launch their browser from it with :func:`launch_chromium`."""
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright, spoken_keyword_wav)
-        yield browser
-        browser.close()
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright, spoken_keyword_wav):
+    browser = launch_chromium(playwright, spoken_keyword_wav)
+    yield browser
+    browser.close()
 
 
 LOOPBACK = re.compile(r"^(https?|wss?)://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?/|^(data|blob|about):")

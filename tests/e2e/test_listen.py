@@ -40,16 +40,13 @@ def keywords_wav(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def listen_page(keywords_wav, app_url):
+def listen_page(playwright, keywords_wav, app_url):
     """A page in its own Chromium whose fake microphone plays ``keywords_wav`` in a loop."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright, keywords_wav)
-        page = browser.new_context(viewport={"width": 1280, "height": 1000}, permissions=["microphone"]).new_page()
-        page.set_default_timeout(60_000)
-        yield page
-        browser.close()
+    browser = launch_chromium(playwright, keywords_wav)
+    page = browser.new_context(viewport={"width": 1280, "height": 1000}, permissions=["microphone"]).new_page()
+    page.set_default_timeout(60_000)
+    yield page
+    browser.close()
 
 
 def test_listen_detects_spoken_keywords_live(listen_page, app_url, shipped_default_run):
