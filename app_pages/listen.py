@@ -75,10 +75,9 @@ def show_state(state: ListenState) -> None:
     """The latest word, the class bars and the detections so far."""
     if state.error:
         st.error(f"Listening stopped: {state.error}. Press Stop, then Start listening again.")
-    shown = st.session_state.setdefault("listen_shown_at", {})
-    now = time.monotonic()
-    for heard in state.events:
-        shown.setdefault(heard.detected_at, now)
+    before, now = st.session_state.get("listen_shown_at", {}), time.monotonic()
+    shown = {heard.detected_at: before.get(heard.detected_at, now) for heard in state.events}  # when first shown
+    st.session_state["listen_shown_at"] = shown
     latest = state.events[0] if state.events else None
     left, right = st.columns([1, 2])
     with left:
