@@ -838,8 +838,8 @@ def orchestrate(args: argparse.Namespace) -> int:
         args.models = "none" if args.quick else "all"
     from lib.models import MODELS
 
-    if args.models == "all":
-        model_names = list(MODELS)
+    if args.models == "all":  # the models that train from scratch (pretrained backbones: bench/few_shot.py)
+        model_names = [name for name, spec in MODELS.items() if not spec.pretrained]
     elif args.models in ("none", ""):
         model_names = []
     else:
@@ -881,8 +881,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     p.add_argument("--quick", action="store_true", help="tiny settings to smoke-test the script (< 1 min)")
     p.add_argument("--models", default=None,
-                   help="models of the per-model table: all, none, or a comma-separated list (default: all; none "
-                        "with --quick)")
+                   help="models of the per-model table: all (every model that trains from scratch), none, or a "
+                        "comma-separated list (default: all; none with --quick)")
     p.add_argument("--epochs", type=int, default=30, help="epochs of the comparison (OneCycle over this many)")
     p.add_argument("--tutorial-cap", type=float, default=120.0, help="seconds of tutorial training at most")
     p.add_argument("--latency-runs", type=int, default=200)
