@@ -154,9 +154,15 @@ class Listener:
     # ------------------------------------------------------------------ media thread
     def feed(self, samples: np.ndarray, sample_rate: int) -> None:
         """Queues one block of the stream: ``(time,)`` or ``(channels, time)`` float samples in [-1, 1] at
-        ``sample_rate`` Hz. Never blocks; when more than ``max_behind_sec`` waits, the oldest is dropped."""
+        ``sample_rate`` Hz. Never blocks; when more than ``max_behind_sec`` waits, the oldest is dropped.
+
+        Raises:
+            ValueError: If ``sample_rate`` is not a positive number of Hz.
+        """
         if self._closed:
             return
+        if not sample_rate or sample_rate <= 0:
+            raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
         block = np.asarray(samples, dtype=np.float32)
         block = block.mean(axis=0) if block.ndim == 2 else block.reshape(-1)          # (time,) mono
         now = time.monotonic()

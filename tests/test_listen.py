@@ -80,6 +80,8 @@ def test_reset_threshold_and_close(shipped_classifier, clear_clips):
     listener.reset()
     state = listener.state()
     assert state.events == [] and state.time_sec == 0 and not state.probabilities.any()
+    with pytest.raises(ValueError, match="sample_rate"):
+        listener.feed(np.zeros(BLOCK, dtype=np.float32), 0)
     listener.close()
     listener.feed(np.zeros(BLOCK, dtype=np.float32), MIC_RATE)  # ignored after close
     time.sleep(0.2)
