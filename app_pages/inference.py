@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -144,13 +146,21 @@ def spectrogram_figure(item: dict, prediction: Prediction, key: str) -> None:
     st.caption(caption)
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _keyword_events(run_key: str, audio_sha1: str, _waveform, sample_rate: int) -> list[KeywordEvent]:
+    """:func:`lib.stream.detect_stream` of a file's first :data:`LISTEN_MAX_SECONDS` with the run's operating
+    point, once per run and file (``run_key`` and ``audio_sha1`` name them): a rerun does not run the model over
+    the file again."""
+    seconds = int(LISTEN_MAX_SECONDS * sample_rate)
+    return detect_stream(classifier, _waveform[..., :seconds], sample_rate, **detector_settings(run.path))
+
+
 def keyword_events(item: dict) -> list[KeywordEvent]:
     """The keywords continuous listening detects in the file (its first :data:`LISTEN_MAX_SECONDS`), with the
     run's operating point: the Listen page's detector run over the recording."""
-    seconds = int(LISTEN_MAX_SECONDS * item["sample_rate"])
     try:
-        return detect_stream(classifier, item["waveform"][..., :seconds], item["sample_rate"],
-                             **detector_settings(run.path))
+        return _keyword_events(f"{run.run_id}:{run.created}", hashlib.sha1(item["audio"]).hexdigest(),
+                               item["waveform"], item["sample_rate"])
     except ValueError as error:
         st.warning(f"Keywords were not detected along the timeline: {error}.")
         return []

@@ -7,8 +7,6 @@ import time
 import pandas as pd
 import streamlit as st
 
-from lib.background import is_background
-from lib.catalog import UNKNOWN_LABEL
 from lib.listen import Listener, ListenState, frame_samples
 from lib.stream import CONFIDENCE_FLOOR, StreamingDetector, detector_settings, operating_point
 from ui.common import page_header, pick_classifier
@@ -28,13 +26,6 @@ try:
 except ValueError as error:
     st.warning(f"{error}. Listening with the default detector settings.")
     point = {}
-
-keywords = [name for name in classifier.class_names if name != UNKNOWN_LABEL and not is_background(name)]
-st.caption(f"**{run.run_id}** listens for {len(keywords)} words: {', '.join(keywords)}.")
-if "false_accepts_per_hour" in point:
-    st.caption(f"Measured for this run at threshold {point['threshold']:.2f}: "
-               f"{point['false_accepts_per_hour']:,.0f} false detections per hour of speech and noise and "
-               f"{point['miss_rate']:.1%} of keywords missed (`{point.get('command', 'bench/detection.py')}`).")
 
 
 # ------------------------------------------------------------------------- one listener per session and run
@@ -57,6 +48,13 @@ def session_listener() -> dict:
 
 holder = session_listener()
 listener: Listener = holder["listener"]
+
+keywords = listener.detector.rule.words  # the classes that can fire (not _unknown_ or background)
+st.caption(f"**{run.run_id}** listens for {len(keywords)} words: {', '.join(keywords)}.")
+if "false_accepts_per_hour" in point:
+    st.caption(f"Measured for this run at threshold {point['threshold']:.2f}: "
+               f"{point['false_accepts_per_hour']:,.0f} false detections per hour of speech and noise and "
+               f"{point['miss_rate']:.1%} of keywords missed (`{point.get('command', 'bench/detection.py')}`).")
 
 default_threshold = float(point.get("threshold", listener.detector.threshold))
 threshold = st.slider("Threshold", CONFIDENCE_FLOOR, 1.0, default_threshold, 0.01, key=f"listen_threshold_{run.run_id}",

@@ -19,13 +19,14 @@ Everything here is NumPy on one mono waveform; :mod:`lib.infer` runs the model.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
 __all__ = ["Detection", "sound_segments", "detection_windows", "group_detections", "sound_windows", "main_sound_window",
-           "is_silent",
+           "level_dbfs", "is_silent",
            "FRAME_SEC",
            "SILENCE_DBFS", "SILENT_PEAK", "SILENT_RMS_DBFS"]
 
@@ -239,6 +240,13 @@ SILENT_PEAK = 1e-3
 SILENT_RMS_DBFS = -60.0
 
 
+def level_dbfs(waveform: np.ndarray) -> float:
+    """RMS level of samples of any shape (full scale 1.0) in dB below full scale; -inf for silence or no samples."""
+    samples = np.asarray(waveform, dtype=np.float64)
+    rms = float(np.sqrt(np.mean(samples ** 2))) if samples.size else 0.0
+    return 20 * math.log10(rms) if rms > 0 else -math.inf
+
+
 def is_silent(waveform: np.ndarray) -> bool:
     """True when a take has no sound worth keeping: its peak is below :data:`SILENT_PEAK` or its RMS level is
     below :data:`SILENT_RMS_DBFS`.
@@ -249,5 +257,4 @@ def is_silent(waveform: np.ndarray) -> bool:
     samples = np.asarray(waveform, dtype=np.float64)
     if samples.size == 0:
         return True
-    peak, rms = float(np.abs(samples).max()), float(np.sqrt(np.mean(samples ** 2)))
-    return peak < SILENT_PEAK or (20 * np.log10(rms) if rms > 0 else -np.inf) < SILENT_RMS_DBFS
+    return float(np.abs(samples).max()) < SILENT_PEAK or level_dbfs(samples) < SILENT_RMS_DBFS

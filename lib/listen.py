@@ -26,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import collections
-import math
 import queue
 import threading
 import time
@@ -36,6 +35,7 @@ import numpy as np
 import torch
 
 from lib.audio import StreamResampler
+from lib.detect import level_dbfs
 from lib.stream import CONFIDENCE_FLOOR, KeywordEvent, StreamingDetector, _number
 
 __all__ = ["Listener", "ListenState", "HeardWord", "MAX_EVENTS", "MAX_BEHIND_SEC", "IDLE_SEC", "block_level_dbfs",
@@ -50,8 +50,7 @@ SILENCE_DBFS = -100.0    # the level of digital silence
 def block_level_dbfs(samples: np.ndarray) -> float:
     """RMS level of ``samples`` (any shape, float in [-1, 1]) in dB below full scale; :data:`SILENCE_DBFS` for
     silence."""
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
-    return max(SILENCE_DBFS, 20.0 * math.log10(rms)) if rms > 0 else SILENCE_DBFS
+    return max(SILENCE_DBFS, level_dbfs(samples))
 
 
 def frame_samples(frame) -> tuple[np.ndarray, int]:

@@ -144,6 +144,11 @@ class EventRule:
             raise ValueError(f"no class can fire: all of {self.class_names} are ignored or background classes")
         self.reset()
 
+    @property
+    def words(self) -> list[str]:
+        """The classes that can fire, in the model's order."""
+        return [name for name, fires in zip(self.class_names, self.keywords) if fires]
+
     def reset(self) -> None:
         """Forget the stream so far: every word armed, no refractory time running."""
         self._armed = np.ones(len(self.class_names), dtype=bool)             # below threshold since its last event
