@@ -19,7 +19,11 @@ What it does, in order:
    max abs difference of the probabilities (tolerance :data:`INFERENCE_TOLERANCE`) and agreement of the
    top class;
 6. the model step per model: forward + backward + AdamW at batch 256, float32 / bf16 / bf16 channels_last,
-   samples/s and FLOP/s (``torch.utils.flop_counter``).
+   samples/s and FLOP/s (``torch.utils.flop_counter``);
+7. the pretrained backbones (``--backbones``; on a GPU all of :data:`BACKBONES`): each trains a short run on the
+   device in bf16 (frozen, last layers or all, as a user would choose), and its saved run predicts on the GPU as on
+   the CPU. Weights that cannot be had offline (torchvision's, wav2vec 2.0's: the machine has no network) start
+   from random weights; the row says which.
 
 Usage::
 
@@ -30,6 +34,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import platform
 import sys
@@ -50,9 +55,14 @@ from bench.report import command_line, write_section  # noqa: E402
 
 SECTION = "gpu-check"
 TARGET_ACCURACY = 0.95
-INFERENCE_TOLERANCE = 2e-3  # probabilities; cuDNN may use TF32 convolutions, which round to ~1e-3 relative
+INFERENCE_TOLERANCE = 2e-3  # probabilities, float32 on both devices (TF32 off on the GPU for the comparison)
 NO_GPU = "no GPU was found (torch.cuda.is_available() is False): these are CPU figures from the short checks"
 STEP_MODELS = ("tutorial_cnn", "kws_resnet", "bcresnet", "crnn", "kws_transformer")
+# (model, finetune): one of each kind of backbone, each way of training it that has its own code path.
+BACKBONES = (("efficientnet_lite0", "last"), ("resnet18", "all"), ("speech_embedding", "frozen"),
+             ("wav2vec2_base", "frozen"), ("wavlm_base", "last"), ("run_embedding", "last"))
+BACKBONE_CLIPS = 600
+CHECKS = ("training", "live", "inference", "backbones", "steps", "compile")
 
 
 def log(message: str) -> None:
@@ -189,6 +199,68 @@ def training_name(mixed_precision: bool, baseline: bool = False, domain: str = "
     return f"train {precision}, recipe on {'power spectrograms' if domain == 'spectrogram' else 'waveforms'}"
 
 
+def weights_available(model: str) -> bool:
+    """Whether ``model``'s pretrained weights are on this machine without a network (cached, or in an installed
+    package): otherwise its run trains from random weights, and says so."""
+    if model == "speech_embedding":
+        from lib.speech_embedding import model_files
+
+        import importlib.util
+
+        try:
+            model_files()
+        except FileNotFoundError:
+            return False
+        return importlib.util.find_spec("onnx") is not None  # reads the embedding's tensors
+    if model == "run_embedding":
+        return (ROOT / "models" / "default" / "model.pt").is_file()
+    from lib.imagenet import ARCHITECTURES, weights_cached
+    from lib.ssl_backbones import SSL_BACKBONES
+    from lib.weights import weights_path
+
+    if model in ARCHITECTURES:
+        return weights_cached(model)
+    return weights_path(SSL_BACKBONES[model].url).is_file()
+
+
+def check_backbone(args: argparse.Namespace, dataset, model: str, finetune: str, runs_root: Path) -> Check:
+    """A short bf16 run of a pretrained backbone on the device, on :data:`BACKBONE_CLIPS` clips of the set."""
+    from lib.features import FeatureConfig
+    from lib.train import DoneEvent, EpochEvent, StepEvent, TrainConfig, iter_training
+
+    pretrained = weights_available(model)
+    n = min(len(dataset), 48 if args.quick else BACKBONE_CLIPS)
+    subset = dataset.subset(np.random.default_rng(0).choice(len(dataset), n, replace=False))
+    config = TrainConfig(model=model, finetune=finetune, pretrained=pretrained, epochs=2 if args.quick else 4,
+                         batch_size=32, learning_rate=3e-3, device=args.device_resolved, mixed_precision=True,
+                         max_batches=2 if args.quick else None)
+    device = torch.device(args.device_resolved)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    steps, epochs, done = [], [], None
+    started = time.perf_counter()
+    for event in iter_training(subset, FeatureConfig(), config, runs_root=runs_root, run_id=f"gpu-check-{model}",
+                               overwrite=True):
+        if isinstance(event, StepEvent):
+            steps.append(event)
+        elif isinstance(event, EpochEvent):
+            epochs.append(event)
+        elif isinstance(event, DoneEvent):
+            done = event
+    if done is None or done.status == "failed":
+        return Check(f"backbone {model}", ok=False, error=done.message if done else "no done event")
+    later = [s for s in steps if s.epoch > 1] or steps
+    span = later[-1].elapsed_sec - later[0].elapsed_sec if len(later) > 1 else float("nan")
+    figures = {"model": model, "finetune": finetune, "pretrained": pretrained, "clips": n,
+               "samples_per_sec": sum(s.batch_size for s in later[1:]) / span if span > 0 else float("nan"),
+               "wall_sec": time.perf_counter() - started, "peak_gpu_mb": peak_memory_mb(device),
+               "val_accuracy": done.metrics["validation"].get("accuracy"), "run_path": done.run_path}
+    inference = check_inference(args, dataset, [done.run_path], clips=128)
+    if "skipped" not in inference.figures:
+        figures.update(inference.figures[Path(done.run_path).name])
+    return Check(f"backbone {model}", ok=inference.ok, figures=figures, error=inference.error)
+
+
 def check_live_events(args: argparse.Namespace, dataset, runs_root: Path) -> Check:
     """A job in the background, polled every 50 ms like the Train page's fragment: steps must show up before
     the job ends (and not all at once at the end)."""
@@ -219,14 +291,27 @@ def check_live_events(args: argparse.Namespace, dataset, runs_root: Path) -> Che
                                         f"saw {distinct} distinct step counts while running"))
 
 
-def check_inference(args: argparse.Namespace, dataset, run_paths: list[str]) -> Check:
-    """GPU probabilities equal CPU probabilities (the same run, the same clips) within the tolerance."""
+@contextlib.contextmanager
+def full_float32():
+    """TF32 off for cuDNN convolutions and matrix products (torch's default allows it for convolutions): float32
+    arithmetic on the GPU as on the CPU, so that a difference means a bug, not a 10-bit mantissa. What users get (TF32
+    on) is reported beside it."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def check_inference(args: argparse.Namespace, dataset, run_paths: list[str], clips: int = 512) -> Check:
+    """GPU probabilities equal CPU probabilities (the same run, the same ``clips`` clips) within the tolerance."""
     from lib.infer import Classifier
 
     device = torch.device(args.device_resolved)
     if device.type == "cpu":
         return Check("inference GPU = CPU", ok=None, figures={"skipped": "no GPU: nothing to compare"})
-    n = min(len(dataset), 512)
+    n = min(len(dataset), clips)
     indices = np.random.default_rng(0).choice(len(dataset), n, replace=False)
     figures: dict = {"clips": n, "tolerance": INFERENCE_TOLERANCE}
     ok = True
@@ -235,7 +320,10 @@ def check_inference(args: argparse.Namespace, dataset, run_paths: list[str]) -> 
         gpu = Classifier.from_run(path, device=device)
         waveforms = dataset.to_tensor(cpu.feature_config.sample_rate, cpu.feature_config.n_samples, indices)
         p_cpu, p_gpu = cpu.predict_batch(waveforms), gpu.predict_batch(waveforms)
-        diff = (p_cpu - p_gpu).abs().max().item()
+        with full_float32():
+            p_gpu_fp32 = gpu.predict_batch(waveforms)
+        diff = (p_cpu - p_gpu_fp32).abs().max().item()
+        diff_tf32 = (p_cpu - p_gpu).abs().max().item()
         agree = (p_cpu.argmax(1) == p_gpu.argmax(1)).float().mean().item()
         # Latency of one clip on each device (p50 over 50 runs after 5 warm-up runs).
         clip = waveforms[:1]
@@ -249,7 +337,7 @@ def check_inference(args: argparse.Namespace, dataset, run_paths: list[str]) -> 
                 if i >= 5:
                     times.append(time.perf_counter() - t0)
             latency[label] = float(np.median(times) * 1000)
-        figures[Path(path).name] = {"max_abs_diff": diff, "top1_agreement": agree,
+        figures[Path(path).name] = {"max_abs_diff": diff, "max_abs_diff_tf32": diff_tf32, "top1_agreement": agree,
                                     "p50_ms_cpu": latency["cpu"], "p50_ms_gpu": latency["gpu"]}
         ok = ok and diff <= INFERENCE_TOLERANCE and agree >= 0.99
     return Check("inference GPU = CPU", ok=ok, figures=figures)
@@ -357,6 +445,7 @@ def render(checks: dict[str, Check], device: torch.device, command: str, total_s
               f"Generated {time.strftime('%Y-%m-%d')} by `{command}` in {total_sec:.0f} s.", ""]
     lines += render_training([c for name, c in checks.items() if name.startswith("train ")], device)
     lines += render_checks(checks)
+    lines += render_backbones([c for name, c in checks.items() if name.startswith("backbone ")])
     lines += render_steps(checks.get("model step"), checks.get("compile"))
     return "\n".join(lines) + "\n"
 
@@ -409,10 +498,37 @@ def render_checks(checks: dict[str, Check]) -> list[str]:
             if isinstance(f, dict):
                 ok = f["max_abs_diff"] <= INFERENCE_TOLERANCE and f["top1_agreement"] >= .99
                 lines.append(f"| inference GPU = CPU: `{run}` ({inference.figures['clips']} clips) | {verdict[ok]} | "
-                             f"max abs diff of probabilities {f['max_abs_diff']:.1e} (tolerance "
-                             f"{INFERENCE_TOLERANCE:g}), top-1 agreement {f['top1_agreement']:.1%}; one clip p50 "
+                             f"max abs diff of probabilities {f['max_abs_diff']:.1e} in float32 (tolerance "
+                             f"{INFERENCE_TOLERANCE:g}), {f['max_abs_diff_tf32']:.1e} with TF32 (the default), top-1 "
+                             f"agreement {f['top1_agreement']:.1%}; one clip p50 "
                              f"{f['p50_ms_cpu']:.2f} ms CPU, {f['p50_ms_gpu']:.2f} ms GPU |")
     return lines + [""]
+
+
+def render_backbones(checks: list[Check]) -> list[str]:
+    if not checks:
+        return []
+    lines = [f"### Pretrained backbones on the device (bf16 autocast, batch 32, {BACKBONE_CLIPS} clips of the set)",
+             "", "| model | trains | weights | samples/s | peak GPU memory | val. acc. | GPU = CPU: max abs diff "
+             "float32 (TF32), top-1 agreement | one clip p50 CPU / GPU |", "|---|---|---|---|---|---|---|---|"]
+    for check in checks:
+        f = check.figures
+        if "samples_per_sec" not in f:
+            lines.append(f"| {check.name.removeprefix('backbone ')} | **FAIL**: {check.error} | | | | | | |")
+            continue
+        weights = "pretrained" if f["pretrained"] else "random (none offline)"
+        agreement = (f"{f['max_abs_diff']:.1e} ({f['max_abs_diff_tf32']:.1e} TF32), {f['top1_agreement']:.0%}"
+                     + ("" if check.ok else " **FAIL**")
+                     if "max_abs_diff" in f else "skipped (no GPU)")
+        latency = f"{f['p50_ms_cpu']:.1f} / {f['p50_ms_gpu']:.1f} ms" if "p50_ms_cpu" in f else "—"
+        memory = f"{f['peak_gpu_mb']:.0f} MiB" if f["peak_gpu_mb"] is not None else "n/a"
+        lines.append(f"| {f['model']} | {f['finetune']} | {weights} | {fmt(f['samples_per_sec'])} | {memory} | "
+                     f"{fmt(f['val_accuracy'] * 100, '.1f')}% | {agreement} | {latency} |")
+    return lines + ["", "Each backbone trains 4 epochs the way its row says (`frozen`: its embeddings computed once "
+                    "and cached, the head trains; `last`: the head and its last layers; `all`: everything), then its "
+                    "saved run classifies 128 clips on the GPU and on the CPU. Samples/s after the first epoch; "
+                    "validation accuracy says the run learned, not how well the backbone does (see the few-shot and "
+                    "transfer sections for that).", ""]
 
 
 def render_steps(steps: Check | None, compiled: Check | None) -> list[str]:
@@ -448,6 +564,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto (the GPU when there is one), cuda, cpu")
     p.add_argument("--data-dir", help="the built-in set's cache folder (default: data/builtin)")
     p.add_argument("--quick", action="store_true", help="a tiny set and a few steps (the CPU smoke test)")
+    p.add_argument("--backbones", default="auto",
+                   help="comma-separated pretrained backbones to train and check (auto: all of BACKBONES on a GPU, "
+                        "none on a CPU; none)")
+    p.add_argument("--checks", default=",".join(CHECKS),
+                   help=f"comma-separated checks to run (default all: {','.join(CHECKS)})")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile measurement (GPU only)")
     return p.parse_args(argv)
 
@@ -461,6 +582,9 @@ def main(argv: list[str] | None = None) -> int:
     if device.type != "cuda":
         log(NO_GPU)
         args.quick = True  # a CPU would take many minutes over the full recipe: the short checks say enough
+    wanted = ([m for m, _ in BACKBONES] if args.backbones == "auto" and device.type == "cuda" else
+              [] if args.backbones in ("auto", "none") else args.backbones.split(","))
+    args.backbone_list = [(m, f) for m, f in BACKBONES if m in wanted]
     started = time.perf_counter()
     command = command_line("gpu_check.py", argv)
     checks = {"device": check_device(device)}
@@ -470,20 +594,32 @@ def main(argv: list[str] | None = None) -> int:
         checks[check.name] = check
         write_section(args.out, SECTION, render(checks, device, command, time.perf_counter() - started))
 
-    dataset = load_data(args)
+    wanted = set(args.checks.split(","))
+    if wanted - set(CHECKS):
+        log(f"unknown checks {sorted(wanted - set(CHECKS))}; choose from {', '.join(CHECKS)}")
+        return 2
+    dataset = load_data(args) if wanted & {"training", "live", "inference", "backbones"} else None
     with tempfile.TemporaryDirectory(prefix="gpu-check-runs-") as runs:
         runs_root = Path(runs)
-        add(run_check(training_name(True, True), check_training, args, dataset, True, runs_root, True))
-        for mixed, domain in ((True, "spectrogram"), (False, "spectrogram"), (False, "waveform")):
-            add(run_check(training_name(mixed, False, domain), check_training, args, dataset, mixed, runs_root,
-                          False, domain))
-        add(run_check("live events", check_live_events, args, dataset, runs_root))
-        run_paths = [str(ROOT / "models" / "default")] if (ROOT / "models" / "default" / "model.pt").is_file() else []
-        bf16 = checks[training_name(True)].figures.get("run_path")  # the recipe, bf16, on power spectrograms
-        run_paths += [bf16] if bf16 else []
-        add(run_check("inference GPU = CPU", check_inference, args, dataset, run_paths))
-    add(run_check("model step", check_model_steps, args))
-    if device.type == "cuda" and not args.no_compile:
+        if "training" in wanted:
+            add(run_check(training_name(True, True), check_training, args, dataset, True, runs_root, True))
+            for mixed, domain in ((True, "spectrogram"), (False, "spectrogram"), (False, "waveform")):
+                add(run_check(training_name(mixed, False, domain), check_training, args, dataset, mixed, runs_root,
+                              False, domain))
+        if "live" in wanted:
+            add(run_check("live events", check_live_events, args, dataset, runs_root))
+        if "inference" in wanted:
+            run_paths = ([str(ROOT / "models" / "default")] if (ROOT / "models" / "default" / "model.pt").is_file()
+                         else [])
+            bf16 = checks.get(training_name(True), Check("")).figures.get("run_path")  # the recipe, bf16
+            run_paths += [bf16] if bf16 else []
+            add(run_check("inference GPU = CPU", check_inference, args, dataset, run_paths))
+        if "backbones" in wanted:
+            for model, finetune in args.backbone_list:
+                add(run_check(f"backbone {model}", check_backbone, args, dataset, model, finetune, runs_root))
+    if "steps" in wanted:
+        add(run_check("model step", check_model_steps, args))
+    if "compile" in wanted and device.type == "cuda" and not args.no_compile:
         add(run_check("compile", check_compile, args))
     print(render(checks, device, command, time.perf_counter() - started))
     failed = [c.name for c in checks.values() if c.ok is False]
