@@ -51,6 +51,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from bench.model_flops import model_step, synchronize  # noqa: E402
 from bench.report import command_line, write_section  # noqa: E402
 
 SECTION = "gpu-check"
@@ -90,11 +91,6 @@ def run_check(name: str, fn, *args) -> Check:
         check = Check(name, ok=False, error=f"{type(error).__name__}: {error}")
     log(f"{name}: {'error: ' + check.error if check.error else 'done'} in {time.perf_counter() - started:.1f} s")
     return check
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def peak_memory_mb(device: torch.device) -> float | None:
@@ -341,58 +337,6 @@ def check_inference(args: argparse.Namespace, dataset, run_paths: list[str], cli
                                     "p50_ms_cpu": latency["cpu"], "p50_ms_gpu": latency["gpu"]}
         ok = ok and diff <= INFERENCE_TOLERANCE and agree >= 0.99
     return Check("inference GPU = CPU", ok=ok, figures=figures)
-
-
-def model_step(model_name: str, device: torch.device, batch: int, dtype: str, channels_last: bool,
-               steps: int, compile: bool = False) -> dict:
-    """Samples/s and FLOP/s of forward + backward + AdamW on random features of the default shape."""
-    import torch.nn.functional as F
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from lib.features import FeatureConfig
-    from lib.models import build_model
-
-    fc = FeatureConfig()
-    torch.manual_seed(0)
-    model = build_model(model_name, 10, fc.n_bins, fc.n_frames).to(device)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    x = torch.randn(batch, 1, fc.n_bins, fc.n_frames, device=device).contiguous(memory_format=memory_format)
-    y = torch.randint(0, 10, (batch,), device=device)
-    autocast = dtype == "bf16"
-
-    forward = torch.compile(model) if compile else model
-
-    def step() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            loss = F.cross_entropy(forward(x).float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    with FlopCounterMode(display=False) as counter:
-        model_forward, forward = forward, model  # count the eager model's FLOPs (the same arithmetic)
-        step()
-        forward = model_forward
-    flops = counter.get_total_flops()
-    t_compile = time.perf_counter()
-    step()
-    synchronize(device)
-    compile_sec = time.perf_counter() - t_compile
-    for _ in range(3):
-        step()
-    synchronize(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    synchronize(device)
-    seconds = (time.perf_counter() - t0) / steps
-    result = {"samples_per_sec": batch / seconds, "gflops_per_sec": flops / seconds / 1e9,
-              "mflop_per_sample": flops / batch / 1e6}
-    if compile:
-        result["compile_sec"] = compile_sec
-    return result
 
 
 def check_model_steps(args: argparse.Namespace) -> Check:
