@@ -41,7 +41,7 @@ def session_listener() -> dict:
     if holder["key"] != key:
         if holder["listener"] is not None:
             holder["listener"].close()
-        holder["listener"] = Listener(StreamingDetector(classifier, **(detector_settings(run.path) if point else {})))
+        holder["listener"] = Listener(StreamingDetector(classifier, **detector_settings(run.path, point)))
         holder["key"] = key
     return holder
 

@@ -389,14 +389,18 @@ def save_operating_point(run_path: str | Path, point: dict[str, Any]) -> Path:
     return path / DETECTOR_FILE
 
 
-def detector_settings(run_path: str | Path) -> dict[str, float]:
+def detector_settings(run_path: str | Path, point: dict[str, Any] | None = None) -> dict[str, float]:
     """The detector settings of a run's operating point (``threshold``, ``smoothing_sec``, ``refractory_sec``,
     ``hop_sec``), as :class:`StreamingDetector`'s keyword arguments; {} when it has none (the defaults).
+
+    Args:
+        run_path: The run folder, whose ``detector.json`` is read when ``point`` is None.
+        point: The run's :func:`operating_point`, when the caller has read it already.
 
     Raises:
         ValueError: If its ``detector.json`` is not valid.
     """
-    point = operating_point(run_path) or {}
+    point = (operating_point(run_path) if point is None else point) or {}
     return {key: point[key] for key in _POINT_KEYS if key in point}
 
 
