@@ -616,19 +616,21 @@ for _name, _description in (
     _register_ssl(_name, _description)
 
 
-def _run_features(feature_config: FeatureConfig, run: str = "default") -> FeatureConfig:
+def _run_features(feature_config: FeatureConfig, run: str = "default", architecture: dict | None = None
+                  ) -> FeatureConfig:
     from lib.run_embedding import run_features
 
-    return run_features(run, feature_config)
+    return run_features(run, feature_config, architecture)
 
 
 @register("run_embedding", "A saved run's penultimate layer as a backbone (default: the shipped model), a new linear "
                            "head; reads that run's features", pretrained=True, own_features=_run_features)
 def _run_embedding(n_classes: int, n_bins: int, n_frames: int, run: str = "default",
-                   pretrained: bool = True) -> nn.Module:
+                   pretrained: bool = True, architecture: dict | None = None) -> nn.Module:
     from lib.run_embedding import RunEmbeddingClassifier
 
-    return RunEmbeddingClassifier(n_classes, n_bins, n_frames, run=run, pretrained=pretrained)
+    return RunEmbeddingClassifier(n_classes, n_bins, n_frames, run=run, pretrained=pretrained,
+                                  architecture=architecture)
 
 
 def _register_imagenet() -> None:

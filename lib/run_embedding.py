@@ -13,8 +13,10 @@ ten words) is the usual source:
       ▼
     logits (B, n_classes)
 
-The run is named by :attr:`lib.train_config.TrainConfig.backbone_run` (saved in config.json); a run trained on it
-reads only the source's config.json when loaded (its own ``model.pt`` holds every weight).
+The run is named by :attr:`lib.train_config.TrainConfig.backbone_run` (saved in config.json). A run trained on it
+saves the source's architecture with its weights record (``RunRecord.weights["architecture"]``: model, classes,
+options, features) and its own ``model.pt`` holds every weight, so it loads, zipped or moved, without the source
+(runs saved before read the source's config.json).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from torch import nn
 from lib.backbone import BackboneClassifier
 from lib.features import FeatureConfig
 
-__all__ = ["run_folder", "run_features", "RunEmbeddingClassifier"]
+__all__ = ["run_folder", "source_architecture", "run_features", "RunEmbeddingClassifier"]
 
 
 def run_folder(run: str) -> Path:
@@ -56,9 +58,22 @@ def _source_record(run: str):
         return read_record(run_folder(run))
 
 
-def run_features(run: str, feature_config: FeatureConfig) -> FeatureConfig:
-    """The features run ``run`` was trained with, at ``feature_config``'s clip length."""
-    own = _source_record(run).feature_config
+def source_architecture(run: str) -> dict:
+    """What rebuilding run ``run``'s network needs, JSON-ready: ``{"model", "n_classes", "model_kwargs",
+    "features"}`` (``features``: its FeatureConfig as a dict)."""
+    record = _source_record(run)
+    return {"model": record.model, "n_classes": len(record.class_names), "model_kwargs": record.model_kwargs,
+            "features": record.feature_config.to_dict()}
+
+
+def run_features(run: str, feature_config: FeatureConfig, architecture: dict | None = None) -> FeatureConfig:
+    """The features run ``run`` was trained with (``architecture``'s when given: :func:`source_architecture`), at
+    ``feature_config``'s clip length."""
+    if architecture is not None:
+        with torch.device("cpu"):  # the mel filters are checked on the CPU even while a model is sized on meta
+            own = FeatureConfig.from_dict(architecture["features"])
+    else:
+        own = _source_record(run).feature_config
     return own if own.clip_seconds == feature_config.clip_seconds else own.replace(
         clip_seconds=feature_config.clip_seconds)
 
@@ -99,27 +114,33 @@ class RunEmbeddingClassifier(BackboneClassifier):
         n_bins, n_frames: feature shape (the source run's features, :func:`run_features`).
         run: the source run's name in the runs folder.
         pretrained: load the source run's weights; False: its architecture only (a saved run's weights follow).
+        architecture: the source's :func:`source_architecture`, saved with a run trained on it: with
+            ``pretrained=False`` the network is built from it, without reading the source run.
 
     Attributes:
-        weights_record: ``{"source": "run <name>", "sha256": <its model.pt's>}``, or None; the engine saves it.
+        weights_record: ``{"source": "run <name>", "sha256": <its model.pt's>, "architecture": ...}``, or None; the
+            engine saves it.
     """
 
     def __init__(self, n_classes: int, n_bins: int, n_frames: int, run: str = "default",
-                 pretrained: bool = True) -> None:
+                 pretrained: bool = True, architecture: dict | None = None) -> None:
         super().__init__()
         from lib.download import sha256_file
         from lib.infer import Classifier, _output_layers
         from lib.models import build_model
         from lib.runs import MODEL_FILE
 
-        self.weights_record: dict[str, str] | None = None
+        self.weights_record: dict | None = None
         if pretrained:
             self.backbone = Classifier.from_run(run_folder(run)).model.cpu()
-            self.weights_record = {"source": f"run {run}", "sha256": sha256_file(run_folder(run) / MODEL_FILE)}
+            self.weights_record = {"source": f"run {run}", "sha256": sha256_file(run_folder(run) / MODEL_FILE),
+                                   "architecture": source_architecture(run)}
         else:
-            record = _source_record(run)
-            self.backbone = build_model(record.model, len(record.class_names), n_bins, n_frames, weights=False,
-                                        **record.model_kwargs)
+            architecture = architecture if architecture is not None else source_architecture(run)
+            if not isinstance(architecture, dict) or not {"model", "n_classes", "model_kwargs"} <= set(architecture):
+                raise ValueError(f"run_embedding's saved architecture of run {run!r} is not readable: retrain the run")
+            self.backbone = build_model(architecture["model"], architecture["n_classes"], n_bins, n_frames,
+                                        weights=False, **architecture["model_kwargs"])
         self.run = run
         dim = sum(_input_width(layer) for layer in _output_layers(self.backbone))
         self.members = _strip_output_layers(self.backbone)

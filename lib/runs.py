@@ -227,7 +227,9 @@ class RunRecord:
         best_epoch: The epoch whose weights were kept.
         sweep: The sweep this run is a trial of, ``{"name": str, "trial": int}``, or None (:mod:`lib.sweep`).
         weights: The pretrained weights the model started from, ``{"source": str, "sha256": str}`` (a URL, file
-            or package, and the file's SHA-256), or None (random initialisation).
+            or package, and the file's SHA-256), or None (random initialisation); a backbone built from another
+            run adds ``"architecture"``, what rebuilding it needs (``run_embedding``: the source run's model, classes,
+            options and features), so the run loads without its source.
     """
 
     model: str
@@ -244,7 +246,7 @@ class RunRecord:
     n_parameters: int | None = None
     best_epoch: int | None = None
     sweep: dict[str, Any] | None = None
-    weights: dict[str, str] | None = None
+    weights: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.class_names:
@@ -254,8 +256,12 @@ class RunRecord:
 
     @property
     def model_kwargs(self) -> dict[str, Any]:
-        """The builder's options besides the shape (:attr:`TrainConfig.model_kwargs`; none without a train config)."""
-        return self.train_config.model_kwargs if self.train_config is not None else {}
+        """The builder's options besides the shape (:attr:`TrainConfig.model_kwargs`; none without a train config),
+        with the backbone's saved ``architecture`` when :attr:`weights` has one."""
+        options = self.train_config.model_kwargs if self.train_config is not None else {}
+        if self.weights and "architecture" in self.weights:
+            options = {**options, "architecture": self.weights["architecture"]}
+        return options
 
     def to_dict(self) -> dict[str, Any]:
         """config.json's object: the model once (not again inside ``train_config``)."""
@@ -312,11 +318,15 @@ def _sweep_tag(value: Any) -> dict[str, Any] | None:
     return {"name": name, "trial": trial} if name is not None and trial is not None else None
 
 
-def _weights_tag(value: Any) -> dict[str, str] | None:
-    """config.json's ``weights``: ``{"source": str, "sha256": str}``, or None when absent or unreadable."""
+def _weights_tag(value: Any) -> dict[str, Any] | None:
+    """config.json's ``weights``: ``{"source": str, "sha256": str}`` (and a dict ``"architecture"`` when saved), or
+    None when absent or unreadable."""
     if not isinstance(value, dict) or not {"source", "sha256"} <= set(value):
         return None
-    return {"source": str(value["source"]), "sha256": str(value["sha256"])}
+    tag: dict[str, Any] = {"source": str(value["source"]), "sha256": str(value["sha256"])}
+    if isinstance(value.get("architecture"), dict):
+        tag["architecture"] = value["architecture"]
+    return tag
 
 
 # -- names -----------------------------------------------------------------------------------------

@@ -51,10 +51,21 @@ def test_frozen_run_saves_its_source_and_reloads_the_same_predictions(source, ti
     saved = json.loads((tmp_path / "on-tiny" / "config.json").read_text())
     assert saved["train_config"]["backbone_run"] == source and saved["feature_config"]["n_mels"] == 40
     run = load_run(done.run_path)
-    assert run.record.model_kwargs == {"run": source}
-    assert run.record.weights == {"source": f"run {source}", "sha256": sha256_of(Path(tiny_run) / "model.pt")}
+    source_record = load_run(tiny_run).record
+    architecture = {"model": source_record.model, "n_classes": len(source_record.class_names),
+                    "model_kwargs": source_record.model_kwargs, "features": source_record.feature_config.to_dict()}
+    assert run.record.model_kwargs == {"run": source, "architecture": architecture}
+    assert run.record.weights == {"source": f"run {source}", "sha256": sha256_of(Path(tiny_run) / "model.pt"),
+                                  "architecture": architecture}
     predictions = run.report("test").predictions
-    again = evaluate(Classifier.from_run(done.run_path), tiny_dataset, [p.index for p in predictions])
+    # The run carries its source's architecture: it loads with the source run gone (moved away here).
+    moved = Path(tiny_run).with_name("moved-away")
+    Path(tiny_run).rename(moved)
+    try:
+        classifier = Classifier.from_run(done.run_path)
+    finally:
+        moved.rename(tiny_run)
+    again = evaluate(classifier, tiny_dataset, [p.index for p in predictions])
     assert [p.pred for p in again.predictions] == [p.pred for p in predictions]
     np.testing.assert_allclose([p.confidence for p in again.predictions], [p.confidence for p in predictions],
                                atol=1e-4)
