@@ -3,25 +3,24 @@ style)."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from pathlib import Path
 
 import streamlit as st
 
-from lib.audio import AUDIO_EXTENSIONS, AudioDecodeError, fit_clip, load_audio, save_wav
-from lib.background import CONFIDENCE_THRESHOLD, NOTHING_HEARD, background_clips, heard, is_background
-from lib.detect import is_silent, sound_windows
-from lib.features import FeatureConfig, extract
-from lib.jobs import JOB_QUEUE, TrainingJob
+from lib.audio import AudioDecodeError, load_audio, save_wav
+from lib.background import CONFIDENCE_THRESHOLD, NOTHING_HEARD, heard, is_background
+from lib.features import FeatureConfig
+from lib.jobs import JOB_QUEUE
 from lib.plots import fig_class_counts, fig_probabilities, fig_spectrogram, fig_window_predictions
+from lib.recordings import class_takes, is_valid_name, split_take, take_counts, take_problem, take_stem
+from lib.recordings import write_background_takes
 from lib.settings import settings
 from lib.train_config import TrainConfig
 from ui.common import load_classifier, load_dataset, page_header, page_link, run_picker, show_detections
 
 DEFAULT_DATASET = "my-recordings"
 RECORD_SAMPLE_RATE = 16000
-NAME_RULE = re.compile(r"[A-Za-z0-9 _-]{1,64}")
 NAME_HELP = "letters, digits, spaces, '-' and '_' only (at most 64 characters)"
 MIN_CLASSES = 2
 SUGGESTED_PER_CLASS = 10
@@ -42,7 +41,7 @@ def name_problem(name: str, what: str) -> str | None:
     """Why ``name`` cannot be a folder name for a dataset or class, or None when it can."""
     if not name:
         return f"Give the {what} a name."
-    if not NAME_RULE.fullmatch(name):
+    if not is_valid_name(name):
         return f"The {what} name {name!r} is not allowed: use {NAME_HELP}."
     return None
 
@@ -58,26 +57,12 @@ def decode(recording, quiet_ok: bool = False) -> tuple:
         if error.reason in ("the file is empty", "the audio has no samples"):
             return None, None, silent
         return None, None, ("error", f"{error} Record again.")
-    if not bool(waveform.isfinite().all()):
+    problem = take_problem(waveform, quiet_ok)
+    if problem == "nonfinite":
         return None, None, ("error", "The recording has invalid samples (NaN or infinity). Record again.")
-    if is_silent(waveform.numpy()) and not quiet_ok:
+    if problem == "silent":
         return None, None, silent
     return waveform, rate, None
-
-
-def class_takes(folder: Path) -> dict[str, list[Path]]:
-    """The audio files of each class sub-folder, oldest first (the layout :func:`lib.data.load_folder` reads)."""
-    if not folder.is_dir():
-        return {}
-    return {sub.name: sorted(p for p in sub.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
-                             and not p.name.startswith("."))
-            for sub in sorted(folder.iterdir(), key=lambda d: d.name.lower())
-            if sub.is_dir() and not sub.name.startswith(".")}
-
-
-def class_counts(folder: Path) -> dict[str, int]:
-    """Audio files per class sub-folder."""
-    return {name: len(takes) for name, takes in class_takes(folder).items()}
 
 
 def counts_text(counts: dict[str, int]) -> str:
@@ -118,17 +103,14 @@ def save_recording() -> None:
         notify(issue[0], issue[1] + " Nothing was saved.")
         return
     folder = RECORDINGS_DIR / name
-    stem = folder / label / f"{datetime.now():%Y%m%d-%H%M%S-%f}"
     # A word: one clip centred on each time it was said (lib.detect), as the live test classifies it; a long take
     # of "yes ... yes ... yes" gives one take per "yes". The background class keeps the whole take.
-    windows = [(0, waveform.shape[-1])] if is_background(label) else \
-        [(start, end) for start, end, _ in sound_windows(waveform.mean(0).numpy(), rate,
-                                                          FeatureConfig().clip_seconds)][:MAX_SPLIT_TAKES]
-    paths = [stem.with_name(f"{stem.name}-{i + 1}.wav") if len(windows) > 1 else stem.with_suffix(".wav")
-             for i in range(len(windows))]
+    clips = split_take(waveform, rate, take_stem(folder, label, datetime.now()), FeatureConfig().clip_seconds,
+                       whole=is_background(label), max_takes=MAX_SPLIT_TAKES)
+    paths = [path for path, _ in clips]
     try:
-        for path, (start, end) in zip(paths, windows):
-            save_wav(path, waveform[:, start:end], rate)
+        for path, clip in clips:
+            save_wav(path, clip, rate)
     except OSError as error:
         notify("error", f"Could not save the recording to {path}: {error}. Check that the folder is writable.")
         return
@@ -136,7 +118,7 @@ def save_recording() -> None:
     st.session_state["record_new_class"] = ""
     st.session_state["record_class"] = label
     saved = f"Saved {len(paths)} takes, one per sound heard in the recording," if len(paths) > 1 else "Saved"
-    notify("success", f"{saved} as **{label}** in {name}. Clips per class: {counts_text(class_counts(folder))}.")
+    notify("success", f"{saved} as **{label}** in {name}. Clips per class: {counts_text(take_counts(folder))}.")
 
 
 def undo_last() -> None:
@@ -170,9 +152,7 @@ def add_background_class(folder: Path) -> None:
     """Create the class :data:`BACKGROUND_CLASS` with takes of silence and quiet noise, and select it."""
     target = folder / BACKGROUND_CLASS
     try:
-        clips = background_clips(BACKGROUND_TAKES, RECORD_SAMPLE_RATE, seed=len(class_counts(folder)))
-        for i, clip in enumerate(clips):
-            save_wav(target / f"generated-{datetime.now():%Y%m%d-%H%M%S}-{i}.wav", clip[None], RECORD_SAMPLE_RATE)
+        write_background_takes(target, BACKGROUND_TAKES, RECORD_SAMPLE_RATE, seed=len(take_counts(folder)))
     except OSError as error:
         notify("error", f"Could not write the background takes to {target}: {error}. Check that the folder is "
                         "writable.")
@@ -182,10 +162,6 @@ def add_background_class(folder: Path) -> None:
     notify("success", f"Added the class **{BACKGROUND_CLASS}** with {BACKGROUND_TAKES} takes of silence and quiet "
                       "noise. Record a few takes of your room too (no words: typing, breathing, the fan) and add "
                       "them to it.")
-
-
-def find_job(job_id) -> TrainingJob | None:
-    return next((job for job in JOB_QUEUE.jobs if job.job_id == job_id), None)
 
 
 def start_training(folder: Path) -> None:
@@ -202,7 +178,7 @@ def start_training(folder: Path) -> None:
 
 def adopt_trained_run() -> None:
     """Once the session's Record training job has ended, its run becomes the session's run (tried live above)."""
-    job = find_job(st.session_state.get("record_job_id"))
+    job = JOB_QUEUE.find(st.session_state.get("record_job_id"))
     if job is None or not job.ended or st.session_state.get("record_handled_job") == job.job_id:
         return
     st.session_state["record_handled_job"] = job.job_id
@@ -252,7 +228,7 @@ if recording is not None:
         (st.warning if issue[0] == "warning" else st.error)(issue[1])
 
 # ------------------------------------------------------------------------------------------ prediction
-def show_prediction(prediction, config, threshold: float) -> None:
+def show_prediction(prediction, classifier, threshold: float) -> None:
     answer = heard(prediction.probabilities, prediction.class_names, threshold)
     cols = st.columns(3)
     cols[0].metric("Heard", answer or NOTHING_HEARD)
@@ -269,8 +245,8 @@ def show_prediction(prediction, config, threshold: float) -> None:
         st.plotly_chart(fig_probabilities(prediction.probabilities, prediction.class_names,
                                           title="Class probabilities"), key="record_probabilities")
     with right:
-        mono = fit_clip(waveform, rate, config.sample_rate, config.n_samples if prediction.n_windows == 1 else None)
-        st.plotly_chart(fig_spectrogram(extract(mono, config)[0], config, title="What the model reads"),
+        st.plotly_chart(fig_spectrogram(classifier.view_features(waveform, rate), classifier.feature_config,
+                                        title="What the model reads"),
                         key="record_spectrogram")
     if prediction.n_windows > 1:
         st.plotly_chart(fig_window_predictions(prediction.window_starts, prediction.window_probabilities,
@@ -289,7 +265,7 @@ if waveform is not None and classifier is not None:
     except ValueError as error:  # non-finite samples
         st.error(f"Could not classify the recording: {error}. Record again.")
     else:
-        show_prediction(prediction, classifier.feature_config, threshold)
+        show_prediction(prediction, classifier, threshold)
 
 # ---------------------------------------------------------------------------------------- my dataset
 st.divider()
@@ -309,7 +285,7 @@ left.text_input("Dataset name", key="record_dataset", max_chars=64,
 name = dataset_name()
 problem = name_problem(name, "dataset")
 folder = RECORDINGS_DIR / name if problem is None else None
-counts = class_counts(folder) if folder is not None else {}
+counts = take_counts(folder) if folder is not None else {}
 if counts:
     right.selectbox("Class", list(counts), key="record_class", help="An existing class of this dataset.")
 else:
@@ -378,10 +354,10 @@ def gallery(folder: Path) -> None:
 
 
 @st.fragment(run_every=1.0 if (lambda j: j is not None and not j.ended)(
-    find_job(st.session_state.get("record_job_id"))) else None)
+    JOB_QUEUE.find(st.session_state.get("record_job_id"))) else None)
 def training_status() -> None:
     """The Record training job's progress; once it ends, the page reruns and tries the new run live."""
-    job = find_job(st.session_state.get("record_job_id"))
+    job = JOB_QUEUE.find(st.session_state.get("record_job_id"))
     if job is None:
         return
     snap = job.snapshot()
@@ -403,7 +379,7 @@ def training_status() -> None:
 
 def train_section(folder: Path, with_clips: list[str]) -> None:
     """The one-click training on the folder's takes (:data:`RECORD_TRAINING`)."""
-    job = find_job(st.session_state.get("record_job_id"))
+    job = JOB_QUEUE.find(st.session_state.get("record_job_id"))
     busy = job is not None and not job.ended
     st.button("Train on my recordings", key="record_train", on_click=start_training, args=(folder,),
               type="primary", icon=":material/model_training:", disabled=busy or len(with_clips) < MIN_CLASSES,
