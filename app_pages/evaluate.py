@@ -7,17 +7,18 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
-from lib.audio import AudioDecodeError, fit_clip, wav_bytes
+from lib.audio import AudioDecodeError, wav_bytes
 from lib.builtin import builtin_folder
 from lib.data import AudioDataset, DatasetError
-from lib.evaluate import ClipPrediction, EvaluationReport, evaluate, load_segment, matching_clips
-from lib.features import FeatureConfig, extract
+from lib.evaluate import (ClipPrediction, EvaluationReport, clip_features, evaluate, load_segment, matching_clips,
+                          unmatched_counts)
+from lib.features import FeatureConfig
 from lib.infer import Classifier
 from lib.paths import PathNotAllowed, allowed_roots, confine
+from lib.recordings import recording_sets
 from lib.plots import fig_confusion, fig_curves, fig_embedding, fig_prf, fig_spectrogram
 from lib.run_extras import mistake_clip, test_embedding
 from lib.runs import RunInfo
@@ -138,9 +139,7 @@ def clip_view(path: str, mtime: float, config_json: str, start_sec: float = 0.0,
               end_sec: float | None = None) -> tuple[bytes, Any]:
     """A clip's WAV bytes and its spectrogram with the run's features (cached per file, segment and config)."""
     waveform, sample_rate = load_segment(path, start_sec, end_sec)
-    config = FeatureConfig.from_json(config_json)
-    clip = fit_clip(waveform, sample_rate, config.sample_rate, config.n_samples)
-    return wav_bytes(waveform, sample_rate), extract(clip, config)[0, 0].detach().cpu().numpy()
+    return wav_bytes(waveform, sample_rate), clip_features(waveform, sample_rate, FeatureConfig.from_json(config_json))
 
 
 def clip_caption(p: ClipPrediction) -> str:
@@ -215,13 +214,6 @@ def run_dataset(run: RunInfo) -> AudioDataset | None:
         return None
 
 
-def _matches(dataset: AudioDataset, names: list[str], predictions: list[ClipPrediction]) -> bool:
-    """Whether ``dataset`` is still the one the run's test predictions index into."""
-    index = [p.index for p in predictions]
-    return list(dataset.class_names) == list(names) and max(index) < len(dataset) and all(
-        dataset.paths[p.index] == p.name for p in predictions)
-
-
 def show_map(run: RunInfo, report: EvaluationReport) -> None:
     predictions = report.predictions
     if len(predictions) < 2:
@@ -245,18 +237,16 @@ def show_map(run: RunInfo, report: EvaluationReport) -> None:
             classifier = load_classifier(run) if dataset is not None else None
             if dataset is None or classifier is None:
                 return
-            if not _matches(dataset, names, predictions):
+            if not report.matches(dataset):
                 st.info(CHANGED)
                 return
-            config = classifier.feature_config
             with st.spinner("Running the model over the test clips…"):
-                vectors = classifier.embed_batch(dataset.to_tensor(config.sample_rate, config.n_samples,
-                                                                   np.array(index))).numpy()
+                vectors = classifier.embed_clips(dataset, index)
     else:
         dataset = run_dataset(run)
         if dataset is None:
             return
-        if not _matches(dataset, names, predictions):
+        if not report.matches(dataset):
             st.info(CHANGED)
             return
         with st.spinner("Computing features…"):
@@ -299,7 +289,7 @@ def show_cross(run: RunInfo) -> None:
                          "recordings of yours or on another dataset.")
     if kind == "recordings":
         RECORDINGS_DIR = operator_settings().recordings_dir
-        sets = sorted(p.name for p in RECORDINGS_DIR.iterdir() if p.is_dir()) if RECORDINGS_DIR.is_dir() else []
+        sets = recording_sets(RECORDINGS_DIR)
         if not sets:
             st.info("No recordings yet: record a few words per class on the Record page (they are saved under "
                     f"`{RECORDINGS_DIR}`), then come back.")
@@ -344,7 +334,7 @@ def show_cross(run: RunInfo) -> None:
         st.warning(f"{len(dataset.failed)} file(s) of {dataset.name} could not be read and were skipped.")
     names = set(classifier.class_names)
     keep = tuple(matching_clips(dataset, classifier.class_names).tolist())
-    other = {c: n for c, n in dataset.class_counts().items() if c not in names and n}
+    other = unmatched_counts(dataset, classifier.class_names)
     if other:
         st.warning(f"Skipped {sum(other.values())} clip(s) whose label is not a class of this run: "
                    + ", ".join(f"{c} ({n})" for c, n in other.items()) + ".")
