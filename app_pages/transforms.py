@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import math
-import random
 
 import streamlit as st
-import torch
 
 from lib.audio import ACCEPTED_FORMATS, AUDIO_EXTENSIONS, AudioDecodeError, fit_clip, load_audio, wav_bytes
-from lib.augment import EQ_KNOTS_HZ, AugmentConfig, preview_augment
+from lib.augment import AugmentConfig, mixup_partner, preview_augment
 from lib.features import FeatureConfig, frame_grid
 from lib.plots import color_range, fig_eq, fig_spectrogram, fig_waveform
 from ui.augment_editor import augment_editor
@@ -66,14 +63,13 @@ def _options(values: list, current) -> list:
 
 # ------------------------------------------------------------------------------------- caches
 @st.cache_data(show_spinner=False, max_entries=16)
-def _decode(data: bytes) -> tuple[torch.Tensor, int]:
-    """Decode an upload or a recording once (keyed by its bytes)."""
+def _decode(data: bytes) -> tuple:
+    """Decode an upload or a recording once (keyed by its bytes): ``(waveform (channels, time), sample_rate)``."""
     return load_audio(data)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _model_input(clip_key: str, sample_rate: int, clip_seconds: float, _waveform: torch.Tensor,
-                 _rate: int) -> torch.Tensor:
+def _model_input(clip_key: str, sample_rate: int, clip_seconds: float, _waveform, _rate: int):
     """What the model sees (:func:`lib.audio.fit_clip`): mono, at ``sample_rate``, centre cut/padded to
     ``clip_seconds``. ``(1, n_samples)``."""
     return fit_clip(_waveform, _rate, sample_rate, round(clip_seconds * sample_rate))
@@ -209,34 +205,19 @@ clean = _model_input(clip_key, config.sample_rate, config.clip_seconds, waveform
 clips, partner = [clean], None
 if source == "dataset":  # a batch-mate of another class (mixup's partner), as in a training batch
     labels = dataset.labels.tolist()
-    others = [i for i, y in enumerate(labels) if y != labels[index]]
-    if others:
-        partner = random.Random(seed).choice(others)
+    partner = mixup_partner(labels, index, seed)
+    if partner is not None:
         partner_wave, partner_rate = dataset.clip(partner)
         clips.append(_model_input(f"{source_key(dataset.source)}#{partner}", config.sample_rate,
                                   config.clip_seconds, partner_wave, partner_rate))
 # The training engine's own stages for this draw: shift, gain, noise, reverb, EQ (on the frames, the power
 # spectrogram or the waveform, as training will) -> features -> warp -> SpecAugment masks -> mixup.
-result = preview_augment(torch.stack(clips), None, config, preview, seed)
+result = preview_augment(clips, None, config, preview, seed)
 before, after = result.clean, result.augmented                                               # (1, bins, frames)
 
 st.subheader("3. Before and after augmentation")
-steps = [f"shift {1000 * result.shift_sec(config):+.0f} ms", f"gain {result.gain_db:+.1f} dB",
-         f"noise at {result.snr_db:.1f} dB SNR" if math.isfinite(result.snr_db) else "no noise"]
-if result.reverb:
-    steps.append(f"room reverb (RT60 up to {preview.rt60_sec_max:g} s)")
 eq_knots = result.eq_db
-if eq_knots is not None:
-    steps.append("EQ " + " ".join(f"{round(g):+d}" for g in eq_knots)
-                 + f" dB at {EQ_KNOTS_HZ[0]:g} Hz to {EQ_KNOTS_HZ[-1] / 1000:g} kHz")
-if result.scales is not None:
-    freq_scale, time_scale = result.scales
-    if config.kind != "mfcc" and preview.freq_warp > 0:   # MFCCs have no frequency axis
-        steps.append(f"frequency × {freq_scale:.3f}")
-    if preview.time_stretch > 0:
-        steps.append(f"time × {time_scale:.3f}")
-steps.append(f"{preview.n_freq_masks} frequency and {preview.n_time_masks} time mask(s)")
-st.caption(f"Draw #{seed}: {', '.join(steps)}. Press **New random draw** for another one; the same draw stays "
+st.caption(f"Draw #{seed}: {', '.join(result.steps(config, preview))}. Press **New random draw** for another one; the same draw stays "
            "while you move the sliders.")
 batch_source = preview.batch_source(config.power)
 st.caption("The augmented audio plays the waveform steps (shift, gain, noise, reverb, EQ). The frequency warp, "
