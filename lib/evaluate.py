@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
@@ -135,6 +136,15 @@ class ClipPrediction:
             return self.path
         end = "" if self.end_sec is None else f"{self.end_sec:g}"
         return f"{self.path}{_FRAGMENT}{self.start_sec:g},{end}"
+
+    @property
+    def caption(self) -> str:
+        """The clip's file name, with its place in the file for a segment of a longer recording (``rec.wav, 2.5 s
+        to 3.5 s``)."""
+        name = Path(self.path).name
+        if not self.is_segment:
+            return name
+        return f"{name}, {self.start_sec:g} s to " + (f"{self.end_sec:g} s" if self.end_sec is not None else "the end")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the shape of ``metrics.json``)."""

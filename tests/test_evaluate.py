@@ -34,6 +34,9 @@ def test_an_old_prediction_with_a_fragment_path_is_located():
     prediction = ClipPrediction.from_dict(old)
     assert (prediction.path, prediction.start_sec, prediction.end_sec) == ("data/esc/1-100.wav", 2.5, 3.5)
     assert prediction.is_segment and not prediction.correct and prediction.name == old["path"]
+    assert prediction.caption == "1-100.wav, 2.5 s to 3.5 s"
+    assert ClipPrediction(1, "d/rec.wav", 4.0, None, 0, 0, 1.0).caption == "rec.wav, 4 s to the end"
+    assert ClipPrediction(1, "d/yes/1.wav", 0.0, None, 0, 0, 1.0).caption == "1.wav"
     with pytest.raises(ValueError, match="malformed"):
         ClipPrediction.from_dict({"index": 1})
 
