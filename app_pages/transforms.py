@@ -20,8 +20,9 @@ LIGHT = {"displayModeBar": False}
 
 # ------------------------------------------------------------------------------------- state
 def _init_widgets() -> None:
-    """Widget defaults from the session's saved feature settings (set once by :func:`ui.feature_editor.
-    init_feature_editor`; the widgets own them then). The augmentation editor (:mod:`ui.augment_editor`) starts from the saved augmentation the same way."""
+    """Widget defaults from the session's saved feature settings (set once by
+    :func:`ui.feature_editor.init_feature_editor`; the widgets own them then). The augmentation editor
+    (:mod:`ui.augment_editor`) starts from the saved augmentation the same way."""
     st.session_state.setdefault("tf_source", "dataset")
     init_feature_editor(feature_config())
     st.session_state.setdefault("aug_seed", 0)
@@ -72,7 +73,7 @@ if source == "dataset":
         st.stop()
     c1, c2 = st.columns([1, 2])
     class_name = c1.selectbox("Class", dataset.class_names, key="tf_class")
-    rows = [i for i, y in enumerate(dataset.labels.tolist()) if dataset.class_names[y] == class_name]
+    rows = dataset.class_indices(class_name)
     if not rows:
         st.warning(f"The class {class_name!r} has no clips: pick another class.")
         st.stop()
@@ -151,8 +152,8 @@ before, after = result.clean, result.augmented                                  
 
 st.subheader("3. Before and after augmentation")
 eq_knots = result.eq_db
-st.caption(f"Draw #{seed}: {', '.join(result.steps(config, preview))}. Press **New random draw** for another one; the same draw stays "
-           "while you move the sliders.")
+st.caption(f"Draw #{seed}: {', '.join(result.steps(config, preview))}. Press **New random draw** for another "
+           "one; the same draw stays while you move the sliders.")
 batch_source = preview.batch_source(config.power)
 st.caption("The augmented audio plays the waveform steps (shift, gain, noise, reverb, EQ). The frequency warp, "
            "time stretch, masks and mixup act on the features, so you see them in the spectrogram but do not "

@@ -115,6 +115,11 @@ class ClipDataset(ABC):
         """Clips per class, in class order (:func:`class_counts`)."""
         return class_counts(self.labels, self.class_names)
 
+    def class_indices(self, class_name: str) -> list[int]:
+        """The indices of the clips of class ``class_name``, in dataset order (``[]`` for a class without clips or
+        not in the dataset)."""
+        return [i for i, y in enumerate(self.labels.tolist()) if self.class_names[y] == class_name]
+
 
 @dataclass
 class AudioDataset(ClipDataset):

@@ -161,7 +161,11 @@ def draw_settings(dataset, features: FeatureConfig) -> None:
                   help="Whole groups (speakers) go to one split, so no voice is both trained and tested on.")
         st.number_input("Seed", 0, 2**31 - 1, DEFAULTS.seed, key="train_seed", **PERSIST,
                         help="Same seed, same split and, on the CPU, the same run.")
+    augment_and_features(features)
 
+
+def augment_and_features(features: FeatureConfig) -> None:
+    """The next run's augmentation (the Transform lab's, or edited here) and the features it trains on."""
     aug_col, feat_col = st.columns(2, gap="large")
     with aug_col:
         st.subheader("Augmentation")

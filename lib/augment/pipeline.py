@@ -287,8 +287,8 @@ def mixup_partner(labels: Sequence[int], index: int, seed: int) -> int | None:
 
 
 @torch.no_grad()
-def preview_augment(waveforms: Tensor | Sequence[Tensor], targets: Tensor | None, feature_config: FeatureConfig, config: AugmentConfig,
-                    seed: int, noise_seed: int = 0) -> AugmentPreview:
+def preview_augment(waveforms: Tensor | Sequence[Tensor], targets: Tensor | None, feature_config: FeatureConfig,
+                    config: AugmentConfig, seed: int, noise_seed: int = 0) -> AugmentPreview:
     """One draw of ``config`` on a preview batch, through the engine's own stages.
 
     Args:
