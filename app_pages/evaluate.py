@@ -3,29 +3,24 @@ Runs page)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
-from lib.audio import AudioDecodeError, fit_clip, wav_bytes
 from lib.builtin import builtin_folder
 from lib.data import AudioDataset, DatasetError
-from lib.evaluate import ClipPrediction, EvaluationReport, evaluate, load_segment, matching_clips
-from lib.features import FeatureConfig, extract
+from lib.evaluate import EvaluationReport, evaluate, matching_clips, unmatched_counts
 from lib.infer import Classifier
-from lib.paths import PathNotAllowed, allowed_roots, confine
-from lib.plots import fig_confusion, fig_curves, fig_embedding, fig_prf, fig_spectrogram
-from lib.run_extras import mistake_clip, test_embedding
+from lib.paths import PathNotAllowed, confine
+from lib.plots import fig_curves, fig_embedding
+from lib.recordings import recording_sets
+from lib.run_extras import test_embedding
 from lib.runs import RunInfo
 from lib.settings import settings as operator_settings
 from ui.common import (PROJECTIONS, active_dataset, dataset_features, load_classifier, load_dataset,
                        map_points, page_header, page_link, run_picker, runs, source_key, spec_from_dict)
+from ui.report import fmt, show_mistakes, show_report
 
-MAX_MISTAKES = 12
 MAP_SOURCES = {"learned": "What the model learned", "features": "Input features"}
 CHANGED = ("The dataset changed since this run was trained (other clips or classes), so its test clips cannot be "
            "mapped from it.")
@@ -54,61 +49,6 @@ def split_report(run: RunInfo, split: str) -> EvaluationReport | None:
     return report
 
 
-def fmt(value: Any, kind: str = "") -> str:
-    if value is None:
-        return "—"
-    if kind == "pct":
-        return f"{value:.1%}"
-    if kind == "int":
-        return f"{int(value):,}"
-    if kind == "sec":
-        return f"{value:,.1f} s"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    return str(value)
-
-
-def show_report(report: EvaluationReport, key: str) -> None:
-    """Accuracy and averaged scores, confusion matrix (counts / normalised) and per-class scores."""
-    macro, weighted, full = report.macro_present, report.weighted, report.macro
-    k, n = len(report.present_classes), len(report.class_names)
-    row1, row2 = st.columns(4), st.columns(4)
-    row1[0].metric("Accuracy", fmt(report.accuracy, "pct"))
-    if not report.all_classes_present:  # a subset: absent classes would count as zeros in the plain average
-        row1[1].metric(f"Macro precision ({k} classes)", fmt(macro.precision, "pct"))
-        row1[2].metric(f"Macro recall ({k} classes)", fmt(macro.recall, "pct"))
-        row1[3].metric(f"Macro F1 ({k} classes)", fmt(macro.f1, "pct"),
-                       help="Mean of the per-class F1 over the classes these clips have.")
-    else:
-        row1[1].metric("Macro precision", fmt(macro.precision, "pct"))
-        row1[2].metric("Macro recall", fmt(macro.recall, "pct"))
-        row1[3].metric("Macro F1", fmt(macro.f1, "pct"),
-                       help="Mean of the per-class F1: every class counts the same.")
-    row2[0].metric("Clips", fmt(report.n, "int"))
-    row2[1].metric("Weighted precision", fmt(weighted.precision, "pct"))
-    row2[2].metric("Weighted recall", fmt(weighted.recall, "pct"))
-    row2[3].metric("Weighted F1", fmt(weighted.f1, "pct"), help="Per-class F1 weighted by each class's clips.")
-    if not report.all_classes_present:
-        st.caption(f"These clips hold only {k} of the run's {n} classes ({', '.join(report.present_classes)}): "
-                   f"the macro scores above are averaged over those {k}. Over all {n} classes, where the absent "
-                   f"ones count as 0, they would read precision {fmt(full.precision, 'pct')}, recall "
-                   f"{fmt(full.recall, 'pct')}, F1 {fmt(full.f1, 'pct')}.")
-    per_class = [scores.to_dict() for scores in report.per_class]
-    left, right = st.columns(2, gap="large")
-    with left:
-        normalize = st.toggle("Normalise each row (recall per class)", key=f"eval_norm_{key}")
-        st.plotly_chart(fig_confusion(report.confusion_matrix, report.class_names, normalize=normalize,
-                                      title="Confusion matrix"), key=f"eval_cm_{key}")
-    with right:
-        st.plotly_chart(fig_prf(per_class, title="Precision, recall and F1 per class"), key=f"eval_prf_{key}")
-        table = pd.DataFrame(per_class, columns=["class", "precision", "recall", "f1", "support"])
-        st.dataframe(table, hide_index=True, key=f"eval_table_{key}", column_config={
-            name: st.column_config.NumberColumn(name.capitalize() if name != "f1" else "F1", format="%.3f")
-            for name in ("precision", "recall", "f1")})
-
-
 # ------------------------------------------------------------------------------------------------ sections
 def show_summary(run: RunInfo) -> None:
     record, data = run.record, run.record.dataset
@@ -131,60 +71,6 @@ def show_curves(run: RunInfo) -> None:
     left.plotly_chart(fig_curves(history, ("train_loss", "val_loss"), title="Loss"), key="eval_curve_loss")
     right.plotly_chart(fig_curves(history, ("train_accuracy", "val_accuracy"), title="Accuracy"),
                        key="eval_curve_acc")
-
-
-@st.cache_data(show_spinner=False, max_entries=256)
-def clip_view(path: str, mtime: float, config_json: str, start_sec: float = 0.0,
-              end_sec: float | None = None) -> tuple[bytes, Any]:
-    """A clip's WAV bytes and its spectrogram with the run's features (cached per file, segment and config)."""
-    waveform, sample_rate = load_segment(path, start_sec, end_sec)
-    config = FeatureConfig.from_json(config_json)
-    clip = fit_clip(waveform, sample_rate, config.sample_rate, config.n_samples)
-    return wav_bytes(waveform, sample_rate), extract(clip, config)[0, 0].detach().cpu().numpy()
-
-
-def clip_caption(p: ClipPrediction) -> str:
-    """The clip's file name, with its place in the file for a segment of a longer recording."""
-    name = Path(p.path).name
-    if not p.is_segment:
-        return name
-    return f"{name}, {p.start_sec:g} s to " + (f"{p.end_sec:g} s" if p.end_sec is not None else "the end")
-
-
-def show_mistakes(run: RunInfo, report: EvaluationReport) -> None:
-    names = report.class_names
-    wrong = report.mistakes()
-    if not report.predictions:
-        st.info("This run did not save its test predictions.")
-        return
-    if not wrong:
-        st.success("No test clip is misclassified.")
-        return
-    st.caption(f"{len(wrong)} of {len(report.predictions)} test clips are wrong; the "
-               f"{min(len(wrong), MAX_MISTAKES)} most confident mistakes first.")
-    config = run.record.feature_config
-    columns = st.columns(3, gap="medium")
-    for i, p in enumerate(wrong[:MAX_MISTAKES]):
-        with columns[i % 3].container(border=True):
-            st.markdown(f"true **{names[p.true]}** → predicted **{names[p.pred]}** ({p.confidence:.0%})")
-            kept = mistake_clip(run.path, p.index)  # the run's own copy of the clip, else the clip in its file
-            st.caption(clip_caption(p))
-            try:  # either inside the run or the allowed folders
-                path, start, end = ((kept, 0.0, None) if kept else
-                                    (confine(p.path, (run.path, *allowed_roots())), p.start_sec, p.end_sec))
-                audio, spec = clip_view(str(path), path.stat().st_mtime, config.to_json(), start, end)
-            except PathNotAllowed:
-                st.warning(f"Not played: metrics.json of run '{run.run_id}' names a clip outside the run's folder "
-                           "and the allowed folders. Retrain the run or delete it on the Runs page.")
-                continue
-            except (OSError, AudioDecodeError) as error:
-                st.warning(f"Cannot play {path.name}: the run kept no copy and the dataset's file is gone or "
-                           f"unreadable ({error}). Open the dataset it was trained on on the Dataset page.")
-                continue
-            st.audio(audio, format="audio/wav")
-            fig = fig_spectrogram(spec, config)
-            fig.update_layout(height=220, margin=dict(l=10, r=10, t=10, b=30)).update_traces(showscale=False)
-            st.plotly_chart(fig, key=f"eval_mistake_{i}")
 
 
 def run_dataset(run: RunInfo) -> AudioDataset | None:
@@ -215,13 +101,6 @@ def run_dataset(run: RunInfo) -> AudioDataset | None:
         return None
 
 
-def _matches(dataset: AudioDataset, names: list[str], predictions: list[ClipPrediction]) -> bool:
-    """Whether ``dataset`` is still the one the run's test predictions index into."""
-    index = [p.index for p in predictions]
-    return list(dataset.class_names) == list(names) and max(index) < len(dataset) and all(
-        dataset.paths[p.index] == p.name for p in predictions)
-
-
 def show_map(run: RunInfo, report: EvaluationReport) -> None:
     predictions = report.predictions
     if len(predictions) < 2:
@@ -245,25 +124,23 @@ def show_map(run: RunInfo, report: EvaluationReport) -> None:
             classifier = load_classifier(run) if dataset is not None else None
             if dataset is None or classifier is None:
                 return
-            if not _matches(dataset, names, predictions):
+            if not report.matches(dataset):
                 st.info(CHANGED)
                 return
-            config = classifier.feature_config
             with st.spinner("Running the model over the test clips…"):
-                vectors = classifier.embed_batch(dataset.to_tensor(config.sample_rate, config.n_samples,
-                                                                   np.array(index))).numpy()
+                vectors = classifier.embed_clips(dataset, index)
     else:
         dataset = run_dataset(run)
         if dataset is None:
             return
-        if not _matches(dataset, names, predictions):
+        if not report.matches(dataset):
             st.info(CHANGED)
             return
         with st.spinner("Computing features…"):
             vectors = dataset_features(dataset, run.record.feature_config)[index]
     with st.spinner("Projecting the clips…"):
         points = map_points(f"{run.run_id}:{run.created}:{what}", method, vectors)
-    hover = [f"{clip_caption(p)}: predicted {names[p.pred]} ({p.confidence:.0%})" for p in predictions]
+    hover = [f"{p.caption}: predicted {names[p.pred]} ({p.confidence:.0%})" for p in predictions]
     symbols = ["correct" if p.correct else "wrong" for p in predictions]
     title = ("Test clips as the model sees them (its last hidden layer)" if what == "learned"
              else "Test clips: input features")
@@ -299,7 +176,7 @@ def show_cross(run: RunInfo) -> None:
                          "recordings of yours or on another dataset.")
     if kind == "recordings":
         RECORDINGS_DIR = operator_settings().recordings_dir
-        sets = sorted(p.name for p in RECORDINGS_DIR.iterdir() if p.is_dir()) if RECORDINGS_DIR.is_dir() else []
+        sets = recording_sets(RECORDINGS_DIR)
         if not sets:
             st.info("No recordings yet: record a few words per class on the Record page (they are saved under "
                     f"`{RECORDINGS_DIR}`), then come back.")
@@ -344,7 +221,7 @@ def show_cross(run: RunInfo) -> None:
         st.warning(f"{len(dataset.failed)} file(s) of {dataset.name} could not be read and were skipped.")
     names = set(classifier.class_names)
     keep = tuple(matching_clips(dataset, classifier.class_names).tolist())
-    other = {c: n for c, n in dataset.class_counts().items() if c not in names and n}
+    other = unmatched_counts(dataset, classifier.class_names)
     if other:
         st.warning(f"Skipped {sum(other.values())} clip(s) whose label is not a class of this run: "
                    + ", ".join(f"{c} ({n})" for c, n in other.items()) + ".")

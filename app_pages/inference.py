@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -57,7 +56,7 @@ def dataset_items() -> list[dict]:
         return []
     left, right = st.columns(2)
     class_name = left.selectbox("Class", dataset.class_names, key="inference_clip_class", on_change=reset_clip_index)
-    rows = np.flatnonzero(dataset.labels == dataset.class_names.index(class_name))
+    rows = dataset.class_indices(class_name)
     if len(rows) == 0:
         st.warning(f"The class {class_name!r} has no clips in {dataset.name}: choose another class.")
         return []

@@ -3,37 +3,25 @@ style)."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from pathlib import Path
 
 import streamlit as st
 
-from lib.audio import AUDIO_EXTENSIONS, AudioDecodeError, fit_clip, load_audio, save_wav
-from lib.background import CONFIDENCE_THRESHOLD, NOTHING_HEARD, background_clips, heard, is_background
-from lib.detect import is_silent, sound_windows
-from lib.features import FeatureConfig, extract
-from lib.jobs import JOB_QUEUE, TrainingJob
+from lib.audio import AudioDecodeError, load_audio, save_wav
+from lib.background import CONFIDENCE_THRESHOLD, NOTHING_HEARD, heard, is_background
+from lib.features import FeatureConfig
 from lib.plots import fig_class_counts, fig_probabilities, fig_spectrogram, fig_window_predictions
+from lib.recordings import is_valid_name, split_take, take_counts, take_problem, take_stem
 from lib.settings import settings
-from lib.train_config import TrainConfig
-from ui.common import load_classifier, load_dataset, page_header, page_link, run_picker, show_detections
+from ui.common import load_classifier, page_header, page_link, run_picker, show_detections
+from ui.takes import (BACKGROUND_CLASS, MIN_CLASSES, RECORD_SAMPLE_RATE, adopt_trained_run, background_hint,
+                      folder_source, gallery, notify, train_section)
 
 DEFAULT_DATASET = "my-recordings"
-RECORD_SAMPLE_RATE = 16000
-NAME_RULE = re.compile(r"[A-Za-z0-9 _-]{1,64}")
 NAME_HELP = "letters, digits, spaces, '-' and '_' only (at most 64 characters)"
-MIN_CLASSES = 2
 SUGGESTED_PER_CLASS = 10
-BACKGROUND_CLASS = "background"  # the one-click class of silence and room noise (lib.background.is_background)
-BACKGROUND_TAKES = 6             # takes of silence and quiet noise it starts with
-GALLERY_TAKES = 24               # the newest takes of each class shown to replay and delete
 MAX_SPLIT_TAKES = 60             # a long take is split into at most this many clips, one per sound
-# "Train on my recordings": a frozen pretrained speech embedding and a head trained for a fixed number of steps
-# on every take (no validation or test clips to spare). Measured: 6 takes each of 2 words + _silence_ from one
-# eSpeak voice, 100 steps: 100% on 72 other takes of that voice (yes/stop and go/no); 50 to 200 steps alike.
-RECORD_TRAINING = TrainConfig(model="speech_embedding", finetune="frozen", steps=100, validation_fraction=0.0,
-                              test_fraction=0.0)
 RECORDINGS_DIR = settings().recordings_dir  # the operator's (lib.settings), read on every run of the page
 
 
@@ -42,7 +30,7 @@ def name_problem(name: str, what: str) -> str | None:
     """Why ``name`` cannot be a folder name for a dataset or class, or None when it can."""
     if not name:
         return f"Give the {what} a name."
-    if not NAME_RULE.fullmatch(name):
+    if not is_valid_name(name):
         return f"The {what} name {name!r} is not allowed: use {NAME_HELP}."
     return None
 
@@ -58,34 +46,16 @@ def decode(recording, quiet_ok: bool = False) -> tuple:
         if error.reason in ("the file is empty", "the audio has no samples"):
             return None, None, silent
         return None, None, ("error", f"{error} Record again.")
-    if not bool(waveform.isfinite().all()):
+    problem = take_problem(waveform, quiet_ok)
+    if problem == "nonfinite":
         return None, None, ("error", "The recording has invalid samples (NaN or infinity). Record again.")
-    if is_silent(waveform.numpy()) and not quiet_ok:
+    if problem == "silent":
         return None, None, silent
     return waveform, rate, None
 
 
-def class_takes(folder: Path) -> dict[str, list[Path]]:
-    """The audio files of each class sub-folder, oldest first (the layout :func:`lib.data.load_folder` reads)."""
-    if not folder.is_dir():
-        return {}
-    return {sub.name: sorted(p for p in sub.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
-                             and not p.name.startswith("."))
-            for sub in sorted(folder.iterdir(), key=lambda d: d.name.lower())
-            if sub.is_dir() and not sub.name.startswith(".")}
-
-
-def class_counts(folder: Path) -> dict[str, int]:
-    """Audio files per class sub-folder."""
-    return {name: len(takes) for name, takes in class_takes(folder).items()}
-
-
 def counts_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{name}: {n}" for name, n in counts.items()) or "no clips yet"
-
-
-def folder_source(folder: Path) -> dict:
-    return {"kind": "folder", "path": str(folder)}
 
 
 def dataset_name() -> str:
@@ -96,10 +66,6 @@ def chosen_class() -> str:
     """The new class typed in, else the existing class selected."""
     new = str(st.session_state.get("record_new_class") or "").strip()
     return new or str(st.session_state.get("record_class") or "").strip()
-
-
-def notify(kind: str, message: str) -> None:
-    st.session_state["record_notice"] = (kind, message)
 
 
 # ------------------------------------------------------------------------------------------ callbacks
@@ -118,17 +84,14 @@ def save_recording() -> None:
         notify(issue[0], issue[1] + " Nothing was saved.")
         return
     folder = RECORDINGS_DIR / name
-    stem = folder / label / f"{datetime.now():%Y%m%d-%H%M%S-%f}"
     # A word: one clip centred on each time it was said (lib.detect), as the live test classifies it; a long take
     # of "yes ... yes ... yes" gives one take per "yes". The background class keeps the whole take.
-    windows = [(0, waveform.shape[-1])] if is_background(label) else \
-        [(start, end) for start, end, _ in sound_windows(waveform.mean(0).numpy(), rate,
-                                                          FeatureConfig().clip_seconds)][:MAX_SPLIT_TAKES]
-    paths = [stem.with_name(f"{stem.name}-{i + 1}.wav") if len(windows) > 1 else stem.with_suffix(".wav")
-             for i in range(len(windows))]
+    clips = split_take(waveform, rate, take_stem(folder, label, datetime.now()), FeatureConfig().clip_seconds,
+                       whole=is_background(label), max_takes=MAX_SPLIT_TAKES)
+    paths = [path for path, _ in clips]
     try:
-        for path, (start, end) in zip(paths, windows):
-            save_wav(path, waveform[:, start:end], rate)
+        for path, clip in clips:
+            save_wav(path, clip, rate)
     except OSError as error:
         notify("error", f"Could not save the recording to {path}: {error}. Check that the folder is writable.")
         return
@@ -136,7 +99,7 @@ def save_recording() -> None:
     st.session_state["record_new_class"] = ""
     st.session_state["record_class"] = label
     saved = f"Saved {len(paths)} takes, one per sound heard in the recording," if len(paths) > 1 else "Saved"
-    notify("success", f"{saved} as **{label}** in {name}. Clips per class: {counts_text(class_counts(folder))}.")
+    notify("success", f"{saved} as **{label}** in {name}. Clips per class: {counts_text(take_counts(folder))}.")
 
 
 def undo_last() -> None:
@@ -154,61 +117,6 @@ def undo_last() -> None:
 def use_as_dataset(folder: Path) -> None:
     st.session_state["dataset_source"] = folder_source(folder)
     notify("success", f"**{folder.name}** is now the active dataset: train a model on it on the Train page.")
-
-
-def delete_take(path: str) -> None:
-    """Delete one saved take (the gallery's button)."""
-    Path(path).unlink(missing_ok=True)
-    saved = st.session_state["record_saved"]
-    for file_id, (label, paths) in list(saved.items()):
-        if path in paths:
-            saved[file_id] = (label, [p for p in paths if p != path])
-    notify("info", f"Deleted the take {Path(path).parent.name}/{Path(path).name}.")
-
-
-def add_background_class(folder: Path) -> None:
-    """Create the class :data:`BACKGROUND_CLASS` with takes of silence and quiet noise, and select it."""
-    target = folder / BACKGROUND_CLASS
-    try:
-        clips = background_clips(BACKGROUND_TAKES, RECORD_SAMPLE_RATE, seed=len(class_counts(folder)))
-        for i, clip in enumerate(clips):
-            save_wav(target / f"generated-{datetime.now():%Y%m%d-%H%M%S}-{i}.wav", clip[None], RECORD_SAMPLE_RATE)
-    except OSError as error:
-        notify("error", f"Could not write the background takes to {target}: {error}. Check that the folder is "
-                        "writable.")
-        return
-    st.session_state["record_new_class"] = ""
-    st.session_state["record_class"] = BACKGROUND_CLASS
-    notify("success", f"Added the class **{BACKGROUND_CLASS}** with {BACKGROUND_TAKES} takes of silence and quiet "
-                      "noise. Record a few takes of your room too (no words: typing, breathing, the fan) and add "
-                      "them to it.")
-
-
-def find_job(job_id) -> TrainingJob | None:
-    return next((job for job in JOB_QUEUE.jobs if job.job_id == job_id), None)
-
-
-def start_training(folder: Path) -> None:
-    """Train :data:`RECORD_TRAINING` on the folder's takes in the background (lib.jobs)."""
-    try:
-        dataset = load_dataset(folder_source(folder))
-        job = JOB_QUEUE.submit(dataset, FeatureConfig(), RECORD_TRAINING)  # into the operator's runs folder
-    except (ValueError, OSError) as error:
-        notify("error", f"Cannot train on {folder.name}: {error}. Add takes to at least {MIN_CLASSES} classes "
-                        "and try again.")
-        return
-    st.session_state["record_job_id"] = job.job_id
-
-
-def adopt_trained_run() -> None:
-    """Once the session's Record training job has ended, its run becomes the session's run (tried live above)."""
-    job = find_job(st.session_state.get("record_job_id"))
-    if job is None or not job.ended or st.session_state.get("record_handled_job") == job.job_id:
-        return
-    st.session_state["record_handled_job"] = job.job_id
-    done = job.snapshot().done
-    if done is not None and done.run_id and done.status in ("finished", "stopped"):
-        st.session_state["run_id"] = done.run_id
 
 
 # ----------------------------------------------------------------------------------------------- page
@@ -252,7 +160,7 @@ if recording is not None:
         (st.warning if issue[0] == "warning" else st.error)(issue[1])
 
 # ------------------------------------------------------------------------------------------ prediction
-def show_prediction(prediction, config, threshold: float) -> None:
+def show_prediction(prediction, classifier, threshold: float) -> None:
     answer = heard(prediction.probabilities, prediction.class_names, threshold)
     cols = st.columns(3)
     cols[0].metric("Heard", answer or NOTHING_HEARD)
@@ -269,8 +177,8 @@ def show_prediction(prediction, config, threshold: float) -> None:
         st.plotly_chart(fig_probabilities(prediction.probabilities, prediction.class_names,
                                           title="Class probabilities"), key="record_probabilities")
     with right:
-        mono = fit_clip(waveform, rate, config.sample_rate, config.n_samples if prediction.n_windows == 1 else None)
-        st.plotly_chart(fig_spectrogram(extract(mono, config)[0], config, title="What the model reads"),
+        st.plotly_chart(fig_spectrogram(classifier.view_features(waveform, rate), classifier.feature_config,
+                                        title="What the model reads"),
                         key="record_spectrogram")
     if prediction.n_windows > 1:
         st.plotly_chart(fig_window_predictions(prediction.window_starts, prediction.window_probabilities,
@@ -289,7 +197,7 @@ if waveform is not None and classifier is not None:
     except ValueError as error:  # non-finite samples
         st.error(f"Could not classify the recording: {error}. Record again.")
     else:
-        show_prediction(prediction, classifier.feature_config, threshold)
+        show_prediction(prediction, classifier, threshold)
 
 # ---------------------------------------------------------------------------------------- my dataset
 st.divider()
@@ -309,7 +217,7 @@ left.text_input("Dataset name", key="record_dataset", max_chars=64,
 name = dataset_name()
 problem = name_problem(name, "dataset")
 folder = RECORDINGS_DIR / name if problem is None else None
-counts = class_counts(folder) if folder is not None else {}
+counts = take_counts(folder) if folder is not None else {}
 if counts:
     right.selectbox("Class", list(counts), key="record_class", help="An existing class of this dataset.")
 else:
@@ -348,71 +256,6 @@ if st.session_state["record_saved"]:
 
 
 # ---------------------------------------------------------------------------------- gallery and training
-def background_hint(folder: Path, counts: dict[str, int]) -> None:
-    """Encourage a background class: without one, silence and noise are heard as the likeliest word."""
-    if any(is_background(c) and n for c, n in counts.items()) or not counts:
-        return
-    st.info(f"Add a **{BACKGROUND_CLASS}** class (silence and room noise, no words): without one, the model "
-            f"hears every sound as one of your words; with one, it answers *{NOTHING_HEARD}*.",
-            icon=":material/lightbulb:")
-    st.button(f"Add a “{BACKGROUND_CLASS}” class", key="record_add_background", on_click=add_background_class,
-              args=(folder,), icon=":material/noise_aware:",
-              help=f"Creates {BACKGROUND_TAKES} takes of silence and quiet noise; add takes of your own room to it.")
-
-
-def gallery(folder: Path) -> None:
-    """Each class's takes, to replay and delete one by one (the newest :data:`GALLERY_TAKES`)."""
-    for label, takes in class_takes(folder).items():
-        with st.expander(f"{label}: {len(takes)} take{'s' if len(takes) != 1 else ''}", icon=":material/mic:"):
-            if len(takes) > GALLERY_TAKES:
-                st.caption(f"The newest {GALLERY_TAKES} of {len(takes)} takes.")
-            for path in reversed(takes[-GALLERY_TAKES:]):
-                row = st.columns([5, 1], vertical_alignment="center")
-                try:
-                    row[0].audio(path.read_bytes(), format="audio/wav")
-                except OSError:
-                    row[0].caption(f"{path.name}: cannot be read.")
-                row[1].button("Delete", key=f"record_delete_{label}/{path.name}", on_click=delete_take,
-                              args=(str(path),), icon=":material/delete:", type="tertiary",
-                              help=f"Delete {label}/{path.name}")
-
-
-@st.fragment(run_every=1.0 if (lambda j: j is not None and not j.ended)(
-    find_job(st.session_state.get("record_job_id"))) else None)
-def training_status() -> None:
-    """The Record training job's progress; once it ends, the page reruns and tries the new run live."""
-    job = find_job(st.session_state.get("record_job_id"))
-    if job is None:
-        return
-    snap = job.snapshot()
-    if snap.state == "queued":
-        st.info(f"Waiting in line: position {snap.position} (another training job is using the "
-                f"{job.device_key} device).", icon=":material/hourglass_top:")
-    elif snap.done is None:
-        st.progress(snap.progress, text="Training: computing the embeddings of your takes…" if snap.start is None
-                    else f"Training the head: step {snap.steps[-1].step if snap.steps else 0} / "
-                         f"{snap.start.total_steps}")
-    elif st.session_state.get("record_handled_job") != job.job_id:
-        st.rerun()  # the whole page: the new run becomes the session's run (adopt_trained_run)
-    elif snap.done.run_id and snap.done.status in ("finished", "stopped"):
-        st.success(f"Trained **{snap.done.run_id}** on your takes: say a word into the microphone at the top to "
-                   "try it.", icon=":material/check_circle:")
-    else:
-        st.error(f"Training {snap.done.status}: {snap.done.message}.", icon=":material/error:")
-
-
-def train_section(folder: Path, with_clips: list[str]) -> None:
-    """The one-click training on the folder's takes (:data:`RECORD_TRAINING`)."""
-    job = find_job(st.session_state.get("record_job_id"))
-    busy = job is not None and not job.ended
-    st.button("Train on my recordings", key="record_train", on_click=start_training, args=(folder,),
-              type="primary", icon=":material/model_training:", disabled=busy or len(with_clips) < MIN_CLASSES,
-              help="Google's pretrained speech embedding, frozen, and a small head trained for "
-                   f"{RECORD_TRAINING.steps} steps on every take (no validation or test takes held out): seconds "
-                   "on a CPU. The new run is then tried live at the top of the page.")
-    training_status()
-
-
 if folder is not None:
     if counts:
         st.plotly_chart(fig_class_counts(counts, title=f"{name}: clips per class"), key="record_counts")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import replace
 
@@ -11,7 +10,8 @@ import streamlit as st
 from lib.jobs import JOB_QUEUE, SweepJob
 from lib.sweep import (PRUNERS, SAMPLERS, Param, SearchSpace, SweepConfig, default_storage, list_sweeps, open_sweep,
                        searchable_params)
-from lib.sweep.plots import fig_importance, fig_parallel, fig_pareto, fig_trial_curves, param_label
+from lib.sweep.plots import (fig_importance, fig_parallel, fig_pareto, fig_trial_curves, log_steps, param_label,
+                              power_of_ten, progress_text, trials_table)
 from ui.common import active_dataset, feature_config, page_header, page_link
 from ui.train_settings import train_settings
 
@@ -35,20 +35,6 @@ def my_jobs(name: str | None = None) -> list[SweepJob]:
     ids = set(st.session_state.get("sweep_job_ids", []))
     return [j for j in JOB_QUEUE.jobs if j.job_id in ids and isinstance(j, SweepJob)
             and (name is None or j.sweep_name == name)]
-
-
-def log_steps(low: float, high: float) -> list[float]:
-    """1 and 3 times the powers of ten from ``low`` to ``high`` (both kept): a log range's slider stops."""
-    values = {float(low), float(high)}
-    for k in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1):
-        values |= {m * 10.0 ** k for m in (1, 3) if low < m * 10.0 ** k < high}
-    return sorted(values)
-
-
-def power_of_ten(value: float) -> str:
-    """``0.0001`` -> ``"1e-4"``, ``0.03`` -> ``"3e-2"``."""
-    mantissa, exponent = f"{value:.0e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
 
 
 def range_widget(param: Param) -> Param:
@@ -175,30 +161,10 @@ def draw_buttons(config: SweepConfig | None, dataset) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- watch
-def trials_table(trials, names: list[str], objectives: tuple[str, ...]) -> dict[str, list]:
-    """The table of trials: number, state, objectives, parameters, run id, duration (one column each)."""
-    table: dict[str, list] = {"trial": [t.number for t in trials],
-                              "state": [t.state for t in trials]}
-    for objective in objectives:
-        table[objective] = [t.values.get(objective) for t in trials]
-    table["epochs"] = [len(t.curve) for t in trials]
-    for name in names:
-        table[param_label(name)] = [t.params.get(name) for t in trials]
-    table["run id"] = [t.run_id for t in trials]
-    table["seconds"] = [round(t.duration_sec, 1) if t.duration_sec is not None else None for t in trials]
-    table["note"] = [t.message for t in trials]
-    return table
-
-
 def progress_line(sweep, trials) -> None:
     """Trials done, pruned and running of the budget, and the session's worker's state."""
-    counts, config = sweep.counts(), sweep.config
-    ended = sum(counts.get(s, 0) for s in ("complete", "pruned", "failed"))
-    budget = config.n_trials
-    parts = [f"{counts.get(s, 0)} {s}" for s in ("complete", "pruned", "failed", "running") if counts.get(s)]
-    text = (f"{ended} of {budget} trials ended" if budget else f"{ended} trials ended") + (
-        f" ({', '.join(parts)})" if parts else "") + (f" · budget {config.minutes:g} min" if config.minutes else "")
-    st.progress(min(1.0, ended / budget) if budget else 0.0, text=text)
+    fraction, text = progress_text(sweep.counts(), sweep.config.n_trials, sweep.config.minutes)
+    st.progress(fraction, text=text)
     for job in my_jobs(sweep.name):
         snap = job.snapshot()
         if snap.state == "queued":

@@ -8,66 +8,21 @@ from typing import Callable
 
 import plotly.graph_objects as go
 import streamlit as st
-import torch
 
-from lib.device import available_devices
-from lib.imagenet import ARCHITECTURES, fetch_imagenet, weights_cached
-from lib.features import FeatureConfig
-from lib.jobs import JOB_QUEUE, TrainingJob
-from lib.models import MODELS, build_model, count_parameters, model_features, model_summaries
+from lib.jobs import JOB_QUEUE, TrainingJob, focus_job
 from lib.plots import fig_curves, fig_steps
-from lib.runs import check_run_target, is_valid_run_id, list_runs
+from lib.runs import check_run_target, is_valid_run_id
 from lib.settings import settings as operator_settings
-from lib.train import OPTIMIZERS, SCHEDULERS
-from lib.train_config import FINETUNE_MODES
-from lib.weights import WeightsUnavailable
-from ui.augment_editor import augment_editor
-from ui.common import active_dataset, augment_config, feature_config, page_header, page_link
-from ui.train_settings import DEFAULTS, has_backbone, official_split
+from ui.common import active_dataset, feature_config, page_header, page_link
+from ui.train_settings import draw_settings
 from ui.train_settings import train_settings as settings
-
-LEARNING_RATES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0)
-BATCH_SIZES = (4, 8, 16, 32, 64, 128, 256, 512)
-SCHEDULER_HELP = {"onecycle": "warm up, then anneal (one cycle)", "cosine": "cosine decay", "none": "constant"}
-FINETUNE_HELP = {"frozen": "frozen backbone: only the head trains, on embeddings computed once (fast; few clips)",
-                 "last": "the head and the backbone's last layers train", "all": "everything trains"}
-BACKBONE_LR_SCALES = (0.01, 0.03, 0.1, 0.3, 1.0)
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-@st.cache_data(show_spinner=False, max_entries=16)
-def summaries(n_classes: int, n_bins: int, n_frames: int) -> dict[str, dict]:
-    return {s["name"]: s for s in model_summaries(n_classes, n_bins, n_frames)}
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def parameter_counts(model: str, n_classes: int, finetune: str, run: str = "default") -> tuple[int, int]:
-    """``(trainable, all)`` parameters of a pretrained-backbone model in fine-tuning mode ``finetune`` (``run``:
-    run_embedding's)."""
-    options = DEFAULTS.replace(model=model, backbone_run=run).model_kwargs
-    own = model_features(model, FeatureConfig(), **options)  # the features it reads; the counts need no weights
-    with torch.device("meta"):  # shapes only: nothing allocated or initialised
-        network = build_model(model, n_classes, own.n_bins, own.n_frames, weights=False, **options)
-    network.set_finetune(finetune)
-    return count_parameters(network), count_parameters(network, trainable_only=False)
-
-
-def find_job(job_id) -> TrainingJob | None:
-    return next((job for job in JOB_QUEUE.jobs if job.job_id == job_id), None)
-
-
 def session_jobs() -> list[TrainingJob]:
     """This session's training jobs still on the server (``train_jobs``: their ids, oldest first)."""
     ids = set(st.session_state.get("train_jobs", []))
     return [job for job in JOB_QUEUE.jobs if job.job_id in ids]
-
-
-def focus_job(jobs: list[TrainingJob]) -> TrainingJob | None:
-    """The job the live view shows: the session's running one, else its next in line, else its latest that saved
-    a run, else its latest."""
-    saved = [j for j in jobs if j.ended and j.snapshot().done.run_id]
-    return (next((j for j in jobs if j.state == "running"), None) or next((j for j in jobs if not j.ended), None)
-            or (saved[-1] if saved else None) or (jobs[-1] if jobs else None))
 
 
 def name_problem(name: str) -> str | None:
@@ -82,7 +37,7 @@ def name_problem(name: str) -> str | None:
                 "Runs page.")
     except (ValueError, OSError) as error:
         return f"Cannot save a run as “{name}”: {error}."
-    if any(job.run_id == name and not job.ended for job in JOB_QUEUE.jobs):
+    if JOB_QUEUE.will_save(name):
         return f"A training job that is waiting or running will save a run called “{name}”: choose another name."
     return None
 
@@ -133,145 +88,6 @@ def stop() -> None:
         job.stop()
 
 
-def draw_settings(dataset) -> None:
-    """Every setting of the next run (session-persisted widgets)."""
-    info = summaries(dataset.n_classes, features.n_bins, features.n_frames)
-    model_col, opt_col, data_col = st.columns(3, gap="large")
-    with model_col:
-        st.subheader("Model")
-        names = list(MODELS)
-        model = st.selectbox("Model", names, index=names.index(DEFAULTS.model), key="train_model", **persist)
-        count = info[model]["parameters"]  # None: run_embedding without the default run
-        st.caption((f"{count:,} parameters. " if count is not None else "") + info[model]["description"])
-        if has_backbone(model):
-            finetune_settings(model, dataset.n_classes)
-        st.number_input("Epochs", 1, 500, DEFAULTS.epochs, key="train_epochs", **persist)  # passes over the data
-        st.number_input("Steps (0: count epochs)", 0, 100_000, 0, key="train_steps", **persist,
-                        help="Optimiser steps in all; when set, the epochs follow from it. For a small dataset, "
-                             "where an epoch is a single step: e.g. 100 steps. Without validation clips the last "
-                             "weights are kept.")
-        st.select_slider("Batch size", BATCH_SIZES, DEFAULTS.batch_size, key="train_batch", **persist,
-                         help="Clips per optimisation step. Lower it if you run out of memory.")
-        devices = ["auto", *available_devices()]
-        st.selectbox("Device", devices, key="train_device", **persist,
-                     help="auto picks the best available (CUDA, then Apple MPS, then CPU). One job per device "
-                          "runs at a time; others wait in line.")
-        if "cuda" in available_devices():
-            st.checkbox("Mixed precision (bfloat16)", DEFAULTS.mixed_precision, key="train_amp", **persist,
-                        help="Faster on recent NVIDIA GPUs; ignored on the CPU.")
-    with opt_col:
-        st.subheader("Optimisation")
-        optimizer = st.selectbox("Optimizer", OPTIMIZERS, key="train_optimizer", **persist,
-                                 help="AdamW: adaptive steps, decoupled weight decay. SGD: Nesterov momentum.")
-        if st.toggle("Type an exact learning rate", key="train_lr_type", **persist):
-            st.number_input("Learning rate", min_value=0.0, value=DEFAULTS.learning_rate, format="%g",
-                            key="train_lr_exact", **persist, help="Peak learning rate; must be positive.")
-        else:
-            st.select_slider("Learning rate (log scale)", LEARNING_RATES, DEFAULTS.learning_rate, key="train_lr",
-                             format_func=lambda v: f"{v:g}", **persist, help="Peak learning rate.")
-        if optimizer == "sgd":
-            st.slider("Momentum", 0.0, 0.99, DEFAULTS.momentum, 0.01, key="train_momentum", **persist)
-        scheduler = st.selectbox("Scheduler", SCHEDULERS, key="train_scheduler", **persist,
-                                 help="How the learning rate changes over the run.")
-        st.caption(f"Learning rate: {SCHEDULER_HELP.get(scheduler, scheduler)}.")
-        st.select_slider("Weight decay", (0.0, 1e-5, 1e-4, 1e-3, 1e-2, 3e-2, 0.1), DEFAULTS.weight_decay,
-                         key="train_wd", format_func=lambda v: f"{v:g}", **persist)
-        st.slider("Label smoothing", 0.0, 0.3, DEFAULTS.label_smoothing, 0.01, key="train_smoothing", **persist)
-    with data_col:
-        st.subheader("Data split")
-        official = official_split(dataset)
-        if official is not None:  # e.g. Speech Commands: folds 0/1/2 are train / validation / test lists
-            st.selectbox("Split", ["official split", "grouped random split"], key="train_fold", **persist,
-                         help="The dataset's own validation and testing lists, as its paper uses them.")
-        elif dataset.folds is not None:
-            folds = sorted(set(dataset.folds))
-            st.selectbox("Test split", ["grouped random split", *folds], key="train_fold", **persist,
-                         format_func=lambda f: f if isinstance(f, str) else f"hold out fold {f}",
-                         help="The dataset has official folds: hold one out for test to compare with papers.")
-        st.slider("Validation fraction", 0.05, 0.4, DEFAULTS.validation_fraction, 0.05, key="train_val", **persist)
-        st.slider("Test fraction", 0.05, 0.4, DEFAULTS.test_fraction, 0.05, key="train_test", **persist,
-                  help="Whole groups (speakers) go to one split, so no voice is both trained and tested on.")
-        st.number_input("Seed", 0, 2**31 - 1, DEFAULTS.seed, key="train_seed", **persist,
-                        help="Same seed, same split and, on the CPU, the same run.")
-
-    aug_col, feat_col = st.columns(2, gap="large")
-    with aug_col:
-        st.subheader("Augmentation")
-        lab = augment_config()
-        source = st.radio("Settings", ["lab", "here"], key="train_aug_source", horizontal=True, **persist,
-                          format_func=lambda v: {"lab": "Use the Transform lab's settings",
-                                                 "here": "Edit here"}[v])
-        if source == "lab":
-            st.caption(f"Transform lab: {lab.summary()}.")
-        else:
-            try:
-                st.caption(f"Training will use: {augment_editor('train_aug', lab, persist='session').summary()}.")
-            except ValueError as error:
-                st.warning(f"These augmentation settings are invalid: {error}")
-    with feat_col:
-        st.subheader("Features")
-        st.markdown(f"**{features.kind}** spectrogram, {features.n_bins} bins, hop {features.hop_length} samples "
-                    f"({features.hop_length / features.sample_rate * 1000:g} ms), {features.sample_rate:,} Hz, "
-                    f"{features.clip_seconds:g} s clips → input shape **{features.n_bins} × {features.n_frames}**.")
-        page_link("app_pages/transforms.py", "Change the features in the Transform lab")
-
-
-
-def finetune_settings(model: str, n_classes: int) -> None:
-    """A pretrained backbone's fine-tuning mode, its learning-rate scale and the trainable / frozen counts."""
-    finetune = st.selectbox("Fine-tuning", FINETUNE_MODES, index=FINETUNE_MODES.index("frozen"),
-                            key="train_finetune", format_func=lambda m: f"{m}: {FINETUNE_HELP[m]}", **persist)
-    if finetune != "frozen":
-        st.select_slider("Backbone learning rate (× learning rate)", BACKBONE_LR_SCALES,
-                         DEFAULTS.backbone_lr_scale, key="train_backbone_lr", format_func=lambda v: f"{v:g}",
-                         **persist, help="The pretrained backbone learns more slowly than the new head.")
-    run = backbone_run() if model == "run_embedding" else DEFAULTS.backbone_run
-    if run is None:
-        return
-    trainable, total = parameter_counts(model, n_classes, finetune, run)
-    own = (" This model reads its own features (its pretrained frontend's): the Transform lab's feature settings "
-           "are not used, only its clip length." if MODELS[model].feature_kind or MODELS[model].own_features else "")
-    st.caption(f"**{trainable:,} trainable**, {total - trainable:,} frozen parameters." + own
-               + (" Frozen: the augmentation below is not used (each clip's embedding is computed once)."
-                  if finetune == "frozen" else ""))
-    if st.checkbox("Pretrained weights", DEFAULTS.pretrained, key="train_pretrained", **persist,
-                   help="Start from the pretrained weights; unticked, the model trains from scratch (random "
-                        "weights), e.g. offline when they cannot be downloaded.") and model in ARCHITECTURES:
-        imagenet_weights(model)
-
-
-def backbone_run() -> str | None:
-    """run_embedding's source: a saved run picked from the runs folder (None, with a warning, when there is none)."""
-    runs = [info.run_id for info in list_runs(operator_settings().runs_dir) if info.error is None]
-    if not runs:
-        st.warning("There is no saved run to use as a backbone yet: train one first (or choose another model).",
-                   icon=":material/warning:")
-        return None
-    index = runs.index(DEFAULTS.backbone_run) if DEFAULTS.backbone_run in runs else 0
-    return st.selectbox("Backbone run", runs, index=index, key="train_backbone_run", **persist,
-                        help="The saved run whose penultimate layer is the backbone; a new head learns your classes "
-                             "on it. “default” is the shipped model (the ten built-in words).")
-
-
-def imagenet_weights(model: str) -> None:
-    """An ImageNet CNN's weights: downloaded once with a progress bar, or why not (then: train from scratch)."""
-    if weights_cached(model):
-        return
-    arch = ARCHITECTURES[model]
-    st.caption(f"{arch.title}'s ImageNet weights ({arch.megabytes:.0f} MB) are not on this machine yet: training "
-               "downloads them, or download them now.")
-    if st.button("Download the weights", key="train_weights_download", icon=":material/download:"):
-        bar = st.progress(0.0, text="Downloading…")
-        report = lambda done, total, rate, eta: bar.progress(  # noqa: E731
-            done / total if total else 0.0, text=f"{done / 1e6:,.1f} of {(total or 0) / 1e6:,.1f} MB")
-        try:
-            fetch_imagenet(model, report)
-            bar.progress(1.0, text="Downloaded.")
-        except WeightsUnavailable as error:
-            bar.empty()
-            st.error(f"{error} Untick “Pretrained weights” to train from scratch.", icon=":material/cloud_off:")
-
-
 def draw_buttons() -> None:
     """The run's name, Start and Stop, and why a start failed."""
     buttons = st.container(horizontal=True, vertical_alignment="bottom")
@@ -288,7 +104,6 @@ def draw_buttons() -> None:
                         "while it waits." if busy else "Your runs have ended: nothing to stop.")
     if st.session_state["train_error"]:
         st.error(st.session_state["train_error"])
-
 
 
 # ---------------------------------------------------------------------------------------------- live view
@@ -396,7 +211,6 @@ dataset = active_dataset()
 features = feature_config()
 my_job = focus_job(session_jobs())
 busy = any(not job.ended for job in session_jobs())
-persist = dict(persist_state="session")
 
 if dataset is not None:
     st.caption(f"Dataset: **{dataset.name}**, {len(dataset):,} clips, {dataset.n_classes} classes "
@@ -434,10 +248,10 @@ if dataset is not None and busy:
     draw_buttons()
     live_view()
     with st.expander("Settings for the next run", icon=":material/tune:"):
-        draw_settings(dataset)
+        draw_settings(dataset, features)
 else:
     if dataset is not None:
-        draw_settings(dataset)
+        draw_settings(dataset, features)
         draw_buttons()
     st.divider()
     st.subheader("Live view")

@@ -3,44 +3,28 @@
 from __future__ import annotations
 
 import hashlib
-import math
-import random
 
 import streamlit as st
-import torch
 
 from lib.audio import ACCEPTED_FORMATS, AUDIO_EXTENSIONS, AudioDecodeError, fit_clip, load_audio, wav_bytes
-from lib.augment import EQ_KNOTS_HZ, AugmentConfig, preview_augment
+from lib.augment import AugmentConfig, mixup_partner, preview_augment
 from lib.features import FeatureConfig, frame_grid
 from lib.plots import color_range, fig_eq, fig_spectrogram, fig_waveform
 from ui.augment_editor import augment_editor
+from ui.feature_editor import KINDS, edited_features, feature_editor, init_feature_editor
 from ui.common import active_dataset, augment_config, feature_config, page_header, page_link, source_key
 
 SOURCES = {"dataset": "From the dataset", "upload": "Upload a file", "record": "Record"}
-SAMPLE_RATES = [8000, 16000, 22050]
-N_FFTS = [256, 512, 1024, 2048]
-WIN_LENGTHS = [128, 200, 256, 320, 400, 512, 640, 800, 1024, 1536, 2048]
-HOP_LENGTHS = [32, 64, 80, 100, 128, 160, 200, 256, 320, 400, 512, 1024]
-KINDS = {"mel": "Mel", "mfcc": "MFCC", "linear": "Linear STFT"}
-NORMS = {"none": "none (dB)", "per_clip": "per clip", "per_bin": "per bin (CMVN)"}
 LIGHT = {"displayModeBar": False}
 
 
 # ------------------------------------------------------------------------------------- state
 def _init_widgets() -> None:
-    """Widget defaults from the session's saved feature settings (set once; the widgets own them then). The
-    augmentation editor (:mod:`ui.augment_editor`) starts from the saved augmentation the same way."""
-    fc = feature_config()
-    defaults = {
-        "tf_source": "dataset", "tf_kind": fc.kind, "tf_sample_rate": fc.sample_rate, "tf_n_fft": fc.n_fft,
-        "tf_win_length": fc.effective_win_length, "tf_hop_length": fc.hop_length, "tf_n_mels": fc.n_mels,
-        "tf_n_mfcc": fc.n_mfcc, "tf_f_min": float(fc.f_min),
-        "tf_f_max": None if fc.f_max is None else float(fc.f_max),
-        "tf_clamp": fc.top_db is not None, "tf_top_db": float(fc.top_db or 80.0),
-        "tf_clip_seconds": float(fc.clip_seconds), "tf_norm": fc.normalization, "tf_lifter": int(fc.lifter),
-    }
-    for key, value in defaults.items():
-        st.session_state.setdefault(key, value)
+    """Widget defaults from the session's saved feature settings (set once by
+    :func:`ui.feature_editor.init_feature_editor`; the widgets own them then). The augmentation editor
+    (:mod:`ui.augment_editor`) starts from the saved augmentation the same way."""
+    st.session_state.setdefault("tf_source", "dataset")
+    init_feature_editor(feature_config())
     st.session_state.setdefault("aug_seed", 0)
 
 
@@ -53,27 +37,15 @@ def _use_for_training(feature: dict, augment: dict) -> None:
     st.session_state["augment_config"] = augment
 
 
-def _span(low, high, key: str) -> tuple:
-    """A slider's ``(min, max)``, widened to hold the current value (a saved config may lie outside)."""
-    value = st.session_state[key]
-    return min(low, value), max(high, value)
-
-
-def _options(values: list, current) -> list:
-    """``values`` with the current value added (a saved config may hold one that is not in the list)."""
-    return sorted(set(values) | {current})
-
-
 # ------------------------------------------------------------------------------------- caches
 @st.cache_data(show_spinner=False, max_entries=16)
-def _decode(data: bytes) -> tuple[torch.Tensor, int]:
-    """Decode an upload or a recording once (keyed by its bytes)."""
+def _decode(data: bytes) -> tuple:
+    """Decode an upload or a recording once (keyed by its bytes): ``(waveform (channels, time), sample_rate)``."""
     return load_audio(data)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _model_input(clip_key: str, sample_rate: int, clip_seconds: float, _waveform: torch.Tensor,
-                 _rate: int) -> torch.Tensor:
+def _model_input(clip_key: str, sample_rate: int, clip_seconds: float, _waveform, _rate: int):
     """What the model sees (:func:`lib.audio.fit_clip`): mono, at ``sample_rate``, centre cut/padded to
     ``clip_seconds``. ``(1, n_samples)``."""
     return fit_clip(_waveform, _rate, sample_rate, round(clip_seconds * sample_rate))
@@ -101,7 +73,7 @@ if source == "dataset":
         st.stop()
     c1, c2 = st.columns([1, 2])
     class_name = c1.selectbox("Class", dataset.class_names, key="tf_class")
-    rows = [i for i, y in enumerate(dataset.labels.tolist()) if dataset.class_names[y] == class_name]
+    rows = dataset.class_indices(class_name)
     if not rows:
         st.warning(f"The class {class_name!r} has no clips: pick another class.")
         st.stop()
@@ -136,41 +108,7 @@ st.caption(f"`{clip_name}`: {waveform.shape[-1] / rate:.2f} s, {rate} Hz, {wavef
 st.subheader("2. Settings")
 left, right = st.columns(2)
 with left, st.expander("Features", expanded=True, icon=":material/graphic_eq:"):
-    kind = st.segmented_control("Feature kind", list(KINDS), format_func=KINDS.get, key="tf_kind", required=True)
-    a, b = st.columns(2)
-    a.selectbox("Sample rate (Hz)", _options(SAMPLE_RATES, st.session_state["tf_sample_rate"]),
-                key="tf_sample_rate", help="Clips are resampled to this rate; the highest frequency kept is half "
-                                           "of it.")
-    b.number_input("Clip length (s)", *_span(0.1, 10.0, "tf_clip_seconds"), step=0.1, key="tf_clip_seconds",
-                   help="Every clip is cut or padded (centred) to this length before features are made.")
-    st.select_slider("n_fft (FFT size, samples)", _options(N_FFTS, st.session_state["tf_n_fft"]), key="tf_n_fft",
-                     help="Gives n_fft // 2 + 1 linear frequency bins.")
-    st.select_slider("Window length (samples, must be <= n_fft)",
-                     _options(WIN_LENGTHS, st.session_state["tf_win_length"]), key="tf_win_length",
-                     help="The Hann window each frame is cut with; it is zero-padded to n_fft.")
-    st.select_slider("Hop length (samples between frames)", _options(HOP_LENGTHS, st.session_state["tf_hop_length"]),
-                     key="tf_hop_length", help="Smaller hop: more frames, finer time resolution.")
-    if kind in ("mel", "mfcc"):
-        a, b = st.columns(2)
-        a.slider("Mel bands (n_mels)", *_span(8, 128, "tf_n_mels"), key="tf_n_mels", persist_state="page")
-        if kind == "mfcc":
-            b.slider("MFCC coefficients (n_mfcc)", *_span(4, 64, "tf_n_mfcc"), key="tf_n_mfcc",
-                     help="At most n_mels.", persist_state="page")
-        a, b = st.columns(2)
-        a.number_input("f_min (Hz)", min_value=0.0, max_value=20000.0, step=10.0, key="tf_f_min",
-                       persist_state="page")
-        b.number_input("f_max (Hz, empty: half the sample rate)", min_value=0.0, max_value=20000.0, step=100.0,
-                       key="tf_f_max", persist_state="page")
-    a, b = st.columns(2)
-    clamp = a.toggle("Clamp range", key="tf_clamp", help="Keep only top_db dB below each clip's loudest cell "
-                                                          "(off: top_db = None, keep everything).")
-    b.slider("top_db (dB)", *_span(10.0, 120.0, "tf_top_db"), step=5.0, key="tf_top_db", disabled=not clamp)
-    st.radio("Normalisation", list(NORMS), format_func=NORMS.get, key="tf_norm", horizontal=True)
-    st.number_input("Smooth envelope: keep first N cepstral coefficients (0 = off)", min_value=0,
-                    max_value=2048, step=1, key="tf_lifter", disabled=kind == "mfcc",
-                    help="Mel and linear only (MFCCs are cepstral coefficients already, so it is not used "
-                         "for them): each frame's dB spectrum is smoothed to its envelope, without the pitch "
-                         "harmonics; the shape stays the same. At most the number of bins.")
+    kind = feature_editor()
 
 with right, st.expander("Augmentation (training only)", expanded=True, icon=":material/shuffle:"):
     st.caption("Each training example gets its own random draw within these limits; here you see one draw, with "
@@ -186,14 +124,7 @@ with right, st.expander("Augmentation (training only)", expanded=True, icon=":ma
 
 ss = st.session_state
 try:
-    config = FeatureConfig(
-        sample_rate=int(ss["tf_sample_rate"]), clip_seconds=float(ss["tf_clip_seconds"]), kind=kind,
-        n_fft=int(ss["tf_n_fft"]), win_length=int(ss["tf_win_length"]), hop_length=int(ss["tf_hop_length"]),
-        n_mels=int(ss["tf_n_mels"]), f_min=float(ss["tf_f_min"]),
-        f_max=None if ss["tf_f_max"] is None else float(ss["tf_f_max"]),
-        power=feature_config().power, top_db=float(ss["tf_top_db"]) if clamp else None,
-        n_mfcc=int(ss["tf_n_mfcc"]),
-        normalization=ss["tf_norm"], lifter=0 if kind == "mfcc" else int(ss["tf_lifter"]))
+    config = edited_features(feature_config().power)
 except ValueError as error:
     st.error(f"These feature settings do not work together: {error}. Change the setting it names.")
     st.stop()
@@ -209,35 +140,20 @@ clean = _model_input(clip_key, config.sample_rate, config.clip_seconds, waveform
 clips, partner = [clean], None
 if source == "dataset":  # a batch-mate of another class (mixup's partner), as in a training batch
     labels = dataset.labels.tolist()
-    others = [i for i, y in enumerate(labels) if y != labels[index]]
-    if others:
-        partner = random.Random(seed).choice(others)
+    partner = mixup_partner(labels, index, seed)
+    if partner is not None:
         partner_wave, partner_rate = dataset.clip(partner)
         clips.append(_model_input(f"{source_key(dataset.source)}#{partner}", config.sample_rate,
                                   config.clip_seconds, partner_wave, partner_rate))
 # The training engine's own stages for this draw: shift, gain, noise, reverb, EQ (on the frames, the power
 # spectrogram or the waveform, as training will) -> features -> warp -> SpecAugment masks -> mixup.
-result = preview_augment(torch.stack(clips), None, config, preview, seed)
+result = preview_augment(clips, None, config, preview, seed)
 before, after = result.clean, result.augmented                                               # (1, bins, frames)
 
 st.subheader("3. Before and after augmentation")
-steps = [f"shift {1000 * result.shift_sec(config):+.0f} ms", f"gain {result.gain_db:+.1f} dB",
-         f"noise at {result.snr_db:.1f} dB SNR" if math.isfinite(result.snr_db) else "no noise"]
-if result.reverb:
-    steps.append(f"room reverb (RT60 up to {preview.rt60_sec_max:g} s)")
 eq_knots = result.eq_db
-if eq_knots is not None:
-    steps.append("EQ " + " ".join(f"{round(g):+d}" for g in eq_knots)
-                 + f" dB at {EQ_KNOTS_HZ[0]:g} Hz to {EQ_KNOTS_HZ[-1] / 1000:g} kHz")
-if result.scales is not None:
-    freq_scale, time_scale = result.scales
-    if config.kind != "mfcc" and preview.freq_warp > 0:   # MFCCs have no frequency axis
-        steps.append(f"frequency × {freq_scale:.3f}")
-    if preview.time_stretch > 0:
-        steps.append(f"time × {time_scale:.3f}")
-steps.append(f"{preview.n_freq_masks} frequency and {preview.n_time_masks} time mask(s)")
-st.caption(f"Draw #{seed}: {', '.join(steps)}. Press **New random draw** for another one; the same draw stays "
-           "while you move the sliders.")
+st.caption(f"Draw #{seed}: {', '.join(result.steps(config, preview))}. Press **New random draw** for another "
+           "one; the same draw stays while you move the sliders.")
 batch_source = preview.batch_source(config.power)
 st.caption("The augmented audio plays the waveform steps (shift, gain, noise, reverb, EQ). The frequency warp, "
            "time stretch, masks and mixup act on the features, so you see them in the spectrogram but do not "

@@ -134,6 +134,15 @@ def settings_that_differ(settings: Sequence[Mapping[str, Any]]) -> list[str]:
     return [k for k in keys if len({json.dumps(s.get(k), sort_keys=True, default=str) for s in settings}) > 1]
 
 
+def settings_table(records: Sequence[RunRecord], labels: Sequence[str]) -> list[dict[str, str]]:
+    """The settings that differ between runs (:func:`settings_that_differ`), one row per setting: ``{"Setting":
+    key, <label>: its value as text, ...}`` (columns in ``labels``' order, one label per record); ``[]`` when
+    the runs share every setting."""
+    settings_of = [run_settings(record) for record in records]
+    return [{"Setting": key, **{label: setting_text(s.get(key)) for label, s in zip(labels, settings_of)}}
+            for key in settings_that_differ(settings_of)]
+
+
 def setting_text(value: Any) -> str:
     """A setting as a table cell: ``—`` for None, ``1e-05`` for floats, lists joined by commas."""
     if value is None:

@@ -17,7 +17,8 @@ This module imports only :mod:`lib.audio`, so the loaders (:mod:`lib.data`, :mod
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence, runtime_checkable
+from abc import ABC, abstractmethod
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -49,9 +50,11 @@ def class_counts(labels: np.ndarray, class_names: Sequence[str]) -> dict[str, in
     return {name: int(n) for name, n in zip(class_names, counts)}
 
 
-@runtime_checkable
-class ClipDataset(Protocol):
-    """The dataset interface: labelled clips, their groups and folds, and their audio.
+@dataclass(eq=False, repr=False)
+class ClipDataset(ABC):
+    """The dataset interface: labelled clips, their groups and folds, and their audio. Both implementations extend
+    it: they share its six fields (in this order: an :class:`AudioDataset` takes them first) and implement its
+    abstract methods; each also has ``folds``, ``failed`` and ``sample_rates``.
 
     Attributes:
         name: a human name ("Synthetic Speech Commands", a folder name, a CSV name).
@@ -71,31 +74,34 @@ class ClipDataset(Protocol):
     paths: list[str]
     labels: np.ndarray
     groups: list[str]
-    folds: list[int] | None
-    failed: list[tuple[str, str]]
-    sample_rates: list[int]
 
+    @abstractmethod
     def __len__(self) -> int:
         ...
 
     @property
+    @abstractmethod
     def durations(self) -> np.ndarray:
         """``(n_clips,)`` each clip's duration in its source, seconds."""
         ...
 
     @property
+    @abstractmethod
     def channels(self) -> np.ndarray:
         """``(n_clips,)`` each clip's channel count in its source."""
         ...
 
+    @abstractmethod
     def clip(self, index: int, sample_rate: int | None = None) -> tuple[Tensor, int]:
         """One clip ``(channels, time)`` and its sample rate (resampled to ``sample_rate`` when given)."""
         ...
 
+    @abstractmethod
     def to_tensor(self, sample_rate: int, n_samples: int, indices: np.ndarray | None = None) -> Tensor:
         """Clips as one batch ``(n_selected, 1, n_samples)`` float32, fitted by :func:`lib.audio.fit_clip`."""
         ...
 
+    @abstractmethod
     def subset(self, indices: np.ndarray) -> ClipDataset:
         """A dataset of the clips at ``indices`` (same classes)."""
         ...
@@ -109,30 +115,23 @@ class ClipDataset(Protocol):
         """Clips per class, in class order (:func:`class_counts`)."""
         return class_counts(self.labels, self.class_names)
 
+    def class_indices(self, class_name: str) -> list[int]:
+        """The indices of the clips of class ``class_name``, in dataset order (``[]`` for a class without clips or
+        not in the dataset)."""
+        return [i for i, y in enumerate(self.labels.tolist()) if self.class_names[y] == class_name]
+
 
 @dataclass
 class AudioDataset(ClipDataset):
     """A :class:`ClipDataset` held in memory: every clip decoded once, at its own rate and channels.
 
-    Attributes:
-        name: a human name ("Synthetic Speech Commands", a folder name, a CSV name).
-        source: where it came from, as a dict that can rebuild it (``{"kind": "folder", "path": ...}``).
-        class_names: class names; ``labels`` index into them.
-        paths: each clip's file path, as a string.
-        labels: ``(n_clips,)`` int64 class indices.
-        groups: each clip's group (speaker, voice, recording); the path when the dataset has none.
+    Attributes (after :class:`ClipDataset`'s ``name, source, class_names, paths, labels, groups``):
         waveforms: each clip decoded, float32 ``(channels, time)`` at its own sample rate.
         sample_rates: each clip's sample rate in Hz.
         folds: each clip's official fold, or None when the dataset has no folds.
         failed: ``(path, reason)`` for every file that could not be decoded.
     """
 
-    name: str
-    source: dict
-    class_names: list[str]
-    paths: list[str]
-    labels: np.ndarray
-    groups: list[str]
     waveforms: list[Tensor]
     sample_rates: list[int]
     folds: list[int] | None = None

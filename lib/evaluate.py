@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import torch
 
-from lib.audio import AudioSource, load_audio
+from lib.audio import AudioSource, fit_clip, load_audio
+from lib.features import FeatureConfig, extract
 from lib.metrics import classification_metrics, macro_over_present
 
 if TYPE_CHECKING:  # types only: lib.infer reads runs, and lib.runs reads reports
@@ -33,6 +35,7 @@ if TYPE_CHECKING:  # types only: lib.infer reads runs, and lib.runs reads report
     from lib.infer import Classifier
 
 __all__ = ["ClipPrediction", "ClassScores", "AverageScores", "EvaluationReport", "clip_location", "load_segment",
+           "clip_features", "unmatched_counts",
            "split_report", "evaluate", "matching_clips", "REPORT_KEYS"]
 
 REPORT_KEYS = ("accuracy", "confusion_matrix", "class_names", "per_class", "macro", "weighted")
@@ -77,6 +80,22 @@ def load_segment(source: AudioSource, start_sec: float = 0.0, end_sec: float | N
     return waveform[..., first:last], sample_rate
 
 
+def clip_features(waveform: torch.Tensor, sample_rate: int, config: FeatureConfig) -> torch.Tensor:
+    """One clip's features as evaluation reads it: fitted to one clip (:func:`lib.audio.fit_clip`), then
+    :func:`lib.features.extract`.
+
+    Args:
+        waveform: ``(channels, time)`` float samples at ``sample_rate``.
+        sample_rate: Hz.
+        config: The run's features.
+
+    Returns:
+        ``(bins, frames)`` float32, on the CPU.
+    """
+    clip = fit_clip(waveform, sample_rate, config.sample_rate, config.n_samples)
+    return extract(clip, config)[0, 0].detach().cpu()
+
+
 @dataclass(frozen=True)
 class ClipPrediction:
     """The classifier's answer on one clip.
@@ -117,6 +136,15 @@ class ClipPrediction:
             return self.path
         end = "" if self.end_sec is None else f"{self.end_sec:g}"
         return f"{self.path}{_FRAGMENT}{self.start_sec:g},{end}"
+
+    @property
+    def caption(self) -> str:
+        """The clip's file name, with its place in the file for a segment of a longer recording (``rec.wav, 2.5 s
+        to 3.5 s``)."""
+        name = Path(self.path).name
+        if not self.is_segment:
+            return name
+        return f"{name}, {self.start_sec:g} s to " + (f"{self.end_sec:g} s" if self.end_sec is not None else "the end")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the shape of ``metrics.json``)."""
@@ -218,6 +246,13 @@ class EvaluationReport:
         """The wrong predictions, most confident first (ties in evaluation order)."""
         return sorted((p for p in self.predictions if not p.correct), key=lambda p: -p.confidence)
 
+    def matches(self, dataset: AudioDataset) -> bool:
+        """Whether ``dataset`` is still the one the predictions index into: the same classes, and each predicted
+        clip's index names its clip (a dataset whose clips or classes changed since does not)."""
+        return list(dataset.class_names) == list(self.class_names) and bool(self.predictions) and max(
+            p.index for p in self.predictions) < len(dataset) and all(
+            dataset.paths[p.index] == p.name for p in self.predictions)
+
     # -- files -------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The report as saved in ``metrics.json``: :func:`lib.metrics.classification_metrics`'s keys, the clip
@@ -295,6 +330,13 @@ def matching_clips(dataset: AudioDataset, class_names: Sequence[str]) -> np.ndar
     names = set(class_names)
     return np.array([i for i, label in enumerate(dataset.labels) if dataset.class_names[label] in names],
                     dtype=np.int64)
+
+
+def unmatched_counts(dataset: AudioDataset, class_names: Sequence[str]) -> dict[str, int]:
+    """Clips per class of the dataset's classes that are not among ``class_names`` (classes without clips left
+    out): what :func:`matching_clips` skips."""
+    names = set(class_names)
+    return {c: n for c, n in dataset.class_counts().items() if c not in names and n}
 
 
 def _probabilities(classifier: Classifier, dataset: AudioDataset, indices: np.ndarray,

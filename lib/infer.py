@@ -514,6 +514,12 @@ class Classifier:
         features = torch.as_tensor(features).to(self.device)
         return penultimate(self.model, features, first_member_only=first_member_only)
 
+    def embed_clips(self, dataset, indices: Sequence[int]) -> np.ndarray:
+        """The learned representation of a dataset's clips ``indices``, each fitted to one clip at the run's
+        sample rate (:meth:`lib.dataset.ClipDataset.to_tensor`): ``(len(indices), dim)`` float32."""
+        config = self.feature_config
+        return self.embed_batch(dataset.to_tensor(config.sample_rate, config.n_samples, np.array(indices))).numpy()
+
     def view_features(self, waveform: Tensor, sample_rate: int, max_seconds: float | None = None) -> Tensor:
         """The features of a recording as the model reads them, to show (computed on the CPU).
 

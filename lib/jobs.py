@@ -45,8 +45,8 @@ from lib.features import FeatureConfig
 from lib.settings import settings
 from lib.train import DoneEvent, EpochEvent, StartEvent, StepEvent, TrainConfig, iter_training
 
-__all__ = ["TrainingJob", "SweepJob", "TrialProgress", "JobSnapshot", "JobQueue", "JOB_QUEUE", "WorkerEvent",
-           "StopFlag"]
+__all__ = ["TrainingJob", "SweepJob", "TrialProgress", "JobSnapshot", "JobQueue", "JOB_QUEUE", "focus_job",
+           "WorkerEvent", "StopFlag"]
 
 _ids = itertools.count(1)
 _SPAWN = multiprocessing.get_context("spawn")
@@ -389,6 +389,14 @@ def _death_message(exitcode: int | None) -> str:
     return f"the training process exited (code {exitcode}) before it finished"
 
 
+def focus_job(jobs: list[TrainingJob]) -> TrainingJob | None:
+    """The job to show of ``jobs`` (oldest first): the running one, else the next in line, else the latest that
+    saved a run, else the latest (None without jobs)."""
+    saved = [j for j in jobs if j.ended and j.snapshot().done.run_id]
+    return (next((j for j in jobs if j.state == "running"), None) or next((j for j in jobs if not j.ended), None)
+            or (saved[-1] if saved else None) or (jobs[-1] if jobs else None))
+
+
 class JobQueue:
     """Runs submitted jobs one at a time per device, first come first served, each in its own process."""
 
@@ -453,6 +461,14 @@ class JobQueue:
     def active(self) -> list[TrainingJob]:
         """Jobs not yet ended, oldest first."""
         return [job for job in self.jobs if not job.ended]
+
+    def find(self, job_id: str | None) -> TrainingJob | None:
+        """The job called ``job_id`` (None when there is none: the server restarted, or no id)."""
+        return next((job for job in self.jobs if job.job_id == job_id), None)
+
+    def will_save(self, run_id: str) -> bool:
+        """Whether a job that is waiting or running will save a run called ``run_id``."""
+        return any(job.run_id == run_id and not job.ended for job in self.jobs)
 
     def _run(self, job: TrainingJob) -> None:
         key = job.device_key

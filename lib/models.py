@@ -52,6 +52,7 @@ __all__ = [
     "register",
     "build_model",
     "count_parameters",
+    "finetune_parameter_counts",
     "model_features",
     "model_summaries",
     "TutorialCNN",
@@ -163,6 +164,18 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Returns the number of parameters of ``model`` that train (all of them, frozen ones too, when not
     ``trainable_only``)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def finetune_parameter_counts(name: str, n_classes: int, finetune: str, feature_config: FeatureConfig | None = None,
+                              **model_kwargs) -> tuple[int, int]:
+    """``(trainable, all)`` parameters of model ``name`` (one with a pretrained backbone) in fine-tuning mode
+    ``finetune``, on the features it reads from ``feature_config`` (default :class:`FeatureConfig`). Counted on the
+    meta device: shapes only, no weights loaded or allocated."""
+    own = model_features(name, feature_config or FeatureConfig(), **model_kwargs)
+    with torch.device("meta"):
+        network = build_model(name, n_classes, own.n_bins, own.n_frames, weights=False, **model_kwargs)
+    network.set_finetune(finetune)
+    return count_parameters(network), count_parameters(network, trainable_only=False)
 
 
 def model_summaries(n_classes: int = 10, n_bins: int = 40, n_frames: int = 101) -> list[dict]:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.augment import (AUGMENT_RANGES, NOISE_KINDS, AugmentConfig, augment_batch, draw_augment,
-                         preview_augment)
+                         mixup_partner, preview_augment)
 from lib.augment import waveform as wf
 from lib.augment.spectrogram import (apply_mixup, apply_spec_masks, apply_warp, draw_feature_warp,
                                      draw_frame_shifts, draw_mixup, draw_spec_masks, roll_frames, spec_augment,
@@ -457,3 +457,14 @@ def test_draw_augment_draws_nothing_for_steps_that_are_off():
     draw = draw_augment(config, FeatureConfig(), 8, generator)
     assert torch.equal(generator.get_state(), state)
     assert draw.source == "features" and draw.shift_frames is None and draw.masks is None
+
+
+def test_the_preview_draw_in_words_and_its_mixup_partner():
+    config, feature_config = AugmentConfig(time_shift_sec=0.1, n_freq_masks=2, n_time_masks=1), FeatureConfig()
+    clip = tone(440.0, seconds=1.0)[None]                                                     # (1, n_samples)
+    preview = preview_augment([clip, clip], None, feature_config, config, seed=3)             # a list of clips
+    assert preview.batch_features.shape[0] == 2
+    steps = preview.steps(feature_config, config)
+    assert steps[:3] == [f"shift {1000 * preview.shift_sec(feature_config):+.0f} ms", "gain +0.0 dB", "no noise"]
+    assert steps[-1] == "2 frequency and 1 time mask(s)"
+    assert mixup_partner([0, 0, 1, 1], 0, seed=1) in (2, 3) and mixup_partner([0, 0], 1, seed=1) is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lib.compare import matches, run_settings, setting_text, settings_that_differ, short_labels
+from lib.compare import matches, run_settings, setting_text, settings_table, settings_that_differ, short_labels
 
 
 @pytest.mark.parametrize("ids, labels", [
@@ -36,6 +36,12 @@ def test_settings_that_differ_lists_only_differences_in_order():
     other = {**flat, "train.learning_rate": 0.5, "extra": 1}
     assert settings_that_differ([flat, other]) == ["train.learning_rate", "extra"]
     assert settings_that_differ([flat, dict(flat)]) == []
+    faster = RunRecord(model="kws_resnet", class_names=["yes", "no"], feature_config=FeatureConfig(),
+                       train_config=TrainConfig(model="kws_resnet", learning_rate=0.5),
+                       dataset=DatasetRecord("tiny", n_clips=72))
+    assert settings_table([record, faster], ["a", "b"]) == [
+        {"Setting": "train.learning_rate", "a": setting_text(record.train_config.learning_rate), "b": "0.5"}]
+    assert settings_table([record, record], ["a", "b"]) == []
 
 
 def test_setting_text_and_search():

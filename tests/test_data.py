@@ -65,6 +65,12 @@ def test_one_class_counts():
 
     assert class_counts(np.array([2, 0, 2]), ["a", "b", "c"]) == {"a": 1, "b": 0, "c": 2}
 
+    from lib.dataset import AudioDataset
+
+    dataset = AudioDataset("d", {}, ["a", "b", "c"], ["x", "y", "z"], np.array([2, 0, 2]), ["x", "y", "z"],
+                           [torch.zeros(1, 4)] * 3, [8000] * 3)
+    assert dataset.class_indices("c") == [0, 2] and dataset.class_indices("b") == [] == dataset.class_indices("?")
+
 
 def test_dataset_modules_import_at_the_top_without_a_cycle():
     """lib's dataset modules import each other at module top only (no import hidden in a function), and the

@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from lib.evaluate import (ClipPrediction, EvaluationReport, clip_location, evaluate, load_segment, matching_clips,
-                          split_report)
+from lib.evaluate import (ClipPrediction, EvaluationReport, clip_features, clip_location, evaluate, load_segment,
+                          matching_clips, split_report, unmatched_counts)
 from lib.metrics import classification_metrics
 
 
@@ -34,6 +34,9 @@ def test_an_old_prediction_with_a_fragment_path_is_located():
     prediction = ClipPrediction.from_dict(old)
     assert (prediction.path, prediction.start_sec, prediction.end_sec) == ("data/esc/1-100.wav", 2.5, 3.5)
     assert prediction.is_segment and not prediction.correct and prediction.name == old["path"]
+    assert prediction.caption == "1-100.wav, 2.5 s to 3.5 s"
+    assert ClipPrediction(1, "d/rec.wav", 4.0, None, 0, 0, 1.0).caption == "rec.wav, 4 s to the end"
+    assert ClipPrediction(1, "d/yes/1.wav", 0.0, None, 0, 0, 1.0).caption == "1.wav"
     with pytest.raises(ValueError, match="malformed"):
         ClipPrediction.from_dict({"index": 1})
 
@@ -124,6 +127,22 @@ def test_evaluate_refuses_clips_of_unknown_classes(classifier, tiny_dataset):
         evaluate(classifier, other)
     keep = matching_clips(other, classifier.class_names)
     assert len(keep) == int((other.labels != 2).sum())
+    assert unmatched_counts(other, classifier.class_names) == {"maybe": int((other.labels == 2).sum())}
     assert evaluate(classifier, other, keep).n == len(keep)
     with pytest.raises(ValueError, match="no clips"):
         evaluate(classifier, other, [])
+
+
+def test_a_report_matches_the_dataset_it_indexes_and_its_clips_are_shown_as_evaluated(classifier, tiny_dataset):
+    report = evaluate(classifier, tiny_dataset, [0, 5, 9])
+    assert report.matches(tiny_dataset)
+    assert not report.matches(tiny_dataset.subset(np.arange(5)))  # clip 5 and 9 are gone
+    renamed = type(tiny_dataset)(**{**tiny_dataset.__dict__, "paths": list(reversed(tiny_dataset.paths))})
+    assert not report.matches(renamed)
+    fc = classifier.feature_config
+    vectors = classifier.embed_clips(tiny_dataset, [0, 5])
+    expected = classifier.embed_batch(tiny_dataset.to_tensor(fc.sample_rate, fc.n_samples, np.array([0, 5])))
+    np.testing.assert_allclose(vectors, expected.numpy())
+    waveform, rate = tiny_dataset.clip(5)
+    features = clip_features(waveform, rate, fc)
+    assert features.shape == (fc.n_bins, fc.n_frames)

@@ -18,7 +18,7 @@ import pytest
 from lib.data import DatasetError
 from lib.device import TRAIN_THREADS_ENV, page_threads, train_threads, usable_cores
 from lib.features import FeatureConfig
-from lib.jobs import JobQueue, _DatasetParcel
+from lib.jobs import JobQueue, _DatasetParcel, focus_job
 from lib.runs import load_run
 from lib.train import TrainConfig
 
@@ -63,10 +63,14 @@ def test_second_job_waits_in_line_and_stop_saves(tiny_dataset, tmp_path, monkeyp
 def test_cancel_a_waiting_job(tiny_dataset, tmp_path):
     queue = JobQueue()
     first = queue.submit(tiny_dataset, FeatureConfig(), CONFIG, runs_root=tmp_path)
-    waiting = queue.submit(tiny_dataset, FeatureConfig(), CONFIG, runs_root=tmp_path)
+    waiting = queue.submit(tiny_dataset, FeatureConfig(), CONFIG, runs_root=tmp_path, run_id="named")
+    assert queue.find(waiting.job_id) is waiting and queue.find("no such job") is None
+    assert queue.will_save("named") and not queue.will_save("other")
+    assert focus_job([first, waiting]) is first  # running, or the next in line
     waiting.stop()
     assert waiting.wait(10) and waiting.state == "stopped" and "cancelled" in waiting.snapshot().done.message
     assert waiting.worker is None  # it never got a process
+    assert not queue.will_save("named")
     first.stop()
     assert first.wait(60)
 

@@ -176,3 +176,13 @@ def test_engine_trains_each_ensemble_member_on_its_own_batch_and_loss():
     assert logits.shape == (24, 5) and torch.allclose(logits[8:16], model.members[1](batches[1]), atol=1e-5)
     with pytest.raises(ValueError, match="3 model"):
         _forward_loss(model, batches[:1], targets[:1], label_smoothing=0.0)
+
+
+def test_finetune_parameter_counts_on_the_meta_device():
+    from lib.models import finetune_parameter_counts
+    from lib.train_config import TrainConfig
+
+    kwargs = TrainConfig(model="speech_embedding").model_kwargs
+    frozen = finetune_parameter_counts("speech_embedding", 3, "frozen", **kwargs)
+    every = finetune_parameter_counts("speech_embedding", 3, "all", **kwargs)
+    assert 0 < frozen[0] < frozen[1] == every[1] == every[0]

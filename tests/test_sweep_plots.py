@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import plotly.graph_objects as go
+import pytest
 
 from lib.plots import ACCENT
 from lib.sweep import TrialInfo
 from lib.sweep.plots import (GREY, best_trial_number, fig_importance, fig_parallel, fig_pareto, fig_trial_curves,
-                             param_label, pareto_front)
+                             log_steps, param_label, pareto_front, power_of_ten, progress_text, trials_table)
 
 
 def _trial(number, state, curve, lr, model, values=None) -> TrialInfo:
@@ -73,3 +74,14 @@ def test_pareto_front_of_accuracy_against_latency_and_size():
     assert list(front.x) == [1.0, 3.0] and list(front.y) == [0.8, 0.9] and list(other.text) == ["trial 3"]
     size = _ok(fig_pareto(TRIALS, "n_parameters"))
     assert size.layout.xaxis.type == "log"
+
+
+def test_the_pages_words_and_tables_of_a_sweep():
+    assert log_steps(1e-4, 1e-2) == pytest.approx([1e-4, 3e-4, 1e-3, 3e-3, 1e-2])
+    assert [power_of_ten(v) for v in (1e-4, 0.03)] == ["1e-4", "3e-2"]
+    table = trials_table(TRIALS[:2], ["train.learning_rate"], ("val_accuracy",))
+    assert list(table) == ["trial", "state", "val_accuracy", "epochs", "learning rate", "run id", "seconds", "note"]
+    assert table["epochs"] == [3, 1] and table["learning rate"] == [1e-3, 1e-1]
+    assert progress_text({"complete": 2, "pruned": 1, "running": 1}, 10, 5.0) == (
+        0.3, "3 of 10 trials ended (2 complete, 1 pruned, 1 running) · budget 5 min")
+    assert progress_text({}, None, None) == (0.0, "0 trials ended")

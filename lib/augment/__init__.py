@@ -17,8 +17,8 @@ a draw and a test can pin it.
 from lib.augment.config import (AUGMENT_DOMAINS, AUGMENT_RANGES, BATCH_SOURCES, EQ_KNOTS_HZ, NOISE_KINDS,
                                 AugmentConfig, SettingRange)
 from lib.augment.pipeline import (AugmentDraw, AugmentPreview, TrainingClips, augment_batch, draw_augment,
-                                  preview_augment)
+                                  mixup_partner, preview_augment)
 
 __all__ = ["AUGMENT_DOMAINS", "AUGMENT_RANGES", "BATCH_SOURCES", "EQ_KNOTS_HZ", "NOISE_KINDS", "AugmentConfig",
            "SettingRange", "AugmentDraw", "AugmentPreview", "TrainingClips", "augment_batch",
-           "draw_augment", "preview_augment"]
+           "draw_augment", "mixup_partner", "preview_augment"]

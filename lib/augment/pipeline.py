@@ -16,13 +16,16 @@ draw is deterministic.
 
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import Tensor
 
 from lib.audio import from_int16, to_int16
-from lib.augment.config import AugmentConfig
+from lib.augment.config import EQ_KNOTS_HZ, AugmentConfig
 from lib.augment.power import (NoiseBank, PowerDraw, apply_power_augment, cached_noise_bank, draw_power_augment,
                                render_power_augment, signal_power)
 from lib.augment.spectrogram import (apply_mixup, apply_spec_masks, apply_warp, draw_feature_warp,
@@ -256,15 +259,41 @@ class AugmentPreview:
         """The first clip's own weight in mixup (None: mixup is off)."""
         return None if self.draw.mixup_weight is None else float(self.draw.mixup_weight[0])
 
+    def steps(self, feature_config: FeatureConfig, config: AugmentConfig) -> list[str]:
+        """The first clip's draw in words, one item per step (``"shift +12 ms"``, ``"gain -3.1 dB"``, ...), for
+        ``config``, the augmentation previewed, on ``feature_config``'s features."""
+        steps = [f"shift {1000 * self.shift_sec(feature_config):+.0f} ms", f"gain {self.gain_db:+.1f} dB",
+                 f"noise at {self.snr_db:.1f} dB SNR" if math.isfinite(self.snr_db) else "no noise"]
+        if self.reverb:
+            steps.append(f"room reverb (RT60 up to {config.rt60_sec_max:g} s)")
+        if self.eq_db is not None:
+            steps.append("EQ " + " ".join(f"{round(g):+d}" for g in self.eq_db)
+                         + f" dB at {EQ_KNOTS_HZ[0]:g} Hz to {EQ_KNOTS_HZ[-1] / 1000:g} kHz")
+        if self.scales is not None:
+            freq_scale, time_scale = self.scales
+            if feature_config.kind != "mfcc" and config.freq_warp > 0:   # MFCCs have no frequency axis
+                steps.append(f"frequency × {freq_scale:.3f}")
+            if config.time_stretch > 0:
+                steps.append(f"time × {time_scale:.3f}")
+        steps.append(f"{config.n_freq_masks} frequency and {config.n_time_masks} time mask(s)")
+        return steps
+
+
+def mixup_partner(labels: Sequence[int], index: int, seed: int) -> int | None:
+    """The preview's batch-mate for clip ``index``: a clip of another class, drawn with ``seed`` (None when every
+    clip has ``index``'s class)."""
+    others = [i for i, y in enumerate(labels) if y != labels[index]]
+    return random.Random(seed).choice(others) if others else None
+
 
 @torch.no_grad()
-def preview_augment(waveforms: Tensor, targets: Tensor | None, feature_config: FeatureConfig, config: AugmentConfig,
-                    seed: int, noise_seed: int = 0) -> AugmentPreview:
+def preview_augment(waveforms: Tensor | Sequence[Tensor], targets: Tensor | None, feature_config: FeatureConfig,
+                    config: AugmentConfig, seed: int, noise_seed: int = 0) -> AugmentPreview:
     """One draw of ``config`` on a preview batch, through the engine's own stages.
 
     Args:
-        waveforms: ``(batch, 1, n_samples)`` float model inputs; the first is the clip shown, the others its
-            batch-mates (mixup partners).
+        waveforms: ``(batch, 1, n_samples)`` float model inputs, or a list of ``(1, n_samples)``; the first is the
+            clip shown, the others its batch-mates (mixup partners).
         targets: ``(batch, n_classes)`` their one-hot labels (None: each clip a class of its own).
         feature_config: the features.
         config: the augmentation (a preview usually shows :meth:`AugmentConfig.every_step_on`).
@@ -275,6 +304,7 @@ def preview_augment(waveforms: Tensor, targets: Tensor | None, feature_config: F
         The stages for the first clip, and the whole batch as the engine makes it. With mixup and more than one
         clip, each clip is mixed with the next one (the engine draws a random batch-mate, the lab shows one).
     """
+    waveforms = waveforms if isinstance(waveforms, Tensor) else torch.stack(list(waveforms))
     extractor = FeatureExtractor(feature_config)
     source = config.batch_source(feature_config.power)
     bank = (cached_noise_bank(feature_config, tuple(config.noise_kinds), noise_seed)

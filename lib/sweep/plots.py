@@ -1,6 +1,9 @@
 """Plotly figures of a sweep's trials: one small function per figure, each returning a ``go.Figure``.
 
-Every function takes the sweep's trials as :class:`lib.sweep.TrialInfo` items (anything with their attributes:
+Beside them, what the Sweep page shows in words and tables: :func:`trials_table`, :func:`progress_text`, and a
+log range's slider stops (:func:`log_steps`, :func:`power_of_ten`).
+
+Every figure function takes the sweep's trials as :class:`lib.sweep.TrialInfo` items (anything with their attributes:
 ``number``, ``state``, ``params``, ``values``, ``curve``, ``run_id``) and draws with :mod:`lib.plots`' look
 (template, margins, colours). The page decides where each figure goes.
 
@@ -20,7 +23,7 @@ import plotly.graph_objects as go
 from lib.plots import ACCENT, MUTED, PRIMARY, _finite, _style, _whole_number_axis
 
 __all__ = ["fig_trial_curves", "fig_parallel", "fig_importance", "fig_pareto", "param_label", "pareto_front",
-           "best_trial_number"]
+           "best_trial_number", "trials_table", "progress_text", "log_steps", "power_of_ten"]
 
 GREY = "#C8C8C8"         # pruned and failed trials
 OBJECTIVE_LABELS = {"val_accuracy": "Validation accuracy", "latency_ms": "Latency (ms per clip, p50)",
@@ -32,6 +35,46 @@ def param_label(name: str) -> str:
     ``"features.n_mels"`` -> ``"n_mels"`` (torchaudio's names are kept as they are)."""
     last = str(name).rsplit(".", 1)[-1]
     return last if last.startswith("n_") else last.replace("_", " ")
+
+
+def log_steps(low: float, high: float) -> list[float]:
+    """1 and 3 times the powers of ten from ``low`` to ``high`` (both kept): a log range's slider stops."""
+    values = {float(low), float(high)}
+    for k in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1):
+        values |= {m * 10.0 ** k for m in (1, 3) if low < m * 10.0 ** k < high}
+    return sorted(values)
+
+
+def power_of_ten(value: float) -> str:
+    """``0.0001`` -> ``"1e-4"``, ``0.03`` -> ``"3e-2"``."""
+    mantissa, exponent = f"{value:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def trials_table(trials: Sequence[Any], names: Sequence[str], objectives: Sequence[str]) -> dict[str, list]:
+    """The table of trials: number, state, objectives, epochs, parameters (by :func:`param_label`), run id,
+    duration and note, one column (list) each."""
+    table: dict[str, list] = {"trial": [t.number for t in trials],
+                              "state": [t.state for t in trials]}
+    for objective in objectives:
+        table[objective] = [t.values.get(objective) for t in trials]
+    table["epochs"] = [len(t.curve) for t in trials]
+    for name in names:
+        table[param_label(name)] = [t.params.get(name) for t in trials]
+    table["run id"] = [t.run_id for t in trials]
+    table["seconds"] = [round(t.duration_sec, 1) if t.duration_sec is not None else None for t in trials]
+    table["note"] = [t.message for t in trials]
+    return table
+
+
+def progress_text(counts: Mapping[str, int], n_trials: int | None, minutes: float | None) -> tuple[float, str]:
+    """A sweep's progress bar: ``(fraction, text)`` from its :meth:`lib.sweep.Sweep.counts` and budget (trials
+    and minutes, None: no limit); the fraction is 0 without a trial budget."""
+    ended = sum(counts.get(s, 0) for s in ("complete", "pruned", "failed"))
+    parts = [f"{counts.get(s, 0)} {s}" for s in ("complete", "pruned", "failed", "running") if counts.get(s)]
+    text = (f"{ended} of {n_trials} trials ended" if n_trials else f"{ended} trials ended") + (
+        f" ({', '.join(parts)})" if parts else "") + (f" · budget {minutes:g} min" if minutes else "")
+    return (min(1.0, ended / n_trials) if n_trials else 0.0), text
 
 
 def _value_text(value: Any) -> str:
