@@ -475,6 +475,11 @@ class _RunResults:
             raise ValueError(f"the {split} results in metrics.json are unusable: {error}") from error
 
 
+def _from_record(name: str, doc: str) -> property:
+    """A :class:`RunInfo` property that reads its record's field ``name`` (None when config.json is unreadable)."""
+    return property(lambda info: getattr(info.record, name) if info.record else None, doc=doc)
+
+
 @dataclass
 class RunInfo(_RunResults):
     """A saved run as listed (weights not loaded).
@@ -493,30 +498,11 @@ class RunInfo(_RunResults):
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
-    @property
-    def model(self) -> str | None:
-        """Model name."""
-        return self.record.model if self.record else None
-
-    @property
-    def created(self) -> str | None:
-        """Creation time, ISO string."""
-        return self.record.created if self.record else None
-
-    @property
-    def status(self) -> str | None:
-        """``"finished"`` or ``"stopped"``."""
-        return self.record.status if self.record else None
-
-    @property
-    def n_parameters(self) -> int | None:
-        """Number of model parameters."""
-        return self.record.n_parameters if self.record else None
-
-    @property
-    def sweep(self) -> dict[str, Any] | None:
-        """The sweep the run is a trial of (``{"name": ..., "trial": ...}``), or None."""
-        return self.record.sweep if self.record else None
+    model = _from_record("model", "Model name.")
+    created = _from_record("created", "Creation time, ISO string.")
+    status = _from_record("status", '``"finished"`` or ``"stopped"``.')
+    n_parameters = _from_record("n_parameters", "Number of model parameters.")
+    sweep = _from_record("sweep", 'The sweep the run is a trial of (``{"name": ..., "trial": ...}``), or None.')
 
     @property
     def latency_ms(self) -> float | None:
