@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -149,19 +149,23 @@ def folders(work: Path, data_dir: Path | None = None) -> tuple[Path, Path]:
     return data_dir, runs_dir
 
 
-def dataset_reruns(browser, tree: Path, work: Path, data_dir: Path, rounds: int) -> list[float]:
-    """(b): seconds from clicking Generate / open (settings unchanged) to the Dataset page settled."""
-    _, runs_dir = folders(work, data_dir)
-    times = []
-    with server(tree, data_dir, runs_dir) as url:
-        context, page = new_page(browser)
-        open_and_settle(page, f"{url}/dataset")
+def dataset_reruns(browser, trees: dict[str, Path], work: Path, data_dir: Path, rounds: int) -> dict[str, list]:
+    """(b): seconds from clicking Generate / open (settings unchanged) to the Dataset page settled, per tree (one
+    server each, running side by side, their rounds interleaved)."""
+    times: dict[str, list] = {name: [] for name in trees}
+    with ExitStack() as stack:
+        pages = {}
+        for name, tree in trees.items():
+            url = stack.enter_context(server(tree, data_dir, folders(work, data_dir)[1]))
+            context, pages[name] = new_page(browser)
+            stack.callback(context.close)
+            open_and_settle(pages[name], f"{url}/dataset")
         for _ in range(rounds):
-            since = page.evaluate("() => performance.now()")
-            page.get_by_role("button", name="Generate / open").click()
-            times.append(settle(page, since))
-            LOADS.append(os.getloadavg()[0])
-        context.close()
+            for name, page in pages.items():
+                since = page.evaluate("() => performance.now()")
+                page.get_by_role("button", name="Generate / open").click()
+                times[name].append(settle(page, since))
+                LOADS.append(os.getloadavg()[0])
     return times
 
 
@@ -231,17 +235,17 @@ def measure(args, trees: dict[str, Path], work: Path) -> dict:
     results = {name: {} for name in trees}
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        data_dir = None
-        for _ in range(args.cold_rounds):
+        data_dir = args.data_dir
+        for _ in range(args.cold_rounds if data_dir is None else 0):
             for name, tree in trees.items():
                 cold = cold_start(browser, tree, work)
                 data_dir = cold.pop("data_dir")
                 for key, value in cold.items():
                     results[name].setdefault(key, []).append(value)
                 print(name, "cold", cold, flush=True)
-        for name, tree in trees.items():
-            results[name]["rerun"] = dataset_reruns(browser, tree, work, data_dir, args.rerun_rounds)
-            print(name, "rerun", results[name]["rerun"], flush=True)
+        for name, times in dataset_reruns(browser, trees, work, data_dir, args.rerun_rounds).items():
+            results[name]["rerun"] = times
+            print(name, "rerun", times, flush=True)
         for _ in range(args.map_rounds):
             for name, tree in trees.items():
                 for key, value in map_views(browser, tree, work, data_dir).items():
@@ -257,6 +261,8 @@ def main() -> None:
     parser.add_argument("--cold-rounds", type=int, default=2)
     parser.add_argument("--rerun-rounds", type=int, default=5)
     parser.add_argument("--map-rounds", type=int, default=2)
+    parser.add_argument("--data-dir", type=Path,
+                        help="a data folder holding the built-in set: no cold starts, (b) and (c) only")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
