@@ -272,9 +272,13 @@ def _selected_row(point: dict) -> int | None:
 # per dataset, and the grids (dozens of clips) are still images (PNG), which cost nothing to draw.
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _overview_figs(key: str, _dataset) -> tuple:
+    """The class counts, durations and sample rates charts, and the total duration in seconds (one pass over the
+    clips' lengths)."""
+    durations = _dataset.durations
     return (fig_class_counts(_dataset.class_counts(), title="Clips per class"),
-            fig_histogram(_dataset.durations, "Duration (s)", title="Clip durations"),
-            fig_histogram(_dataset.sample_rates, "Sample rate (Hz)", title="Sample rates", nbins=20))
+            fig_histogram(durations, "Duration (s)", title="Clip durations"),
+            fig_histogram(_dataset.sample_rates, "Sample rate (Hz)", title="Sample rates", nbins=20),
+            float(durations.sum()))
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
@@ -382,7 +386,7 @@ st.subheader("Overview")
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Clips", f"{len(dataset):,}")
 m2.metric("Classes", f"{dataset.n_classes}")
-total = float(dataset.durations.sum())
+fig_counts, fig_durations, fig_rates, total = _overview_figs(key, dataset)
 m3.metric("Total duration", f"{total / 60:.1f} min" if total >= 120 else f"{total:.1f} s")
 m4.metric("Failed files", f"{len(dataset.failed)}",
           help="Files that could not be decoded or were not found; they are left out.")
@@ -392,7 +396,6 @@ if dataset.failed:
                      hide_index=True, key="ds_failed_table")
 
 counts = dataset.class_counts()
-fig_counts, fig_durations, fig_rates = _overview_figs(key, dataset)
 st.plotly_chart(fig_counts, key="ds_class_counts")
 if min(counts.values()) * 2 < max(counts.values()):
     st.info("The classes are unbalanced (the smallest has less than half the clips of the largest): watch the "
@@ -456,8 +459,8 @@ def examples(dataset, key: str, config, features: np.ndarray) -> None:
                     audio, wave_png, spec_png = _example_images(key, config.to_json(), int(i), dataset, features)
                     st.caption(Path(dataset.paths[i]).name)
                     st.audio(audio, format="audio/wav")
-                    st.image(wave_png, width="stretch")
-                    st.image(spec_png, width="stretch")
+                    st.image(wave_png, width="stretch", output_format="PNG")  # as it is: "auto" re-encodes
+                    st.image(spec_png, width="stretch", output_format="PNG")  # it as a JPEG on every rerun
 
 
 @st.fragment
@@ -532,6 +535,6 @@ per_row = 5
 names = list(mean_images)
 for start in range(0, len(names), per_row):
     for col, name in zip(st.columns(per_row), names[start:start + per_row]):
-        col.image(mean_images[name], caption=name, width="stretch")
+        col.image(mean_images[name], caption=name, width="stretch", output_format="PNG")
 
 learned_map(dataset, key, config, features)

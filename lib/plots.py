@@ -796,13 +796,32 @@ def fig_pipeline(title: str | None = None) -> go.Figure:
 
 
 # -- embeddings ------------------------------------------------------------------------------------
+#: t-SNE reads at most this many principal components of the standardised features (PCA first, as is usual: the
+#: neighbours of 4,040-number spectrograms cost little more to find in 50 dimensions, and are nearly the same).
+TSNE_INPUT_DIMS = 50
+#: t-SNE's iterations (the first :data:`TSNE_EXAGGERATED_ITER` with early exaggeration) and its Barnes-Hut angle.
+#: With the learning rate n / 12 (Belkina et al. 2019), 250 iterations and angle 0.7 reach the map scikit-learn's
+#: defaults (n / 48, 1,000 iterations, 250 exaggerated, angle 0.5) reach: on 2,000 built-in clips the same
+#: trustworthiness (0.994 for a model's learned vectors, 0.984 for input features) and the same 10-nearest-neighbour
+#: accuracy of the classes in 2-D (0.987; 0.32), in a quarter of the time.
+TSNE_MAX_ITER = 250
+TSNE_EXAGGERATED_ITER = 60
+TSNE_ANGLE = 0.7
+
+
 def embedding_2d(features: Any, method: str = "pca", seed: int = 0) -> np.ndarray:
     """Projects ``(n, d)`` features to 2-D for :func:`fig_embedding`.
 
     Features are standardised (zero mean, unit variance per dimension; non-finite values become 0),
-    then ``"pca"`` keeps the first two principal components and ``"tsne"`` runs t-SNE (perplexity
-    ``min(30, (n - 1) / 3)``, ``init="pca"``, ``random_state=seed``). Small inputs are handled: ``n <= 1``
-    gives zeros, missing components are zero columns, and t-SNE with ``n < 4`` falls back to PCA.
+    then ``"pca"`` keeps the first two principal components and ``"tsne"`` runs t-SNE on the first
+    :data:`TSNE_INPUT_DIMS` principal components (perplexity ``min(30, (n - 1) / 3)``, ``init="pca"``, learning
+    rate ``max(n / 12, 50)``, :data:`TSNE_MAX_ITER` iterations, angle :data:`TSNE_ANGLE`, ``random_state=seed``).
+    Small inputs are handled: ``n <= 1`` gives zeros, missing components are zero columns, and t-SNE with ``n < 4``
+    falls back to PCA.
+
+    Everything runs on one BLAS and one OpenMP thread: on two busy cores their threads spin-wait for each other
+    (the PCA of 2,000 x 4,040 features takes 0.9-1.8 s with two threads, 0.25 s with one), and with torch's libgomp
+    loaded next to scikit-learn's, t-SNE's OpenMP loops can spin for a minute on a 25-point input.
 
     Returns:
         np.ndarray: ``(n, 2)`` float64.
@@ -818,24 +837,39 @@ def embedding_2d(features: Any, method: str = "pca", seed: int = 0) -> np.ndarra
     out = np.zeros((n, 2))
     if n <= 1 or d == 0:
         return out
-    from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
 
-    x = StandardScaler().fit_transform(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0))
-    if not np.any(x):  # every feature constant: nothing to project
-        return out
-    if method == "tsne" and n >= 4:
-        from sklearn.manifold import TSNE
-        from threadpoolctl import threadpool_limits
-
-        if d < 2:
-            x = np.concatenate([x, np.zeros((n, 2 - d))], axis=1)
-        tsne = TSNE(n_components=2, perplexity=min(30.0, (n - 1) / 3), init="pca", random_state=seed)
-        # One OpenMP thread: with torch's libgomp loaded next to scikit-learn's, t-SNE's OpenMP loops
-        # can spin for a minute on a 25-point input; single-threaded it takes milliseconds.
-        with threadpool_limits(limits=1, user_api="openmp"):
-            return tsne.fit_transform(x).astype(float)
-    k = min(2, n, d)
-    projected = PCA(n_components=k, random_state=seed).fit_transform(x)
-    out[:, :k] = np.nan_to_num(projected)
+    with threadpool_limits(limits=1):
+        x = StandardScaler().fit_transform(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0))
+        if not np.any(x):  # every feature constant: nothing to project
+            return out
+        if method == "tsne" and n >= 4:
+            return _tsne_2d(x, seed)
+        k = min(2, n, d)
+        out[:, :k] = np.nan_to_num(_pca(x, k, seed))
     return out
+
+
+def _pca(x: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """``(n, k)``: the first ``k`` principal components of ``x`` ``(n, d)``."""
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=k, random_state=seed).fit_transform(x)
+
+
+def _tsne_2d(x: np.ndarray, seed: int) -> np.ndarray:
+    """``(n, 2)``: t-SNE of standardised ``x`` ``(n, d)``, ``n >= 4`` (see :func:`embedding_2d`)."""
+    from sklearn.manifold import TSNE
+
+    class ShortTSNE(TSNE):
+        _EXPLORATION_MAX_ITER = TSNE_EXAGGERATED_ITER  # scikit-learn's early-exaggeration length (250 by default)
+
+    n, d = x.shape
+    if d > TSNE_INPUT_DIMS and n > TSNE_INPUT_DIMS:
+        x = _pca(x, TSNE_INPUT_DIMS, seed)
+    if x.shape[1] < 2:
+        x = np.concatenate([x, np.zeros((n, 2 - x.shape[1]))], axis=1)
+    tsne = ShortTSNE(n_components=2, perplexity=min(30.0, (n - 1) / 3), init="pca", learning_rate=max(n / 12, 50.0),
+                     max_iter=TSNE_MAX_ITER, angle=TSNE_ANGLE, random_state=seed)
+    return tsne.fit_transform(x).astype(float)

@@ -175,3 +175,5 @@ def test_the_grids_are_images_so_a_rerun_sends_few_interactive_charts(at):
     (the page used to send 38 charts on every rerun)."""
     assert len(at.get("plotly_chart")) == 4
     assert len(at.get("image")) == 10 + 6 * 2 * 2  # class averages + (waveform, spectrogram) of 2 examples x 6 classes
+    urls = [image.url for element in at.get("image") for image in element.proto.imgs]
+    assert urls and all(url.endswith(".png") for url in urls)  # sent as made, not re-encoded as JPEGs every rerun

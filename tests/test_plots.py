@@ -277,6 +277,21 @@ def test_embedding_2d_pca_separates_and_is_deterministic():
         plots.embedding_2d(x, "umap")
 
 
+def test_embedding_2d_tsne_keeps_neighbours_and_classes_apart():
+    """The short t-SNE (50 principal components, 250 iterations) still maps clusters of 80-number vectors apart and
+    keeps each point's neighbours: 2-D nearest-neighbour accuracy of the clusters and trustworthiness near 1."""
+    from sklearn.manifold import trustworthiness
+    from sklearn.model_selection import cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 50)
+    x = rng.normal(0, 1, (200, 80)) + 3 * rng.normal(0, 1, (4, 80))[labels]
+    points = plots.embedding_2d(x, "tsne")
+    assert cross_val_score(KNeighborsClassifier(5), points, labels, cv=5).mean() > 0.95
+    assert trustworthiness(x, points, n_neighbors=10) > 0.9
+
+
 def test_a_titled_figure_with_a_legend_on_top_keeps_the_two_on_separate_rows():
     """The title sits at the top of the figure and the legend above the plot area, with a margin holding both
     (the title used to be drawn over the legend on the Train and Evaluate pages)."""

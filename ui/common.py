@@ -247,7 +247,7 @@ def dataset_features(dataset: AudioDataset, config: FeatureConfig) -> np.ndarray
 
 
 #: 2-D projections of the maps (Dataset and Evaluate pages).
-PROJECTIONS = {"pca": "PCA (linear, instant)", "tsne": "t-SNE (keeps neighbours; ~10 s the first time for 3,000 clips)"}
+PROJECTIONS = {"pca": "PCA (linear, instant)", "tsne": "t-SNE (keeps neighbours; a few seconds the first time)"}
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
