@@ -48,7 +48,7 @@ test-fast: $(VENV)/.dev
 # with that augmentation on waveforms and contiguous tensors (--augment-domain waveform --memory-format contiguous).
 # Since training keeps waveforms as exact int16 (scale 32768, was 32767) a retrain differs from it in its last bits.
 default-model: $(VENV)/.runtime
-	$(PY) -m lib.train --dataset builtin --piper-clips-per-word 100 --kokoro-clips-per-word 250 \
+	$(PY) -m lib.engine.train --dataset builtin --piper-clips-per-word 100 --kokoro-clips-per-word 250 \
 		--model kws_resnet_x5 --epochs 20 \
 		--freq-warp 0.15 --time-stretch 0.2 --noise-probability 0.5 --reverb-probability 0.3 \
 		--augment-domain waveform --memory-format contiguous --run-id default --out models --force
@@ -57,7 +57,7 @@ default-model: $(VENV)/.runtime
 bench: $(VENV)/.runtime
 	$(PY) bench/engine.py --out docs/benchmarks.md
 
-## Export and serving benchmarks (ONNX/TorchScript/int8 vs lib.infer; HTTP load on 127.0.0.1): docs/benchmarks.md.
+## Export and serving benchmarks (ONNX/TorchScript/int8 vs lib.serving.infer; HTTP load on 127.0.0.1): docs/benchmarks.md.
 bench-serve: $(VENV)/.runtime
 	$(PY) bench/export.py
 	$(PY) bench/serve_load.py bench/out/export-default/onnx models/default

@@ -10,16 +10,16 @@ import numpy as np
 import streamlit as st
 import torch
 
-from lib.audio import wav_bytes
-from lib.builtin import BuiltinSpec, builtin_folder
-from lib.catalog import CATALOG, SPEECH_COMMANDS_KEYWORDS, find_root, resolve_source
-from lib.data import DatasetError
-from lib.download import DownloadError, archive_path, dataset_folder, fetch_dataset
-from lib.features import FeatureConfig
+from lib.dsp.audio import wav_bytes
+from lib.data.synth.builtin import BuiltinSpec, builtin_folder
+from lib.data.catalog import CATALOG, SPEECH_COMMANDS_KEYWORDS, find_root, resolve_source
+from lib.data.sources import DatasetError
+from lib.data.download import DownloadError, archive_path, dataset_folder, fetch_dataset
+from lib.dsp.features import FeatureConfig
 from lib.paths import PathNotAllowed, confine
 from lib.plots import class_means, color_range, fig_class_counts, fig_embedding, fig_histogram, image_spectrogram, image_waveform
 from lib.settings import settings
-from lib.speech_embedding import pretrained_embeddings
+from lib.models.speech_embedding import pretrained_embeddings
 from ui.common import (PROJECTIONS, active_dataset, active_run, dataset_features, default_builtin_spec,
                        feature_config, init_state, load_classifier, map_points, page_header, source_key, spec_from_dict)
 

@@ -7,15 +7,15 @@ from typing import Callable
 
 import streamlit as st
 
-from lib.builtin import builtin_folder
-from lib.data import AudioDataset, DatasetError
-from lib.evaluate import EvaluationReport, evaluate, matching_clips, unmatched_counts
-from lib.infer import Classifier
+from lib.data.synth.builtin import builtin_folder
+from lib.data.sources import AudioDataset, DatasetError
+from lib.engine.evaluate import EvaluationReport, evaluate, matching_clips, unmatched_counts
+from lib.serving.infer import Classifier
 from lib.paths import PathNotAllowed, confine
 from lib.plots import fig_curves, fig_embedding
-from lib.recordings import recording_sets
-from lib.run_extras import test_embedding
-from lib.runs import RunInfo
+from lib.data.recordings import recording_sets
+from lib.engine.run_extras import test_embedding
+from lib.engine.runs import RunInfo
 from lib.settings import settings as operator_settings
 from ui.common import (PROJECTIONS, active_dataset, dataset_features, load_classifier, load_dataset,
                        map_points, page_header, page_link, run_picker, runs, source_key, spec_from_dict)
@@ -152,7 +152,7 @@ def show_map(run: RunInfo, report: EvaluationReport) -> None:
 @st.cache_data(show_spinner=False, max_entries=8)
 def cross_report(run_key: str, data_key: str, _classifier: Classifier, _dataset: AudioDataset,
                  keep: tuple[int, ...]) -> EvaluationReport:
-    """:func:`lib.evaluate.evaluate` of the run on the clips ``keep`` of a dataset (cached per run and dataset)."""
+    """:func:`lib.engine.evaluate.evaluate` of the run on the clips ``keep`` of a dataset (cached per run and dataset)."""
     return evaluate(_classifier, _dataset, keep)
 
 

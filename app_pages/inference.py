@@ -7,10 +7,10 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from lib.audio import ACCEPTED_FORMATS, AUDIO_EXTENSIONS, AudioDecodeError, load_audio, wav_bytes
-from lib.infer import Prediction
+from lib.dsp.audio import ACCEPTED_FORMATS, AUDIO_EXTENSIONS, AudioDecodeError, load_audio, wav_bytes
+from lib.serving.infer import Prediction
 from lib.plots import fig_probabilities, fig_spectrogram, fig_waveform, fig_window_predictions
-from lib.stream import KeywordEvent, detect_stream, detector_settings
+from lib.serving.stream import KeywordEvent, detect_stream, detector_settings
 from ui.common import active_dataset, detections_text, page_header, pick_classifier, show_detections
 
 UPLOAD_TYPES = [suffix[1:] for suffix in AUDIO_EXTENSIONS]
@@ -147,7 +147,7 @@ def spectrogram_figure(item: dict, prediction: Prediction, key: str) -> None:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _keyword_events(run_key: str, audio_sha1: str, _waveform, sample_rate: int) -> list[KeywordEvent]:
-    """:func:`lib.stream.detect_stream` of a file's first :data:`LISTEN_MAX_SECONDS` with the run's operating
+    """:func:`lib.serving.stream.detect_stream` of a file's first :data:`LISTEN_MAX_SECONDS` with the run's operating
     point, once per run and file (``run_key`` and ``audio_sha1`` name them): a rerun does not run the model over
     the file again."""
     seconds = int(LISTEN_MAX_SECONDS * sample_rate)

@@ -7,8 +7,8 @@ import time
 import pandas as pd
 import streamlit as st
 
-from lib.listen import Listener, ListenState, frame_samples
-from lib.stream import CONFIDENCE_FLOOR, StreamingDetector, detector_settings, operating_point
+from lib.serving.listen import Listener, ListenState, frame_samples
+from lib.serving.stream import CONFIDENCE_FLOOR, StreamingDetector, detector_settings, operating_point
 from ui.common import page_header, pick_classifier
 from ui.microphone import audio_sink, live_microphone
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from lib.audio import AudioDecodeError, load_audio, save_wav
-from lib.background import CONFIDENCE_THRESHOLD, NOTHING_HEARD, heard, is_background
-from lib.features import FeatureConfig
+from lib.dsp.audio import AudioDecodeError, load_audio, save_wav
+from lib.serving.background import CONFIDENCE_THRESHOLD, NOTHING_HEARD, heard, is_background
+from lib.dsp.features import FeatureConfig
 from lib.plots import fig_class_counts, fig_probabilities, fig_spectrogram, fig_window_predictions
-from lib.recordings import is_valid_name, split_take, take_counts, take_problem, take_stem
+from lib.data.recordings import is_valid_name, split_take, take_counts, take_problem, take_stem
 from lib.settings import settings
 from ui.common import load_classifier, page_header, page_link, run_picker, show_detections
 from ui.takes import (BACKGROUND_CLASS, MIN_CLASSES, RECORD_SAMPLE_RATE, adopt_trained_run, background_hint,
@@ -84,7 +84,7 @@ def save_recording() -> None:
         notify(issue[0], issue[1] + " Nothing was saved.")
         return
     folder = RECORDINGS_DIR / name
-    # A word: one clip centred on each time it was said (lib.detect), as the live test classifies it; a long take
+    # A word: one clip centred on each time it was said (lib.serving.detect), as the live test classifies it; a long take
     # of "yes ... yes ... yes" gives one take per "yes". The background class keeps the whole take.
     clips = split_take(waveform, rate, take_stem(folder, label, datetime.now()), FeatureConfig().clip_seconds,
                        whole=is_background(label), max_takes=MAX_SPLIT_TAKES)
@@ -193,7 +193,7 @@ if classifier is not None:
                                f"(default {CONFIDENCE_THRESHOLD:.0%}; 0 always names a class).")
 if waveform is not None and classifier is not None:
     try:
-        prediction = classifier.predict(waveform, rate)  # the rule of lib.detect, as on the Inference page
+        prediction = classifier.predict(waveform, rate)  # the rule of lib.serving.detect, as on the Inference page
     except ValueError as error:  # non-finite samples
         st.error(f"Could not classify the recording: {error}. Record again.")
     else:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from lib.compare import MAX_COMPARED, matches, run_row
-from lib.export import FORMATS, ExportError, export_zip_bytes
-from lib.runs import RunError, RunInfo, delete_run, rename_run, run_zip_bytes
+from lib.engine.compare import MAX_COMPARED, matches, run_row
+from lib.serving.export import FORMATS, ExportError, export_zip_bytes
+from lib.engine.runs import RunError, RunInfo, delete_run, rename_run, run_zip_bytes
 from lib.settings import settings
 from ui.common import active_run, page_header, runs
 from ui.compare import COLUMNS, show_compare
@@ -30,7 +30,7 @@ def chosen_ids() -> list[str]:
 
 
 def filtered_rows(usable: list[RunInfo]) -> list[dict]:
-    """The search box and status filter, then :func:`lib.compare.run_row` of each run they let through."""
+    """The search box and status filter, then :func:`lib.engine.compare.run_row` of each run they let through."""
     search_col, status_col = st.columns([3, 2], gap="large", vertical_alignment="bottom")
     text = search_col.text_input("Search", key="runs_search", placeholder="name, dataset, model or sweep",
                                  help="Rows holding every word typed (in the name, dataset, model or sweep).")
@@ -201,7 +201,7 @@ st.subheader("Export for deployment")
 st.caption("The model with its whole preprocessing in one file: a mono waveform at the run's sample rate in "
            "(any length; centre padded or trimmed to one clip inside), class probabilities out. The zip also "
            "holds labels.json and an example.py that classifies audio files without this project (ONNX: "
-           "onnxruntime, numpy and soundfile only). Serve it with `python -m lib.serve FOLDER`.")
+           "onnxruntime, numpy and soundfile only). Serve it with `python -m lib.serving.serve FOLDER`.")
 FORMAT_LABELS = {"onnx": "ONNX", "torchscript": "TorchScript"}
 format_col, int8_col, build_col = st.columns(3, gap="large")
 with format_col:

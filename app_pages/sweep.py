@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from lib.jobs import JOB_QUEUE, SweepJob
+from lib.engine.jobs import JOB_QUEUE, SweepJob
 from lib.sweep import (PRUNERS, SAMPLERS, Param, SearchSpace, SweepConfig, default_storage, list_sweeps, open_sweep,
                        searchable_params)
 from lib.sweep.plots import (fig_importance, fig_parallel, fig_pareto, fig_trial_curves, log_steps, param_label,

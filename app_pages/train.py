@@ -9,9 +9,9 @@ from typing import Callable
 import plotly.graph_objects as go
 import streamlit as st
 
-from lib.jobs import JOB_QUEUE, TrainingJob, focus_job
+from lib.engine.jobs import JOB_QUEUE, TrainingJob, focus_job
 from lib.plots import fig_curves, fig_steps
-from lib.runs import check_run_target, is_valid_run_id
+from lib.engine.runs import check_run_target, is_valid_run_id
 from lib.settings import settings as operator_settings
 from ui.common import active_dataset, feature_config, page_header, page_link
 from ui.train_settings import draw_settings

@@ -6,9 +6,9 @@ import hashlib
 
 import streamlit as st
 
-from lib.audio import ACCEPTED_FORMATS, AUDIO_EXTENSIONS, AudioDecodeError, fit_clip, load_audio, wav_bytes
+from lib.dsp.audio import ACCEPTED_FORMATS, AUDIO_EXTENSIONS, AudioDecodeError, fit_clip, load_audio, wav_bytes
 from lib.augment import AugmentConfig, mixup_partner, preview_augment
-from lib.features import FeatureConfig, frame_grid
+from lib.dsp.features import FeatureConfig, frame_grid
 from lib.plots import color_range, fig_eq, fig_spectrogram, fig_waveform
 from ui.augment_editor import augment_editor
 from ui.feature_editor import KINDS, edited_features, feature_editor, init_feature_editor
@@ -46,7 +46,7 @@ def _decode(data: bytes) -> tuple:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _model_input(clip_key: str, sample_rate: int, clip_seconds: float, _waveform, _rate: int):
-    """What the model sees (:func:`lib.audio.fit_clip`): mono, at ``sample_rate``, centre cut/padded to
+    """What the model sees (:func:`lib.dsp.audio.fit_clip`): mono, at ``sample_rate``, centre cut/padded to
     ``clip_seconds``. ``(1, n_samples)``."""
     return fit_clip(_waveform, _rate, sample_rate, round(clip_seconds * sample_rate))
 

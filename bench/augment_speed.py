@@ -50,8 +50,8 @@ def log(message: str) -> None:
 def measure(dataset, model: str, augment: dict, domain: str, steps: int, device: str) -> dict:
     """Median samples/s of the steps after the first epoch, and the setup time (caching) before the first step."""
     from lib.augment import AugmentConfig
-    from lib.features import FeatureConfig
-    from lib.train import StartEvent, StepEvent, TrainConfig, iter_training
+    from lib.dsp.features import FeatureConfig
+    from lib.engine.train import StartEvent, StepEvent, TrainConfig, iter_training
 
     config = TrainConfig(model=model, epochs=2, max_batches=steps, device=device,
                          augment=AugmentConfig(**augment, domain=domain))
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from lib.data import load_builtin
+    from lib.data.sources import load_builtin
     from lib.device import describe_device, resolve_device
 
     args.device_name = describe_device(resolve_device(args.device))

@@ -1,6 +1,6 @@
 """Benchmark: training on a Speech Commands v2-sized set from the on-disk cache, in bounded memory.
 
-Data, not a test. Writes a stand-in of Speech Commands v0.02's cache (:mod:`lib.diskcache`'s format: 105,829
+Data, not a test. Writes a stand-in of Speech Commands v0.02's cache (:mod:`lib.data.cache`'s format: 105,829
 one-second 16 kHz clips of 35 classes, its official split as folds: 84,843 train / 9,981 validation / 11,005 test)
 with synthetic words (two class-specific tones at a random offset, in noise), so the training side can be measured
 without the 2.3 GB download. Then, each in its own subprocess (so each peak resident memory is its own), trains
@@ -49,11 +49,11 @@ def log(message: str) -> None:
 
 
 def write_standin(folder: Path, n_clips: int, n_classes: int = 35, sample_rate: int = 16000, seed: int = 0) -> None:
-    """A cache folder in :mod:`lib.diskcache`'s format (format 1) with ``n_clips`` synthetic one-second words."""
+    """A cache folder in :mod:`lib.data.cache`'s format (format 1) with ``n_clips`` synthetic one-second words."""
     import torch
 
-    from lib.audio import to_int16
-    from lib.diskcache import FORMAT_VERSION
+    from lib.dsp.audio import to_int16
+    from lib.data.cache import FORMAT_VERSION
 
     if (folder / "meta.json").is_file():
         return
@@ -99,17 +99,17 @@ def measure(args: argparse.Namespace) -> dict:
     import torch
 
     from lib.augment import AugmentConfig
-    from lib.features import FeatureConfig
-    from lib.train import StartEvent, StepEvent, TrainConfig, iter_training
+    from lib.dsp.features import FeatureConfig
+    from lib.engine.train import StartEvent, StepEvent, TrainConfig, iter_training
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.in_memory:
-        from lib.data import load_builtin
+        from lib.data.sources import load_builtin
 
         dataset, folds = load_builtin(None, ROOT / "data" / "builtin"), {}
     else:
-        from lib.diskcache import open_cache
+        from lib.data.cache import open_cache
 
         dataset, folds = open_cache(args.folder), dict(test_fold=2, validation_fold=1)
     config = TrainConfig(model="kws_resnet", epochs=1, max_batches=args.steps, device="cpu",

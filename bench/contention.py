@@ -1,5 +1,5 @@
 """Benchmark: training speed beside other CPU work, the old way (a thread in the server process, torch's default
-threads) against the new one (a process per job with a thread budget, :mod:`lib.jobs`).
+threads) against the new one (a process per job with a thread budget, :mod:`lib.engine.jobs`).
 
 Data, not a test. Each measurement trains ``kws_resnet`` for a fixed number of steps on the built-in set, with the
 default augmentation (features cached, an epoch costs only the model) or with background noise and room reverb
@@ -46,7 +46,7 @@ DEFAULT_OUT = "docs/benchmarks.md"
 QUICK_OUT = "bench/out/contention-quick.md"  # git-ignored: a smoke test never overwrites real results
 WARMUP_STEPS = 3
 RECIPES = {"default": {}, "noise+reverb": {"noise_probability": 0.5, "reverb_probability": 0.3}}
-RUNNERS = {"old": "thread in this process, torch default threads", "new": "own process (lib.jobs), thread budget"}
+RUNNERS = {"old": "thread in this process, torch default threads", "new": "own process (lib.engine.jobs), thread budget"}
 TARGET_KEPT = 0.5  # the issue's target: beside one busy process, training keeps half its quiet speed
 
 
@@ -107,7 +107,7 @@ def run_old(dataset, feature_config, train_config, runs_root: Path) -> tuple[lis
     """The old way: ``iter_training`` in a thread of this process, at torch's default threads."""
     import torch
 
-    from lib.train import DoneEvent, StepEvent, iter_training
+    from lib.engine.train import DoneEvent, StepEvent, iter_training
 
     steps, done = [], []
 
@@ -127,8 +127,8 @@ def run_old(dataset, feature_config, train_config, runs_root: Path) -> tuple[lis
 
 
 def run_new(dataset, feature_config, train_config, runs_root: Path) -> tuple[list, str]:
-    """The new way: a job of :class:`lib.jobs.JobQueue` (its own process, :func:`lib.device.train_threads`)."""
-    from lib.jobs import JobQueue
+    """The new way: a job of :class:`lib.engine.jobs.JobQueue` (its own process, :func:`lib.device.train_threads`)."""
+    from lib.engine.jobs import JobQueue
 
     job = JobQueue().submit(dataset, feature_config, train_config, runs_root=runs_root)
     job.wait()
@@ -140,8 +140,8 @@ def run_new(dataset, feature_config, train_config, runs_root: Path) -> tuple[lis
 
 def measure(runner: str, recipe: str, dataset, args: argparse.Namespace, runs_root: Path) -> dict:
     from lib.augment import AugmentConfig
-    from lib.features import FeatureConfig
-    from lib.train import TrainConfig
+    from lib.dsp.features import FeatureConfig
+    from lib.engine.train import TrainConfig
 
     config = TrainConfig(model=args.model, epochs=1, batch_size=args.batch_size, max_batches=args.steps,
                          scheduler="none", device="cpu", augment=AugmentConfig(**RECIPES[recipe]))
@@ -175,7 +175,7 @@ def render(args: argparse.Namespace, command: str, info: dict, results: dict, n_
              f"Each run trains `{args.model}` for {args.steps} steps of {args.batch_size} clips on the built-in set "
              f"({n_train} training clips), CPU. \"Loaded\": beside one competing CPU-bound process (float32 matrix "
              f"products, {args.competitor_threads} torch thread(s), {where}). Old: training in a thread of the "
-             "app's process at torch's default threads (before lib.jobs ran jobs in processes). New: a `lib.jobs` "
+             "app's process at torch's default threads (before lib.engine.jobs ran jobs in processes). New: a `lib.engine.jobs` "
              "job, its own spawned process at `lib.device.train_threads()` threads (the pages keep the rest). "
              "Samples/s over "
              f"steps {WARMUP_STEPS + 1}–{args.steps}, each step timed alone; median over {args.rounds} interleaved "
@@ -215,8 +215,8 @@ def render(args: argparse.Namespace, command: str, info: dict, results: dict, n_
 
 def run(args: argparse.Namespace) -> int:
     overall = time.perf_counter()
-    from lib.builtin import BuiltinSpec
-    from lib.data import load_builtin, split_dataset
+    from lib.data.synth.builtin import BuiltinSpec
+    from lib.data.sources import load_builtin, split_dataset
     from lib.device import usable_cores
 
     cache = Path(args.data_dir) if args.data_dir else ROOT / "data" / "builtin"

@@ -1,6 +1,6 @@
 """Cross-synthesizer evaluation: the ten keywords said by speech synthesizers other than eSpeak NG.
 
-The built-in dataset (:mod:`lib.builtin`) is spoken by eSpeak NG only, so a model trained on it has never heard
+The built-in dataset (:mod:`lib.data.synth.builtin`) is spoken by eSpeak NG only, so a model trained on it has never heard
 another voice. This script builds a small evaluation set from two other engines and measures a saved run on
 it, next to an off-the-shelf recogniser (PocketSphinx) restricted to the same ten words.
 
@@ -30,7 +30,7 @@ Usage::
 
 PocketSphinx is for evaluation only and never a dependency of the app: when the current interpreter cannot
 import it, ``baseline`` creates ``bench/.venv-eval`` (``python3 -m venv``, then ``pip install pocketsphinx``)
-and decodes there in a subprocess; scoring happens here with :mod:`lib.metrics`.
+and decodes there in a subprocess; scoring happens here with :mod:`lib.engine.metrics`.
 
 Importable: :func:`evaluate_run` (``evaluate_run(run_path, set_dir) -> dict``) and the clip helpers
 :func:`trim_silence`, :func:`centre_clip`, :func:`normalise_peak`, :func:`prepare_clip`, :func:`write_manifest`.
@@ -63,7 +63,7 @@ WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 SAMPLE_RATE = 16000
 CLIP_SECONDS = 1.0
 PEAK = 0.5
-TRIM_THRESHOLD = 0.01          # of the peak, as lib.builtin trims eSpeak's output
+TRIM_THRESHOLD = 0.01          # of the peak, as lib.data.synth.builtin trims eSpeak's output
 RECIPE_VERSION = 1
 DEFAULT_SET = ROOT / "data" / "cross_synth"
 EVAL_VENV = ROOT / "bench" / ".venv-eval"
@@ -110,11 +110,11 @@ def trim_silence(waveform, threshold: float = TRIM_THRESHOLD):
 
 def centre_clip(waveform, n_samples: int):
     """Place ``waveform`` ``(time,)`` in the middle of ``n_samples`` of silence, or keep its middle if it is longer
-    (:func:`lib.audio.center_pad_or_trim`: the extra sample goes at the end). Returns float32 ``(n_samples,)``."""
+    (:func:`lib.dsp.audio.center_pad_or_trim`: the extra sample goes at the end). Returns float32 ``(n_samples,)``."""
     import numpy as np
     import torch
 
-    from lib.audio import center_pad_or_trim
+    from lib.dsp.audio import center_pad_or_trim
 
     return center_pad_or_trim(torch.from_numpy(np.asarray(waveform, dtype=np.float32)), n_samples).numpy()
 
@@ -142,7 +142,7 @@ def prepare_clip(waveform, sample_rate: int, target_rate: int = SAMPLE_RATE, cli
     import numpy as np
     import torch
 
-    from lib.audio import fit_clip
+    from lib.dsp.audio import fit_clip
 
     x = torch.from_numpy(np.asarray(waveform, dtype=np.float32).T)  # (channels, time) or (time,)
     x = trim_silence(fit_clip(x, int(sample_rate), int(target_rate))[0].numpy())  # mono at target_rate
@@ -442,12 +442,12 @@ def _accuracy_table(rows: list[dict], correct: list[bool], key: str) -> dict[str
 
 
 def score(rows: list[dict], predicted: list[str], class_names: list[str], name: str) -> dict:
-    """Overall/per-engine/per-voice/per-variant accuracy and :func:`lib.metrics.classification_metrics`.
+    """Overall/per-engine/per-voice/per-variant accuracy and :func:`lib.engine.metrics.classification_metrics`.
 
     ``predicted`` holds class names; anything not in ``class_names`` (no hypothesis) counts as wrong and is
     tallied in an extra :data:`NO_HYPOTHESIS` column of the confusion matrix.
     """
-    from lib.metrics import classification_metrics
+    from lib.engine.metrics import classification_metrics
 
     names = list(class_names)
     unknown_labels = sorted({r["label"] for r in rows} - set(names))
@@ -500,20 +500,20 @@ def markdown_report(result: dict) -> str:
 def evaluate_run(run_path: str | Path, set_dir: str | Path = DEFAULT_SET, device: str = "cpu") -> dict:
     """Classify every clip of a cross-synth set (or any manifest) with a saved run.
 
-    The evaluation is :func:`lib.evaluate.evaluate` with the run's own preprocessing and ``whole_recordings``:
+    The evaluation is :func:`lib.engine.evaluate.evaluate` with the run's own preprocessing and ``whole_recordings``:
     a clip longer than one clip is classified as the Inference page classifies a recording.
 
     Returns:
         dict: ``name``, ``n``, ``accuracy``, ``per_engine`` / ``per_voice`` / ``per_variant``
-        (``{key: {n, correct, accuracy}}``), ``metrics`` (:func:`lib.metrics.classification_metrics` over the
+        (``{key: {n, correct, accuracy}}``), ``metrics`` (:func:`lib.engine.metrics.classification_metrics` over the
         run's classes), ``predictions``, plus ``run``, ``set``, ``failed``, ``probabilities`` (``n x classes``,
         in ``class_names`` order) and ``run_test_accuracy`` (the run's own held-out accuracy on eSpeak voices,
         when saved).
     """
-    from lib.data import load_csv
-    from lib.evaluate import evaluate
-    from lib.infer import Classifier
-    from lib.runs import load_run
+    from lib.data.sources import load_csv
+    from lib.engine.evaluate import evaluate
+    from lib.serving.infer import Classifier
+    from lib.engine.runs import load_run
 
     set_dir = Path(set_dir)
     manifest = set_dir / "manifest.csv" if set_dir.is_dir() else set_dir
@@ -627,7 +627,7 @@ def espeak_subset(limit: int = 300, cache_dir: str | Path = ROOT / "data" / "bui
 
     The set is generated first if it is not cached. Returns the path of a temporary manifest (absolute paths).
     """
-    from lib.builtin import BuiltinSpec, builtin_folder, generate_builtin
+    from lib.data.synth.builtin import BuiltinSpec, builtin_folder, generate_builtin
 
     spec = BuiltinSpec()
     folder = builtin_folder(spec, cache_dir)
@@ -651,11 +651,11 @@ def espeak_subset(limit: int = 300, cache_dir: str | Path = ROOT / "data" / "bui
 
 
 def latency_ms(run_path: str | Path, runs: int = 200) -> tuple[float, float]:
-    """p50 and p95 of :meth:`lib.infer.Classifier.predict` on a one-second clip (CPU, after a warm-up), in ms."""
+    """p50 and p95 of :meth:`lib.serving.infer.Classifier.predict` on a one-second clip (CPU, after a warm-up), in ms."""
     import numpy as np
     import torch
 
-    from lib.infer import Classifier
+    from lib.serving.infer import Classifier
 
     classifier = Classifier.from_run(run_path, device="cpu")
     waveform = torch.randn(1, classifier.feature_config.n_samples) * 0.1
@@ -692,10 +692,10 @@ def unit_bootstrap_interval(result: dict, n_resamples: int = 2000, seed: int = 0
 def validation_by_voice_kind(metrics: dict) -> dict[str, tuple[float, int]]:
     """Validation accuracy and clip count of a run's eSpeak clips and of its neural-voice clips (if any).
 
-    ``metrics`` is a run's metrics.json (or a :class:`lib.train.DoneEvent`'s). The built-in set names
+    ``metrics`` is a run's metrics.json (or a :class:`lib.engine.train.DoneEvent`'s). The built-in set names
     neural-voice clips ``<word>_piper_NNNN.wav`` / ``<word>_kokoro_NNNN.wav``.
     """
-    from lib.evaluate import EvaluationReport
+    from lib.engine.evaluate import EvaluationReport
 
     validation = metrics.get("validation")
     kinds: dict[str, list[bool]] = {}
@@ -708,7 +708,7 @@ def validation_by_voice_kind(metrics: dict) -> dict[str, tuple[float, int]]:
 
 def compare_report(run_path: str | Path, set_dir: str | Path = DEFAULT_SET) -> str:
     """One table from one run: a saved run and PocketSphinx on the set, overall, per engine and per voice."""
-    from lib.runs import load_run
+    from lib.engine.runs import load_run
 
     model, sphinx = evaluate_run(run_path, set_dir), run_baseline(set_dir)
     run = load_run(run_path)

@@ -5,19 +5,19 @@ Two keyword sources, each in its own streams:
 
 * **cross-synth**: every clip of the cross-synthesizer set (``data/cross_synth``, made by
   ``python bench/cross_synth.py build``: flite and festival voices, 350 clips), trimmed of silence;
-* **espeak-unseen**: eSpeak NG (:mod:`lib.espeak`) saying each keyword ``--per-word`` times with (accent, variant)
+* **espeak-unseen**: eSpeak NG (:mod:`lib.data.synth.espeak`) saying each keyword ``--per-word`` times with (accent, variant)
   identities that none of the run's training speakers has (:func:`unseen_espeak_identities` redraws the run's
   built-in speakers from its spec), at random rates and pitches.
 
 Both get, between their keywords, as many utterances of **other speech**: eSpeak saying one to three words that
-are not keywords (the Speech Commands auxiliary words of :data:`lib.builtin.UNKNOWN_WORDS` and a few everyday
+are not keywords (the Speech Commands auxiliary words of :data:`lib.data.synth.builtin.UNKNOWN_WORDS` and a few everyday
 words, some close to a keyword, like "start" or "goal"), each by a random English identity; in random order with
 0.5 to 2.5 s between utterances, each at an SNR of 10 to 30 dB over **background noise** that runs the whole way
 (:func:`lib.augment.waveform.make_noise`, one colour per stream at -50 to -40 dBFS).
 
-Each stream goes once through :class:`lib.stream.StreamingDetector` without smoothing (every hop's posteriors);
-each smoothing length of :data:`SMOOTHING` is then a moving average of those (:func:`lib.stream.moving_average`)
-and each threshold an :class:`lib.stream.EventRule` over it, exactly as the detector fires live.
+Each stream goes once through :class:`lib.serving.stream.StreamingDetector` without smoothing (every hop's posteriors);
+each smoothing length of :data:`SMOOTHING` is then a moving average of those (:func:`lib.serving.stream.moving_average`)
+and each threshold an :class:`lib.serving.stream.EventRule` over it, exactly as the detector fires live.
 
 Scoring: an event is a **hit** when its word is a placed keyword's and it fires between the keyword's start and
 its end plus one clip plus the smoothing length plus one hop (the last window that still holds the word, after
@@ -26,7 +26,7 @@ speech or noise, a wrong word, a second fire on one keyword); a keyword with no 
 FA/h = false accepts / hours of stream. "FA/h at 5% misses" is interpolated linearly between the two thresholds
 whose miss rates bracket 5%, and so is the operating point's threshold (chosen on both sources together, with
 the smoothing that gives the fewest FA/h there); the operating point is then measured at that threshold and
-saved as the run's ``detector.json`` (:func:`lib.stream.save_operating_point`).
+saved as the run's ``detector.json`` (:func:`lib.serving.stream.save_operating_point`).
 
 Usage::
 
@@ -52,8 +52,8 @@ import torch  # noqa: E402
 
 from bench.cross_synth import DEFAULT_SET, read_manifest, trim_silence  # noqa: E402
 from bench.report import command_line, write_section  # noqa: E402
-from lib.infer import Classifier  # noqa: E402
-from lib.stream import (DEFAULT_REFRACTORY_SEC, DEFAULT_SMOOTHING_SEC, EventRule, KeywordEvent,  # noqa: E402
+from lib.serving.infer import Classifier  # noqa: E402
+from lib.serving.stream import (DEFAULT_REFRACTORY_SEC, DEFAULT_SMOOTHING_SEC, EventRule, KeywordEvent,  # noqa: E402
                         StreamingDetector, moving_average, save_operating_point)
 
 SECTION = "detection-benchmark"
@@ -88,7 +88,7 @@ def keyword_clips(set_dir: Path, sample_rate: int) -> list[tuple[str, str, np.nd
     """``[(word, voice group, samples (time,))]`` of the cross-synthesizer set, trimmed of silence."""
     import soundfile as sf
 
-    from lib.audio import resample
+    from lib.dsp.audio import resample
 
     clips = []
     for row in read_manifest(set_dir):
@@ -101,8 +101,8 @@ def keyword_clips(set_dir: Path, sample_rate: int) -> list[tuple[str, str, np.nd
 def _espeak_say(text: str, identity: tuple[str, str], rng: np.random.Generator, sample_rate: int) -> np.ndarray:
     """``text`` said by eSpeak's ``(accent, variant)`` at a random rate and pitch: ``(time,)`` at ``sample_rate``,
     trimmed of silence."""
-    from lib import espeak
-    from lib.audio import resample
+    from lib.data.synth import espeak
+    from lib.dsp.audio import resample
 
     speech, rate = espeak.synthesize(text, voice=identity[0], variant=identity[1], rate=int(rng.integers(130, 220)),
                                      pitch=int(rng.integers(20, 80)), pitch_range=int(rng.integers(20, 90)),
@@ -112,10 +112,10 @@ def _espeak_say(text: str, identity: tuple[str, str], rng: np.random.Generator, 
 
 def unseen_espeak_identities(run_path: Path) -> list[tuple[str, str]]:
     """eSpeak ``(accent, variant)`` identities of the run's built-in spec's accents that none of its training
-    speakers has (the speakers are drawn as :func:`lib.builtin._plan` draws them, from the spec's seed)."""
-    from lib import espeak
-    from lib.builtin import BuiltinSpec, _speakers
-    from lib.runs import load_run
+    speakers has (the speakers are drawn as :func:`lib.data.synth.builtin._plan` draws them, from the spec's seed)."""
+    from lib.data.synth import espeak
+    from lib.data.synth.builtin import BuiltinSpec, _speakers
+    from lib.engine.runs import load_run
 
     source = load_run(run_path).record.dataset.source
     if source.get("kind") != "builtin":
@@ -139,8 +139,8 @@ def espeak_keywords(words: tuple[str, ...], per_word: int, identities: list[tupl
 
 def other_speech(n: int, rng: np.random.Generator, sample_rate: int) -> list[np.ndarray]:
     """``n`` eSpeak utterances of one to three non-keywords by random English identities, ``(time,)`` each."""
-    from lib import espeak
-    from lib.builtin import UNKNOWN_WORDS
+    from lib.data.synth import espeak
+    from lib.data.synth.builtin import UNKNOWN_WORDS
 
     words, variants = UNKNOWN_WORDS + OTHER_WORDS, espeak.list_variants()
     return [_espeak_say(" ".join(rng.choice(words, size=int(rng.integers(1, 4)))),
@@ -359,7 +359,7 @@ def report(result: dict, command: str) -> str:
         return sum(s.duration_sec for s in streams[name]) / 60
 
     lines = [f"## Keyword detection: misses and false accepts per hour ({result['date']})", "",
-             f"Run `{result['run']}` ({result['model']}) as a streaming detector (`lib.stream.StreamingDetector`: a "
+             f"Run `{result['run']}` ({result['model']}) as a streaming detector (`lib.serving.stream.StreamingDetector`: a "
              f"one-clip window every {HOP_SEC:g} s, moving-average smoothing, a threshold, refractory time "
              f"{DEFAULT_REFRACTORY_SEC:g} s) on long streams of keywords at known times between other speech, "
              f"in background noise. Two keyword sources, each in its own streams: "

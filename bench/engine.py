@@ -1,7 +1,7 @@
-"""Benchmark: the training engine (lib.train) against a tutorial-style per-item DataLoader pipeline.
+"""Benchmark: the training engine (lib.engine.train) against a tutorial-style per-item DataLoader pipeline.
 
 Data, not a test. Both pipelines train the same model with the same hyperparameters on the same split of the
-built-in dataset (default :class:`~lib.builtin.BuiltinSpec`, voices held out with
+built-in dataset (default :class:`~lib.data.synth.builtin.BuiltinSpec`, voices held out with
 ``split_dataset(labels, groups, 0.15, 0.15, seed=0)``). Every measurement runs in its own subprocess (this
 script run again with ``--only ...``), so peak memory and timings of one pipeline are not mixed with the other's.
 
@@ -100,19 +100,19 @@ def settings(args: argparse.Namespace) -> dict:
 
 
 def builtin_spec():
-    from lib.builtin import BuiltinSpec
+    from lib.data.synth.builtin import BuiltinSpec
 
     return BuiltinSpec()
 
 
 def manifest_entries(args: argparse.Namespace):
-    """Paths, labels (in the spec's class order, as :func:`lib.data.load_builtin` gives them) and groups, read
+    """Paths, labels (in the spec's class order, as :func:`lib.data.sources.load_builtin` gives them) and groups, read
     from the manifest without decoding any audio (the tutorial pipeline opens files itself)."""
     import csv
 
     import numpy as np
 
-    from lib.builtin import generate_builtin
+    from lib.data.synth.builtin import generate_builtin
 
     spec = builtin_spec()
     manifest = generate_builtin(spec, data_dir(args))
@@ -126,7 +126,7 @@ def manifest_entries(args: argparse.Namespace):
 
 
 def load_dataset(args: argparse.Namespace):
-    from lib.data import load_builtin
+    from lib.data.sources import load_builtin
 
     started = time.perf_counter()
     dataset = load_builtin(builtin_spec(), data_dir(args))
@@ -134,13 +134,13 @@ def load_dataset(args: argparse.Namespace):
 
 
 def the_split(labels, groups):
-    from lib.data import split_dataset
+    from lib.data.sources import split_dataset
 
     return split_dataset(labels, groups, 0.15, 0.15, seed=0)
 
 
 def train_config(args: argparse.Namespace, model: str, epochs: int, max_batches: int | None):
-    from lib.train import TrainConfig
+    from lib.engine.train import TrainConfig
 
     return TrainConfig(model=model, epochs=epochs, device=args.device, max_batches=max_batches)
 
@@ -174,7 +174,7 @@ def first_reaching(epochs: list[dict], target: float) -> dict:
 def measure_latency(model, feature_config, class_names, waveform, device_name: str, runs: int) -> dict:
     """End-to-end one-clip latency: waveform -> features -> model -> softmax, batch 1, eval, inference mode.
 
-    Uses :class:`lib.infer.Classifier` (the app's inference path) when it is there and works; else does the same
+    Uses :class:`lib.serving.infer.Classifier` (the app's inference path) when it is there and works; else does the same
     steps directly. ``model`` is copied (the Classifier moves its model).
     """
     import torch
@@ -185,17 +185,17 @@ def measure_latency(model, feature_config, class_names, waveform, device_name: s
     model = copy.deepcopy(model).to(device).eval()
     how, predict = None, None
     try:
-        from lib.infer import Classifier
+        from lib.serving.infer import Classifier
 
         classifier = Classifier(model, feature_config, list(class_names), device=device)
         probabilities = classifier.predict(waveform, feature_config.sample_rate).probabilities
         if len(probabilities) != len(class_names):
             raise ValueError(f"got {len(probabilities)} probabilities for {len(class_names)} classes")
         predict = lambda: classifier.predict(waveform, feature_config.sample_rate).probabilities  # noqa: E731
-        how = "lib.infer.Classifier.predict"
+        how = "lib.serving.infer.Classifier.predict"
     except Exception as error:  # noqa: BLE001 - any failure: measure the same steps directly
-        from lib.audio import fit_clip
-        from lib.features import FeatureExtractor
+        from lib.dsp.audio import fit_clip
+        from lib.dsp.features import FeatureExtractor
 
         extractor = FeatureExtractor(feature_config).to(device).eval()
 
@@ -205,7 +205,7 @@ def measure_latency(model, feature_config, class_names, waveform, device_name: s
                                 feature_config.n_samples)
                 return model(extractor(clip)).float().softmax(-1).cpu()  # .cpu() waits for the device
 
-        how = f"direct (lib.infer.Classifier unusable: {type(error).__name__}: {error})"[:200]
+        how = f"direct (lib.serving.infer.Classifier unusable: {type(error).__name__}: {error})"[:200]
     for _ in range(max(5, runs // 10)):  # warm-up
         predict()
     times = []
@@ -218,9 +218,9 @@ def measure_latency(model, feature_config, class_names, waveform, device_name: s
 
 # ------------------------------------------------------------------------------------------------ workers
 def capture_model():
-    """Wrap ``lib.train.build_model`` so the model the engine builds (and, at the end, loads with its best
+    """Wrap ``lib.engine.train.build_model`` so the model the engine builds (and, at the end, loads with its best
     weights) can be used for the latency measurement with ``save=False``."""
-    import lib.train as engine
+    import lib.engine.train as engine
 
     captured: dict = {}
     original = engine.build_model
@@ -235,12 +235,12 @@ def capture_model():
 
 def run_engine(args: argparse.Namespace, model_name: str, epochs: int, max_batches: int | None,
                latency_runs: int, latency_devices: list[str]) -> dict:
-    """Train with ``lib.train.iter_training`` and time every epoch from the outside."""
+    """Train with ``lib.engine.train.iter_training`` and time every epoch from the outside."""
     import torch
 
     from lib.device import resolve_device
-    from lib.features import FeatureConfig
-    from lib.train import DoneEvent, EpochEvent, StartEvent, StepEvent, iter_training
+    from lib.dsp.features import FeatureConfig
+    from lib.engine.train import DoneEvent, EpochEvent, StartEvent, StepEvent, iter_training
 
     device = resolve_device(args.device)
     log(f"engine: decoding the built-in dataset ({model_name}, {device})")
@@ -308,7 +308,7 @@ def run_tutorial(args: argparse.Namespace) -> dict:
     import torch.nn.functional as F
 
     from lib.device import describe_device, resolve_device
-    from lib.features import FeatureConfig
+    from lib.dsp.features import FeatureConfig
     from lib.models import build_model, count_parameters
 
     s = settings(args)
@@ -402,7 +402,7 @@ class TutorialDataset:
     its WAV file and does all the preprocessing and augmentation for that one clip."""
 
     def __init__(self, paths, labels, feature_config, augment) -> None:
-        from lib.features import FeatureExtractor
+        from lib.dsp.features import FeatureExtractor
 
         self.paths, self.labels = list(paths), [int(x) for x in labels]
         self.config, self.augment = feature_config, augment
@@ -414,7 +414,7 @@ class TutorialDataset:
     def __getitem__(self, index: int):
         import torch
 
-        from lib.audio import fit_clip, load_audio, to_channels
+        from lib.dsp.audio import fit_clip, load_audio, to_channels
         from lib.augment.spectrogram import spec_augment
         from lib.augment.waveform import time_shift
 
@@ -439,7 +439,7 @@ def optimizer_and_scheduler(model, config, total_steps: int):
     import torch
 
     try:
-        from lib.train import _optimizer, _scheduler
+        from lib.engine.train import _optimizer, _scheduler
     except ImportError:
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
         return optimizer, torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate,
@@ -466,10 +466,10 @@ def run_features(args: argparse.Namespace) -> dict:
     """Feature extraction throughput: batched on the device vs item by item (and with per-item file decoding)."""
     import torch
 
-    from lib.audio import fit_clip, load_audio, to_channels
+    from lib.dsp.audio import fit_clip, load_audio, to_channels
     from lib.device import resolve_device
-    from lib.features import FeatureConfig, FeatureExtractor
-    from lib.train import featurize
+    from lib.dsp.features import FeatureConfig, FeatureExtractor
+    from lib.engine.train import featurize
 
     s = settings(args)
     device = resolve_device(args.device)
@@ -664,12 +664,12 @@ def render(args: argparse.Namespace, command: str, info: dict, results: dict, ge
         lines += [f"**Warning: the two pipelines saw different splits ({engine['n_train']} vs {tutorial['n_train']} "
                   "training clips).**", ""]
     lines += ["Each pipeline ran in its own process. *Tutorial*: a `torch.utils.data.Dataset` whose `__getitem__` "
-              "opens the WAV file (`lib.audio.load_audio`), converts to 2 channels and back to mono, resamples "
-              "(`lib.audio.resample`, a no-op here), pads/trims to 1 s, applies a random time shift "
+              "opens the WAV file (`lib.dsp.audio.load_audio`), converts to 2 channels and back to mono, resamples "
+              "(`lib.dsp.audio.resample`, a no-op here), pads/trims to 1 s, applies a random time shift "
               "(`lib.augment.waveform.time_shift`), computes mel + dB + per-clip normalisation (`FeatureExtractor` on one clip) "
               f"and SpecAugment (`spec_augment` on one example), fed by `DataLoader(batch_size=64, shuffle=True, "
               f"num_workers={args.workers})`, then a plain training loop with the engine's optimizer, scheduler and loss. "
-              "*Engine*: `lib.train.iter_training(..., save=False)`.", ""]
+              "*Engine*: `lib.engine.train.iter_training(..., save=False)`.", ""]
 
     # 1. training throughput
     lines += ["### 1. Training throughput", ""]
@@ -696,7 +696,7 @@ def render(args: argparse.Namespace, command: str, info: dict, results: dict, ge
                                + " (model step only; waiting for data: "
                                + (pct(wait) if wait is not None else "—") + " of a steady epoch)"))
     if "training" in engine:
-        lines.append(train_row("Engine (`lib.train.iter_training`)", engine,
+        lines.append(train_row("Engine (`lib.engine.train.iter_training`)", engine,
                                f"decode files {fmt(engine.get('decode_sec'), '.1f')} s (once per session), in the "
                                f"first epoch: tensors + feature cache {fmt(engine.get('setup_sec'), '.2f')} s",
                                fmt(engine["training"].get("step_event_samples_per_sec_median"))
@@ -798,7 +798,7 @@ def render(args: argparse.Namespace, command: str, info: dict, results: dict, ge
     cached = engine.get("cached_features")
     lines += ["### What the engine does", "",
               "The speed comes from where the work happens, not from a different model or schedule "
-              "(see `lib/train.py`, `lib/augment.py`):", "",
+              "(see `lib/engine/train.py`, `lib/augment.py`):", "",
               "- **Decode once.** The dataset is decoded once per session into memory and turned into one "
               "`(n_clips, 1, 16000)` tensor on the training device (`AudioDataset.to_tensor`); no epoch opens a file.",
               "- **Features once per clip.** When only feature-domain augmentation is on (time shift and SpecAugment: "
@@ -822,7 +822,7 @@ def render(args: argparse.Namespace, command: str, info: dict, results: dict, ge
 
 def orchestrate(args: argparse.Namespace) -> int:
     overall = time.perf_counter()
-    from lib.builtin import builtin_folder, generate_builtin
+    from lib.data.synth.builtin import builtin_folder, generate_builtin
 
     spec = builtin_spec()
     cache = data_dir(args)

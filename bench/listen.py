@@ -1,7 +1,7 @@
 """Live listening's cost and delay: a stream fed in real time as a browser microphone sends it.
 
 Data, not a test. eSpeak says the ten keywords (a voice variant none of the default model's training speakers
-has), each followed by a second of quiet noise; the stream is fed to a :class:`lib.listen.Listener` exactly as the
+has), each followed by a second of quiet noise; the stream is fed to a :class:`lib.serving.listen.Listener` exactly as the
 Listen page's media thread feeds it (48 kHz stereo blocks of 20 ms, each at the moment it would arrive), for
 ``--seconds`` of audio. Measured: the CPU the process spends per second of wall time (the listener's worker and the
 feeding loop; the page's redraws are not included), each detection's delay from the arrival of the block that
@@ -29,11 +29,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.report import command_line, write_section  # noqa: E402
-from lib.audio import resample  # noqa: E402
-from lib.espeak import synthesize  # noqa: E402
-from lib.labels import SPEECH_COMMANDS_KEYWORDS  # noqa: E402
-from lib.listen import Listener  # noqa: E402
-from lib.stream import StreamingDetector  # noqa: E402
+from lib.dsp.audio import resample  # noqa: E402
+from lib.data.synth.espeak import synthesize  # noqa: E402
+from lib.data.labels import SPEECH_COMMANDS_KEYWORDS  # noqa: E402
+from lib.serving.listen import Listener  # noqa: E402
+from lib.serving.stream import StreamingDetector  # noqa: E402
 
 SECTION = "listen-benchmark"
 MIC_RATE, BLOCK = 48000, 960
@@ -86,7 +86,7 @@ def report(result: dict, command: str) -> str:
     extra = sum(max(0, heard.count(w) - said.count(w)) for w in set(heard))
     lines = [
         "## Live listening: cost and delay (`bench/listen.py`)", "",
-        f"{result['audio_sec']:.0f} s of keywords fed in real time to `lib.listen.Listener` as the Listen page's "
+        f"{result['audio_sec']:.0f} s of keywords fed in real time to `lib.serving.listen.Listener` as the Listen page's "
         f"microphone feeds it (48 kHz stereo blocks of 20 ms), run `{result['run']}`, one torch thread, "
         f"{result['date']}, on this 2-core machine.", "",
         "| measure | value |", "|---|---|",

@@ -2,8 +2,8 @@
 
 A synthetic WAV just under the server's 200 MB upload limit (16-bit mono at 16 kHz: about 104 minutes, a 0.4 s
 tone burst every 2 s so that every burst is a detection) is written in blocks, then classified the way the
-Inference page does it: the upload's bytes in memory, :func:`lib.audio.load_audio`, then
-:meth:`lib.infer.Classifier.predict` with the shipped default model. The process's peak resident memory
+Inference page does it: the upload's bytes in memory, :func:`lib.dsp.audio.load_audio`, then
+:meth:`lib.serving.infer.Classifier.predict` with the shipped default model. The process's peak resident memory
 (``ru_maxrss``, torch and the model included) is printed.
 
 Usage::
@@ -55,8 +55,8 @@ def main() -> int:
     args = parser.parse_args()
     import torch
 
-    from lib.audio import load_audio
-    from lib.infer import Classifier
+    from lib.dsp.audio import load_audio
+    from lib.serving.infer import Classifier
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:

@@ -74,7 +74,7 @@ def counted_flops(fn) -> int:
 
 def build(model_name: str, device: torch.device, channels_last: bool) -> tuple[nn.Module, tuple[int, int]]:
     """The model on ``device`` in the layout asked for, and its input's ``(n_bins, n_frames)``."""
-    from lib.features import FeatureConfig
+    from lib.dsp.features import FeatureConfig
     from lib.models import build_model
 
     fc = FeatureConfig()
@@ -203,6 +203,8 @@ def median_of(values: list):
         if key == "layers":
             out[key] = [dict(row, gflops_per_sec=statistics.median(v[key][i]["gflops_per_sec"] for v in values))
                         for i, row in enumerate(value)]
+        elif key == "compile_sec":  # the first round's: later ones reuse the process's compiled code
+            out[key] = max(v[key] for v in values)
         elif isinstance(value, (int, float)):
             out[key] = statistics.median(v[key] for v in values)
         else:

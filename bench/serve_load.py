@@ -1,7 +1,7 @@
-"""Load test of the HTTP API (lib.serve) on loopback: latency percentiles and throughput.
+"""Load test of the HTTP API (lib.serving.serve) on loopback: latency percentiles and throughput.
 
 Data, not a test. For each model given (an export folder or a run folder) this script starts
-``python -m lib.serve MODEL --port PORT`` on 127.0.0.1 in a subprocess, waits for ``/health``, then sends
+``python -m lib.serving.serve MODEL --port PORT`` on 127.0.0.1 in a subprocess, waits for ``/health``, then sends
 ``POST /predict`` with one one-second WAV clip (a built-in eSpeak clip, 16 kHz mono PCM16):
 
 1. one client, ``--sequential`` requests one after the other (the latency of an idle server);
@@ -51,9 +51,9 @@ TIMEOUT_S = 60.0
 
 def one_second_clip() -> tuple[bytes, str]:
     """A one-second built-in eSpeak clip as WAV bytes, and its word."""
-    from lib.audio import wav_bytes
-    from lib.builtin import BuiltinSpec
-    from lib.data import load_builtin
+    from lib.dsp.audio import wav_bytes
+    from lib.data.synth.builtin import BuiltinSpec
+    from lib.data.sources import load_builtin
 
     dataset = load_builtin(BuiltinSpec(words=("yes", "no"), clips_per_word=2, n_speakers=2, seed=3),
                            ROOT / "data" / "builtin")
@@ -74,14 +74,14 @@ def _free_port() -> int:
 
 
 class Server:
-    """``python -m lib.serve MODEL`` on 127.0.0.1, started and stopped as a context manager."""
+    """``python -m lib.serving.serve MODEL`` on 127.0.0.1, started and stopped as a context manager."""
 
     def __init__(self, model: str, extra: list[str]) -> None:
         self.model, self.extra, self.port = model, extra, _free_port()
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> Server:
-        self.process = subprocess.Popen([sys.executable, "-m", "lib.serve", self.model, "--host", HOST,
+        self.process = subprocess.Popen([sys.executable, "-m", "lib.serving.serve", self.model, "--host", HOST,
                                          "--port", str(self.port), *self.extra], cwd=ROOT,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 180
@@ -160,7 +160,7 @@ def report(results: list[dict], word: str, args: argparse.Namespace, command: st
     lines = [
         f"## Serving: HTTP latency and throughput on loopback ({date})",
         "",
-        f"`python -m lib.serve MODEL` on 127.0.0.1 (uvicorn, one process), `POST /predict` with one one-second "
+        f"`python -m lib.serving.serve MODEL` on 127.0.0.1 (uvicorn, one process), `POST /predict` with one one-second "
         f"16 kHz WAV clip (eSpeak saying \"{word}\", 32 kB) in a multipart form. Client-side latency, from sending "
         "the request to reading the whole answer; \"server\" is the answer's own `latency_ms` (decoding, "
         "preprocessing and model).",
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--requests", type=int, default=400, help="requests of the concurrent phase (default 400)")
     parser.add_argument("--sequential", type=int, default=100, help="requests of the one-client phase (default 100)")
-    parser.add_argument("--threads", type=int, default=None, help="passed to lib.serve --threads (exports)")
+    parser.add_argument("--threads", type=int, default=None, help="passed to lib.serving.serve --threads (exports)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"), help="markdown file to update")
     args = parser.parse_args(argv)
     if args.clients < 1 or args.requests < args.clients or args.sequential < 1:

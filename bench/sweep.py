@@ -1,7 +1,7 @@
 """Sweeps on 2 CPU cores: what pruning saves, what a second worker adds, and what the best trial is worth.
 
 One search space over learning rate, weight decay, ``n_mels``, SpecAugment's masks and the model, on the app's
-default built-in set (:class:`lib.builtin.BuiltinSpec`, eSpeak voices, 3,000 clips), TPE with the same seed, run as
+default built-in set (:class:`lib.data.synth.builtin.BuiltinSpec`, eSpeak voices, 3,000 clips), TPE with the same seed, run as
 four studies, each in an SQLite file of its own under ``--work``:
 
 * **no pruning**, one worker;
@@ -13,8 +13,8 @@ Every worker is a process of its own started with the command line (``python -m 
 --study NAME``) and one torch thread (``AUDIOWB_TRAIN_THREADS=1``), so one worker leaves the second core idle and
 two use both. Wall time is from the first worker's start to the last one's exit.
 
-Then the best trial of each study and a run with the default settings (:class:`lib.train.TrainConfig` and
-:class:`lib.features.FeatureConfig` as they are, the same number of epochs) are scored on the cross-synthesizer set
+Then the best trial of each study and a run with the default settings (:class:`lib.engine.train.TrainConfig` and
+:class:`lib.dsp.features.FeatureConfig` as they are, the same number of epochs) are scored on the cross-synthesizer set
 (:mod:`bench.cross_synth`: flite and festival voices the models never heard; built on first use).
 
 Usage::
@@ -73,9 +73,9 @@ def _worker_env(runs: Path) -> dict[str, str]:
 
 def run_study(name: str, pruner: str, workers: int, dataset, args: argparse.Namespace) -> dict:
     """Create study ``name`` in its own SQLite file, run ``workers`` worker processes to its budget; its figures."""
-    from lib.features import FeatureConfig
+    from lib.dsp.features import FeatureConfig
     from lib.sweep import SweepConfig, create_sweep
-    from lib.train import TrainConfig
+    from lib.engine.train import TrainConfig
 
     folder = Path(args.work) / name
     shutil.rmtree(folder, ignore_errors=True)
@@ -118,8 +118,8 @@ def study_result(name: str, pruner: str, workers: int, args: argparse.Namespace)
 
 def default_run(dataset, args: argparse.Namespace) -> tuple[str, float]:
     """A run with the default settings and the benchmark's epochs; its folder and wall time."""
-    from lib.features import FeatureConfig
-    from lib.train import TrainConfig, run_training
+    from lib.dsp.features import FeatureConfig
+    from lib.engine.train import TrainConfig, run_training
 
     import torch
 
@@ -134,7 +134,7 @@ def default_run(dataset, args: argparse.Namespace) -> tuple[str, float]:
 
 
 def _duration(run_path: str | Path) -> float:
-    from lib.runs import load_run
+    from lib.engine.runs import load_run
 
     return load_run(run_path).record.duration_sec
 
@@ -240,9 +240,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="write the section again from the studies and runs already under --work")
     args = parser.parse_args(argv)
 
-    from lib.builtin import BuiltinSpec
-    from lib.data import load_builtin
-    from lib.runs import load_run
+    from lib.data.synth.builtin import BuiltinSpec
+    from lib.data.sources import load_builtin
+    from lib.engine.runs import load_run
 
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     if args.report_only:

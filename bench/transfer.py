@@ -1,7 +1,7 @@
 """Full data: transfer learning against training from scratch on the built-in ten words, scored on voices of other
 speech synthesizers.
 
-Data, not a test. Every row trains with the engine (:func:`lib.train.run_training`) on the app's default built-in
+Data, not a test. Every row trains with the engine (:func:`lib.engine.train.run_training`) on the app's default built-in
 set (``BuiltinSpec()``: the ten Speech Commands words, 300 eSpeak clips each), with its validation and test splits,
 and is then scored on the cross-synthesizer set (``data/cross_synth``: flite and festival voices, made by
 ``python bench/cross_synth.py build``) with :func:`bench.cross_synth.evaluate_run`, as a recording is classified
@@ -35,11 +35,11 @@ if str(ROOT) not in sys.path:
 
 from bench.cross_synth import DEFAULT_SET, evaluate_run  # noqa: E402
 from bench.report import command_line, write_section  # noqa: E402
-from lib.builtin import BuiltinSpec  # noqa: E402
-from lib.data import load_builtin  # noqa: E402
-from lib.features import FeatureConfig  # noqa: E402
+from lib.data.synth.builtin import BuiltinSpec  # noqa: E402
+from lib.data.sources import load_builtin  # noqa: E402
+from lib.dsp.features import FeatureConfig  # noqa: E402
 from lib.settings import settings  # noqa: E402
-from lib.train import TrainConfig, run_training  # noqa: E402
+from lib.engine.train import TrainConfig, run_training  # noqa: E402
 
 SECTION = "transfer-full-data"
 ROWS = {

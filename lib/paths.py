@@ -5,7 +5,7 @@ folder and the folders listed in ``AUDIOWB_ALLOWED_DIRS``). :func:`confine` reso
 system will open it (``~``, ``..`` and symbolic links followed) and refuses it unless the result lies inside one
 of them, so neither ``../../etc/passwd`` nor a link planted inside the data folder reaches other files.
 
-The command line (``python -m lib.train``) is the operator's own and is not confined; the pages are.
+The command line (``python -m lib.engine.train``) is the operator's own and is not confined; the pages are.
 
 Example:
     >>> folder = confine(user_text)            # PathNotAllowed (a ValueError) names the allowed folders

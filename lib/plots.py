@@ -25,8 +25,8 @@ from plotly.colors import qualitative
 
 from lib.augment.config import EQ_KNOTS_HZ
 from lib.augment.waveform import eq_curve
-from lib.features import FeatureConfig, frequency_axis, frequency_axis_label, time_axis
-from lib.metrics import normalize_confusion
+from lib.dsp.features import FeatureConfig, frequency_axis, frequency_axis_label, time_axis
+from lib.engine.metrics import normalize_confusion
 
 __all__ = [
     "fig_waveform", "fig_spectrogram", "fig_class_counts", "fig_histogram", "fig_embedding",
@@ -174,7 +174,7 @@ def fig_waveform(waveform: Any, sample_rate: int, title: str | None = None,
         waveform: ``(channels, time)`` or ``(time,)`` samples.
         sample_rate (int): Hz; x is in seconds.
         title (str | None): Figure title.
-        frame_grid: Optional ``(start_sec, end_sec)`` windows from :func:`lib.features.frame_grid`. The
+        frame_grid: Optional ``(start_sec, end_sec)`` windows from :func:`lib.dsp.features.frame_grid`. The
             first ``max_windows`` windows are drawn as translucent rectangles (in alternating rows and
             colours, so their overlap shows), every frame centre (one per hop) as a thin vertical line
             (one extra trace, named ``"frame hops"``, after the channel traces), and an annotation reads
@@ -236,8 +236,8 @@ def fig_spectrogram(spec: Any, config: FeatureConfig, title: str | None = None, 
 
     Args:
         spec: ``(bins, frames)`` (or with leading size-1 dimensions, e.g. ``(1, bins, frames)``).
-        config (FeatureConfig): The config that made ``spec``: x is :func:`lib.features.time_axis`
-            (frame centres, s), y is :func:`lib.features.frequency_axis` (Hz, or MFCC index; mel
+        config (FeatureConfig): The config that made ``spec``: x is :func:`lib.dsp.features.time_axis`
+            (frame centres, s), y is :func:`lib.dsp.features.frequency_axis` (Hz, or MFCC index; mel
             centres are non-uniform and the heatmap draws each row between its neighbours' midpoints).
         zmin, zmax: Colour range; ``None`` = data range.
 
@@ -497,7 +497,7 @@ def fig_confusion(cm: Any, class_names: Sequence[str], normalize: bool = False,
 
 def fig_prf(per_class: Sequence[Mapping[str, Any]], title: str | None = None) -> go.Figure:
     """Grouped bars of precision, recall and F1 per class (``per_class`` items as from
-    :func:`lib.metrics.classification_metrics`: ``class``, ``precision``, ``recall``, ``f1``, ``support``).
+    :func:`lib.engine.metrics.classification_metrics`: ``class``, ``precision``, ``recall``, ``f1``, ``support``).
 
     Returns:
         go.Figure: three Bar traces (Precision, Recall, F1), y in [0, 1].
@@ -737,7 +737,7 @@ def fig_window_predictions(window_starts_sec: Any, window_probs: Any, class_name
         window_starts_sec: ``(n_windows,)`` window start times, s (x).
         window_probs: ``(n_windows, n_classes)`` probabilities.
         class_names: ``n_classes`` names (y, first class on top).
-        events: ``(window_start_sec, word)`` of each detected keyword (:mod:`lib.stream`'s events, placed at the
+        events: ``(window_start_sec, word)`` of each detected keyword (:mod:`lib.serving.stream`'s events, placed at the
             start of the window that fired), drawn as markers on the word's row.
 
     Returns:

@@ -25,7 +25,7 @@ from lib.settings import reload_settings, settings  # noqa: E402
 
 reload_settings()  # lib.settings reads the environment once: from here on it sees the folders above
 
-from lib.builtin import BuiltinSpec  # noqa: E402
+from lib.data.synth.builtin import BuiltinSpec  # noqa: E402
 
 TINY_SPEC = BuiltinSpec(words=("yes", "no", "up"), clips_per_word=24, n_speakers=12, seed=7)
 
@@ -38,7 +38,7 @@ def metric_value(at, label: str) -> str:
 @pytest.fixture(scope="session")
 def builtin_cache(tmp_path_factory) -> Path:
     """A cache folder holding the tiny built-in set (generated once)."""
-    from lib.builtin import generate_builtin
+    from lib.data.synth.builtin import generate_builtin
 
     cache = tmp_path_factory.mktemp("builtin")
     generate_builtin(TINY_SPEC, cache)
@@ -48,7 +48,7 @@ def builtin_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_dataset(builtin_cache):
     """The tiny built-in set, decoded: 3 words x 24 clips, 12 voices."""
-    from lib.data import load_builtin
+    from lib.data.sources import load_builtin
 
     return load_builtin(TINY_SPEC, builtin_cache)
 
@@ -73,9 +73,9 @@ def app_env() -> dict:
 
     Returns a dict with ``data_dir``, ``runs_dir`` and ``run_path``. Page tests (AppTest) and browser tests use it.
     """
-    from lib.data import load_builtin
-    from lib.features import FeatureConfig
-    from lib.train import TrainConfig, run_training
+    from lib.data.sources import load_builtin
+    from lib.dsp.features import FeatureConfig
+    from lib.engine.train import TrainConfig, run_training
     from ui.common import default_builtin_spec
 
     folders = settings()
@@ -90,8 +90,8 @@ def app_env() -> dict:
 
 @pytest.fixture(scope="session")
 def shipped_classifier():
-    """The shipped models/default as a :class:`lib.infer.Classifier`."""
-    from lib.infer import Classifier
+    """The shipped models/default as a :class:`lib.serving.infer.Classifier`."""
+    from lib.serving.infer import Classifier
 
     return Classifier.from_run(Path(__file__).resolve().parents[1] / "models" / "default")
 
@@ -139,8 +139,8 @@ def shipped_default_run(app_env) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
     """A kws_resnet trained for 3 epochs on the tiny set, saved as run 'tiny-export' (export and serve tests)."""
-    from lib.features import FeatureConfig
-    from lib.train import TrainConfig, run_training
+    from lib.dsp.features import FeatureConfig
+    from lib.engine.train import TrainConfig, run_training
 
     done = run_training(tiny_dataset, FeatureConfig(),
                         TrainConfig(model="kws_resnet", epochs=3, batch_size=16, device="cpu"),
@@ -151,8 +151,8 @@ def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_onnx_export(tiny_run, tmp_path_factory) -> Path:
-    """``tiny_run`` exported to ONNX with its int8 model (lib.export)."""
-    from lib.export import export_run
+    """``tiny_run`` exported to ONNX with its int8 model (lib.serving.export)."""
+    from lib.serving.export import export_run
 
     return export_run(tiny_run, tmp_path_factory.mktemp("exports") / "onnx", format="onnx", int8=True)
 

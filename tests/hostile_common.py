@@ -55,9 +55,9 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
 def save_untrained_run(root: Path, run_id: str, *, config: dict | None = None, metrics: dict | None = None,
                        model: str = "tutorial_cnn", class_names=("low", "high")) -> Path:
     """A run saved with fresh weights (no training): for tests of what pages do with its files."""
-    from lib.features import FeatureConfig
+    from lib.dsp.features import FeatureConfig
     from lib.models import build_model
-    from lib.runs import RunRecord, save_run
+    from lib.engine.runs import RunRecord, save_run
 
     feature_config = FeatureConfig()
     net = build_model(model, len(class_names), feature_config.n_bins, feature_config.n_frames)
@@ -72,7 +72,7 @@ def save_untrained_run(root: Path, run_id: str, *, config: dict | None = None, m
 
 def report(class_names, predictions: list[dict]) -> dict:
     """A test report as metrics.json holds it, with ``predictions``."""
-    from lib.metrics import classification_metrics
+    from lib.engine.metrics import classification_metrics
 
     result = classification_metrics([p["true"] for p in predictions], [p["pred"] for p in predictions],
                                     list(class_names))

@@ -1,4 +1,4 @@
-"""Keyword streams for the detection tests (lib.stream, lib.listen, the Listen page): built-in clips the shipped
+"""Keyword streams for the detection tests (lib.serving.stream, lib.serving.listen, the Listen page): built-in clips the shipped
 model knows well, placed at known times in quiet noise. The fixtures ``shipped_classifier`` and ``clear_clips`` are
 in tests/conftest.py."""
 

@@ -1,4 +1,4 @@
-"""Unit tests for lib.audio (fast, CPU only)."""
+"""Unit tests for lib.dsp.audio (fast, CPU only)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from lib import audio
-from lib.audio import AudioDecodeError
+from lib.dsp import audio
+from lib.dsp.audio import AudioDecodeError
 
 SR = 16000
 

@@ -16,7 +16,7 @@ from lib.augment.spectrogram import (apply_mixup, apply_spec_masks, apply_warp, 
                                      warp_axis)
 from lib.augment.waveform import (apply_eq, apply_reverb, apply_waveform_augment, draw_impulse_responses,
                                   draw_waveform_augment, eq_bin_gains, eq_curve, time_shift)
-from lib.features import FeatureConfig, FeatureExtractor
+from lib.dsp.features import FeatureConfig, FeatureExtractor
 
 SR = 16000
 
@@ -414,8 +414,8 @@ SOURCES = {
 @pytest.mark.parametrize("source", list(SOURCES))
 def test_the_lab_preview_is_the_engines_batch_for_the_same_draw(tiny_dataset, source):
     """The Transform lab's preview (preview_augment) equals what the training engine makes from the same clips
-    with the same seed: its clips as the engine keeps them (lib.train), then augment_batch."""
-    from lib.train import _training_clips
+    with the same seed: its clips as the engine keeps them (lib.engine.train), then augment_batch."""
+    from lib.engine.train import _training_clips
 
     config, feature_config = SOURCES[source], FeatureConfig()
     assert config.batch_source() == source

@@ -1,10 +1,10 @@
-"""lib.background: the "nothing heard" answer (background class, confidence threshold) and background takes."""
+"""lib.serving.background: the "nothing heard" answer (background class, confidence threshold) and background takes."""
 
 import numpy as np
 import pytest
 
-from lib.background import CONFIDENCE_THRESHOLD, NOTHING_HEARD, background_clips, heard, is_background
-from lib.detect import is_silent
+from lib.serving.background import CONFIDENCE_THRESHOLD, NOTHING_HEARD, background_clips, heard, is_background
+from lib.serving.detect import is_silent
 
 
 def test_a_confident_word_is_heard():

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lib.builtin import BuiltinSpec, builtin_folder, generate_builtin
-from lib.catalog import SILENCE_LABEL, UNKNOWN_LABEL
+from lib.data.synth.builtin import BuiltinSpec, builtin_folder, generate_builtin
+from lib.data.catalog import SILENCE_LABEL, UNKNOWN_LABEL
 from tests.conftest import TINY_SPEC
 
 
@@ -70,8 +70,8 @@ def test_bad_spec_raises(bad):
 
 @pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
 def test_female_share_of_speakers(share):
-    from lib import espeak
-    from lib.builtin import _speakers
+    from lib.data.synth import espeak
+    from lib.data.synth.builtin import _speakers
 
     speakers = _speakers(BuiltinSpec(n_speakers=60, female_share=share), np.random.default_rng(0))
     female = [s.variant in espeak.female_variants() for s in speakers]
@@ -80,14 +80,14 @@ def test_female_share_of_speakers(share):
 
 
 def test_female_variants_are_read_from_the_variant_files():
-    from lib import espeak
+    from lib.data.synth import espeak
 
     female = espeak.female_variants()
     assert {"f1", "f2", "f5"} <= female and not {"m1", "m3", "klatt"} & female
 
 
 def test_a_set_of_other_words_is_not_called_speech_commands():
-    from lib.builtin import builtin_name
+    from lib.data.synth.builtin import builtin_name
 
     assert builtin_name(BuiltinSpec()) == "Synthetic Speech Commands"
     assert builtin_name(BuiltinSpec(words=("cat", "dog", "bird"))) == "Synthetic keywords (cat, dog, bird)"

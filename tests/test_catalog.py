@@ -1,4 +1,4 @@
-"""lib.catalog: the cards, URL/checksum overrides, each loader on a fixture copy of the real layout (official
+"""lib.data.catalog: the cards, URL/checksum overrides, each loader on a fixture copy of the real layout (official
 splits, folds and groups), and a short training run on each."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lib.catalog import (CATALOG, LOADERS, SILENCE_LABEL, SPEECH_COMMANDS_KEYWORDS, UNKNOWN_LABEL, DatasetIndex,
+from lib.data.catalog import (CATALOG, LOADERS, SILENCE_LABEL, SPEECH_COMMANDS_KEYWORDS, UNKNOWN_LABEL, DatasetIndex,
                          check_layout, find_root, load_speech_commands, resolve_source)
-from lib.data import AudioDataset, DatasetError
-from lib.features import FeatureConfig
-from lib.train import TrainConfig, run_training
+from lib.data.sources import AudioDataset, DatasetError
+from lib.dsp.features import FeatureConfig
+from lib.engine.train import TrainConfig, run_training
 from tests.fixtures_datasets import (ESC_CLASSES, GTZAN_FIXTURE_GENRES, SC_SPEAKERS, SC_WORDS, US8K_CLASSES,
                                      YESNO_FILES, make_esc50, make_gtzan, make_speech_commands, make_urbansound8k,
                                      make_yesno)

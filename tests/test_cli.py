@@ -1,4 +1,4 @@
-"""The training command line (lib.cli): options generated from the config dataclasses, round trips, old names."""
+"""The training command line (lib.engine.cli): options generated from the config dataclasses, round trips, old names."""
 
 import dataclasses
 import re
@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from lib.augment import AugmentConfig
-from lib.cli import CONFIG_GROUPS, config_options, config_to_argv, configs_from_args, main, parser
-from lib.features import FeatureConfig
+from lib.engine.cli import CONFIG_GROUPS, config_options, config_to_argv, configs_from_args, main, parser
+from lib.dsp.features import FeatureConfig
 from lib.settings import settings
-from lib.train import TrainConfig
+from lib.engine.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +82,7 @@ def test_pretrained_false_round_trips_and_refuses_a_weights_file():
 
 def test_the_makefile_default_model_command_keeps_its_meaning():
     """The options `make default-model` uses, with the meaning they had before the options were generated."""
-    line = re.search(r"-m lib\.train (.*?)\n\n", (ROOT / "Makefile").read_text(), re.S).group(1)
+    line = re.search(r"-m lib\.engine\.train (.*?)\n\n", (ROOT / "Makefile").read_text(), re.S).group(1)
     args = parser().parse_args(shlex.split(line.replace("\\\n", " ")))
     feature, train = configs_from_args(args)
     assert feature == FeatureConfig()
@@ -128,7 +128,7 @@ def test_a_value_of_the_wrong_type_is_refused_by_argparse(capsys):
 
 
 def test_python_m_lib_train_still_runs_the_command_line():
-    done = subprocess.run([sys.executable, "-m", "lib.train", "--help"], cwd=ROOT, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "lib.engine.train", "--help"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and "--hop-length" in done.stdout and "--piper-clips-per-word" in done.stdout
 

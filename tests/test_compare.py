@@ -1,10 +1,10 @@
-"""lib.compare: legend labels, the settings that differ, the runs table's rows and search."""
+"""lib.engine.compare: legend labels, the settings that differ, the runs table's rows and search."""
 
 from __future__ import annotations
 
 import pytest
 
-from lib.compare import matches, run_settings, setting_text, settings_table, settings_that_differ, short_labels
+from lib.engine.compare import matches, run_settings, setting_text, settings_table, settings_that_differ, short_labels
 
 
 @pytest.mark.parametrize("ids, labels", [
@@ -23,9 +23,9 @@ def test_short_labels_are_short_and_distinct(ids, labels):
 
 
 def test_settings_that_differ_lists_only_differences_in_order():
-    from lib.features import FeatureConfig
-    from lib.runs import DatasetRecord, RunRecord
-    from lib.train_config import TrainConfig
+    from lib.dsp.features import FeatureConfig
+    from lib.engine.runs import DatasetRecord, RunRecord
+    from lib.engine.train_config import TrainConfig
 
     record = RunRecord(model="kws_resnet", class_names=["yes", "no"], feature_config=FeatureConfig(),
                        train_config=TrainConfig(model="kws_resnet"), dataset=DatasetRecord("tiny", n_clips=72))

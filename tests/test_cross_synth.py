@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lib.infer import Classifier
+from lib.serving.infer import Classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RUN = ROOT / "models" / "default"
@@ -44,7 +44,7 @@ def test_trim_silence_cuts_quiet_edges_only():
 def test_centre_clip_pads_and_crops_like_pad_or_trim():
     import torch
 
-    from lib.audio import pad_or_trim
+    from lib.dsp.audio import pad_or_trim
 
     for n in (5, 6, 10, 13, 16):
         x = np.arange(1, n + 1, dtype=np.float32)
@@ -191,7 +191,7 @@ def test_unit_bootstrap_interval_brackets_the_accuracy_and_collapses_when_all_ri
 
 
 def test_validation_accuracy_is_split_by_voice_kind():
-    from lib.metrics import classification_metrics
+    from lib.engine.metrics import classification_metrics
 
     predictions = [{"index": i, "path": path, "true": t, "pred": p, "confidence": 0.9}
                    for i, (path, t, p) in enumerate([("d/yes/yes_0001.wav", 0, 0), ("d/yes/yes_0002.wav", 0, 1),

@@ -3,7 +3,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from lib.data import DatasetError, fold_split, load_csv, load_folder, split_dataset
+from lib.data.sources import DatasetError, fold_split, load_csv, load_folder, split_dataset
 
 
 def _tone(path, freq=440.0, seconds=0.5, sample_rate=16000, channels=1):
@@ -47,8 +47,8 @@ def test_folder_dataset_lists_failures(folder):
 
 
 def test_to_tensor_fits_each_clip_with_fit_clip(folder):
-    from lib.audio import fit_clip
-    from lib.dataset import AudioDataset, ClipDataset
+    from lib.dsp.audio import fit_clip
+    from lib.data.dataset import AudioDataset, ClipDataset
 
     ds = load_folder(folder)
     assert isinstance(ds, AudioDataset) and isinstance(ds, ClipDataset)
@@ -61,11 +61,11 @@ def test_to_tensor_fits_each_clip_with_fit_clip(folder):
 
 
 def test_one_class_counts():
-    from lib.dataset import class_counts
+    from lib.data.dataset import class_counts
 
     assert class_counts(np.array([2, 0, 2]), ["a", "b", "c"]) == {"a": 1, "b": 0, "c": 2}
 
-    from lib.dataset import AudioDataset
+    from lib.data.dataset import AudioDataset
 
     dataset = AudioDataset("d", {}, ["a", "b", "c"], ["x", "y", "z"], np.array([2, 0, 2]), ["x", "y", "z"],
                            [torch.zeros(1, 4)] * 3, [8000] * 3)
@@ -74,15 +74,16 @@ def test_one_class_counts():
 
 def test_dataset_modules_import_at_the_top_without_a_cycle():
     """lib's dataset modules import each other at module top only (no import hidden in a function), and the
-    imports form no cycle: dataset <- catalog <- diskcache <- data."""
+    imports form no cycle: dataset <- catalog <- cache <- sources."""
     import ast
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "lib"
-    modules = ("audio", "dataset", "catalog", "diskcache", "builtin", "download", "data")
+    modules = ("dsp.audio", "data.dataset", "data.catalog", "data.cache", "data.synth.builtin",
+               "data.download", "data.sources")
     graph = {}
     for name in modules:
-        tree = ast.parse((root / f"{name}.py").read_text())
+        tree = ast.parse((root / f"{name.replace('.', '/')}.py").read_text())
         # Module level, or in a module-level ``if TYPE_CHECKING:`` (for annotations only: never run, no cycle).
         type_only = [n for node in tree.body if isinstance(node, ast.If) and isinstance(node.test, ast.Name)
                      and node.test.id == "TYPE_CHECKING" for n in node.body]
@@ -91,10 +92,10 @@ def test_dataset_modules_import_at_the_top_without_a_cycle():
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lib"):
                 targets = [node.module] if node.module != "lib" else [f"lib.{a.name}" for a in node.names]
-                assert node in top, f"lib/{name}.py imports {targets} inside a function"
-                imported |= {t.split(".")[1] for t in targets}
+                assert node in top, f"lib.{name} imports {targets} inside a function"
+                imported |= {t.split(".", 1)[1] for t in targets}
         graph[name] = imported & set(modules)
-    assert graph["dataset"] == {"audio"}
+    assert graph["data.dataset"] == {"dsp.audio"}
     done: list[str] = []
     while len(done) < len(graph):  # topological order exists <=> no cycle
         ready = [m for m in graph if m not in done and graph[m] <= set(done)]

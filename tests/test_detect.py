@@ -1,4 +1,4 @@
-"""lib.detect and the rule Classifier.predict follows: sounds found on synthetic signals, one detection each."""
+"""lib.serving.detect and the rule Classifier.predict follows: sounds found on synthetic signals, one detection each."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from lib.detect import (SILENCE_DBFS, detection_windows, group_detections, main_sound_window, sound_segments,
+from lib.serving.detect import (SILENCE_DBFS, detection_windows, group_detections, main_sound_window, sound_segments,
                         sound_windows)
-from lib.features import FeatureConfig
-from lib.infer import Classifier, penultimate
+from lib.dsp.features import FeatureConfig
+from lib.serving.infer import Classifier, penultimate
 
 RATE = 16000
 
@@ -130,7 +130,7 @@ def test_penultimate_is_what_the_output_layer_reads(pitch_classifier):
 
 
 def test_is_silent_needs_both_a_peak_and_a_level():
-    from lib.detect import is_silent
+    from lib.serving.detect import is_silent
 
     t = np.arange(16000) / 16000
     assert is_silent(np.zeros((1, 16000))) and is_silent(np.zeros(0))

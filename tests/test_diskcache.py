@@ -1,4 +1,4 @@
-"""lib.diskcache: building, reusing and reading the int16 memmap cache, and training from it."""
+"""lib.data.cache: building, reusing and reading the int16 memmap cache, and training from it."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-import lib.diskcache as diskcache
-from lib.catalog import LOADERS, SILENCE_LABEL
-from lib.dataset import ClipDataset, DatasetError
-from lib.diskcache import CachedDataset, build_cache, cache_folder, cached_dataset, open_cache
-from lib.features import FeatureConfig
-from lib.train import TrainConfig, run_training
+import lib.data.cache as diskcache
+from lib.data.catalog import LOADERS, SILENCE_LABEL
+from lib.data.dataset import ClipDataset, DatasetError
+from lib.data.cache import CachedDataset, build_cache, cache_folder, cached_dataset, open_cache
+from lib.dsp.features import FeatureConfig
+from lib.engine.train import TrainConfig, run_training
 from tests.fixtures_datasets import make_esc50, make_gtzan, make_speech_commands, make_urbansound8k
 
 TOLERANCE = 1 / 32768 + 1e-6
@@ -73,11 +73,11 @@ def test_reused_when_present_and_rebuilt_on_demand(roots, tmp_path):
 
 
 def test_rows_are_the_fitted_clips_as_int16(tmp_path):
-    """A cache row is exactly lib.audio.fit_clip of the clip, stored as lib.audio.to_int16 (one rule, one scale)."""
+    """A cache row is exactly lib.dsp.audio.fit_clip of the clip, stored as lib.dsp.audio.to_int16 (one rule, one scale)."""
     import soundfile as sf
 
-    from lib.audio import fit_clip, from_int16, load_audio, to_int16
-    from lib.catalog import ClipRef, DatasetIndex
+    from lib.dsp.audio import fit_clip, from_int16, load_audio, to_int16
+    from lib.data.catalog import ClipRef, DatasetIndex
 
     generator = torch.Generator().manual_seed(3)
     clips = []

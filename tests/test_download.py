@@ -1,4 +1,4 @@
-"""lib.download against a loopback HTTP server: progress, resume, checksums, dead URLs, safe extraction, fetching
+"""lib.data.download against a loopback HTTP server: progress, resume, checksums, dead URLs, safe extraction, fetching
 catalog datasets from fixture archives, and the command line. No internet."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import os
 import numpy as np
 import pytest
 
-from lib.catalog import CATALOG, LOADERS
-from lib.download import DownloadError, archive_path, download, extract, fetch_dataset, main
+from lib.data.catalog import CATALOG, LOADERS
+from lib.data.download import DownloadError, archive_path, download, extract, fetch_dataset, main
 from tests.fixtures_datasets import (EVIL_KINDS, closed_port_url, make_evil_archive,
                                      make_speech_commands, make_tar, make_yesno, make_zip, sha256_of)
 

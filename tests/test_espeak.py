@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lib import espeak
+from lib.data.synth import espeak
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ def _speak_in_fresh_process() -> str:
 
 
 def test_same_sequence_in_a_fresh_process_gives_the_same_samples():
-    # eSpeak keeps hidden state between utterances; lib.builtin relies on a fresh process being reproducible.
+    # eSpeak keeps hidden state between utterances; lib.data.synth.builtin relies on a fresh process being reproducible.
     assert _speak_in_fresh_process() == _speak_in_fresh_process()
 
 

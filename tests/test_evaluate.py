@@ -1,4 +1,4 @@
-"""lib.evaluate: one report for the engine, the Evaluate page and the benchmarks; clips located for playback."""
+"""lib.engine.evaluate: one report for the engine, the Evaluate page and the benchmarks; clips located for playback."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from lib.evaluate import (ClipPrediction, EvaluationReport, clip_features, clip_location, evaluate, load_segment,
+from lib.engine.evaluate import (ClipPrediction, EvaluationReport, clip_features, clip_location, evaluate, load_segment,
                           matching_clips, split_report, unmatched_counts)
-from lib.metrics import classification_metrics
+from lib.engine.metrics import classification_metrics
 
 
 def test_clip_location_reads_media_fragments():
@@ -94,7 +94,7 @@ def test_a_malformed_report_is_refused():
 
 @pytest.fixture(scope="module")
 def classifier(tiny_run):
-    from lib.infer import Classifier
+    from lib.serving.infer import Classifier
 
     return Classifier.from_run(tiny_run)
 

@@ -1,4 +1,4 @@
-"""Export of a saved run (lib.export): ONNX and TorchScript against lib.infer on real clips, example.py without torch."""
+"""Export of a saved run (lib.serving.export): ONNX and TorchScript against lib.serving.infer on real clips, example.py without torch."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from lib.audio import resample, save_wav
-from lib.export import (EXAMPLE_FILE, INT8_FILE, LABELS_FILE, MODEL_FILES, TOLERANCE, ExportedClassifier,
+from lib.dsp.audio import resample, save_wav
+from lib.serving.export import (EXAMPLE_FILE, INT8_FILE, LABELS_FILE, MODEL_FILES, TOLERANCE, ExportedClassifier,
                         ExportedModel, ExportError, export_run, main)
-from lib.infer import Classifier
+from lib.serving.infer import Classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,7 +95,7 @@ def test_exported_classifier_windows_a_long_recording_like_lib_infer(tiny_onnx_e
 
 @pytest.mark.parametrize("fixture", ["tiny_onnx_export", "torchscript_export"])
 def test_example_script_classifies_a_file(fixture, request, classifier, tiny_dataset, tmp_path):
-    """The ONNX example runs where torch cannot be imported; both print lib.infer's top class."""
+    """The ONNX example runs where torch cannot be imported; both print lib.serving.infer's top class."""
     export = request.getfixturevalue(fixture)
     wav = tmp_path / "clip.wav"
     confident = int(classifier.predict_batch(tiny_dataset.to_tensor(16000, 16000)).max(dim=1).values.argmax())
@@ -119,7 +119,7 @@ def test_no_torch_wrapper_really_blocks_torch(tmp_path):
 
 
 def test_default_model_exports_and_matches(tmp_path, tiny_dataset):
-    """The shipped ensemble (kws_resnet_x5) exports to ONNX and matches lib.infer on real clips."""
+    """The shipped ensemble (kws_resnet_x5) exports to ONNX and matches lib.serving.infer on real clips."""
     out = export_run(ROOT / "models" / "default", tmp_path / "default-onnx", format="onnx")
     classifier = Classifier.from_run(ROOT / "models" / "default")
     assert json.loads((out / LABELS_FILE).read_text())["model"] == "kws_resnet_x5"
@@ -142,7 +142,7 @@ def test_command_line(tiny_run, tmp_path, capsys):
     out = tmp_path / "ts"
     assert main([str(tiny_run), "--format", "torchscript", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "max abs difference vs lib.infer" in printed and (out / MODEL_FILES["torchscript"]).is_file()
+    assert "max abs difference vs lib.serving.infer" in printed and (out / MODEL_FILES["torchscript"]).is_file()
     assert main([str(tiny_run), "--format", "torchscript", "--out", str(out)]) == 2  # exists, no --force
     assert "already exists" in capsys.readouterr().err
     broken = tmp_path / "broken"

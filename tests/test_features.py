@@ -1,4 +1,4 @@
-"""Tests for lib.features: config, extractor and plotting axes."""
+"""Tests for lib.dsp.features: config, extractor and plotting axes."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 import torchaudio
 
-from lib.features import (FeatureConfig, FeatureExtractor, extract, frame_grid, frequency_axis, frequency_axis_label,
-                          time_axis)
+from lib.dsp.features import (FeatureConfig, FeatureExtractor, extract, frame_grid, frequency_axis,
+                              frequency_axis_label, time_axis)
 
 SR = 16000
 
@@ -165,7 +165,7 @@ def test_module_equals_functional_and_is_cached():
     config = FeatureConfig(kind="mel", n_mels=32)
     wave = torch.randn(4, 1, SR, generator=torch.Generator().manual_seed(4))
     torch.testing.assert_close(FeatureExtractor(config)(wave), extract(wave, config))
-    from lib.features import _cached_extractor
+    from lib.dsp.features import _cached_extractor
     assert _cached_extractor(config, "cpu") is _cached_extractor(FeatureConfig.from_json(config.to_json()), "cpu")
 
 

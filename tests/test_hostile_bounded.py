@@ -1,6 +1,6 @@
 """Hostile inputs, bounded work: odd sample rates, many channels, long or lying files, NaN samples and archive bombs
-cost bounded memory and time, or get a message that says what to do. Through lib (lib.audio, lib.infer,
-lib.detect, lib.download) and the command line (lib.predict.main in-process).
+cost bounded memory and time, or get a message that says what to do. Through lib (lib.dsp.audio, lib.serving.infer,
+lib.serving.detect, lib.data.download) and the command line (lib.serving.predict.main in-process).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import pytest
 import soundfile as sf
 import torch
 
-import lib.audio as audio
-from lib.audio import AudioDecodeError, load_audio, resample, resample_rates
-from lib.download import DownloadError, extract
-from lib.infer import WINDOW_BATCH, Classifier
-from lib.predict import main as predict_main
+import lib.dsp.audio as audio
+from lib.dsp.audio import AudioDecodeError, load_audio, resample, resample_rates
+from lib.data.download import DownloadError, extract
+from lib.serving.infer import WINDOW_BATCH, Classifier
+from lib.serving.predict import main as predict_main
 from tests.hostile_common import save_untrained_run, snapshot
 
 
@@ -141,7 +141,7 @@ def test_long_recordings_are_classified_in_bounded_batches(classifier, monkeypat
 
 
 def test_sound_levels_measured_in_chunks_equal_all_at_once(monkeypatch):
-    import lib.detect as detect
+    import lib.serving.detect as detect
 
     samples = np.random.default_rng(2).standard_normal(16000 * 3 + 123).astype(np.float32) * np.repeat(
         np.array([0.001, 0.5, 0.001, 0.3]), (16000 * 3 + 123) // 4 + 1)[:16000 * 3 + 123].astype(np.float32)
@@ -195,7 +195,7 @@ ARCHIVES = {
 
 @pytest.mark.parametrize("case", list(ARCHIVES))
 def test_hostile_archives_extract_nothing(tmp_path, monkeypatch, case):
-    import lib.download as download
+    import lib.data.download as download
 
     monkeypatch.setattr(download, "EXPANSION_SLACK_BYTES", 0)  # a 4 MB bomb stands for a 1 GB one
     make, words = ARCHIVES[case]

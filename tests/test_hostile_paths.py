@@ -1,6 +1,6 @@
 """Hostile inputs, confined paths: every path a page accepts (or reads from a run file, or finds in a CSV manifest)
 resolves inside the allowed folders, else a clear refusal that names them; no message quotes a file's text; nothing
-is read or written outside. Through lib (lib.paths, lib.data), the command line and the Dataset and Evaluate pages.
+is read or written outside. Through lib (lib.paths, lib.data.sources), the command line and the Dataset and Evaluate pages.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lib.data import OUTSIDE, DatasetError, load_csv, load_folder, load_source
+from lib.data.sources import OUTSIDE, DatasetError, load_csv, load_folder, load_source
 from lib.paths import PathNotAllowed, confine, is_inside
 from tests.hostile_common import SECRET, class_folder, plant_secret, report, save_untrained_run, snapshot, texts
 
@@ -76,7 +76,7 @@ def test_confine_accepts_paths_inside(tree, case):
     assert confine(path, tree["roots"]) == expected.resolve()
 
 
-# ------------------------------------------------------------------------------------------- lib.data with roots
+# ------------------------------------------------------------------------------------------- lib.data.sources with roots
 def test_folder_outside_is_refused_before_anything_is_read(tree):
     with pytest.raises(PathNotAllowed):
         load_folder(tree["outside"], roots=tree["roots"])
@@ -141,7 +141,7 @@ def test_conflicting_labels_are_an_error_naming_the_rows(tree):
 
 # ------------------------------------------------------------------------------------------- the command line
 def test_command_line_csv_error_does_not_quote_a_file(tree, capsys):
-    from lib.cli import main
+    from lib.engine.cli import main
 
     code = main(["--dataset", str(tree["outside"] / "secret.csv"), "--out", str(tree["allowed"] / "runs")])
     assert code == 2 and "not found" in capsys.readouterr().err

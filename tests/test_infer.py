@@ -1,4 +1,4 @@
-"""Inference from a saved run (lib.infer) and its command line (lib.predict)."""
+"""Inference from a saved run (lib.serving.infer) and its command line (lib.serving.predict)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from lib.audio import pad_or_trim, resample, save_wav, wav_bytes
-from lib.features import FeatureConfig, FeatureExtractor
-from lib.infer import Classifier, Prediction
+from lib.dsp.audio import pad_or_trim, resample, save_wav, wav_bytes
+from lib.dsp.features import FeatureConfig, FeatureExtractor
+from lib.serving.infer import Classifier, Prediction
 from lib.models import build_model
-from lib.predict import main
-from lib.runs import RunError, load_run
-from lib.train import TrainConfig, run_training
+from lib.serving.predict import main
+from lib.engine.runs import RunError, load_run
+from lib.engine.train import TrainConfig, run_training
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_short_clip_is_one_padded_window(classifier, reference, tiny_dataset):
 
 
 def test_a_clip_is_fitted_by_fit_clip_as_the_dataset_does(classifier, tiny_dataset):
-    from lib.audio import fit_clip
+    from lib.dsp.audio import fit_clip
 
     waveform, rate = _clip(tiny_dataset, 9)
     stereo = torch.stack([waveform[0], 0.5 * waveform[0]])

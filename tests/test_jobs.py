@@ -15,12 +15,12 @@ import types
 import numpy as np
 import pytest
 
-from lib.data import DatasetError
+from lib.data.sources import DatasetError
 from lib.device import TRAIN_THREADS_ENV, page_threads, train_threads, usable_cores
-from lib.features import FeatureConfig
-from lib.jobs import JobQueue, _DatasetParcel, focus_job
-from lib.runs import load_run
-from lib.train import TrainConfig
+from lib.dsp.features import FeatureConfig
+from lib.engine.jobs import JobQueue, _DatasetParcel, focus_job
+from lib.engine.runs import load_run
+from lib.engine.train import TrainConfig
 
 CONFIG = TrainConfig(model="tutorial_cnn", epochs=30, batch_size=8, device="cpu")
 
@@ -137,9 +137,9 @@ def test_reopened_dataset_is_the_one_the_app_had(tiny_dataset):
 def test_a_sweep_job_follows_its_trials_and_only_the_sweeps_end_ends_it(tiny_dataset):
     """A trial's DoneEvent (wrapped in TrialProgress) ends the trial, not the job; the live view follows the running
     trial from its StartEvent; the plain DoneEvent that ends any job ends the sweep. No process is started."""
-    from lib.jobs import SweepJob, TrialProgress
+    from lib.engine.jobs import SweepJob, TrialProgress
     from lib.sweep import TrialEvent
-    from lib.train import DoneEvent, EpochEvent, StartEvent, StepEvent
+    from lib.engine.train import DoneEvent, EpochEvent, StartEvent, StepEvent
 
     job = SweepJob(tiny_dataset, FeatureConfig(), CONFIG, runs_root=".", sweep_name="s", storage="sqlite://")
     job.state = "running"

@@ -1,4 +1,4 @@
-"""lib.listen and lib.audio.StreamResampler: live detection fed as a browser microphone feeds it (48 kHz stereo
+"""lib.serving.listen and lib.dsp.audio.StreamResampler: live detection fed as a browser microphone feeds it (48 kHz stereo
 blocks of 20 ms on another thread) gives the events of the whole recording; bounded, resettable, never blocking."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from lib import listen as listen_module
-from lib.audio import StreamResampler, resample, resample_long
-from lib.listen import Listener, block_level_dbfs, frame_samples
-from lib.stream import StreamingDetector, detect_stream
+from lib.serving import listen as listen_module
+from lib.dsp.audio import StreamResampler, resample, resample_long
+from lib.serving.listen import Listener, block_level_dbfs, frame_samples
+from lib.serving.stream import StreamingDetector, detect_stream
 from tests.keyword_streams import PLACEMENTS, RATE, make_stream
 
 MIC_RATE, BLOCK = 48000, 960  # what WebRTC delivers: 20 ms blocks at 48 kHz

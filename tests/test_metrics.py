@@ -1,4 +1,4 @@
-"""lib.metrics: hand-computed metrics agree with the function and with sklearn's classification_report."""
+"""lib.engine.metrics: hand-computed metrics agree with the function and with sklearn's classification_report."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import classification_report
 
-from lib.metrics import classification_metrics, normalize_confusion
+from lib.engine.metrics import classification_metrics, normalize_confusion
 
 NAMES = ["yes", "no", "up"]
 Y_TRUE = [0, 0, 1, 1, 2, 2]
@@ -95,7 +95,7 @@ def test_bad_input_rejected():
 
 def test_macro_over_present_classes_is_what_a_subset_test_should_report():
     """Two of ten classes tested, all right: plain macro scores read 20%, over the present classes 100%."""
-    from lib.metrics import classification_metrics, macro_over_present
+    from lib.engine.metrics import classification_metrics, macro_over_present
 
     names = [f"c{i}" for i in range(10)]
     report = classification_metrics([0, 0, 8, 8, 8], [0, 0, 8, 8, 8], names)
@@ -106,7 +106,7 @@ def test_macro_over_present_classes_is_what_a_subset_test_should_report():
 
 
 def test_macro_over_present_counts_predictions_of_absent_classes_as_misses():
-    from lib.metrics import classification_metrics, macro_over_present
+    from lib.engine.metrics import classification_metrics, macro_over_present
 
     names = ["a", "b", "c"]
     y_true, y_pred = [0, 0, 1, 1], [0, 2, 1, 1]  # one "a" heard as the absent "c"
@@ -116,6 +116,6 @@ def test_macro_over_present_counts_predictions_of_absent_classes_as_misses():
 
 
 def test_macro_over_present_is_none_when_every_class_occurs():
-    from lib.metrics import macro_over_present
+    from lib.engine.metrics import macro_over_present
 
     assert macro_over_present([[2, 0], [1, 1]], ["a", "b"]) is None

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lib.features import FeatureConfig
+from lib.dsp.features import FeatureConfig
 from lib.models import MODELS, ModelSpec, build_model, count_parameters, model_features, model_summaries, register
 
 # models for any features, from scratch (the pretrained ImageNet CNNs: tests/test_imagenet.py)
@@ -70,7 +70,7 @@ def test_count_parameters_matches_manual_sum(name):
 
 
 def test_a_model_that_reads_its_own_features():
-    from lib.features import FeatureConfig
+    from lib.dsp.features import FeatureConfig
     from lib.models import model_features
 
     assert MODELS["speech_embedding"].feature_kind == "speech_embedding"
@@ -164,7 +164,7 @@ def test_ensemble_averages_its_members_probabilities():
 
 
 def test_engine_trains_each_ensemble_member_on_its_own_batch_and_loss():
-    from lib.train import _forward_loss
+    from lib.engine.train import _forward_loss
 
     torch.manual_seed(0)
     model = build_model("kws_resnet_x3", n_classes=5, n_bins=40, n_frames=101).eval()  # eval: no dropout draws
@@ -180,7 +180,7 @@ def test_engine_trains_each_ensemble_member_on_its_own_batch_and_loss():
 
 def test_finetune_parameter_counts_on_the_meta_device():
     from lib.models import finetune_parameter_counts
-    from lib.train_config import TrainConfig
+    from lib.engine.train_config import TrainConfig
 
     kwargs = TrainConfig(model="speech_embedding").model_kwargs
     frozen = finetune_parameter_counts("speech_embedding", 3, "frozen", **kwargs)

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from lib import neural_voices
-from lib.builtin import BuiltinSpec, builtin_folder, generate_builtin
+from lib.data.synth import neural_voices
+from lib.data.synth.builtin import BuiltinSpec, builtin_folder, generate_builtin
 
 
 def _duration_and_peak(waveform: np.ndarray, sample_rate: int) -> tuple[float, float]:

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import metric_value
 
-from lib.audio import save_wav
+from lib.dsp.audio import save_wav
 
 pytestmark = pytest.mark.usefixtures("allowed_tmp")  # the tests' folders are allowed folders (lib.paths)
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "dataset.py")

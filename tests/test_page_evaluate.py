@@ -125,7 +125,7 @@ def test_evaluate_on_my_recordings(app_env):
     """The Record page's folders are offered by name; the run is scored on them like any dataset."""
     import soundfile as sf
 
-    from lib.data import load_builtin
+    from lib.data.sources import load_builtin
     from ui.common import default_builtin_spec
 
     if settings().recordings_dir.is_dir():
@@ -156,8 +156,8 @@ def test_evaluate_on_my_recordings(app_env):
 def test_the_shipped_default_model_shows_its_mistakes_and_map_on_a_fresh_install(app_env):
     """models/default was trained on a 6,500-clip set that a fresh install does not have: its misclassified
     clips play from the run folder, and its map is drawn from the embedding it keeps."""
-    from lib.run_extras import kept_mistakes
-    from lib.runs import load_run
+    from lib.engine.run_extras import kept_mistakes
+    from lib.engine.runs import load_run
 
     shipped = Path(__file__).resolve().parents[1] / "models" / "default"
     copy = settings().runs_dir / "shipped-default"
@@ -195,7 +195,7 @@ def test_macro_scores_on_a_subset_of_classes_are_over_the_classes_present(app_en
     with the all-class figures still given."""
     import soundfile as sf
 
-    from lib.data import load_builtin
+    from lib.data.sources import load_builtin
     from ui.common import default_builtin_spec
 
     dataset = load_builtin(default_builtin_spec(), settings().builtin_cache)

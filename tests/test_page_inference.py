@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from streamlit.testing.v1 import AppTest
 
-from lib.audio import wav_bytes
+from lib.dsp.audio import wav_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "app_pages" / "inference.py"
@@ -46,7 +46,7 @@ def table_with(at: AppTest, column: str):
 
 
 def class_names(app_env) -> list[str]:
-    from lib.runs import load_run
+    from lib.engine.runs import load_run
 
     return load_run(app_env["run_path"]).record.class_names
 
@@ -126,10 +126,10 @@ def test_two_sounds_in_one_file_are_two_detections_with_times(app_env):
 
 
 def test_the_timeline_marks_the_keywords_continuous_listening_detects(shipped_default_run, clear_clips):
-    """Keywords at known times in a long file: the timeline marks what lib.stream detects with the run's
+    """Keywords at known times in a long file: the timeline marks what lib.serving.stream detects with the run's
     operating point (the Listen page's detector), the same words in the same order."""
-    from lib.stream import detect_stream, detector_settings
-    from lib.infer import Classifier
+    from lib.serving.stream import detect_stream, detector_settings
+    from lib.serving.infer import Classifier
     from tests.keyword_streams import PLACEMENTS, RATE, make_stream
 
     waveform, _ = make_stream(clear_clips, PLACEMENTS[:3], 11.0)

@@ -15,7 +15,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import ui.microphone
-from lib.audio import resample
+from lib.dsp.audio import resample
 from tests.keyword_streams import PLACEMENTS, RATE, make_stream
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from lib.audio import wav_bytes
+from lib.dsp.audio import wav_bytes
 from lib.settings import settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +64,7 @@ def add_to(at: AppTest, dataset: str, label: str) -> AppTest:
 
 
 def class_names(app_env) -> list[str]:
-    from lib.runs import load_run
+    from lib.engine.runs import load_run
 
     return load_run(app_env["run_path"]).record.class_names
 
@@ -169,7 +169,7 @@ def test_no_run_still_lets_you_record(app_env, operator_folders, tmp_path, recor
 
 def test_an_unsure_answer_is_nothing_heard(app_env):
     """Above the likeliest class's probability, the confidence threshold answers "nothing heard" and says why."""
-    from lib.background import CONFIDENCE_THRESHOLD, NOTHING_HEARD
+    from lib.serving.background import CONFIDENCE_THRESHOLD, NOTHING_HEARD
 
     at = open_page()
     assert at.slider(key="record_threshold").value == CONFIDENCE_THRESHOLD
@@ -190,8 +190,8 @@ def words_of(app_env, label: str) -> list[Path]:
 def test_background_class_gallery_and_training_on_my_recordings(app_env, recordings):
     """A few takes of 2 words, the one-click background class, a take deleted from the gallery, then the Record
     page's own training (frozen speech embedding, steps, no held-out takes): its run is tried live at once."""
-    from lib.jobs import JOB_QUEUE
-    from lib.runs import load_run
+    from lib.engine.jobs import JOB_QUEUE
+    from lib.engine.runs import load_run
 
     for word in ("yes", "no"):
         for i, clip in enumerate(words_of(app_env, word)[:4]):
@@ -235,7 +235,7 @@ def test_background_class_gallery_and_training_on_my_recordings(app_env, recordi
 
 def test_a_word_said_three_times_in_one_take_is_saved_as_three_takes(app_env, recordings):
     """"yes ... yes ... yes" in one long take: one 1 s take centred on each, in order; undo removes all three."""
-    from lib.audio import load_audio
+    from lib.dsp.audio import load_audio
 
     word, rate = load_audio(speech(app_env))
     word = word[:1, :rate]
@@ -258,7 +258,7 @@ def test_a_word_said_three_times_in_one_take_is_saved_as_three_takes(app_env, re
 def test_a_long_take_is_saved_as_the_clip_around_its_word(app_env, recordings):
     """A word said inside a 3 s take is saved as the 1 s clip centred on it (what the live answer reads); a
     quiet take is refused for a word but kept for the background class."""
-    from lib.audio import load_audio
+    from lib.dsp.audio import load_audio
 
     word, rate = load_audio(speech(app_env))
     take = torch.zeros(1, 3 * rate)

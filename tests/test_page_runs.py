@@ -129,7 +129,7 @@ def test_runs_comparison_of_too_many_runs_asks_to_untick(app_env, copied_run):
 
 
 def test_runs_rename(app_env, copied_run):
-    from lib.runs import list_runs
+    from lib.engine.runs import list_runs
 
     run_id, made = copied_run
     new_id = run_id + "-renamed"

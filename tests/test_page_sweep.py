@@ -47,7 +47,7 @@ def test_sweep_page_offers_the_space_from_the_settings(app_env, new_runs):
 def _wait_for_sweep(at: AppTest, timeout: float = 150.0):
     """Wait for the session's sweep job to end, redrawing the page once while a trial runs (the live view) and once
     at the end."""
-    from lib.jobs import JOB_QUEUE
+    from lib.engine.jobs import JOB_QUEUE
 
     job_id = at.session_state["sweep_job_ids"][-1]
     job = next(j for j in JOB_QUEUE.jobs if j.job_id == job_id)
@@ -67,7 +67,7 @@ def _wait_for_sweep(at: AppTest, timeout: float = 150.0):
 @pytest.fixture
 def tiny_source(app_env, builtin_cache) -> dict:
     """The session source of the tiny built-in set (3 words), put where the app finds built-in sets."""
-    from lib.builtin import builtin_folder
+    from lib.data.synth.builtin import builtin_folder
     from tests.conftest import TINY_SPEC
 
     folder = builtin_folder(TINY_SPEC, settings().builtin_cache)

@@ -29,7 +29,7 @@ def _choose_fast_settings(at: AppTest) -> None:
 
 
 def find(job_id):
-    from lib.jobs import JOB_QUEUE
+    from lib.engine.jobs import JOB_QUEUE
 
     return next(j for j in JOB_QUEUE.jobs if j.job_id == job_id)
 
@@ -63,7 +63,7 @@ def test_train_page_renders(app_env):
 
 
 def test_train_start_finishes_and_saves_a_run(app_env, new_runs):
-    from lib.runs import list_runs
+    from lib.engine.runs import list_runs
 
     at = _page()
     _choose_fast_settings(at)
@@ -99,7 +99,7 @@ def test_train_diverging_learning_rate_ends_with_an_error(app_env, new_runs):
 
 
 def test_train_invalid_setting_shows_an_error(app_env):
-    from lib.jobs import JOB_QUEUE
+    from lib.engine.jobs import JOB_QUEUE
 
     at = _page()
     at.toggle(key="train_lr_type").set_value(True).run()
@@ -145,10 +145,10 @@ def test_train_equaliser_and_reverb_edited_here(app_env):
 def test_train_queues_named_runs_behind_a_busy_device_and_cancels_them(app_env, new_runs):
     """Start stays on while the session's run waits: a second job queues behind the first; a run name is checked
     before anything is submitted; a waiting job is cancelled from the list, the shown one with Stop."""
-    from lib.data import load_builtin
-    from lib.features import FeatureConfig
-    from lib.jobs import JOB_QUEUE
-    from lib.train import TrainConfig
+    from lib.data.sources import load_builtin
+    from lib.dsp.features import FeatureConfig
+    from lib.engine.jobs import JOB_QUEUE
+    from lib.engine.train import TrainConfig
     from ui.common import default_builtin_spec
 
     dataset = load_builtin(default_builtin_spec(), settings().builtin_cache)
@@ -216,7 +216,7 @@ def test_a_pretrained_backbone_offers_fine_tuning_and_counts_parameters(app_env)
     at.number_input(key="train_steps").set_value(20).run()
     at.button(key="train_start").click().run()                        # the settings reach the job's TrainConfig
     assert not at.exception and not at.error, at.exception or [e.value for e in at.error]
-    from lib.jobs import JOB_QUEUE
+    from lib.engine.jobs import JOB_QUEUE
 
     job = next(j for j in JOB_QUEUE.jobs if j.job_id == at.session_state["train_job_id"])
     job.stop()  # no need to train: stopped before (or at) its first step
@@ -249,7 +249,7 @@ def test_an_imagenet_backbone_offline_shows_why_and_trains_from_scratch(app_env,
     at.number_input(key="train_steps").set_value(1).run()
     at.button(key="train_start").click().run()
     assert not at.exception and not at.error, at.exception or [e.value for e in at.error]
-    from lib.jobs import JOB_QUEUE
+    from lib.engine.jobs import JOB_QUEUE
 
     job = next(j for j in JOB_QUEUE.jobs if j.job_id == at.session_state["train_job_id"])
     job.stop()
@@ -271,7 +271,7 @@ def test_run_embedding_picks_its_backbone_run(app_env):
     at.number_input(key="train_steps").set_value(5).run()
     at.button(key="train_start").click().run()
     assert not at.exception and not at.error, at.exception or [e.value for e in at.error]
-    from lib.jobs import JOB_QUEUE
+    from lib.engine.jobs import JOB_QUEUE
 
     job = next(j for j in JOB_QUEUE.jobs if j.job_id == at.session_state["train_job_id"])
     job.stop()

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import metric_value
 
 from lib.augment import AugmentConfig
-from lib.features import FeatureConfig
+from lib.dsp.features import FeatureConfig
 
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "transforms.py")
 
@@ -126,7 +126,7 @@ def test_corrupt_upload_shows_error(at):
 def test_valid_upload_renders(at, tmp_path):
     import torch
 
-    from lib.audio import wav_bytes
+    from lib.dsp.audio import wav_bytes
 
     t = torch.arange(44100 * 2) / 44100
     data = wav_bytes(torch.stack([torch.sin(2 * torch.pi * 440 * t), torch.sin(2 * torch.pi * 660 * t)]) * 0.3, 44100)
@@ -140,7 +140,7 @@ def test_valid_upload_renders(at, tmp_path):
 def test_recording_renders(at):
     import torch
 
-    from lib.audio import wav_bytes
+    from lib.dsp.audio import wav_bytes
 
     t = torch.arange(16000 // 2) / 16000
     data = wav_bytes(0.3 * torch.sin(2 * torch.pi * 300 * t), 16000)
@@ -299,14 +299,14 @@ def _plotted(at: AppTest, key: str):
 @pytest.mark.parametrize("noise", [False, True])
 def test_the_augmented_spectrogram_is_the_engines_batch(at, noise):
     """What the lab plots as "Augmented" is the training engine's batch for the same draw: the page's clip and its
-    batch-mate kept as lib.train keeps training clips, the draw from a generator seeded with the page's seed."""
+    batch-mate kept as lib.engine.train keeps training clips, the draw from a generator seeded with the page's seed."""
     import random
 
     import torch
 
     from lib.augment import augment_batch, draw_augment
-    from lib.features import FeatureExtractor
-    from lib.train import _training_clips
+    from lib.dsp.features import FeatureExtractor
+    from lib.engine.train import _training_clips
     from ui.common import active_dataset
 
     if noise:  # a waveform step: the power spectrogram source

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lib import plots
-from lib.features import FeatureConfig, frame_grid, frequency_axis, time_axis
+from lib.dsp.features import FeatureConfig, frame_grid, frequency_axis, time_axis
 
 
 def _ok(fig) -> go.Figure:

@@ -14,7 +14,7 @@ from lib.augment import AugmentConfig
 from lib.augment.power import (NoiseBank, apply_power_augment, draw_power_augment, render_power_augment,
                                reverb_envelope, signal_power)
 from lib.augment.waveform import time_shift
-from lib.features import FeatureConfig, FeatureExtractor
+from lib.dsp.features import FeatureConfig, FeatureExtractor
 
 CONFIG = FeatureConfig()
 

@@ -1,11 +1,11 @@
-"""lib.recordings: a folder of recorded takes, one sub-folder per class."""
+"""lib.data.recordings: a folder of recorded takes, one sub-folder per class."""
 
 from datetime import datetime
 
 import torch
 
-from lib.audio import load_audio, save_wav
-from lib.recordings import (class_takes, is_valid_name, recording_sets, split_take, take_counts, take_problem,
+from lib.dsp.audio import load_audio, save_wav
+from lib.data.recordings import (class_takes, is_valid_name, recording_sets, split_take, take_counts, take_problem,
                             take_stem, write_background_takes)
 
 

@@ -1,4 +1,4 @@
-"""lib.run_embedding: a saved run's penultimate layer as a backbone (model ``run_embedding``), trained on the tiny
+"""lib.models.run_embedding: a saved run's penultimate layer as a backbone (model ``run_embedding``), trained on the tiny
 set from a tiny run the tests train (conftest's ``tiny_run``), saved and reloaded."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from lib.evaluate import evaluate
-from lib.features import FeatureConfig
-from lib.infer import Classifier, penultimate
+from lib.engine.evaluate import evaluate
+from lib.dsp.features import FeatureConfig
+from lib.serving.infer import Classifier, penultimate
 from lib.models import build_model, model_features
-from lib.runs import load_run
-from lib.train import TrainConfig, run_training
+from lib.engine.runs import load_run
+from lib.engine.train import TrainConfig, run_training
 from tests.fixtures_datasets import sha256_of
 
 

@@ -1,4 +1,4 @@
-"""lib.runs: atomic save, listing (malformed runs shown, not hidden), load, rename, delete, zip."""
+"""lib.engine.runs: atomic save, listing (malformed runs shown, not hidden), load, rename, delete, zip."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ import pytest
 import torch
 from torch import nn
 
-from lib import runs
-from lib.features import FeatureConfig
-from lib.runs import (
+from lib.engine import runs
+from lib.dsp.features import FeatureConfig
+from lib.engine.runs import (
     DatasetRecord, LoadedRun, RunError, RunRecord, delete_run, latest_run, list_runs, load_run, new_run_id,
     rename_run, run_zip_bytes, save_run, write_json_atomic,
 )
-from lib.train_config import TrainConfig
+from lib.engine.train_config import TrainConfig
 
 
 def make_record(run_id: str = "r", created: str = "2026-11-21T07:15:00") -> RunRecord:

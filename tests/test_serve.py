@@ -1,4 +1,4 @@
-"""The HTTP API (lib.serve) through FastAPI's TestClient, and its command line on 127.0.0.1."""
+"""The HTTP API (lib.serving.serve) through FastAPI's TestClient, and its command line on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import soundfile as sf
 import torch
 from fastapi.testclient import TestClient
 
-from lib.audio import wav_bytes
-from lib.infer import Classifier
-from lib.serve import ServeLimits, create_app, load_classifier, main
+from lib.dsp.audio import wav_bytes
+from lib.serving.infer import Classifier
+from lib.serving.serve import ServeLimits, create_app, load_classifier, main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +70,7 @@ def test_predict_one_file_matches_lib_infer(client, classifier, tiny_dataset):
 
 def test_predict_batch_of_formats(client, classifier, tiny_dataset):
     """Several files in one request, in their order: WAV, FLAC and OGG (44.1 kHz stereo, 2.5 s: 4 windows)."""
-    from lib.audio import resample
+    from lib.dsp.audio import resample
 
     long = torch.cat([tiny_dataset.waveforms[i] for i in (0, 30, 60)], dim=-1)[..., :40000]  # (1, 2.5 s)
     stereo = resample(torch.cat([long, long]), 16000, 44100)
@@ -150,9 +150,9 @@ def _free_port() -> int:
 
 
 def test_command_line_serves_on_loopback(tiny_onnx_export, tiny_dataset):
-    """``python -m lib.serve EXPORT`` answers on 127.0.0.1 (its default host) until stopped."""
+    """``python -m lib.serving.serve EXPORT`` answers on 127.0.0.1 (its default host) until stopped."""
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "lib.serve", str(tiny_onnx_export), "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "lib.serving.serve", str(tiny_onnx_export), "--port", str(port)],
                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 90

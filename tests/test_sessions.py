@@ -3,7 +3,7 @@
 Each session opens the app, uploads a clip and has it classified on the Inference page, changes its own training
 settings and starts a training run, all at the same time; then every session waits for its own run. Checked:
 every script run is answered without an exception or error, every answer is the one the model gives on its own,
-the trainings wait in line (lib.jobs) and are all saved, each session ends on its own run and settings and never
+the trainings wait in line (lib.engine.jobs) and are all saved, each session ends on its own run and settings and never
 sees another's, and a new session still starts on the shipped default run. The peak memory of the server process
 (and of it with its training processes) is printed and written to ``test-output/sessions-load.json``:
 ``.venv/bin/python -m pytest tests/test_sessions.py -s`` (docs/reliability.md, "Load test").
@@ -142,8 +142,8 @@ def metric(at: AppTest, label: str) -> str:
 @pytest.fixture
 def clips(app_env) -> list[tuple[str, bytes, str]]:
     """One built-in clip per session: name, WAV bytes and the class the default run answers on its own."""
-    from lib.audio import load_audio
-    from lib.infer import Classifier
+    from lib.dsp.audio import load_audio
+    from lib.serving.infer import Classifier
 
     paths = sorted(Path(app_env["data_dir"], "builtin").glob("**/*.wav"))[::7][:N_SESSIONS]
     assert len(paths) == N_SESSIONS
@@ -179,14 +179,14 @@ def session(i: int, clip: tuple[str, bytes, str], start: threading.Barrier, log:
     at.select_slider(key="train_batch").set_value(16)
     step(at.number_input(key="train_seed").set_value(1000 + i).run, "settings")
     step(at.button(key="train_start").click().run, "start")
-    from lib.jobs import JOB_QUEUE
+    from lib.engine.jobs import JOB_QUEUE
 
     job = next(j for j in JOB_QUEUE.jobs if j.job_id == at.session_state["train_job_id"])
     log[i] = {"at": at, "requests": 6, "job": job, "position": job.snapshot().position or 0}
 
 
 def test_eight_sessions_at_once(app_env, clips, new_runs):
-    from lib.runs import list_runs
+    from lib.engine.runs import list_runs
 
     log: dict[int, dict] = {}
     errors: list[BaseException] = []

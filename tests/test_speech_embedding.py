@@ -1,12 +1,12 @@
-"""lib.speech_embedding and the "speech_embedding" feature kind equal onnxruntime on openWakeWord's ONNX files."""
+"""lib.models.speech_embedding and the "speech_embedding" feature kind equal onnxruntime on openWakeWord's ONNX files."""
 
 import numpy as np
 import pytest
 import torch
 
-from lib.features import FeatureConfig, FeatureExtractor
-from lib.speech_embedding import (EMBEDDING_DIM, SpeechEmbedding, SpeechEmbeddingClassifier, load_speech_embedding, model_files,
-                                  weights_sha256)
+from lib.dsp.features import FeatureConfig, FeatureExtractor
+from lib.models.speech_embedding import (EMBEDDING_DIM, SpeechEmbedding, SpeechEmbeddingClassifier,
+                                         load_speech_embedding, model_files, weights_sha256)
 
 ort = pytest.importorskip("onnxruntime")
 CONFIG = FeatureConfig(kind="speech_embedding", clip_seconds=1.0)

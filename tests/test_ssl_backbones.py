@@ -1,4 +1,4 @@
-"""lib.ssl_backbones: wav2vec 2.0 / HuBERT / WavLM backbones, on TINY configurations of the same torchaudio
+"""lib.models.ssl_backbones: wav2vec 2.0 / HuBERT / WavLM backbones, on TINY configurations of the same torchaudio
 architectures whose random weights the test saves and serves on loopback (nothing downloads from the internet), and
 the "waveform" feature kind they read."""
 
@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from lib.evaluate import evaluate
-from lib.features import FeatureConfig, FeatureExtractor
-from lib.infer import Classifier
+from lib.engine.evaluate import evaluate
+from lib.dsp.features import FeatureConfig, FeatureExtractor
+from lib.serving.infer import Classifier
 from lib.models import MODELS, build_model, model_features
-from lib.runs import load_run
-from lib.ssl_backbones import LAST_LAYERS, SSL_BACKBONES, SSLClassifier
-from lib.train import TrainConfig, run_training
-from lib.weights import MIRROR_ENV, WeightsUnavailable, weights_path
+from lib.engine.runs import load_run
+from lib.models.ssl_backbones import LAST_LAYERS, SSL_BACKBONES, SSLClassifier
+from lib.engine.train import TrainConfig, run_training
+from lib.models.weights import MIRROR_ENV, WeightsUnavailable, weights_path
 from tests.fixtures_datasets import closed_port_url, sha256_of
 
 N_LAYERS, DIM = 3, 16

@@ -1,4 +1,4 @@
-"""lib.stream: continuous keyword detection with the shipped model on streams of built-in clips at known times."""
+"""lib.serving.stream: continuous keyword detection with the shipped model on streams of built-in clips at known times."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from lib.runs import run_zip_bytes
-from lib.stream import (CONFIDENCE_FLOOR, EventRule, KeywordEvent, StreamingDetector, detect_stream,
+from lib.engine.runs import run_zip_bytes
+from lib.serving.stream import (CONFIDENCE_FLOOR, EventRule, KeywordEvent, StreamingDetector, detect_stream,
                         moving_average, operating_point, save_operating_point)
 from tests.keyword_streams import PLACEMENTS, RATE, make_stream, noise
 
@@ -62,7 +62,7 @@ def test_another_sample_rate_and_stereo_are_resampled_once(shipped_classifier, s
 
 def test_nothing_fires_on_silence_or_noise_alone(shipped_classifier):
     assert detect_stream(shipped_classifier, np.zeros(10 * RATE, dtype=np.float32), RATE) == []
-    for rms in (0.0005, 0.01, 0.2):     # below lib.detect's silence level, quiet and loud noise
+    for rms in (0.0005, 0.01, 0.2):     # below lib.serving.detect's silence level, quiet and loud noise
         assert detect_stream(shipped_classifier, noise(5.0, rms=rms, seed=2), RATE, threshold=CONFIDENCE_FLOOR) == []
 
 

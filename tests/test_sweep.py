@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from lib.features import FeatureConfig
-from lib.runs import list_runs
+from lib.dsp.features import FeatureConfig
+from lib.engine.runs import list_runs
 from lib.sweep import (Param, SearchSpace, SweepConfig, TrialEvent, create_sweep, default_storage, list_sweeps,
                        open_sweep, run_worker, searchable_params)
 from lib.sweep.__main__ import main
-from lib.train import TrainConfig
+from lib.engine.train import TrainConfig
 from tests.postgres import postgres_url  # noqa: F401 - the fixture
 
 BASE = TrainConfig(model="tutorial_cnn", epochs=2, batch_size=16, device="cpu")
@@ -175,7 +175,7 @@ def test_a_trial_that_finds_the_budget_taken_ends_unrun_and_hidden(tiny_dataset,
 def test_a_stopped_worker_queues_its_trial_again_and_a_new_one_finishes_it(tiny_dataset, tmp_path):
     import threading
 
-    from lib.train import EpochEvent
+    from lib.engine.train import EpochEvent
 
     storage, stop = default_storage(tmp_path), threading.Event()
     sweep = create_sweep(_config(tiny_dataset, "stopped", n_trials=1), storage)

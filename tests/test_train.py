@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from lib.augment import AugmentConfig
-from lib.features import FeatureConfig
-from lib.runs import list_runs, load_run
-from lib.train import DoneEvent, EpochEvent, StartEvent, StepEvent, TrainConfig, iter_training, run_training
+from lib.dsp.features import FeatureConfig
+from lib.engine.runs import list_runs, load_run
+from lib.engine.train import DoneEvent, EpochEvent, StartEvent, StepEvent, TrainConfig, iter_training, run_training
 
 FAST = dict(model="tutorial_cnn", epochs=6, batch_size=16, learning_rate=1e-2)
 
@@ -47,8 +47,8 @@ def test_tiny_run_converges_and_is_saved(tiny_dataset, tmp_path):
     latency = run.metrics["latency"]  # one clip on one CPU thread, measured after training
     assert 0 < latency["p50_ms"] <= latency["p95_ms"] and latency["threads"] == 1
     assert listed[0].latency_ms == latency["p50_ms"]
-    # the run keeps its misclassified test clips and its test embedding (lib.run_extras)
-    from lib.run_extras import kept_mistakes, mistake_clip, test_embedding
+    # the run keeps its misclassified test clips and its test embedding (lib.engine.run_extras)
+    from lib.engine.run_extras import kept_mistakes, mistake_clip, test_embedding
 
     test = run.report("test")
     index, embedding = test_embedding(tmp_path / "tiny")
@@ -159,7 +159,7 @@ def test_learning_rates_that_are_no_numbers_are_refused(learning_rate):
 
 def test_non_finite_weights_are_never_saved_as_a_run(tiny_dataset, tmp_path, monkeypatch):
     """A run whose weights went NaN without the loss noticing (it can with a huge learning rate) fails."""
-    import lib.train as engine
+    import lib.engine.train as engine
 
     real = engine._evaluate
 

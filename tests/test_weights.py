@@ -1,13 +1,13 @@
-"""lib.weights: the cache, SHA-256 checks, the mirror, resumed downloads and the offline message, against
-lib.download's loopback server (the ``server`` fixture of tests/conftest.py). No internet."""
+"""lib.models.weights: the cache, SHA-256 checks, the mirror, resumed downloads and the offline message, against
+lib.data.download's loopback server (the ``server`` fixture of tests/conftest.py). No internet."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from lib.download import DownloadError
-from lib.weights import (MIRROR_ENV, WeightsUnavailable, fetch_weights, load_state_file, mirror_url, weights_dir,
+from lib.data.download import DownloadError
+from lib.models.weights import (MIRROR_ENV, WeightsUnavailable, fetch_weights, load_state_file, mirror_url, weights_dir,
                          weights_path)
 from tests.fixtures_datasets import closed_port_url, sha256_of
 
@@ -69,9 +69,9 @@ def test_resumes_an_interrupted_download(cache, server, weights_file, monkeypatc
     _mirror(monkeypatch, server)
     server.drop_after = 60_000
     digest = sha256_of(server.directory / "models" / "tiny-0123abcd.pth")
-    import lib.download
+    import lib.data.download
 
-    monkeypatch.setattr(lib.download.time, "sleep", lambda s: None)
+    monkeypatch.setattr(lib.data.download.time, "sleep", lambda s: None)
     assert fetch_weights(URL, digest).read_bytes() == weights_file
     assert [g["range"] for g in server.gets("models/tiny-0123abcd.pth")] == [None, "bytes=60000-"]
 

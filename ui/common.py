@@ -9,7 +9,7 @@ Session state keys (initialised once by :func:`init_state`, changed in callbacks
                         ``{"kind": "folder", "path": ...}``, ``{"kind": "csv", "path": ...}`` or
                         ``{"kind": "catalog", "key": ..., "root": ..., "clip_seconds": ..., "sample_rate": ...}``)
     ``run_id``          the session's active saved run (None until :func:`active_run` picks the default)
-    ``feature_config``  dict of :class:`lib.features.FeatureConfig` (set by the Transform lab)
+    ``feature_config``  dict of :class:`lib.dsp.features.FeatureConfig` (set by the Transform lab)
     ``augment_config``  dict of :class:`lib.augment.AugmentConfig` (set by the Transform lab)
     ``train_job_id``    this session's latest training job
 
@@ -30,17 +30,17 @@ import torch
 from streamlit.errors import StreamlitAPIException
 
 from lib.augment import AugmentConfig
-from lib.builtin import BuiltinSpec, builtin_folder, builtin_name, generate_builtin
-from lib.catalog import CATALOG, get_card
-from lib.data import AudioDataset, DatasetError, catalog_cache_args, load_source
+from lib.data.synth.builtin import BuiltinSpec, builtin_folder, builtin_name, generate_builtin
+from lib.data.catalog import CATALOG, get_card
+from lib.data.sources import AudioDataset, DatasetError, catalog_cache_args, load_source
 from lib.device import describe_device, page_threads, resolve_device, train_threads
-from lib.diskcache import cached_dataset
-from lib.features import FeatureConfig, FeatureExtractor
-from lib.infer import Classifier
+from lib.data.cache import cached_dataset
+from lib.dsp.features import FeatureConfig, FeatureExtractor
+from lib.serving.infer import Classifier
 from lib.plots import embedding_2d
-from lib.runs import RunError, RunInfo, list_runs
+from lib.engine.runs import RunError, RunInfo, list_runs
 from lib.settings import settings
-from lib.train import featurize_dataset
+from lib.engine.train import featurize_dataset
 
 DEFAULT_RUN_ID = "default"  # the shipped default model (``make default-model``): every new session starts on it
 
@@ -264,7 +264,7 @@ def runs() -> list[RunInfo]:
 
 def default_run(all_runs: list[RunInfo]) -> RunInfo | None:
     """The run a new session starts on: the shipped default model (the run called :data:`DEFAULT_RUN_ID`) when it
-    is there and loadable, else the newest usable run, else None. ``all_runs`` is :func:`lib.runs.list_runs`'s
+    is there and loadable, else the newest usable run, else None. ``all_runs`` is :func:`lib.engine.runs.list_runs`'s
     list (newest first)."""
     usable = [r for r in all_runs if r.error is None]
     return next((r for r in usable if r.run_id == DEFAULT_RUN_ID), usable[0] if usable else None)
@@ -371,12 +371,12 @@ def sidebar() -> None:
 
 
 def detections_text(prediction) -> str:
-    """``yes (0.52–0.93 s), stop (2.10–2.55 s)``: the sounds a :class:`lib.infer.Prediction` heard."""
+    """``yes (0.52–0.93 s), stop (2.10–2.55 s)``: the sounds a :class:`lib.serving.infer.Prediction` heard."""
     return ", ".join(f"{d.label} ({d.start_sec:.2f}–{d.end_sec:.2f} s)" for d in prediction.detections)
 
 
 def show_detections(prediction, key: str) -> None:
-    """What a long recording was heard to say, by the one rule of :mod:`lib.detect` (Record and Inference):
+    """What a long recording was heard to say, by the one rule of :mod:`lib.serving.detect` (Record and Inference):
     one row per sound with its times, class and confidence; a line when it was silent."""
     if prediction.n_windows < 2:
         return

@@ -1,14 +1,14 @@
 """Saved runs side by side (the Runs page's comparison): their metrics, curves, the settings that differ and each
-class's F1, from :mod:`lib.compare`; and how a runs table shows :func:`lib.compare.run_row`'s columns."""
+class's F1, from :mod:`lib.engine.compare`; and how a runs table shows :func:`lib.engine.compare.run_row`'s columns."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from lib.compare import class_f1, run_row, settings_table, short_labels
+from lib.engine.compare import class_f1, run_row, settings_table, short_labels
 from lib.plots import PALETTE, fig_compare_curves, fig_compare_f1
-from lib.runs import RunInfo
+from lib.engine.runs import RunInfo
 
 COLUMNS = {  # how the runs table and the comparison's metrics table show run_row's columns (narrow: at 1280 px
     # the lead columns, up to the date, fit without scrolling)

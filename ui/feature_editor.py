@@ -1,5 +1,5 @@
 """The feature settings' widgets (the Transform lab's "Features" panel) and the
-:class:`lib.features.FeatureConfig` they make.
+:class:`lib.dsp.features.FeatureConfig` they make.
 
 :func:`init_feature_editor` sets the widgets' values once from a saved config (session keys ``tf_kind``,
 ``tf_sample_rate``, ``tf_n_fft``, ...); :func:`feature_editor` draws them; :func:`edited_features` reads them back.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.features import FeatureConfig
+from lib.dsp.features import FeatureConfig
 
 SAMPLE_RATES = [8000, 16000, 22050]
 N_FFTS = [256, 512, 1024, 2048]

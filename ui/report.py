@@ -9,13 +9,13 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from lib.audio import AudioDecodeError, wav_bytes
-from lib.evaluate import EvaluationReport, clip_features, load_segment
-from lib.features import FeatureConfig
+from lib.dsp.audio import AudioDecodeError, wav_bytes
+from lib.engine.evaluate import EvaluationReport, clip_features, load_segment
+from lib.dsp.features import FeatureConfig
 from lib.paths import PathNotAllowed, allowed_roots, confine
 from lib.plots import fig_confusion, fig_prf, fig_spectrogram
-from lib.run_extras import mistake_clip
-from lib.runs import RunInfo
+from lib.engine.run_extras import mistake_clip
+from lib.engine.runs import RunInfo
 
 MAX_MISTAKES = 12
 

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import streamlit as st
 
-from lib.background import NOTHING_HEARD, is_background
-from lib.features import FeatureConfig
-from lib.jobs import JOB_QUEUE
-from lib.recordings import class_takes, take_counts, write_background_takes
-from lib.train_config import TrainConfig
+from lib.serving.background import NOTHING_HEARD, is_background
+from lib.dsp.features import FeatureConfig
+from lib.engine.jobs import JOB_QUEUE
+from lib.data.recordings import class_takes, take_counts, write_background_takes
+from lib.engine.train_config import TrainConfig
 from ui.common import load_dataset
 
 RECORD_SAMPLE_RATE = 16000
 MIN_CLASSES = 2
-BACKGROUND_CLASS = "background"  # the one-click class of silence and room noise (lib.background.is_background)
+BACKGROUND_CLASS = "background"  # the one-click class of silence and room noise (lib.serving.background.is_background)
 BACKGROUND_TAKES = 6             # takes of silence and quiet noise it starts with
 GALLERY_TAKES = 24               # the newest takes of each class shown to replay and delete
 # "Train on my recordings": a frozen pretrained speech embedding and a head trained for a fixed number of steps
@@ -68,7 +68,7 @@ def add_background_class(folder: Path) -> None:
 
 
 def start_training(folder: Path) -> None:
-    """Train :data:`RECORD_TRAINING` on the folder's takes in the background (lib.jobs)."""
+    """Train :data:`RECORD_TRAINING` on the folder's takes in the background (lib.engine.jobs)."""
     try:
         dataset = load_dataset(folder_source(folder))
         job = JOB_QUEUE.submit(dataset, FeatureConfig(), RECORD_TRAINING)  # into the operator's runs folder

@@ -1,4 +1,4 @@
-"""The Train page's settings: their widgets and the next run's :class:`lib.train.TrainConfig` read from them.
+"""The Train page's settings: their widgets and the next run's :class:`lib.engine.train.TrainConfig` read from them.
 
 :func:`draw_settings` draws the widgets, which keep their values in ``st.session_state`` (``train_model``,
 ``train_epochs``, ``train_lr``, ...); :func:`train_settings` turns them into a config. The Train page starts its
@@ -11,14 +11,14 @@ import streamlit as st
 
 from lib.augment import AugmentConfig
 from lib.device import available_devices
-from lib.features import FeatureConfig
-from lib.imagenet import ARCHITECTURES, fetch_imagenet, weights_cached
+from lib.dsp.features import FeatureConfig
+from lib.models.imagenet import ARCHITECTURES, fetch_imagenet, weights_cached
 from lib.models import MODELS, finetune_parameter_counts, model_summaries
-from lib.runs import list_runs
+from lib.engine.runs import list_runs
 from lib.settings import settings as operator_settings
-from lib.train import OPTIMIZERS, SCHEDULERS, TrainConfig
-from lib.train_config import FINETUNE_MODES
-from lib.weights import WeightsUnavailable
+from lib.engine.train import OPTIMIZERS, SCHEDULERS, TrainConfig
+from lib.engine.train_config import FINETUNE_MODES
+from lib.models.weights import WeightsUnavailable
 from ui.augment_editor import augment_editor, edited_augment
 from ui.common import active_dataset, augment_config, page_link
 
@@ -46,7 +46,7 @@ def chosen_augment() -> AugmentConfig:
 
 def official_split(dataset) -> tuple[int, int] | None:
     """``(test_fold, validation_fold)`` of a real dataset's fixed official split, else None."""
-    from lib.catalog import CATALOG
+    from lib.data.catalog import CATALOG
 
     source = getattr(dataset, "source", None) or {}
     card = CATALOG.get(source.get("key")) if source.get("kind") == "catalog" else None

@@ -24,14 +24,14 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from lib.audio import from_int16, to_int16
+from lib.dsp.audio import from_int16, to_int16
 from lib.augment.config import EQ_KNOTS_HZ, AugmentConfig
 from lib.augment.power import (NoiseBank, PowerDraw, apply_power_augment, cached_noise_bank, draw_power_augment,
                                render_power_augment, signal_power)
 from lib.augment.spectrogram import (apply_mixup, apply_spec_masks, apply_warp, draw_feature_warp,
                                      draw_frame_shifts, draw_mixup, draw_spec_masks, roll_frames, warp_axis)
 from lib.augment.waveform import WaveformDraw, apply_waveform_augment, draw_waveform_augment, time_shift
-from lib.features import FeatureConfig, FeatureExtractor
+from lib.dsp.features import FeatureConfig, FeatureExtractor
 
 __all__ = ["AugmentDraw", "draw_augment", "TrainingClips", "augment_batch",
            "augmented_waveforms", "source_features", "feature_steps", "mix", "AugmentPreview", "preview_augment"]
@@ -102,7 +102,7 @@ class TrainingClips:
         features: ``(n, 1, bins, frames)`` (source ``"features"``).
         power: ``(n, 1, power_bins, frames)`` power spectrograms and ``clip_power`` ``(n,)`` their clips' mean
             squares (source ``"power"``), with ``noise_bank`` (None when no clip gets noise).
-        waveforms: ``(n, 1, n_samples)`` int16 (:func:`lib.audio.to_int16`; source ``"waveform"``).
+        waveforms: ``(n, 1, n_samples)`` int16 (:func:`lib.dsp.audio.to_int16`; source ``"waveform"``).
     """
 
     config: AugmentConfig

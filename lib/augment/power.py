@@ -1,7 +1,7 @@
 """Waveform augmentation at feature-cache speed: time shift, gain, noise, reverberation and equalisation applied
 to cached power spectrograms instead of waveforms.
 
-With ``FeatureConfig.power == 2`` the extractor's first stage (:meth:`~lib.features.FeatureExtractor.power`,
+With ``FeatureConfig.power == 2`` the extractor's first stage (:meth:`~lib.dsp.features.FeatureExtractor.power`,
 ``|STFT|**2`` summed by the mel filters) is linear in the signal's power, so each waveform step has a close
 counterpart on it. The training engine caches every training clip's power spectrogram once and applies these
 per batch, on the device; an epoch then costs little more than the model (the waveform path re-featurises every
@@ -35,7 +35,7 @@ from torch import Tensor
 from lib.augment.config import AugmentConfig
 from lib.augment.waveform import (add_noise, apply_eq, apply_gain, apply_reverb, draw_eq, draw_level_steps,
                                   draw_uniform, eq_bin_gains, eq_curve, make_noise, time_shift)
-from lib.features import FeatureConfig, FeatureExtractor
+from lib.dsp.features import FeatureConfig, FeatureExtractor
 
 __all__ = ["NoiseBank", "PowerDraw", "draw_power_augment", "apply_power_augment", "render_power_augment",
            "reverb_envelope", "signal_power", "cached_noise_bank"]

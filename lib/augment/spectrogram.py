@@ -14,7 +14,7 @@ from torch import Tensor
 
 from lib.augment.config import AugmentConfig
 from lib.augment.waveform import draw_shifts, draw_uniform, interp, time_shift
-from lib.features import FeatureConfig, frequency_axis
+from lib.dsp.features import FeatureConfig, frequency_axis
 
 __all__ = ["max_frame_shift", "draw_frame_shifts", "roll_frames", "draw_warp", "apply_warp", "warp_axis",
            "draw_feature_warp", "draw_spec_masks", "apply_spec_masks", "spec_augment", "draw_mixup",
@@ -62,7 +62,7 @@ def apply_warp(features: Tensor, freq_scale: Tensor, time_scale: Tensor, bin_hz:
 
     A frequency scale ``s`` moves what was at ``f`` Hz to ``s * f`` Hz, as a shorter (``s > 1``) or longer vocal
     tract would (vocal-tract length perturbation); ``bin_hz`` gives each row's centre frequency
-    (:func:`lib.features.frequency_axis`), so on a mel axis the move is a scaling at low frequencies and nearly a
+    (:func:`lib.dsp.features.frequency_axis`), so on a mel axis the move is a scaling at low frequencies and nearly a
     shift at high ones, as in Hz. Without ``bin_hz`` the rows are taken as evenly spaced from 0 Hz and content
     moves from row ``r`` to row ``s * r``. A time scale ``s`` makes the utterance ``s`` times longer (anchored at
     the centre). Edges repeat the border values.
@@ -89,7 +89,7 @@ def apply_warp(features: Tensor, freq_scale: Tensor, time_scale: Tensor, bin_hz:
 
 
 def warp_axis(feature_config: FeatureConfig) -> Tensor | None:
-    """``bin_hz`` for :func:`apply_warp`: each row's centre frequency in Hz (:func:`lib.features.frequency_axis`),
+    """``bin_hz`` for :func:`apply_warp`: each row's centre frequency in Hz (:func:`lib.dsp.features.frequency_axis`),
     or None for MFCCs and the waveform, whose rows are no frequency axis. ``(bins,)`` float32."""
     if feature_config.kind in ("mfcc", "waveform"):
         return None

@@ -5,7 +5,7 @@
     python -m lib.sweep worker --storage postgresql+psycopg://user@host/db --study lr-sweep   # on each machine
     python -m lib.sweep status lr-sweep
 
-The base settings every trial starts from are the training command line's options (:mod:`lib.cli`); the dataset
+The base settings every trial starts from are the training command line's options (:mod:`lib.engine.cli`); the dataset
 options are its too. Exit status: 0 done (failed trials are listed, not an error), 2 bad input (one line on stderr).
 """
 
@@ -15,7 +15,7 @@ import argparse
 import sys
 from typing import Any
 
-from lib.cli import add_config_options, add_dataset_options, add_runs_option, configs_from_args, load_dataset_arg
+from lib.engine.cli import add_config_options, add_dataset_options, add_runs_option, configs_from_args, load_dataset_arg
 from lib.sweep.space import Param, SearchSpace
 from lib.sweep.study import (OBJECTIVES, PRUNERS, SAMPLERS, Sweep, SweepConfig, TrialEvent, create_sweep,
                              default_storage, list_sweeps, open_sweep, run_worker)

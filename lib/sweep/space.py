@@ -16,29 +16,29 @@ from typing import Any, Mapping
 import numpy as np
 
 from lib.augment import AUGMENT_RANGES, AugmentConfig
-from lib.features import FeatureConfig, NORMALIZATIONS
+from lib.dsp.features import FeatureConfig, NORMALIZATIONS
 from lib.models import MODELS
-from lib.train_config import OPTIMIZERS, SCHEDULERS, TrainConfig
+from lib.engine.train_config import OPTIMIZERS, SCHEDULERS, TrainConfig
 
 __all__ = ["Param", "SearchSpace", "searchable_params", "KINDS", "GRID_POINTS"]
 
 KINDS = ("float", "int", "categorical")
 #: Points of a float range without a step on a grid (low, middle, high; the middle geometric on a log scale).
 GRID_POINTS = 3
-#: The prefix of a parameter name -> the command-line option group of :func:`lib.cli.config_options`.
+#: The prefix of a parameter name -> the command-line option group of :func:`lib.engine.cli.config_options`.
 _GROUPS = {"train.augment.": "augment", "features.": "feature", "train.": "train"}
 
 
 @functools.cache
 def _options() -> dict[tuple[str, str], Any]:
-    """``{(group, field): lib.cli.ConfigOption}`` of every setting."""
-    from lib.cli import config_options
+    """``{(group, field): lib.engine.cli.ConfigOption}`` of every setting."""
+    from lib.engine.cli import config_options
 
     return {(option.group, option.field.name): option for option in config_options()}
 
 
 def _option(name: str):
-    """The :class:`lib.cli.ConfigOption` of a dotted parameter name (ValueError when it names no setting)."""
+    """The :class:`lib.engine.cli.ConfigOption` of a dotted parameter name (ValueError when it names no setting)."""
     for prefix, group in _GROUPS.items():
         if name.startswith(prefix):
             option = _options().get((group, name[len(prefix):]))

@@ -29,10 +29,10 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from lib.features import FeatureConfig
+from lib.dsp.features import FeatureConfig
 from lib.settings import settings
 from lib.sweep.space import SearchSpace
-from lib.train_config import TrainConfig
+from lib.engine.train_config import TrainConfig
 
 __all__ = ["OBJECTIVES", "SAMPLERS", "PRUNERS", "SweepConfig", "Sweep", "TrialInfo", "TrialEvent", "WorkerResult",
            "default_storage", "create_sweep", "open_sweep", "list_sweeps", "run_worker", "quiet_optuna"]
@@ -60,7 +60,7 @@ class SweepConfig:
     Attributes:
         name: the study's name, like a run id (its trials are saved as runs ``<name>-t000``, ...).
         space: what varies.
-        source: the dataset, as :attr:`lib.data.AudioDataset.source` (``{"kind": "builtin", ...}``, ...).
+        source: the dataset, as :attr:`lib.data.sources.AudioDataset.source` (``{"kind": "builtin", ...}``, ...).
         feature_config: the features every trial starts from.
         train_config: the training settings every trial starts from.
         sampler: ``"tpe"``, ``"random"`` or ``"grid"`` (every combination of the space's grid values, in order).
@@ -86,7 +86,7 @@ class SweepConfig:
     heartbeat_sec: int = 20
 
     def __post_init__(self) -> None:
-        from lib.runs import is_valid_run_id
+        from lib.engine.runs import is_valid_run_id
 
         object.__setattr__(self, "objectives", tuple(self.objectives))
         for name, cls in (("space", SearchSpace), ("feature_config", FeatureConfig), ("train_config", TrainConfig)):
@@ -426,7 +426,7 @@ def _suggest(trial, param) -> Any:
 
 def _open_dataset(source: dict):
     """The dataset of a sweep's ``source`` (a built-in set from the cache it was made in, when that is here)."""
-    from lib.data import load_source
+    from lib.data.sources import load_source
 
     cache = source.get("cache_dir")
     return load_source(source, builtin_cache=cache if cache and Path(cache).is_dir() else None)
@@ -481,7 +481,7 @@ class _Objective:
 
     def _train(self, trial, feature_config: FeatureConfig, train_config: TrainConfig, run_id: str):
         """Train the trial's run; returns ``(DoneEvent, pruned, n_parameters)``."""
-        from lib.train import DoneEvent, EpochEvent, StartEvent, iter_training
+        from lib.engine.train import DoneEvent, EpochEvent, StartEvent, iter_training
 
         config, curve, pruned, n_parameters = self.sweep.config, [], False, None
         trial_stop = threading.Event()

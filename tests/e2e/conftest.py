@@ -65,8 +65,8 @@ def app_url(app_env):
 @pytest.fixture(scope="session")
 def spoken_keyword_wav(tmp_path_factory) -> Path:
     """'yes' spoken by eSpeak (a voice variant), padded with silence: what the fake microphone plays."""
-    from lib.audio import resample
-    from lib.espeak import synthesize
+    from lib.dsp.audio import resample
+    from lib.data.synth.espeak import synthesize
 
     import torch
 

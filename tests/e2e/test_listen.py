@@ -26,8 +26,8 @@ def keywords_wav(tmp_path_factory) -> Path:
     """The three words spoken by eSpeak (a voice variant the default model was not trained on), with pauses."""
     import torch
 
-    from lib.audio import resample
-    from lib.espeak import synthesize
+    from lib.dsp.audio import resample
+    from lib.data.synth.espeak import synthesize
 
     parts = [np.zeros(8000)]
     for word in WORDS:

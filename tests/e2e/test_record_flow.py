@@ -30,8 +30,8 @@ def word_wav(folder: Path, word: str) -> Path:
     """``word`` said REPEATS times by one eSpeak voice (a variant none of the default model's speakers has)."""
     import torch
 
-    from lib.audio import resample
-    from lib.espeak import synthesize
+    from lib.dsp.audio import resample
+    from lib.data.synth.espeak import synthesize
 
     speech, rate = synthesize(word, voice="en-us", variant="m3")
     speech = resample(torch.from_numpy(speech).float(), rate, 16000).numpy()
