@@ -72,6 +72,22 @@ def test_one_class_counts():
     assert dataset.class_indices("c") == [0, 2] and dataset.class_indices("b") == [] == dataset.class_indices("?")
 
 
+def test_what_the_dataset_page_shows_of_a_set():
+    from lib.data.dataset import AudioDataset
+
+    n = 10
+    dataset = AudioDataset("d", {}, ["a", "b"], [f"{i}.wav" for i in range(n)], np.array([0] * 7 + [1] * 3),
+                           [str(i) for i in range(n)], [torch.zeros(1 + (i == 4), 4) for i in range(n)], [8000] * n)
+    assert dataset.class_examples("a", 3) == [0, 3, 6]          # first, middle, last of rows 0-6
+    assert dataset.class_examples("b", 5) == [7, 8, 9]          # fewer clips than asked: all of them
+    assert dataset.class_examples("a", 0) == [] == dataset.class_examples("?", 2)
+    assert dataset.channel_counts() == {1: 9, 2: 1}
+    assert dataset.view_subset(n) is dataset
+    small = dataset.view_subset(4, seed=1)
+    assert len(small) == 4 and small.paths == sorted(small.paths, key=lambda p: int(p.split(".")[0]))
+    assert small.paths == dataset.view_subset(4, seed=1).paths  # the same subset each time
+
+
 def test_dataset_modules_import_at_the_top_without_a_cycle():
     """lib's dataset modules import each other at module top only (no import hidden in a function), and the
     imports form no cycle: dataset <- catalog <- cache <- sources."""

@@ -120,6 +120,26 @@ class ClipDataset(ABC):
         not in the dataset)."""
         return [i for i, y in enumerate(self.labels.tolist()) if self.class_names[y] == class_name]
 
+    def class_examples(self, class_name: str, k: int) -> list[int]:
+        """Up to ``k`` indices of class ``class_name``'s clips, spread evenly from its first to its last (the same
+        ones each time)."""
+        rows = self.class_indices(class_name)
+        if not rows or k < 1:
+            return []
+        return [rows[i] for i in np.unique(np.linspace(0, len(rows) - 1, min(k, len(rows))).round().astype(int))]
+
+    def channel_counts(self) -> dict[int, int]:
+        """Clips per channel count in the source files, ``{channels: clips}`` in increasing channels."""
+        values, counts = np.unique(self.channels, return_counts=True)
+        return {int(c): int(n) for c, n in zip(values, counts)}
+
+    def view_subset(self, max_clips: int, seed: int = 0) -> ClipDataset:
+        """The dataset itself when it has at most ``max_clips`` clips, else a fixed random subset of that many (in
+        dataset order): what the app shows and maps of a large set."""
+        if len(self) <= max_clips:
+            return self
+        return self.subset(np.sort(np.random.default_rng(seed).choice(len(self), max_clips, replace=False)))
+
 
 @dataclass
 class AudioDataset(ClipDataset):
