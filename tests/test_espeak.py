@@ -18,7 +18,7 @@ def test_synthesize_returns_speech():
 
 
 def _speak_in_fresh_process() -> str:
-    code = ("import hashlib; from lib import espeak\n"
+    code = ("import hashlib; from lib.data.synth import espeak\n"
             "for word in ('stop', 'go'):\n"
             "    w, _ = espeak.synthesize(word, voice='en', variant='f2', rate=150, pitch=40)\n"
             "    print(hashlib.sha1(w.tobytes()).hexdigest())")
