@@ -209,8 +209,13 @@ def weights_available(model: str) -> bool:
         except FileNotFoundError:
             return False
         return importlib.util.find_spec("onnx") is not None  # reads the embedding's tensors
-    if model == "run_embedding":
-        return (ROOT / "models" / "default" / "model.pt").is_file()
+    if model == "run_embedding":  # its backbone is the runs folder's "default" (the shipped model)
+        from lib.models.run_embedding import run_folder
+
+        try:
+            return (run_folder("default") / "model.pt").is_file()
+        except ValueError:
+            return False
     from lib.models.imagenet import ARCHITECTURES, weights_cached
     from lib.models.ssl_backbones import SSL_BACKBONES
     from lib.models.weights import weights_path
