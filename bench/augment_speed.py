@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from lib.data.sources import load_builtin
-    from lib.device import describe_device, resolve_device
+    from lib.device import describe_device, keep_freed_memory, resolve_device
+
+    keep_freed_memory()  # as a training job's process does
 
     args.device_name = describe_device(resolve_device(args.device))
     dataset = load_builtin(None, args.data_dir)

@@ -238,10 +238,11 @@ def run_engine(args: argparse.Namespace, model_name: str, epochs: int, max_batch
     """Train with ``lib.engine.train.iter_training`` and time every epoch from the outside."""
     import torch
 
-    from lib.device import resolve_device
+    from lib.device import keep_freed_memory, resolve_device
     from lib.dsp.features import FeatureConfig
     from lib.engine.train import DoneEvent, EpochEvent, StartEvent, StepEvent, iter_training
 
+    keep_freed_memory()  # as a training job's process does (this measurement runs in a process of its own)
     device = resolve_device(args.device)
     log(f"engine: decoding the built-in dataset ({model_name}, {device})")
     dataset, decode_sec = load_dataset(args)

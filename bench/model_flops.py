@@ -11,7 +11,10 @@ moves them together:
    are left out, so the real step is slower);
 3. **the whole training step**: forward + backward + AdamW on random features of the default shape
    (:func:`model_step`, also used by ``bench/gpu_check.py``), per model, in the contiguous and ``channels_last``
-   layouts and at batches 64, 128 and 256; ``torch.compile`` for ``kws_resnet`` (with its compile time).
+   layouts and at batches 64, 128 and 256; ``torch.compile`` for ``kws_resnet`` (with its compile time);
+4. **the memory allocator**: ``kws_resnet``'s step in two fresh processes, one with glibc's defaults and one with
+   freed memory kept for reuse (:func:`lib.device.keep_freed_memory`, what training processes do), with the page
+   faults and kernel time of a step. This process keeps freed memory too, as a training job's does.
 
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` (a multiply-add is 2 FLOPs; convolutions and
 matrix products only). Writes the ``model-flops`` section of ``docs/benchmarks.md``.
@@ -26,9 +29,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import platform
+import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -167,6 +173,43 @@ def layer_cap(model_name: str, device: torch.device, batch: int, channels_last: 
     return {"layers": rows, "cap_samples_per_sec": batch / total_sec, "cap_gflops_per_sec": total_flops / total_sec / 1e9}
 
 
+def allocator_step(kept: bool, steps: int, batch: int = 64) -> dict:
+    """``kws_resnet``'s training step (channels_last, as the engine trains it) in this process, with freed memory kept
+    for reuse or glibc's defaults (run it in a fresh process: the choice is the process's): samples/s, and the
+    page faults and kernel time of a step."""
+    from lib.device import keep_freed_memory
+
+    applied = keep_freed_memory() if kept else False
+    model, (n_bins, n_frames) = build("kws_resnet", torch.device("cpu"), True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.randn(batch, 1, n_bins, n_frames).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch,))
+
+    def step() -> None:
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(5):
+        step()
+    before, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    for _ in range(steps):
+        step()
+    after, seconds = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - t0
+    return {"applied": applied, "samples_per_sec": batch * steps / seconds,
+            "faults_per_step": (after.ru_minflt - before.ru_minflt) / steps,
+            "kernel_ms_per_step": (after.ru_stime - before.ru_stime) / steps * 1e3}
+
+
+def allocator_in_process(kept: bool, steps: int, threads: int) -> dict:
+    """:func:`allocator_step` in a fresh process of this script at ``threads`` torch threads."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--allocator-child", "kept" if kept else "default",
+               "--steps", str(steps), "--threads", str(threads)]
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def matmul_gflops(device: torch.device, n: int, repeats: int) -> float:
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     return 2 * n ** 3 / timed(lambda: a @ b, device, repeats) / 1e9
@@ -190,6 +233,9 @@ def measure(args: argparse.Namespace, device: torch.device) -> dict:
                          model_step(name, device, batch, "fp32", channels_last, args.steps))
         if args.compile and "kws_resnet" in args.models:
             keep("compiled", model_step("kws_resnet", device, 64, "fp32", True, args.steps, compile=True))
+        if device.type == "cpu":
+            for kept in (round_ % 2 == 0, round_ % 2 == 1):  # the order alternates round by round
+                keep(f"allocator {kept}", allocator_in_process(kept, 4 * args.steps, torch.get_num_threads()))
     return {key: median_of(values) for key, values in runs.items()}
 
 
@@ -240,6 +286,14 @@ def render(figures: dict, args: argparse.Namespace, device: torch.device, comman
         c = figures["compiled"]
         lines += ["", f"`torch.compile` of `kws_resnet` (channels_last, batch 64): {c['samples_per_sec']:,.0f} "
                       f"samples/s ({c['gflops_per_sec']:.0f} GFLOP/s) after a first step of {c['compile_sec']:.0f} s."]
+    if "allocator True" in figures:
+        lines += ["", "### Freed memory kept for reuse (`lib.device.keep_freed_memory`), `kws_resnet`'s step "
+                      "(channels_last, batch 64), each in a fresh process", "",
+                  "| glibc's malloc | samples/s | page faults a step | kernel time a step |", "|---|---|---|---|"]
+        for kept, label in ((False, "defaults"), (True, "freed memory kept (training processes)")):
+            a = figures[f"allocator {kept}"]
+            lines.append(f"| {label} | {a['samples_per_sec']:,.0f} | {a['faults_per_step']:,.0f} | "
+                         f"{a['kernel_ms_per_step']:.1f} ms |")
     lines += ["", "### `kws_resnet`'s layers alone (forward + backward, batch 64, the layout the engine uses: "
                   "channels_last)", "", "| layer | input shape | share of the FLOPs | GFLOP/s |", "|---|---|---|---|"]
     for row in figures.get("cap kws_resnet True", {}).get("layers", []):
@@ -258,15 +312,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, auto")
     p.add_argument("--no-compile", dest="compile", action="store_false", help="skip torch.compile")
     p.add_argument("--out", default="docs/benchmarks.md", help="markdown file; its model-flops section is replaced")
+    p.add_argument("--allocator-child", choices=("kept", "default"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from lib.device import resolve_device, train_threads
+    from lib.device import keep_freed_memory, resolve_device, train_threads
 
-    device = resolve_device(args.device)
     torch.set_num_threads(args.threads or train_threads())
+    if args.allocator_child:
+        print(json.dumps(allocator_step(args.allocator_child == "kept", args.steps)))
+        return 0
+    keep_freed_memory()  # as a training job's process does
+    device = resolve_device(args.device)
     load, started = os.getloadavg(), time.perf_counter()
     figures = measure(args, device)
     text = render(figures, args, device, command_line("model_flops.py", argv), time.perf_counter() - started, load)

@@ -10,6 +10,7 @@ training kept 635-1,639 samples/s (the performance issue's figures); ``bench/con
 
 from __future__ import annotations
 
+import ctypes
 import os
 
 import torch
@@ -17,10 +18,12 @@ import torch
 from lib.settings import positive_int
 
 __all__ = ["DEVICE_CHOICES", "TRAIN_THREADS_ENV", "resolve_device", "describe_device", "available_devices",
-           "usable_cores", "train_threads", "page_threads"]
+           "usable_cores", "train_threads", "page_threads", "keep_freed_memory"]
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 TRAIN_THREADS_ENV = "AUDIOWB_TRAIN_THREADS"
+HEAP_BLOCK_BYTES = 32 << 20      # blocks up to this size come from the heap (glibc's M_MMAP_THRESHOLD)
+HEAP_KEPT_BYTES = 256 << 20      # free memory the heap keeps at its top (glibc's M_TRIM_THRESHOLD)
 
 
 def usable_cores() -> int:
@@ -91,3 +94,26 @@ def describe_device(device: torch.device | str) -> str:
         return "Apple MPS"
     threads = torch.get_num_threads()
     return f"CPU ({threads} thread{'s' if threads != 1 else ''})"
+
+
+def keep_freed_memory() -> bool:
+    """Let this process reuse the memory it frees instead of handing it back to the system after every step.
+
+    A training step allocates and frees the same tens of MiB of activations and gradients every time. glibc's
+    malloc gives each block over a moving threshold fresh pages of its own (``mmap``) and hands the top of its heap
+    back once a few MiB are free there, so every step paid the page faults of fresh memory again. With blocks up to
+    :data:`HEAP_BLOCK_BYTES` taken from the heap and up to :data:`HEAP_KEPT_BYTES` of free heap kept,
+    ``kws_resnet``'s training step on one CPU thread ran about 20% faster (``bench/model_flops.py``,
+    docs/benchmarks.md). For processes of their own that train (a job, the training CLI, a sweep worker): the app's
+    server keeps glibc's defaults, so what it frees goes back to the machine.
+
+    Returns:
+        Whether it applied: False where the C library is not glibc (macOS, musl), which is then left as it is.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 - only glibc has it (and mallopt's meaning below)
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
+    return bool(libc.mallopt(m_mmap_threshold, HEAP_BLOCK_BYTES) and libc.mallopt(m_trim_threshold, HEAP_KEPT_BYTES))

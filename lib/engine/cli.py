@@ -371,4 +371,7 @@ def _train_once(dataset: AudioDataset, feature_config: FeatureConfig, config: Tr
 
 
 if __name__ == "__main__":
+    from lib.device import keep_freed_memory
+
+    keep_freed_memory()  # a process of its own that trains
     sys.exit(main())

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from lib.data.sources import AudioDataset, DatasetError, load_source
-from lib.device import resolve_device, train_threads
+from lib.device import keep_freed_memory, resolve_device, train_threads
 from lib.dsp.features import FeatureConfig
 from lib.settings import settings
 from lib.engine.train import DoneEvent, EpochEvent, StartEvent, StepEvent, TrainConfig, iter_training
@@ -333,8 +333,10 @@ def _stop_when_orphaned(stop: StopFlag, parent_pid: int) -> None:
 
 def _prepare_process(num_threads: int, stop: StopFlag, parent_pid: int, events: Connection,
                      dataset_from: str) -> None:
-    """First thing in a job's process: its thread budget, the orphan watch, and the :class:`WorkerEvent`."""
+    """First thing in a job's process: its thread budget, memory kept for reuse
+    (:func:`lib.device.keep_freed_memory`), the orphan watch, and the :class:`WorkerEvent`."""
     torch.set_num_threads(num_threads)
+    keep_freed_memory()
     torch.set_num_interop_threads(1)  # allowed here: nothing has run in parallel in this fresh process yet
     _stop_when_orphaned(stop, parent_pid)
     events.send(WorkerEvent(os.getpid(), torch.get_num_threads(), dataset_from))

@@ -587,5 +587,8 @@ def run_training(dataset: AudioDataset, feature_config: FeatureConfig, config: T
 
 
 if __name__ == "__main__":  # the command line lives in lib.engine.cli
+    from lib.device import keep_freed_memory
     from lib.engine.cli import main
+
+    keep_freed_memory()  # a process of its own that trains
     sys.exit(main())

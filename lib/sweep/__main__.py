@@ -119,6 +119,10 @@ def _print_status(sweep: Sweep) -> None:
 
 
 def _work(name: str, storage: str, args: argparse.Namespace) -> int:
+    """A worker process: trains trials until the sweep has them all."""
+    from lib.device import keep_freed_memory
+
+    keep_freed_memory()
     if args.threads:
         import torch
 
