@@ -64,6 +64,7 @@ from torch.nn import functional as F
 
 from lib.models.backbone import BackboneClassifier
 from lib.data.download import sha256_file
+from lib.dsp.features import standardize
 from lib.models.weights import WeightsUnavailable, fetch_weights, load_state_file, weights_path
 
 __all__ = ["Architecture", "ARCHITECTURES", "MIN_SIDE", "SpectrogramImage", "EfficientNetLite0",
@@ -137,10 +138,7 @@ class SpectrogramImage(nn.Module):
                              persistent=False)
 
     def forward(self, features: Tensor) -> Tensor:
-        x = features.float()
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        std = x.std(dim=(1, 2, 3), keepdim=True, unbiased=False)
-        z = (x - mean) / (std + 1e-5)  # (B, 1, n_bins, frames)
+        z = standardize(features.float(), dim=(1, 2, 3))  # (B, 1, n_bins, frames)
         height, width = z.shape[-2:]
         factor = self.min_side / min(height, width)
         if factor > 1:
