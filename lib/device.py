@@ -113,7 +113,7 @@ def keep_freed_memory() -> bool:
     try:
         libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # noqa: B018 - only glibc has it (and mallopt's meaning below)
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # TypeError: Windows has no CDLL(None)
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
     return bool(libc.mallopt(m_mmap_threshold, HEAP_BLOCK_BYTES) and libc.mallopt(m_trim_threshold, HEAP_KEPT_BYTES))

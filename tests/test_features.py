@@ -242,3 +242,14 @@ def test_lifter_smooths_away_harmonics_and_keeps_the_envelope():
     assert torch.corrcoef(torch.stack([plain, smooth]))[0, 1] > 0.8
     full = FeatureExtractor(FeatureConfig(n_mels=64, normalization="none", lifter=64))(harmonics)[0, 0].mean(-1)
     assert torch.allclose(full, plain, atol=1e-3)  # every coefficient kept: the spectrum itself
+
+
+@pytest.mark.parametrize("dim", [(-2, -1), -1, (1, 2, 3)])
+def test_standardize_equals_the_mean_and_std_it_stands_for(dim):
+    from lib.dsp.features import standardize
+
+    x = torch.randn(6, 1, 40, 101, generator=torch.Generator().manual_seed(0)) * 20 - 40  # dB-like values
+    x[0] = -80.0  # a silent clip: constant, std 0
+    expected = (x - x.mean(dim=dim, keepdim=True)) / (x.std(dim=dim, keepdim=True, correction=0) + 1e-5)
+    torch.testing.assert_close(standardize(x, dim), expected, atol=1e-5, rtol=1e-5)
+    assert torch.equal(standardize(x, dim)[0], torch.zeros_like(x[0]))
