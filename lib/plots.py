@@ -815,7 +815,8 @@ TSNE_LEARNING_RATE_DIVISOR = 8
 def embedding_2d(features: Any, method: str = "pca", seed: int = 0) -> np.ndarray:
     """Projects ``(n, d)`` features to 2-D for :func:`fig_embedding`.
 
-    Features are standardised (zero mean, unit variance per dimension; non-finite values become 0),
+    Features are standardised (zero mean, unit variance per dimension; non-finite values become 0; in float32 for
+    t-SNE, which computes in float32: half the time for 2,000 x 4,040 input features),
     then ``"pca"`` keeps the first two principal components and ``"tsne"`` runs t-SNE on the first
     :data:`TSNE_INPUT_DIMS` principal components (perplexity ``min(30, (n - 1) / 3)``, ``init="pca"``, learning
     rate ``max(n / 8, 50)``, :data:`TSNE_MAX_ITER` iterations, angle :data:`TSNE_ANGLE`, ``random_state=seed``).
@@ -831,7 +832,7 @@ def embedding_2d(features: Any, method: str = "pca", seed: int = 0) -> np.ndarra
     """
     if method not in ("pca", "tsne"):
         raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
-    x = _np(features, dtype=float)
+    x = _np(features, dtype=np.float32 if method == "tsne" else float)  # t-SNE computes in float32 anyway
     if x.ndim == 1:
         x = x[:, None]
     if x.ndim != 2:
