@@ -73,6 +73,24 @@ def test_load_bytesio_after_read_position_moved():
     assert waveform.shape == (1, tone().numel())
 
 
+@pytest.mark.parametrize("channels", [1, 2])
+def test_plain_pcm16_wav_is_read_without_libsndfile_to_the_same_values(channels):
+    """A canonical 16-bit WAV (what save_wav writes: a built-in set is thousands) takes the fast path, and gives
+    libsndfile's very float32 values; a WAV with another chunk before its data goes through libsndfile."""
+    buffer = io.BytesIO()
+    audio.save_wav(buffer, torch.rand(channels, 999, generator=torch.Generator().manual_seed(0)) * 2 - 1, 22050)
+    data = buffer.getvalue()
+    reference, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    assert audio._plain_pcm16_wav(data) is not None
+    waveform, sample_rate = audio.load_audio(data)
+    assert sample_rate == rate == 22050 and waveform.is_contiguous()
+    assert torch.equal(waveform, torch.from_numpy(np.ascontiguousarray(reference.T)))
+    with_chunk = data[:12] + b"LIST\x04\x00\x00\x00abcd" + data[12:]
+    with_chunk = with_chunk[:4] + (len(with_chunk) - 8).to_bytes(4, "little") + with_chunk[8:]
+    assert audio._plain_pcm16_wav(with_chunk) is None
+    assert torch.equal(audio.load_audio(with_chunk)[0], waveform)
+
+
 def test_save_wav_round_trip_path_and_file_object(tmp_path):
     clip = stereo_clip()
     path = tmp_path / "new" / "folder" / "out.wav"

@@ -52,7 +52,7 @@ def test_to_tensor_fits_each_clip_with_fit_clip(folder):
 
     ds = load_folder(folder)
     assert isinstance(ds, AudioDataset) and isinstance(ds, ClipDataset)
-    for rate, n_samples in ((16000, 8000), (22050, 11025)):
+    for rate, n_samples in ((16000, 8000), (22050, 11025), (8000, 2400)):  # 2400: a clip already fitted
         expected = torch.stack([fit_clip(w, r, rate, n_samples) for w, r in zip(ds.waveforms, ds.sample_rates)])
         assert torch.equal(ds.to_tensor(rate, n_samples), expected)
     sub = ds.subset(np.array([4, 1]))

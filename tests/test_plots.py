@@ -278,7 +278,7 @@ def test_embedding_2d_pca_separates_and_is_deterministic():
 
 
 def test_embedding_2d_tsne_keeps_neighbours_and_classes_apart():
-    """The short t-SNE (50 principal components, 250 iterations) still maps clusters of 80-number vectors apart and
+    """The short t-SNE (50 principal components, 150 iterations) still maps clusters of 80-number vectors apart and
     keeps each point's neighbours: 2-D nearest-neighbour accuracy of the clusters and trustworthiness near 1."""
     from sklearn.manifold import trustworthiness
     from sklearn.model_selection import cross_val_score

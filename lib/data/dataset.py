@@ -189,9 +189,20 @@ class AudioDataset(ClipDataset):
             ``(n_selected, 1, n_samples)`` float32.
         """
         indices = np.arange(len(self)) if indices is None else np.asarray(indices)
-        out = torch.zeros(len(indices), 1, n_samples)
-        for row, i in enumerate(indices):
-            out[row] = fit_clip(self.waveforms[int(i)], self.sample_rates[int(i)], sample_rate, n_samples)
+        out = torch.empty(len(indices), 1, n_samples)  # every row is written below
+        # Clips already at ``sample_rate`` (a built-in set: all of them) are fitted one batch per shape, without a
+        # Python call per clip: the same numbers (mixing and cutting treat each clip alone; mono clips of
+        # ``n_samples`` are copied as they are). Clips to resample go one by one, as a batched resampling may round
+        # differently.
+        alike: dict[tuple, list[int]] = {}
+        for row, i in enumerate(indices.tolist()):
+            if self.sample_rates[i] == sample_rate:
+                alike.setdefault(tuple(self.waveforms[i].shape), []).append(row)
+            else:
+                out[row] = fit_clip(self.waveforms[i], self.sample_rates[i], sample_rate, n_samples)
+        for shape, rows in alike.items():
+            batch = torch.stack([self.waveforms[int(indices[row])] for row in rows])  # (n, channels, time)
+            out[rows] = batch if shape == (1, n_samples) else fit_clip(batch, sample_rate, sample_rate, n_samples)
         return out
 
     def subset(self, indices: np.ndarray) -> AudioDataset:

@@ -16,6 +16,7 @@ import functools
 import io
 import math
 import os
+import struct
 import tempfile
 from fractions import Fraction
 from pathlib import Path
@@ -106,6 +107,9 @@ def load_audio(source: AudioSource) -> tuple[Tensor, int]:
     data, name = _read_source(source)
     if not data:
         raise AudioDecodeError("the file is empty", name)
+    plain = _plain_pcm16_wav(data)
+    if plain is not None:
+        return plain
     try:
         with sf.SoundFile(io.BytesIO(data)) as audio:
             channels, sample_rate = audio.channels, audio.samplerate
@@ -126,6 +130,22 @@ def load_audio(source: AudioSource) -> tuple[Tensor, int]:
     if samples.size == 0:
         raise AudioDecodeError("the audio has no samples", name)
     return torch.from_numpy(np.ascontiguousarray(samples.T)), int(sample_rate)  # mono: no copy
+
+
+def _plain_pcm16_wav(data: bytes) -> tuple[Tensor, int] | None:
+    """The samples of a canonical 16-bit PCM WAV (mono or stereo; its 44-byte header is RIFF, a 16-byte ``fmt ``
+    chunk, then ``data`` to the end of the file, as :func:`save_wav` and most tools write it), read without
+    libsndfile in under half the time per file (a built-in set is thousands of them), the very float32 values
+    (``int16 / 32768``, as libsndfile scales them). None for any other file (:func:`load_audio` decodes it)."""
+    if len(data) < 46 or data[:4] != b"RIFF" or data[8:16] != b"WAVEfmt " or data[36:40] != b"data":
+        return None
+    fmt_size, fmt, channels, rate, _, block, bits = struct.unpack_from("<IHHIIHH", data, 16)
+    size = struct.unpack_from("<I", data, 40)[0]
+    if (fmt_size, fmt, bits) != (16, 1, 16) or channels not in (1, 2) or block != 2 * channels or rate < 1 \
+            or size != len(data) - 44 or size % block or size // 2 > MAX_DECODED_SAMPLES:
+        return None
+    samples = np.frombuffer(data, dtype="<i2", offset=44).reshape(-1, channels).T  # (channels, time) int16
+    return torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32) / np.float32(32768)), int(rate)
 
 
 def _as_2d(waveform: Tensor) -> Tensor:
