@@ -99,9 +99,11 @@ def measure(args: argparse.Namespace) -> dict:
     import torch
 
     from lib.augment import AugmentConfig
+    from lib.device import keep_freed_memory
     from lib.dsp.features import FeatureConfig
     from lib.engine.train import StartEvent, StepEvent, TrainConfig, iter_training
 
+    keep_freed_memory()  # as a training job's process does: its peak memory includes what the heap keeps
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.in_memory:
