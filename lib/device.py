@@ -104,8 +104,8 @@ def keep_freed_memory() -> bool:
     back once a few MiB are free there, so every step paid the page faults of fresh memory again: about 2,800 a
     ``kws_resnet`` step on one CPU thread, 9 ms of kernel time. With blocks up to :data:`HEAP_BLOCK_BYTES` taken from
     the heap and up to :data:`HEAP_KEPT_BYTES` of free heap kept, 26 and none, and the step 8-25% faster
-    (``bench/model_flops.py``, docs/benchmarks.md). For processes of their own that train (a job, the training CLI, a sweep worker): the app's
-    server keeps glibc's defaults, so what it frees goes back to the machine.
+    (``bench/model_flops.py``, docs/benchmarks.md). For processes of their own that train (a job, the training CLI,
+    a sweep worker): the app's server keeps glibc's defaults, so what it frees goes back to the machine.
 
     Returns:
         Whether it applied: False where the C library is not glibc (macOS, musl), which is then left as it is.
