@@ -139,10 +139,33 @@ def the_split(labels, groups):
     return split_dataset(labels, groups, 0.15, 0.15, seed=0)
 
 
+def augment_settings(name: str) -> dict:
+    """``AugmentConfig`` fields of ``--augment``: ``default`` (time shift and SpecAugment) or ``every`` (the
+    augmentation benchmark's "every augmentation": the default model's warp, stretch, noise and reverb, plus gain, EQ
+    and mixup)."""
+    if name == "default":
+        return {}
+    from bench.augment_speed import RECIPES
+
+    return dict(RECIPES["every augmentation (+ gain, EQ, mixup)"])
+
+
+def augment_words(name: str) -> str:
+    """``--augment`` in the report's words."""
+    if name == "default":
+        return ("default `AugmentConfig` (time shift ±0.1 s, SpecAugment 2 frequency masks ≤ 8 bins + 2 time masks ≤ "
+                "10 frames)")
+    return (f"every augmentation (`AugmentConfig(**{augment_settings(name)})`: the engine on cached power "
+            "spectrograms, the tutorial on each clip's waveform in its `__getitem__`, then warp, stretch and "
+            "SpecAugment on its features, and mixup on each batch)")
+
+
 def train_config(args: argparse.Namespace, model: str, epochs: int, max_batches: int | None):
+    from lib.augment import AugmentConfig
     from lib.engine.train import TrainConfig
 
-    return TrainConfig(model=model, epochs=epochs, device=args.device, max_batches=max_batches)
+    return TrainConfig(model=model, epochs=epochs, device=args.device, max_batches=max_batches,
+                       augment=AugmentConfig(**augment_settings(args.augment)))
 
 
 def summarize_epochs(epochs: list[dict], n_samples_per_epoch: int) -> dict:
@@ -308,6 +331,7 @@ def run_tutorial(args: argparse.Namespace) -> dict:
     import torch
     import torch.nn.functional as F
 
+    from lib.augment.spectrogram import apply_mixup, draw_mixup
     from lib.device import describe_device, resolve_device
     from lib.dsp.features import FeatureConfig
     from lib.models import build_model, count_parameters
@@ -317,6 +341,7 @@ def run_tutorial(args: argparse.Namespace) -> dict:
     feature_config = FeatureConfig()
     config = train_config(args, args.model, s["epochs"], s["max_batches"])
     paths, labels, groups, class_names = manifest_entries(args)
+    n_classes = len(class_names)
     split = the_split(labels, groups)
     started = time.perf_counter()
     train_set = TutorialDataset([paths[i] for i in split.train], labels[split.train], feature_config, config.augment)
@@ -352,6 +377,9 @@ def run_tutorial(args: argparse.Namespace) -> dict:
             got = time.perf_counter()
             epoch_wait += got - fetch_started
             features, targets = features.to(device), targets.to(device)
+            if config.augment.mixup_alpha > 0:                          # mixup on the batch, as tutorials do
+                features, targets = apply_mixup(features, F.one_hot(targets, n_classes).float(),
+                                                *draw_mixup(len(targets), config.augment.mixup_alpha))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 logits = model(features)
                 loss = F.cross_entropy(logits.float(), targets, label_smoothing=config.label_smoothing)
@@ -416,18 +444,23 @@ class TutorialDataset:
         import torch
 
         from lib.dsp.audio import fit_clip, load_audio, to_channels
-        from lib.augment.spectrogram import spec_augment
-        from lib.augment.waveform import time_shift
+        from lib.augment.spectrogram import apply_warp, draw_feature_warp, spec_augment, warp_axis
+        from lib.augment.waveform import apply_waveform_augment, draw_waveform_augment, time_shift
 
         c, augment = self.config, self.augment
         waveform, rate = load_audio(self.paths[index])                 # open + decode, every epoch
         waveform = to_channels(waveform, 2)                            # the tutorial's "rechannel" step
         waveform = fit_clip(waveform, rate, c.sample_rate, c.n_samples)  # mono, "resample", "pad_trunc" to 1 s
-        if augment is not None and augment.time_shift_sec > 0:         # "time_shift", drawn per item
+        if augment is not None and augment.waveform_domain:            # noise, reverb, gain, EQ, shift: this clip
+            draw = draw_waveform_augment(1, c.n_samples, c.sample_rate, augment)
+            waveform = apply_waveform_augment(waveform[None], draw)[0]
+        elif augment is not None and augment.time_shift_sec > 0:       # "time_shift", drawn per item
             max_shift = round(augment.time_shift_sec * c.sample_rate)
             waveform = time_shift(waveform, int(torch.randint(-max_shift, max_shift + 1, ()).item()), mode="roll")
         with torch.no_grad():
             features = self.extractor(waveform)                        # (1, 1, bins, frames): mel + dB + norm
+        if augment is not None and (augment.freq_warp or augment.time_stretch):
+            features = apply_warp(features, *draw_feature_warp(1, augment, c), warp_axis(c))
         if augment is not None:                                        # SpecAugment on this one example
             features = spec_augment(features, min(augment.freq_mask_param, c.n_bins), augment.n_freq_masks,
                                     min(augment.time_mask_param, c.n_frames), augment.n_time_masks)
@@ -496,7 +529,7 @@ def run_features(args: argparse.Namespace) -> dict:
             featurize(extractor, x)
             synchronize(dev)
             times.append(time.perf_counter() - t0)
-        return {"path": "Engine: batched `featurize` of all clips (chunks of 512)", "device": str(dev),
+        return {"path": "Engine: batched `featurize` of all clips (chunks of 128)", "device": str(dev),
                 "clips": len(x), "sec": sorted(times)[1]}
 
     devices = [str(device)] + (["cpu"] if device.type != "cpu" else [])
@@ -576,7 +609,8 @@ def run_worker(args: argparse.Namespace, only: str, model: str | None = None) ->
     command = [sys.executable, str(Path(__file__).resolve()), "--only", only, "--model", model or args.model,
                "--device", args.device, "--epochs", str(args.epochs), "--tutorial-cap", str(args.tutorial_cap),
                "--latency-runs", str(args.latency_runs), "--model-epochs", str(args.model_epochs),
-               "--workers", str(args.workers), "--target", str(args.target), "--data-dir", str(data_dir(args))]
+               "--workers", str(args.workers), "--target", str(args.target), "--data-dir", str(data_dir(args)),
+               "--augment", args.augment]
     if args.quick:
         command.append("--quick")
     if args.stop_at_target:
@@ -658,8 +692,8 @@ def render(args: argparse.Namespace, command: str, info: dict, results: dict, ge
                   f"{engine.get('n_test') or tutorial.get('n_test')} test clips. Model `{args.model}` "
                   f"({fmt(engine.get('n_parameters') or tutorial.get('n_parameters'), ',')} parameters), default "
                   f"`TrainConfig` (batch 64, AdamW lr 1e-2, weight decay 1e-2, OneCycle, label smoothing 0.05, bf16 "
-                  f"autocast on CUDA only) and default `AugmentConfig` (time shift ±0.1 s, SpecAugment 2 frequency "
-                  f"masks ≤ 8 bins + 2 time masks ≤ 10 frames) for both pipelines, {s['epochs']} epochs planned"
+                  f"autocast on CUDA only) and {augment_words(args.augment)} for both pipelines, {s['epochs']} epochs "
+                  f"planned"
                   + (f", at most {s['max_batches']} batches per epoch" if s["max_batches"] else "") + ".", ""]
     if engine.get("n_train") and tutorial.get("n_train") and engine["n_train"] != tutorial["n_train"]:
         lines += [f"**Warning: the two pipelines saw different splits ({engine['n_train']} vs {tutorial['n_train']} "
@@ -803,7 +837,7 @@ def render(args: argparse.Namespace, command: str, info: dict, results: dict, ge
               "- **Decode once.** The dataset is decoded once per session into memory and turned into one "
               "`(n_clips, 1, 16000)` tensor on the training device (`AudioDataset.to_tensor`); no epoch opens a file.",
               "- **Features once per clip.** When only feature-domain augmentation is on (time shift and SpecAugment: "
-              "the default `AugmentConfig`), the features of every training clip are computed once, in chunks of 512 "
+              "the default `AugmentConfig`), the features of every training clip are computed once, in chunks of 128 "
               "(`featurize`), and cached on the device; an epoch then costs only the model"
               + (f" (this run: features cached = {cached})." if cached is not None else "."),
               "- **Time shift as a frame roll.** On cached features the random time shift is a per-example roll by a "
@@ -893,6 +927,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stop-at-target", action="store_true",
                    help="stop the tutorial run once it reaches the target (default: run to the cap or the epochs)")
     p.add_argument("--data-dir", default=None, help="cache folder of the built-in set (default: data/builtin)")
+    p.add_argument("--augment", choices=("default", "every"), default="default",
+                   help="augmentation of both pipelines: default (time shift, SpecAugment) or every (+ warp, stretch, "
+                        "noise, reverb, gain, EQ, mixup; the tutorial applies them item by item)")
     p.add_argument("--json", default=None, help="also write the raw results to this JSON file")
     p.add_argument("--only", choices=("engine", "tutorial", "features", "model"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
