@@ -90,6 +90,27 @@ def build(model_name: str, device: torch.device, channels_last: bool) -> tuple[n
                                                                                                        fc.n_frames)
 
 
+def training_step(model_name: str, device: torch.device, batch: int, dtype: str, channels_last: bool):
+    """The model and one training step of it (forward + backward + AdamW) on fixed random features
+    ``(batch, 1, n_bins, n_frames)`` in the layout asked for: ``step(net)`` runs it through ``net`` (the model, or a
+    compiled one)."""
+    model, (n_bins, n_frames) = build(model_name, device, channels_last)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.randn(batch, 1, n_bins, n_frames, device=device).contiguous(memory_format=memory_format)
+    y = torch.randint(0, 10, (batch,), device=device)
+    autocast = dtype == "bf16"
+
+    def step(net: nn.Module) -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            loss = F.cross_entropy(net(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return model, step
+
+
 def model_step(model_name: str, device: torch.device, batch: int, dtype: str, channels_last: bool,
                steps: int, compile: bool = False) -> dict:
     """Samples/s and FLOP/s of forward + backward + AdamW on random features ``(batch, 1, n_bins, n_frames)``.
@@ -98,20 +119,8 @@ def model_step(model_name: str, device: torch.device, batch: int, dtype: str, ch
         ``{"samples_per_sec", "gflops_per_sec", "mflop_per_sample"}`` (and ``"compile_sec"``, the first compiled
         step, when ``compile``).
     """
-    model, (n_bins, n_frames) = build(model_name, device, channels_last)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    x = torch.randn(batch, 1, n_bins, n_frames, device=device).contiguous(memory_format=memory_format)
-    y = torch.randint(0, 10, (batch,), device=device)
-    autocast = dtype == "bf16"
+    model, step = training_step(model_name, device, batch, dtype, channels_last)
     forward = torch.compile(model) if compile else model
-
-    def step(net: nn.Module) -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            loss = F.cross_entropy(net(x).float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
 
     flops = counted_flops(lambda: step(model))  # the eager model's FLOPs (a compiled one does the same arithmetic)
     t0 = time.perf_counter()
@@ -180,22 +189,13 @@ def allocator_step(kept: bool, steps: int, batch: int = 64) -> dict:
     from lib.device import keep_freed_memory
 
     applied = keep_freed_memory() if kept else False
-    model, (n_bins, n_frames) = build("kws_resnet", torch.device("cpu"), True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    x = torch.randn(batch, 1, n_bins, n_frames).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (batch,))
-
-    def step() -> None:
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    model, step = training_step("kws_resnet", torch.device("cpu"), batch, "fp32", True)
 
     for _ in range(5):
-        step()
+        step(model)
     before, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     for _ in range(steps):
-        step()
+        step(model)
     after, seconds = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - t0
     return {"applied": applied, "samples_per_sec": batch * steps / seconds,
             "faults_per_step": (after.ru_minflt - before.ru_minflt) / steps,
