@@ -9,12 +9,13 @@ import streamlit as st
 
 from lib.data.catalog import SPEECH_COMMANDS_KEYWORDS
 from lib.data.synth.builtin import BuiltinSpec, builtin_folder
+from lib.embedding import MAPS
 from lib.paths import PathNotAllowed, confine
 from lib.settings import settings
 from ui.catalog import catalog_chooser, set_source
 from ui.common import (active_dataset, dataset_features, default_builtin_spec, feature_config, init_state,
                        page_header, source_key, spec_from_dict)
-from ui.dataset_view import examples, learned_map, mean_spectrograms, overview
+from ui.dataset_view import examples, learned_map, mean_spectrograms, overview, prefetch_feature_maps
 
 SOURCES = {"builtin": "Built-in (synthetic keywords)", "folder": "Folder on disk", "csv": "CSV manifest",
            "catalog": "Real dataset"}
@@ -82,6 +83,7 @@ def _back_to_builtin() -> None:
 page_header("Dataset", "Pick the clips to learn from, then look at them and listen: classes, lengths, examples "
                        "and how the clips group together.")
 init_state()
+MAPS.start()  # the 2-D maps' helper process starts (imports) while the data loads
 source = st.session_state["dataset_source"]
 st.session_state.setdefault("ds_kind", source["kind"] if source["kind"] in SOURCES else "builtin")
 
@@ -177,6 +179,7 @@ if len(dataset) > MAX_VIEW_CLIPS:
 config = feature_config()
 with st.spinner("Computing features (once per dataset and settings)..."):
     features = dataset_features(dataset, config)
+prefetch_feature_maps(key, config, features)
 st.caption(f"Spectrograms below use the current feature settings ({config.kind}, {config.n_bins} bins, "
            f"{config.clip_seconds:g} s at {config.sample_rate} Hz): change them on the Transforms page.")
 

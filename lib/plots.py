@@ -31,7 +31,7 @@ from lib.engine.metrics import normalize_confusion
 __all__ = [
     "fig_waveform", "fig_spectrogram", "fig_class_counts", "fig_histogram", "fig_embedding",
     "fig_confusion", "fig_prf", "fig_curves", "fig_steps", "fig_compare_curves", "fig_compare_f1", "fig_probabilities",
-    "fig_window_predictions", "fig_pipeline", "embedding_2d", "smooth_ema", "decimate_minmax",
+    "fig_window_predictions", "fig_pipeline", "smooth_ema", "decimate_minmax",
     "image_spectrogram", "image_waveform", "fig_eq", "color_range", "class_means",
 ]
 
@@ -410,6 +410,10 @@ def fig_histogram(values: Any, xlabel: str, title: str | None = None, nbins: int
     return _style(fig, title, 280, xlabel, ylabel, bargap=0.02)
 
 
+#: Embeddings with more points than this are drawn with WebGL (Plotly Express's ``render_mode="auto"`` threshold).
+WEBGL_MIN_POINTS = 1000
+
+
 def fig_embedding(points: Any, labels: Sequence[str], hover: Sequence[str], title: str | None = None,
                   symbols: Sequence[str] | None = None) -> go.Figure:
     """2-D embedding scatter, one trace per label (so clicking the legend toggles a class).
@@ -427,7 +431,9 @@ def fig_embedding(points: Any, labels: Sequence[str], hover: Sequence[str], titl
             the class traces to explain the symbols.
 
     Returns:
-        go.Figure: one Scatter per distinct label (+ one per distinct symbol kind).
+        go.Figure: one Scatter per distinct label (+ one per distinct symbol kind); Scattergl (WebGL) above
+        :data:`WEBGL_MIN_POINTS` points, as Plotly Express does, since a browser draws thousands of SVG markers
+        slowly (2,000 points: about 0.7 s less per redraw in headless Chromium).
     """
     p = _np(points, dtype=float)
     n = len(labels)
@@ -443,17 +449,18 @@ def fig_embedding(points: Any, labels: Sequence[str], hover: Sequence[str], titl
             symbol_of[s] = _KNOWN_SYMBOLS.get(s.lower()) or next(
                 (m for m in _SYMBOLS if m not in used), "circle")
     fig = go.Figure()
+    scatter = go.Scattergl if n > WEBGL_MIN_POINTS else go.Scatter
     for i, label in enumerate(sorted(set(labels))):
         rows = np.array([r for r in range(n) if labels[r] == label], dtype=int)
         marker: dict[str, Any] = dict(size=8, color=_color(i), opacity=0.85, line=dict(width=0.5, color="white"))
         if symbols is not None:
             marker["symbol"] = [symbol_of[str(symbols[r])] for r in rows]
-        fig.add_trace(go.Scatter(
+        fig.add_trace(scatter(
             x=p[rows, 0], y=p[rows, 1], mode="markers", name=label, legendgroup=label, marker=marker,
             customdata=rows[:, None], hovertext=[str(hover[r]) for r in rows],
             hovertemplate="%{hovertext}<extra>" + label + "</extra>"))
     for kind, symbol in symbol_of.items():
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=kind, legendgroup="symbols",
+        fig.add_trace(scatter(x=[None], y=[None], mode="markers", name=kind, legendgroup="symbols",
                                  legendgrouptitle_text="marker" if kind == next(iter(symbol_of)) else None,
                                  marker=dict(symbol=symbol, size=8, color="#555"), hoverinfo="skip"))
     return _style(fig, title, 450, "Component 1", "Component 2", legend=dict(itemsizing="constant"))
@@ -793,94 +800,3 @@ def fig_pipeline(title: str | None = None) -> go.Figure:
     fig = _style(fig, title, 160, showlegend=False)
     fig.update_layout(margin=dict(l=10, r=10, t=40 if title else 10, b=10))
     return fig
-
-
-# -- embeddings ------------------------------------------------------------------------------------
-#: t-SNE reads at most this many principal components of the standardised features (PCA first, as is usual: the
-#: neighbours of 4,040-number spectrograms cost little more to find in 50 dimensions, and are nearly the same).
-TSNE_INPUT_DIMS = 50
-#: t-SNE's iterations (the first :data:`TSNE_EXAGGERATED_ITER` with early exaggeration), its Barnes-Hut angle and
-#: learning rate ``n / TSNE_LEARNING_RATE_DIVISOR``. With a large learning rate (Belkina et al. 2019) 150 iterations
-#: and angle 0.9 reach the map scikit-learn's defaults (n / 48, 1,000 iterations, 250 exaggerated, angle 0.5) reach:
-#: on 2,000 built-in clips the same trustworthiness (0.994 for a model's learned vectors, 0.985 for input features)
-#: and the same 10-nearest-neighbour accuracy of the classes in 2-D (0.987; 0.33), in about an eighth of the time
-#: (1.8 s and 2.7 s on one thread, most of it the Barnes-Hut gradient; 250 iterations at angle 0.7 and n / 12, the
-#: settings before: 3.0 s and 5.1 s).
-TSNE_MAX_ITER = 150
-TSNE_EXAGGERATED_ITER = 40
-TSNE_ANGLE = 0.9
-TSNE_LEARNING_RATE_DIVISOR = 8
-
-
-def embedding_2d(features: Any, method: str = "pca", seed: int = 0) -> np.ndarray:
-    """Projects ``(n, d)`` features to 2-D for :func:`fig_embedding`.
-
-    Features are standardised (zero mean, unit variance per dimension; non-finite values become 0; in float32 for
-    t-SNE, which computes in float32: half the time for 2,000 x 4,040 input features),
-    then ``"pca"`` keeps the first two principal components and ``"tsne"`` runs t-SNE on the first
-    :data:`TSNE_INPUT_DIMS` principal components (perplexity ``min(30, (n - 1) / 3)``, ``init="pca"``, learning
-    rate ``max(n / 8, 50)``, :data:`TSNE_MAX_ITER` iterations, angle :data:`TSNE_ANGLE`, ``random_state=seed``).
-    Small inputs are handled: ``n <= 1`` gives zeros, missing components are zero columns, and t-SNE with ``n < 4``
-    falls back to PCA.
-
-    Everything runs on one BLAS and one OpenMP thread: on two busy cores their threads spin-wait for each other
-    (the PCA of 2,000 x 4,040 features takes 0.9-1.8 s with two threads, 0.25 s with one), and with torch's libgomp
-    loaded next to scikit-learn's, t-SNE's OpenMP loops can spin for a minute on a 25-point input.
-
-    Returns:
-        np.ndarray: ``(n, 2)`` float64.
-    """
-    if method not in ("pca", "tsne"):
-        raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
-    x = _np(features, dtype=np.float32 if method == "tsne" else float)  # t-SNE computes in float32 anyway
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2:
-        x = x.reshape(x.shape[0], -1)
-    n, d = x.shape
-    out = np.zeros((n, 2))
-    if n <= 1 or d == 0:
-        return out
-    from sklearn.preprocessing import StandardScaler
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        x = StandardScaler().fit_transform(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0))
-        if not np.any(x):  # every feature constant: nothing to project
-            return out
-        if method == "tsne" and n >= 4:
-            return _tsne_2d(x, seed)
-        k = min(2, n, d)
-        out[:, :k] = np.nan_to_num(_pca(x, k, seed))
-    return out
-
-
-def _pca(x: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """``(n, k)``: the first ``k`` principal components of ``x`` ``(n, d)``."""
-    from sklearn.decomposition import PCA
-
-    return PCA(n_components=k, random_state=seed).fit_transform(x)
-
-
-def _tsne_2d(x: np.ndarray, seed: int) -> np.ndarray:
-    """``(n, 2)``: t-SNE of standardised ``x`` ``(n, d)``, ``n >= 4`` (see :func:`embedding_2d`)."""
-    from numbers import Integral
-
-    from sklearn.manifold import TSNE
-    from sklearn.utils._param_validation import Interval
-
-    class ShortTSNE(TSNE):
-        _EXPLORATION_MAX_ITER = TSNE_EXAGGERATED_ITER  # scikit-learn's early-exaggeration length (250 by default)
-        # scikit-learn asks for at least 250 iterations (what its small learning rate needs)
-        _parameter_constraints = {**TSNE._parameter_constraints,
-                                  "max_iter": [Interval(Integral, 1, None, closed="left")]}
-
-    n, d = x.shape
-    if d > TSNE_INPUT_DIMS and n > TSNE_INPUT_DIMS:
-        x = _pca(x, TSNE_INPUT_DIMS, seed)
-    if x.shape[1] < 2:
-        x = np.concatenate([x, np.zeros((n, 2 - x.shape[1]))], axis=1)
-    tsne = ShortTSNE(n_components=2, perplexity=min(30.0, (n - 1) / 3), init="pca",
-                     learning_rate=max(n / TSNE_LEARNING_RATE_DIVISOR, 50.0), max_iter=TSNE_MAX_ITER, angle=TSNE_ANGLE,
-                     random_state=seed)
-    return tsne.fit_transform(x).astype(float)

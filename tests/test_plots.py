@@ -134,6 +134,16 @@ def test_fig_embedding_traces_customdata_symbols():
         plots.fig_embedding(points[:5], labels, hover)
 
 
+def test_fig_embedding_draws_many_points_with_webgl():
+    n = plots.WEBGL_MIN_POINTS
+    for count, kind in ((n, "scatter"), (n + 1, "scattergl")):
+        points = np.random.default_rng(count).normal(size=(count, 2))
+        fig = _ok(plots.fig_embedding(points, ["a", "b"] * (count // 2) + ["a"] * (count % 2),
+                                      [str(i) for i in range(count)], symbols=["correct"] * count))
+        assert {trace.type for trace in fig.data} == {kind}
+        assert sum(len(trace.customdata) for trace in fig.data[:2]) == count
+
+
 # -- evaluation ------------------------------------------------------------------------------------
 def test_fig_confusion_counts_and_normalised():
     cm = np.array([[5, 1, 0], [2, 2, 0], [0, 0, 0]])
@@ -252,44 +262,6 @@ def test_fig_pipeline():
     for word in ("Waveform", "Spectrogram", "CNN"):
         assert word in texts
     assert sum(1 for a in fig.layout.annotations if a.showarrow) == 4
-
-
-# -- embedding_2d ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("method", ["pca", "tsne"])
-@pytest.mark.parametrize("n", [0, 1, 2, 3, 25])
-def test_embedding_2d_shapes(method, n):
-    x = np.random.default_rng(n).normal(size=(n, 8))
-    out = plots.embedding_2d(x, method=method, seed=0)
-    assert out.shape == (n, 2) and np.all(np.isfinite(out))
-    if n == 1:
-        np.testing.assert_array_equal(out, 0)
-
-
-def test_embedding_2d_pca_separates_and_is_deterministic():
-    rng = np.random.default_rng(0)
-    x = np.concatenate([rng.normal(0, 1, (20, 5)), rng.normal(6, 1, (20, 5))])
-    out = plots.embedding_2d(torch.tensor(x), "pca")
-    assert abs(out[:20, 0].mean() - out[20:, 0].mean()) > 3
-    np.testing.assert_array_equal(out, plots.embedding_2d(x, "pca"))
-    np.testing.assert_allclose(plots.embedding_2d(x, "tsne", seed=1), plots.embedding_2d(x, "tsne", seed=1))
-    assert plots.embedding_2d(np.ones((5, 1)), "pca").shape == (5, 2)  # one feature: zero second column
-    with pytest.raises(ValueError):
-        plots.embedding_2d(x, "umap")
-
-
-def test_embedding_2d_tsne_keeps_neighbours_and_classes_apart():
-    """The short t-SNE (50 principal components, 150 iterations) still maps clusters of 80-number vectors apart and
-    keeps each point's neighbours: 2-D nearest-neighbour accuracy of the clusters and trustworthiness near 1."""
-    from sklearn.manifold import trustworthiness
-    from sklearn.model_selection import cross_val_score
-    from sklearn.neighbors import KNeighborsClassifier
-
-    rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(4), 50)
-    x = rng.normal(0, 1, (200, 80)) + 3 * rng.normal(0, 1, (4, 80))[labels]
-    points = plots.embedding_2d(x, "tsne")
-    assert cross_val_score(KNeighborsClassifier(5), points, labels, cv=5).mean() > 0.95
-    assert trustworthiness(x, points, n_neighbors=10) > 0.9
 
 
 def test_a_titled_figure_with_a_legend_on_top_keeps_the_two_on_separate_rows():

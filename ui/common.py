@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from lib.device import describe_device, page_threads, resolve_device, train_thre
 from lib.data.cache import cached_dataset
 from lib.dsp.features import FeatureConfig, FeatureExtractor
 from lib.serving.infer import Classifier
-from lib.plots import embedding_2d
+from lib.embedding import MAPS
 from lib.engine.runs import RunError, RunInfo, list_runs
 from lib.settings import settings
 from lib.engine.train import featurize_dataset
@@ -250,11 +251,21 @@ def dataset_features(dataset: AudioDataset, config: FeatureConfig) -> np.ndarray
 PROJECTIONS = {"pca": "PCA (linear, instant)", "tsne": "t-SNE (keeps neighbours; a few seconds the first time)"}
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def map_points(key: str, method: str, _vectors: np.ndarray) -> np.ndarray:
-    """``(n, 2)`` points of ``_vectors`` ``(n, dim)`` by :func:`lib.plots.embedding_2d`, cached per ``key``
-    (which must name the vectors: the array itself is not hashed) and method."""
-    return embedding_2d(np.asarray(_vectors).reshape(len(_vectors), -1), method=method)
+def map_points(key: str, method: str, vectors: np.ndarray) -> np.ndarray:
+    """``(n, 2)`` points of ``vectors`` ``(n, ...)`` by :func:`lib.embedding.embedding_2d`, computed once per ``key``
+    (which must name the vectors: the array itself is not hashed) and method for every session of the server
+    (:data:`lib.embedding.MAPS`; at once when :func:`prefetch_maps` asked for it in time). The vectors' other
+    projections are asked for ahead: the user's next click."""
+    points = MAPS.points(key, method, vectors)
+    prefetch_maps(key, vectors, [other for other in PROJECTIONS if other != method])
+    return points
+
+
+def prefetch_maps(key: str, vectors: np.ndarray, methods: Iterable[str] = tuple(PROJECTIONS)) -> None:
+    """Start computing the maps ``key`` of ``vectors`` by each of ``methods`` in the background, for a later
+    :func:`map_points` (a no-op for maps known or when the helper is busy)."""
+    for method in methods:
+        MAPS.prefetch(key, method, vectors)
 
 
 # --------------------------------------------------------------------------------------------------- runs

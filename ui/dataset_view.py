@@ -15,9 +15,9 @@ from lib.dsp.features import FeatureConfig
 from lib.models.speech_embedding import pretrained_embeddings
 from lib.plots import (class_means, color_range, fig_class_counts, fig_embedding, fig_histogram, image_spectrogram,
                        image_waveform)
-from ui.common import PROJECTIONS, active_run, dataset_features, load_classifier, map_points
+from ui.common import PROJECTIONS, active_run, dataset_features, load_classifier, map_points, prefetch_maps
 
-__all__ = ["overview", "examples", "mean_spectrograms", "learned_map"]
+__all__ = ["overview", "examples", "mean_spectrograms", "learned_map", "prefetch_feature_maps"]
 
 MAX_EXAMPLES = 24       # clips shown in the examples grid, all classes together
 MAX_MEAN_SPECS = 40     # classes shown as mean spectrograms
@@ -156,6 +156,16 @@ def examples(dataset, key: str, config, features: np.ndarray) -> None:
                     st.image(spec_png, width="stretch", output_format="PNG")  # it as a JPEG on every rerun
 
 
+def _features_map_key(key: str, config) -> str:
+    return f"{key}|{config.to_json()}"
+
+
+def prefetch_feature_maps(key: str, config, features: np.ndarray) -> None:
+    """Ask ahead for the input features' maps (both projections), computed in the background while the page
+    draws the rest."""
+    prefetch_maps(_features_map_key(key, config), features)
+
+
 @st.fragment
 def learned_map(dataset, key: str, config, features: np.ndarray) -> None:
     """The 2-D map of every clip (a fragment: choosing what to map, or clicking a point, reruns only this)."""
@@ -191,7 +201,7 @@ def learned_map(dataset, key: str, config, features: np.ndarray) -> None:
             vectors = _pretrained_vectors(key, config.clip_seconds, dataset)
         title, map_key = "Google's speech embedding (pretrained, not trained on these words)", f"{key}|pretrained"
     else:
-        vectors, title, map_key = features, "Input features", f"{key}|{config.to_json()}"
+        vectors, title, map_key = features, "Input features", _features_map_key(key, config)
     with st.spinner("Projecting the clips..."):
         points = map_points(map_key, method, vectors)
     title = f"{title}, {PROJECTIONS[method].split(' ')[0]} (click a point to listen)"

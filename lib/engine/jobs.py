@@ -4,8 +4,8 @@ A UI submits a job and gets a :class:`TrainingJob` back at once; it then polls t
 the events so far and can ``stop()`` it at any time. Jobs live in a process-wide :class:`JobQueue`, so a page
 that is left and opened again (or another browser session) finds them still running.
 
-Each job trains in a process of its own, started with multiprocessing's "spawn" method (a fresh interpreter: no
-OpenMP or CUDA state copied from the server) and running a fixed number of torch threads
+Each job trains in a process of its own, started with multiprocessing's "spawn" method (:mod:`lib.processes`: a
+fresh interpreter, with no OpenMP or CUDA state copied from the server) and running a fixed number of torch threads
 (:func:`lib.device.train_threads`, ``AUDIOWB_TRAIN_THREADS``), so that the pages and other programs on the machine
 cannot starve it and it cannot starve them. The training process reopens the dataset from its source (built-in
 set, folder, CSV) or receives it pickled (a real dataset's disk cache pickles as its folder); its events come back
@@ -21,10 +21,7 @@ plain :class:`~lib.engine.train.DoneEvent` that ends any job.
 from __future__ import annotations
 
 import ctypes
-import functools
 import itertools
-import multiprocessing
-import multiprocessing.spawn
 import os
 import pickle
 import signal
@@ -39,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lib.processes import PROCESS_PREFIX, SPAWN
 from lib.data.sources import AudioDataset, DatasetError, load_source
 from lib.device import keep_freed_memory, resolve_device, train_threads
 from lib.dsp.features import FeatureConfig
@@ -49,8 +47,7 @@ __all__ = ["TrainingJob", "SweepJob", "TrialProgress", "JobSnapshot", "JobQueue"
            "WorkerEvent", "StopFlag"]
 
 _ids = itertools.count(1)
-_SPAWN = multiprocessing.get_context("spawn")
-_PROCESS_PREFIX = "audiowb-train-"  # training processes' names: job 3 trains in "audiowb-train-3"
+_PROCESS_PREFIX = f"{PROCESS_PREFIX}train-"  # training processes' names: job 3 trains in "audiowb-train-3"
 _POLL_SEC = 0.25  # how often the parent looks whether a silent training process is still alive
 _EXIT_GRACE_SEC = 30.0  # a training process that sent its last event gets this long to exit before it is killed
 RELOADABLE_KINDS = ("builtin", "folder", "csv")  # sources a training process reopens itself (others are pickled)
@@ -81,7 +78,7 @@ class StopFlag:
     """
 
     def __init__(self) -> None:
-        self._flag = _SPAWN.RawValue(ctypes.c_bool, False)
+        self._flag = SPAWN.RawValue(ctypes.c_bool, False)
 
     def set(self) -> None:
         self._flag.value = True
@@ -290,28 +287,6 @@ class _DatasetParcel:
         return dataset
 
 
-def _without_parent_main(get_preparation_data):
-    """Wrap ``multiprocessing.spawn.get_preparation_data`` so that a training process does not run the parent's
-    ``__main__`` again. Spawn re-runs the parent's main script in the child; under Streamlit that is the page script
-    last run (Streamlit installs each script run as ``__main__``), which must never run in a training process. The
-    training process needs nothing from ``__main__`` (its target and arguments live in ``lib``); other processes
-    are prepared as before."""
-    @functools.wraps(get_preparation_data)
-    def prepare(name: str) -> dict:
-        data = get_preparation_data(name)
-        if name.startswith(_PROCESS_PREFIX):
-            data.pop("init_main_from_path", None)
-            data.pop("init_main_from_name", None)
-        return data
-
-    prepare.skips_main_of_training_processes = True
-    return prepare
-
-
-if not getattr(multiprocessing.spawn.get_preparation_data, "skips_main_of_training_processes", False):
-    multiprocessing.spawn.get_preparation_data = _without_parent_main(multiprocessing.spawn.get_preparation_data)
-
-
 def _failure_message(error: BaseException, what: str = "training") -> str:
     if isinstance(error, DatasetError):
         return f"could not open the dataset: {error}"
@@ -499,14 +474,14 @@ class JobQueue:
     @staticmethod
     def _train_in_child(job: TrainingJob) -> None:
         """Start the job's process, record its events until the last one, then wait for it to exit."""
-        reader, writer = _SPAWN.Pipe(duplex=False)
+        reader, writer = SPAWN.Pipe(duplex=False)
         try:
             target, args = job._process_args(writer)
         except BaseException:  # e.g. a dataset that cannot be pickled: the job fails with the message
             reader.close()
             writer.close()
             raise
-        process = _SPAWN.Process(target=target, name=f"{_PROCESS_PREFIX}{job.job_id}", daemon=True, args=args)
+        process = SPAWN.Process(target=target, name=f"{_PROCESS_PREFIX}{job.job_id}", daemon=True, args=args)
         try:
             process.start()
             writer.close()  # the child holds the only writing end now: its death reads as end-of-file here

@@ -29,6 +29,29 @@ def test_every_page_renders_without_exceptions(page, app_url, path, name, title)
     screenshot(page, name)
 
 
+def test_clicking_a_point_of_the_map_plays_its_clip(page, app_url):
+    """The Dataset page's map: a click on a point (found through Plotly's own axes, SVG or WebGL) names its clip
+    and plays it."""
+    page.goto(f"{app_url}/dataset")
+    wait_for_app(page)
+    chart = page.locator('[data-testid="stPlotlyChart"]').filter(has=page.locator(".gtitle", has_text="click a point"))
+    chart.scroll_into_view_if_needed()
+    page.get_by_text("No clip selected.").wait_for()
+    audio_before = page.locator('[data-testid="stAudio"]').count()
+    x, y, name = chart.evaluate("""el => {
+        const gd = el.querySelector('.js-plotly-plot'), r = gd.getBoundingClientRect();
+        const trace = gd._fullData[gd._fullData.length - 1];  // drawn last: on top of any point it overlaps
+        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+        return [r.left + xa._offset + xa.l2p(trace.x[0]), r.top + ya._offset + ya.l2p(trace.y[0]), trace.name]; }""")
+    page.mouse.click(x, y)
+    page.get_by_text("No clip selected.").wait_for(state="detached", timeout=60_000)
+    wait_for_app(page)
+    assert_no_exception(page)
+    clip = page.locator('[data-testid="stMarkdown"]', has_text=".wav").last.inner_text()
+    assert clip.startswith(f"{name}:"), clip  # the point's class, then its file
+    assert page.locator('[data-testid="stAudio"]').count() == audio_before + 1
+
+
 def test_training_shows_live_progress_and_lists_the_run(page, app_url, new_runs):
     page.goto(f"{app_url}/train")
     wait_for_app(page)
