@@ -14,10 +14,13 @@ import itertools
 import multiprocessing
 import multiprocessing.spawn
 import os
+import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing.context import SpawnContext, SpawnProcess
 
-__all__ = ["SPAWN", "PROCESS_PREFIX", "helper_pool"]
+__all__ = ["SPAWN", "PROCESS_PREFIX", "helper_pool", "when_orphaned"]
 
 SPAWN = multiprocessing.get_context("spawn")
 PROCESS_PREFIX = "audiowb-"  # the names of the app's own processes: "audiowb-train-3", "audiowb-maps-1"
@@ -59,12 +62,25 @@ class _NamedSpawnContext(SpawnContext):
 
 def helper_pool(name: str, max_workers: int = 1, niceness: int = HELPER_NICENESS) -> ProcessPoolExecutor:
     """A pool of ``max_workers`` spawned helper processes named ``audiowb-<name>-<n>``, started on its first task.
-    Each runs a top-level function of ``lib``, takes its arguments pickled, and runs ``niceness`` steps below the
-    server's priority (``os.nice``): work done ahead for a page takes the CPU time the pages and the browser leave."""
+    Each runs a top-level function of ``lib``, takes its arguments pickled, runs ``niceness`` steps below the
+    server's priority (``os.nice``: work done ahead for a page takes the CPU time the pages and the browser leave),
+    and exits when the server has gone (killed: nothing else would end it)."""
     return ProcessPoolExecutor(max_workers=max_workers, mp_context=_NamedSpawnContext(name),
-                               initializer=_lower_priority, initargs=(niceness,))
+                               initializer=_prepare_helper, initargs=(niceness, os.getpid()))
 
 
-def _lower_priority(niceness: int) -> None:
+def _prepare_helper(niceness: int, parent_pid: int) -> None:
     if niceness and hasattr(os, "nice"):
         os.nice(niceness)
+    when_orphaned(parent_pid, lambda: os._exit(0))
+
+
+def when_orphaned(parent_pid: int, action: Callable[[], object], poll_sec: float = 1.0) -> None:
+    """Run ``action`` once, on a daemon thread, when this process's parent ``parent_pid`` has gone (the process
+    was re-parented): a training process stops and saves its run, a helper exits."""
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_sec)
+        action()
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lib.processes import PROCESS_PREFIX, SPAWN
+from lib.processes import PROCESS_PREFIX, SPAWN, when_orphaned
 from lib.data.sources import AudioDataset, DatasetError, load_source
 from lib.device import keep_freed_memory, resolve_device, train_threads
 from lib.dsp.features import FeatureConfig
@@ -294,18 +294,6 @@ def _failure_message(error: BaseException, what: str = "training") -> str:
             f"{traceback.format_exc(limit=3).splitlines()[-1]}")
 
 
-def _stop_when_orphaned(stop: StopFlag, parent_pid: int) -> None:
-    """Stop training (and so end the process, saving the run) if the app that started it has gone."""
-    def watch() -> None:
-        while not stop.is_set():
-            if os.getppid() != parent_pid:
-                stop.set()
-                return
-            time.sleep(1.0)
-
-    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
-
-
 def _prepare_process(num_threads: int, stop: StopFlag, parent_pid: int, events: Connection,
                      dataset_from: str) -> None:
     """First thing in a job's process: its thread budget, memory kept for reuse
@@ -313,7 +301,7 @@ def _prepare_process(num_threads: int, stop: StopFlag, parent_pid: int, events: 
     torch.set_num_threads(num_threads)
     keep_freed_memory()
     torch.set_num_interop_threads(1)  # allowed here: nothing has run in parallel in this fresh process yet
-    _stop_when_orphaned(stop, parent_pid)
+    when_orphaned(parent_pid, stop.set)  # the app has gone: stop training (and so end, saving the run)
     events.send(WorkerEvent(os.getpid(), torch.get_num_threads(), dataset_from))
 
 
