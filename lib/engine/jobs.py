@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lib.processes import PROCESS_PREFIX, SPAWN, when_orphaned
 from lib.data.sources import AudioDataset, DatasetError, load_source
 from lib.device import keep_freed_memory, resolve_device, train_threads
 from lib.dsp.features import FeatureConfig
+from lib.processes import PROCESS_PREFIX, SPAWN, when_orphaned
 from lib.settings import settings
 from lib.engine.train import DoneEvent, EpochEvent, StartEvent, StepEvent, TrainConfig, iter_training
 
