@@ -147,6 +147,34 @@ def test_one_class_folder_warns(at, tmp_path):
     assert any("training needs at least two" in w.value for w in at.warning)
 
 
+def test_the_maps_a_user_opens_next_are_computed_ahead_in_the_helper(app_env, monkeypatch):
+    """The first open asks the helper process for the input features' two maps and the learned map's t-SNE; once
+    it has made them, choosing them draws its maps and computes nothing in the page."""
+    from lib import embedding
+
+    embedding.MAPS.close()  # forget other tests' maps
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    asked = dict(embedding.MAPS._maps)
+    learned = {method for (key, method) in asked if not key.endswith("}")}
+    features = {method for (key, method) in asked if key.endswith("}")}  # named by the feature config's JSON
+    assert features == {"pca", "tsne"} and learned == {"pca", "tsne"}  # the learned PCA: drawn by the page
+    for future in asked.values():
+        future.result(timeout=120)
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("a map was computed in the page")
+
+    monkeypatch.setattr(embedding, "embedding_2d", not_here)
+    for what, method in (("learned", "tsne"), ("features", "tsne"), ("features", "pca")):
+        at.radio(key="ds_map_what").set_value(what).run()
+        at.radio(key="ds_method").set_value(method).run()
+        assert not at.exception
+        title = next(s for s in _chart_specs(at) if s["layout"]["xaxis"]["title"]["text"] == "Component 1")[
+            "layout"]["title"]["text"]
+        assert ("t-SNE" if method == "tsne" else "PCA") in title and ("Input" in title) == (what == "features")
+
+
 def test_tsne_map_and_example_controls(at):
     at.radio(key="ds_method").set_value("tsne").run()
     assert not at.exception
