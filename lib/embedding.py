@@ -161,8 +161,12 @@ class MapCache:
                 return False
             try:
                 pool = self._pool or helper_pool("maps")
-                future = pool.submit(embedding_2d, np.asarray(vectors), method)
-            except (BrokenProcessPool, RuntimeError):  # the helper died, or the server is shutting down
+                try:
+                    future = pool.submit(embedding_2d, np.asarray(vectors), method)
+                except BrokenProcessPool:  # the helper died since the last map: a new one
+                    pool = helper_pool("maps")
+                    future = pool.submit(embedding_2d, np.asarray(vectors), method)
+            except RuntimeError:  # the server is shutting down
                 self._pool = None
                 return False
             self._pool = pool

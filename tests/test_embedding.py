@@ -116,3 +116,10 @@ def test_a_helper_that_dies_costs_only_time(maps):
     np.testing.assert_allclose(maps.points("set", "tsne", x), embedding_2d(x, "tsne"), rtol=1e-6, atol=1e-6)
     assert maps.prefetch("set", "pca", x)  # a new helper
     np.testing.assert_allclose(maps.points("set", "pca", x), embedding_2d(x, "pca"))
+    for pid in list(maps._pool._processes):  # a helper that dies between two maps
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while not maps._pool._broken and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert maps.prefetch("other", "pca", x)  # a new helper again
+    np.testing.assert_allclose(maps.points("other", "pca", x), embedding_2d(x, "pca"))
